@@ -1,0 +1,5 @@
+export * from './notification.js'
+export * from './outbox.js'
+export * from './retry.js'
+export * from './smtp.js'
+export * from './webhook.js'

@@ -1,0 +1,27 @@
+/**
+ * A notification ready for delivery. It is derived from one committed event, and `eventId` travels
+ * with every delivery (webhook header, email header) so receivers can deduplicate: delivery is at
+ * least once.
+ */
+export interface Notification {
+  /** Unique per (event, recipient, channel): the outbox key. */
+  readonly id: string
+  readonly eventId: string
+  readonly kind: string
+  readonly audience: 'sender' | 'recipient' | 'patient'
+  readonly subject: string
+  /** Plain text. Patient-facing text carries no clinical detail (see templates.ts). */
+  readonly text: string
+  /** Structured, non-PHI payload for machine receivers (ids, kinds, times). */
+  readonly payload: Readonly<Record<string, string | number | boolean | null>>
+}
+
+export type DeliveryResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly retryable: boolean; readonly reason: string }
+
+/** A channel delivers one notification to one address (a webhook URL, an email address). */
+export interface Channel<Address> {
+  readonly name: string
+  readonly deliver: (notification: Notification, address: Address) => Promise<DeliveryResult>
+}
