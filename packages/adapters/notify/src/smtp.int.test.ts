@@ -21,7 +21,7 @@ describe('email delivery against a real local SMTP server', () => {
       authOptional: true,
       disabledCommands: ['STARTTLS'],
       logger: false,
-      onRcptTo(address, _session, callback) {
+      onRcptTo(_address, _session, callback) {
         if (rejectNext) {
           rejectNext = false
           const err = Object.assign(new Error('mailbox unavailable'), { responseCode: 550 })
