@@ -6,7 +6,7 @@ import { fold } from '../shared/decider.js'
 /**
  * Decider specification in the form the business rules are written in:
  *
- *   given(referralDecider)([sent, delivered]).when(accept).then([accepted])
+ *   given(referralDecider)([sent, delivered]).when(accept).thenEmits([accepted])
  *   given(referralDecider)([sent, cancelled]).when(accept).thenFails('referral.invalid_transition')
  */
 export const given =
@@ -16,7 +16,7 @@ export const given =
       const state = fold(decider, events)
       const result = decider.decide(command, state)
       return {
-        then: (expected: readonly E[]): void => {
+        thenEmits: (expected: readonly E[]): void => {
           if (isLeft(result)) {
             throw new Error(`expected events, got domain error ${result.left.code}: ${result.left.message}`)
           }
