@@ -12,7 +12,15 @@ export const EventMetadata = t.readonly(
       commandId: CommandId,
       occurredAt: Instant,
     }),
-    t.partial({ causationId: t.union([EventId, CommandId]) }),
+    t.partial({
+      causationId: t.union([EventId, CommandId]),
+      /**
+       * Tamper evidence (SPEC §3 "Privacy and audit"): the hash of the previous event of the same
+       * stream and of this event, over the stored bytes. Written by the hash-chaining store
+       * decorator, checked by the verifier; absent on stores that do not chain.
+       */
+      integrity: t.readonly(t.type({ prev: t.string, hash: t.string })),
+    }),
   ]),
 )
 export type EventMetadata = t.TypeOf<typeof EventMetadata>

@@ -1,1 +1,3 @@
+export * from './append-rules.js'
+export * from './in-memory.js'
 export * from './port.js'

@@ -103,7 +103,11 @@ export interface EventStore {
   /**
    * Appends atomically with the expected version enforced by the store. Idempotent on event ids:
    * if every event id of the request is already stored in that stream, nothing is written and the
-   * result reports the stored version and position (the expected version is not re-checked).
+   * result reports the version and global position at which the request's last event was stored
+   * (the expected version is not re-checked). If only some are stored, the request is ambiguous:
+   * `IdempotencyMismatch`. An empty request, duplicate ids within one request or an invalid stream
+   * id is `InvalidAppend`. Event ids are meant to be unique store-wide; what happens when an id
+   * stored in one stream is appended to another is adapter-specific (documented per adapter).
    */
   readonly append: (request: AppendRequest) => TaskEither<StoreError, AppendResult>
   /**
