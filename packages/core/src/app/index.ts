@@ -1,1 +1,2 @@
-export {}
+export * from './command-handler.js'
+export * from './event-catalog.js'

@@ -1,0 +1,167 @@
+import * as E from 'fp-ts/lib/Either.js'
+import type { TaskEither } from 'fp-ts/lib/TaskEither.js'
+import type { EventMetadata } from '../envelope/metadata.js'
+import type { CommandMeta, Decider, DomainEvent } from '../shared/decider.js'
+import type { DomainError } from '../shared/errors.js'
+import type { IdGenerator } from '../shared/id-generator.js'
+import { type EventId, type StreamId, unsafeId } from '../shared/ids.js'
+import { type EventStore, expected, type NewEvent, type StoredEvent, type StoreError } from '../store/port.js'
+import type { EventCatalog } from './event-catalog.js'
+
+/** Where an event's data goes through on its way to and from the store (PHI encryption hooks here). */
+export interface EventDataSealer<S> {
+  readonly seal: (ctx: SealTarget, data: unknown, stateBefore: S) => Promise<unknown>
+  readonly open: (ctx: SealTarget, data: unknown) => Promise<unknown>
+}
+export interface SealTarget {
+  readonly streamId: StreamId
+  readonly eventId: EventId
+  readonly type: string
+}
+
+/** One aggregate type: its decider, its event catalog and where its commands' streams are. */
+export interface Aggregate<C extends { readonly meta: CommandMeta }, Ev extends DomainEvent, S> {
+  readonly name: string
+  readonly decider: Decider<C, Ev, S>
+  readonly catalog: EventCatalog<Ev>
+  readonly streamOf: (command: C) => StreamId
+  readonly sealer?: EventDataSealer<S>
+}
+
+export interface CommandDeps {
+  readonly store: EventStore
+  readonly ids: IdGenerator
+}
+
+export type CommandFailure = DomainError | StoreError
+
+export interface Loaded<Ev, S> {
+  readonly streamId: StreamId
+  readonly version: number
+  readonly state: S
+  readonly events: readonly Ev[]
+  readonly stored: readonly StoredEvent[]
+}
+
+export interface CommandResult<Ev, S> extends Loaded<Ev, S> {
+  /** The events this command produced (possibly none: an idempotent no-op). */
+  readonly produced: readonly Ev[]
+}
+
+const metadataOf = (meta: CommandMeta): EventMetadata => ({
+  actor: meta.actor,
+  correlationId: meta.correlationId,
+  commandId: meta.commandId,
+  occurredAt: meta.now,
+  ...(meta.causationId === undefined ? {} : { causationId: meta.causationId }),
+})
+
+/** Reads and decodes a stream (through the sealer and the catalog's upcasters) into state. */
+export const loadAggregate =
+  <C extends { readonly meta: CommandMeta }, Ev extends DomainEvent, S>(
+    aggregate: Aggregate<C, Ev, S>,
+    store: EventStore,
+    streamId: StreamId,
+    until?: (e: StoredEvent) => boolean,
+  ): TaskEither<CommandFailure, Loaded<Ev, S>> =>
+  async () => {
+    const read = await store.readStream(streamId)()
+    if (E.isLeft(read)) return read
+    const stored = until ? read.right.filter((e) => !until(e)) : read.right
+    const events: Ev[] = []
+    let state = aggregate.decider.initialState
+    for (const s of stored) {
+      const data = aggregate.sealer
+        ? await aggregate.sealer.open({ streamId, eventId: s.id, type: s.type }, s.data)
+        : s.data
+      const decoded = aggregate.catalog.decode({ type: s.type, schemaVersion: s.schemaVersion, data })
+      if (E.isLeft(decoded)) return decoded
+      events.push(decoded.right)
+      state = aggregate.decider.evolve(state, decoded.right)
+    }
+    return E.right({ streamId, version: stored.length, state, events, stored })
+  }
+
+/** Turns decided events into store events: codec-encoded, sealed, with ids and metadata. */
+export const toNewEvents = async <C extends { readonly meta: CommandMeta }, Ev extends DomainEvent, S>(
+  aggregate: Aggregate<C, Ev, S>,
+  ids: IdGenerator,
+  streamId: StreamId,
+  stateBefore: S,
+  events: readonly Ev[],
+  meta: CommandMeta,
+): Promise<NewEvent[]> => {
+  const metadata = metadataOf(meta)
+  const out: NewEvent[] = []
+  for (const event of events) {
+    const id = unsafeId<EventId>(ids.next())
+    const encoded = aggregate.catalog.encode(event)
+    const data = aggregate.sealer
+      ? await aggregate.sealer.seal({ streamId, eventId: id, type: encoded.type }, encoded.data, stateBefore)
+      : encoded.data
+    out.push({ id, type: encoded.type, schemaVersion: encoded.schemaVersion, data, metadata })
+  }
+  return out
+}
+
+export interface ExecuteOptions {
+  /** Optimistic concurrency from the client (`If-Match`): the version the client saw. No retry. */
+  readonly expectedVersion?: number
+  /** Reload-and-decide-again attempts on a concurrent write when no version was pinned. Default 5. */
+  readonly maxRetries?: number
+}
+
+/**
+ * Load → decide → append with `exact(version)`. Business rules run against the state the append
+ * is conditional on, so a concurrent writer makes the append fail and the command is decided again
+ * on the new state (or, with a pinned `expectedVersion`, fails with the conflict).
+ */
+export const executeCommand =
+  <C extends { readonly meta: CommandMeta }, Ev extends DomainEvent, S>(
+    aggregate: Aggregate<C, Ev, S>,
+    deps: CommandDeps,
+    command: C,
+    options: ExecuteOptions = {},
+  ): TaskEither<CommandFailure, CommandResult<Ev, S>> =>
+  async () => {
+    const streamId = aggregate.streamOf(command)
+    const attempts = options.expectedVersion === undefined ? (options.maxRetries ?? 5) + 1 : 1
+    let last: CommandFailure | null = null
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const loaded = await loadAggregate(aggregate, deps.store, streamId)()
+      if (E.isLeft(loaded)) return loaded
+      const { state, version } = loaded.right
+      if (options.expectedVersion !== undefined && options.expectedVersion !== version) {
+        return E.left({
+          _tag: 'WrongExpectedVersion',
+          streamId,
+          expected: expected.exact(options.expectedVersion),
+          actual: version,
+          message: `${streamId} changed since version ${options.expectedVersion}; it is now at ${version}`,
+        })
+      }
+      const decided = aggregate.decider.decide(command, state)
+      if (E.isLeft(decided)) return decided
+      if (decided.right.length === 0) return E.right({ ...loaded.right, produced: [] })
+      const newEvents = await toNewEvents(aggregate, deps.ids, streamId, state, decided.right, command.meta)
+      const appended = await deps.store.append({
+        streamId,
+        expected: version === 0 ? expected.noStream : expected.exact(version),
+        events: newEvents,
+      })()
+      if (E.isRight(appended)) {
+        const next = decided.right.reduce(aggregate.decider.evolve, state)
+        return E.right({
+          streamId,
+          version: appended.right.version,
+          state: next,
+          events: [...loaded.right.events, ...decided.right],
+          stored: loaded.right.stored,
+          produced: decided.right,
+        })
+      }
+      if (appended.left._tag !== 'WrongExpectedVersion') return appended
+      last = appended.left
+    }
+    return E.left(last as CommandFailure)
+  }
