@@ -1,1 +1,5 @@
-export {}
+export * from './codecs.js'
+export * from './decider.js'
+export * from './response-window.js'
+export * from './state.js'
+export * from './upcasters.js'
