@@ -1,2 +1,3 @@
 export * from './command-handler.js'
 export * from './event-catalog.js'
+export * from './phi-sealer.js'
