@@ -48,7 +48,6 @@ const aggregate = (sealed: string[] = []): Aggregate<CounterCommand, CounterEven
       },
     ],
   }),
-  streamOf: () => stream,
   sealer: {
     seal: async (ctx, data) => {
       sealed.push(ctx.eventId)
@@ -70,7 +69,11 @@ describe('executeCommand', () => {
   it('appends decided events with metadata from the command, sealed, and returns the new state', async () => {
     const store = createInMemoryEventStore()
     const sealed: string[] = []
-    const r = await executeCommand(aggregate(sealed), { store, ids: sequentialIds('ev') }, increment(3, 7))()
+    const r = await executeCommand(
+      aggregate(sealed),
+      { store, stream, ids: sequentialIds('ev') },
+      increment(3, 7),
+    )()
     expect(E.isRight(r) && r.right.state).toBe(3)
     const [stored] = store.snapshot()
     expect(stored).toMatchObject({
@@ -85,7 +88,7 @@ describe('executeCommand', () => {
 
   it('returns the domain error and writes nothing when a rule fails', async () => {
     const store = createInMemoryEventStore()
-    const r = await executeCommand(aggregate(), { store, ids: sequentialIds() }, increment(11))()
+    const r = await executeCommand(aggregate(), { store, ids: sequentialIds() }, stream, increment(11))()
     expect(E.isLeft(r) && r.left).toMatchObject({ code: 'counter.limit' })
     expect(store.snapshot()).toHaveLength(0)
   })
@@ -94,7 +97,7 @@ describe('executeCommand', () => {
     const store = createInMemoryEventStore()
     const deps = { store, ids: sequentialIds() }
     const results = await Promise.all(
-      [1, 2, 3, 4, 5].map((n) => executeCommand(aggregate(), deps, increment(3, n))()),
+      [1, 2, 3, 4, 5].map((n) => executeCommand(aggregate(), deps, stream, increment(3, n))()),
     )
     // 3 + 3 + 3 = 9 fits under the limit of 10; the 4th and 5th must be refused by the rule,
     // which only holds if every decision saw the state its append was conditional on.
@@ -108,19 +111,18 @@ describe('executeCommand', () => {
   it('fails with the conflict, without retrying, when the client pinned a stale version', async () => {
     const store = createInMemoryEventStore()
     const deps = { store, ids: sequentialIds() }
-    await executeCommand(aggregate(), deps, increment(1))()
-    const r = await executeCommand(aggregate(), deps, increment(1), { expectedVersion: 0 })()
+    await executeCommand(aggregate(), deps, stream, increment(1))()
+    const r = await executeCommand(aggregate(), deps, stream, increment(1), { expectedVersion: 0 })()
     expect(E.isLeft(r) && r.left).toMatchObject({ _tag: 'WrongExpectedVersion', actual: 1 })
     expect(store.snapshot()).toHaveLength(1)
   })
 
   it('writes nothing for a command that decides no events', async () => {
     const store = createInMemoryEventStore()
-    const r = await executeCommand(
-      aggregate(),
-      { store, ids: sequentialIds() },
-      { type: 'Noop', meta: meta(1) },
-    )()
+    const r = await executeCommand(aggregate(), { store, ids: sequentialIds() }, stream, {
+      type: 'Noop',
+      meta: meta(1),
+    })()
     expect(E.isRight(r) && r.right.produced).toEqual([])
     expect(store.snapshot()).toHaveLength(0)
   })

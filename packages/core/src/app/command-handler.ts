@@ -19,12 +19,11 @@ export interface SealTarget {
   readonly type: string
 }
 
-/** One aggregate type: its decider, its event catalog and where its commands' streams are. */
+/** One aggregate type: its decider, its event catalog and how its PHI is sealed (if it has any). */
 export interface Aggregate<C extends { readonly meta: CommandMeta }, Ev extends DomainEvent, S> {
   readonly name: string
   readonly decider: Decider<C, Ev, S>
   readonly catalog: EventCatalog<Ev>
-  readonly streamOf: (command: C) => StreamId
   readonly sealer?: EventDataSealer<S>
 }
 
@@ -120,11 +119,11 @@ export const executeCommand =
   <C extends { readonly meta: CommandMeta }, Ev extends DomainEvent, S>(
     aggregate: Aggregate<C, Ev, S>,
     deps: CommandDeps,
+    streamId: StreamId,
     command: C,
     options: ExecuteOptions = {},
   ): TaskEither<CommandFailure, CommandResult<Ev, S>> =>
   async () => {
-    const streamId = aggregate.streamOf(command)
     const attempts = options.expectedVersion === undefined ? (options.maxRetries ?? 5) + 1 : 1
     let last: CommandFailure | null = null
     for (let attempt = 0; attempt < attempts; attempt++) {
