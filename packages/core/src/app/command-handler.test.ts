@@ -71,7 +71,8 @@ describe('executeCommand', () => {
     const sealed: string[] = []
     const r = await executeCommand(
       aggregate(sealed),
-      { store, stream, ids: sequentialIds('ev') },
+      { store, ids: sequentialIds('ev') },
+      stream,
       increment(3, 7),
     )()
     expect(E.isRight(r) && r.right.state).toBe(3)
