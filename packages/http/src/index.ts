@@ -1,1 +1,12 @@
-export {}
+export * from './app.js'
+export * from './auth.js'
+export * from './config.js'
+export * from './etag.js'
+export * from './idempotency.js'
+export * from './idempotency-postgres.js'
+export * from './logger.js'
+export * from './openapi/io-ts-schema.js'
+export * from './openapi/route.js'
+export * from './problem.js'
+export * from './routes/docs.js'
+export * from './routes/health.js'

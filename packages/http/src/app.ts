@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto'
+import helmet from '@fastify/helmet'
+import rateLimit from '@fastify/rate-limit'
+import type { EventStore } from '@referrals/core'
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify'
+import type { DestinationStream } from 'pino'
+import { authenticationHook, type ResolveActor, type TokenVerifier, verifierFromConfig } from './auth.js'
+import type { Config } from './config.js'
+import { type IdempotencyStore, idempotencyHooks } from './idempotency.js'
+import { createLogger, requestLogHook } from './logger.js'
+import { notFoundHandler, problemErrorHandler } from './problem.js'
+import { type DocsOptions, registerDocs } from './routes/docs.js'
+import { registerHealthRoutes } from './routes/health.js'
+
+export interface BuildAppOptions {
+  readonly store: EventStore
+  readonly config: Config
+  /** Port: the actor (platform roles + practice memberships) of an authenticated user. */
+  readonly resolveActor: ResolveActor
+  readonly idempotencyStore: IdempotencyStore
+  /** Token verification; default from `config.jwt` (PEM, JWKS URL, or the development key). */
+  readonly verifyToken?: TokenVerifier
+  /** Registers the resource routes (use `route()` from this package for each). */
+  readonly registerRoutes?: (app: FastifyInstance) => Promise<void>
+  /** Where log lines go (default stdout). */
+  readonly logStream?: DestinationStream
+  /** Clock for idempotency expiry (default: system time). */
+  readonly now?: () => Date
+  readonly idempotencyTtlMs?: number
+  readonly readyTimeoutMs?: number
+  readonly docs?: DocsOptions
+}
+
+export const CORRELATION_ID_HEADER = 'x-correlation-id'
+const CORRELATION_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/
+
+/** Routes reachable without a token: liveness, readiness and the API documentation. */
+const PUBLIC_PREFIXES = ['/docs', '/openapi.json', '/health', '/ready']
+
+/** A client-supplied correlation id is kept when it is a safe id, otherwise a new one is made. */
+const correlationIdOf = (header: string | string[] | undefined): string =>
+  typeof header === 'string' && CORRELATION_ID.test(header) ? header : randomUUID()
+
+/**
+ * The HTTP application: security headers, rate limiting (per user, or per IP before
+ * authentication), body limit, `Cache-Control: no-store`, correlation ids, bearer
+ * authentication, idempotency keys, problem+json errors, OpenAPI at `/openapi.json` and
+ * `/docs`, and `/health` + `/ready`. Resource routes come in through `registerRoutes`.
+ */
+export const buildApp = async (options: BuildAppOptions): Promise<FastifyInstance> => {
+  const { config } = options
+  const app = Fastify({
+    loggerInstance: createLogger({
+      level: config.logLevel,
+      ...(options.logStream === undefined ? {} : { stream: options.logStream }),
+    }) as FastifyBaseLogger,
+    bodyLimit: config.bodyLimitBytes,
+    disableRequestLogging: true,
+    requestIdLogLabel: 'correlationId',
+    genReqId: (req) => correlationIdOf(req.headers[CORRELATION_ID_HEADER]),
+    return503OnClosing: true,
+  })
+
+  app.setErrorHandler(problemErrorHandler)
+  app.setNotFoundHandler(notFoundHandler)
+  app.decorateRequest('actor', null)
+
+  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    reply.header(CORRELATION_ID_HEADER, request.id)
+  })
+  const verify = options.verifyToken ?? (await verifierFromConfig(config))
+  app.addHook('onRequest', authenticationHook(verify, options.resolveActor, PUBLIC_PREFIXES))
+
+  await app.register(helmet, { global: true })
+  await app.register(rateLimit, {
+    global: true,
+    max: config.rateLimit.max,
+    timeWindow: config.rateLimit.windowMs,
+    // Runs after authentication (route-level hooks follow the global ones), so a signed-in user
+    // has one budget across addresses; anonymous requests are counted per IP.
+    keyGenerator: (request) =>
+      request.actor?.kind === 'user' ? `user:${request.actor.userId}` : `ip:${request.ip}`,
+  })
+
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store')
+    return payload
+  })
+
+  const idempotency = idempotencyHooks({
+    store: options.idempotencyStore,
+    ...(options.now === undefined ? {} : { now: options.now }),
+    ...(options.idempotencyTtlMs === undefined ? {} : { ttlMs: options.idempotencyTtlMs }),
+  })
+  app.addHook('preHandler', idempotency.preHandler)
+  app.addHook('onSend', idempotency.onSend)
+  app.addHook('onResponse', idempotency.onResponse)
+  app.addHook('onRequestAbort', idempotency.onRequestAbort)
+  app.addHook('onResponse', requestLogHook)
+
+  await registerDocs(app, options.docs)
+  await registerHealthRoutes(app, {
+    store: options.store,
+    ...(options.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: options.readyTimeoutMs }),
+  })
+  if (options.registerRoutes !== undefined) await options.registerRoutes(app)
+  await app.ready()
+  return app
+}
+
+export interface CloseOptions {
+  /** Stops the embedded PostgreSQL server, after the HTTP server and the stores are closed. */
+  readonly stopEmbedded?: () => Promise<void>
+  /** Closed after the HTTP server (event store, idempotency store, …). */
+  readonly resources?: readonly { readonly close?: () => Promise<void> }[]
+  /** After this long, connections still open are cut (default 10 s). */
+  readonly timeoutMs?: number
+}
+
+/**
+ * Stops accepting connections, lets in-flight requests finish (new ones get 503), then closes the
+ * given resources and the embedded database. Returns whether the drain finished in time.
+ */
+export const closeGracefully = async (
+  app: FastifyInstance,
+  options: CloseOptions = {},
+): Promise<'drained' | 'timed_out'> => {
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<'timed_out'>((resolve) => {
+    timer = setTimeout(() => resolve('timed_out'), options.timeoutMs ?? 10_000)
+  })
+  const outcome = await Promise.race([app.close().then(() => 'drained' as const), timedOut])
+  clearTimeout(timer)
+  if (outcome === 'timed_out') app.server.closeAllConnections()
+  for (const resource of options.resources ?? []) await resource.close?.()
+  await options.stopEmbedded?.()
+  return outcome
+}

@@ -1,0 +1,197 @@
+import { createHash } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { httpProblem, ProblemError } from './problem.js'
+
+/**
+ * `Idempotency-Key` on POST. A key is scoped to the authenticated user. The first request with a
+ * key claims it ("in flight"); its response (status, body, selected headers) is stored when sent,
+ * and any later request with the same key and the same fingerprint (method, route, body hash)
+ * gets that response replayed with `Idempotent-Replayed: true`. Same key with another body → 422;
+ * same key while the first is still running → 409. Server errors (5xx) release the key so the
+ * client can retry. Records expire after `ttlMs` (24 h by default).
+ */
+export interface StoredResponse {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string
+}
+
+export type BeginResult =
+  | { readonly kind: 'started' }
+  | { readonly kind: 'in_flight' }
+  | { readonly kind: 'mismatch' }
+  | { readonly kind: 'replay'; readonly response: StoredResponse }
+
+export interface IdempotencyStore {
+  /** Claims `(scope, key)` unless an unexpired record exists; reports what that record says. */
+  readonly begin: (
+    scope: string,
+    key: string,
+    fingerprint: string,
+    now: Date,
+    ttlMs: number,
+  ) => Promise<BeginResult>
+  readonly complete: (scope: string, key: string, response: StoredResponse) => Promise<void>
+  /** Forgets an in-flight claim (the request failed with a server error or was aborted). */
+  readonly release: (scope: string, key: string) => Promise<void>
+  readonly close?: () => Promise<void>
+}
+
+interface MemoryRecord {
+  readonly fingerprint: string
+  readonly expiresAt: number
+  response: StoredResponse | undefined
+}
+
+/** In-process store: for tests and single-process development. */
+export const inMemoryIdempotencyStore = (): IdempotencyStore => {
+  const records = new Map<string, MemoryRecord>()
+  const id = (scope: string, key: string) => `${scope.length}:${scope}${key}`
+  return {
+    begin: async (scope, key, fingerprint, now, ttlMs) => {
+      const existing = records.get(id(scope, key))
+      if (existing !== undefined && existing.expiresAt > now.getTime()) {
+        if (existing.fingerprint !== fingerprint) return { kind: 'mismatch' }
+        return existing.response === undefined
+          ? { kind: 'in_flight' }
+          : { kind: 'replay', response: existing.response }
+      }
+      for (const [k, record] of records) if (record.expiresAt <= now.getTime()) records.delete(k)
+      records.set(id(scope, key), { fingerprint, expiresAt: now.getTime() + ttlMs, response: undefined })
+      return { kind: 'started' }
+    },
+    complete: async (scope, key, response) => {
+      const record = records.get(id(scope, key))
+      if (record !== undefined) record.response = response
+    },
+    release: async (scope, key) => {
+      const record = records.get(id(scope, key))
+      if (record !== undefined && record.response === undefined) records.delete(id(scope, key))
+    },
+  }
+}
+
+/** JSON with object keys sorted, so `{"a":1,"b":2}` and `{"b":2,"a":1}` hash alike. */
+const canonicalJson = (value: unknown): string => {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value) ?? 'null'
+}
+
+export const requestFingerprint = (
+  method: string,
+  routeUrl: string,
+  params: unknown,
+  body: unknown,
+): string =>
+  createHash('sha256')
+    .update(`${method} ${routeUrl}\n${canonicalJson(params)}\n${canonicalJson(body)}`)
+    .digest('base64url')
+
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/
+const REPLAYED_HEADERS = ['content-type', 'location', 'etag'] as const
+
+export interface IdempotencyOptions {
+  readonly store: IdempotencyStore
+  readonly ttlMs?: number
+  readonly now?: () => Date
+}
+
+interface Claim {
+  readonly scope: string
+  readonly key: string
+  settled: boolean
+}
+
+const claims = new WeakMap<FastifyRequest, Claim>()
+const replays = new WeakSet<FastifyRequest>()
+
+export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000
+
+/**
+ * Hooks implementing the protocol. `preHandler` claims or replays (it runs after authentication
+ * and input decoding); `onSend` stores the response before it leaves; `onResponse` releases a
+ * claim that was not stored (server error, aborted request).
+ */
+export const idempotencyHooks = (options: IdempotencyOptions) => {
+  const ttlMs = options.ttlMs ?? IDEMPOTENCY_TTL_MS
+  const now = options.now ?? (() => new Date())
+
+  const preHandler = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): Promise<FastifyReply | undefined> => {
+    if (request.method !== 'POST') return undefined
+    const header = request.headers['idempotency-key']
+    if (header === undefined) return undefined
+    if (typeof header !== 'string' || !KEY_PATTERN.test(header)) {
+      throw new ProblemError(
+        httpProblem('bad_request', 'Idempotency-Key must be 1-255 visible ASCII characters.'),
+      )
+    }
+    const scope = request.actor?.kind === 'user' ? `user:${request.actor.userId}` : 'anonymous'
+    const fingerprint = requestFingerprint(
+      request.method,
+      request.routeOptions.url ?? request.url,
+      request.params,
+      request.body,
+    )
+    const result = await options.store.begin(scope, header, fingerprint, now(), ttlMs)
+    switch (result.kind) {
+      case 'started':
+        claims.set(request, { scope, key: header, settled: false })
+        return undefined
+      case 'in_flight':
+        throw new ProblemError(
+          httpProblem('idempotency.in_flight', 'A request with this Idempotency-Key is still in progress.'),
+          { 'retry-after': '1' },
+        )
+      case 'mismatch':
+        throw new ProblemError(
+          httpProblem('idempotency.key_reused', 'This Idempotency-Key was used for a different request.'),
+        )
+      case 'replay':
+        replays.add(request)
+        return reply
+          .code(result.response.status)
+          .headers({ ...result.response.headers, 'idempotent-replayed': 'true' })
+          .send(result.response.body)
+    }
+  }
+
+  const onSend = async (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> => {
+    const claim = claims.get(request)
+    if (claim === undefined || claim.settled || replays.has(request)) return payload
+    if (reply.statusCode >= 500) return payload
+    const body =
+      typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : null
+    if (body === null && payload !== null && payload !== undefined) return payload
+    const headers: Record<string, string> = {}
+    for (const name of REPLAYED_HEADERS) {
+      const value = reply.getHeader(name)
+      if (value !== undefined) headers[name] = String(value)
+    }
+    await options.store.complete(claim.scope, claim.key, {
+      status: reply.statusCode,
+      headers,
+      body: body ?? '',
+    })
+    claim.settled = true
+    return payload
+  }
+
+  /** Also the `onRequestAbort` hook: a claim whose response was never stored is released. */
+  const onResponse = async (request: FastifyRequest): Promise<void> => {
+    const claim = claims.get(request)
+    if (claim === undefined || claim.settled) return
+    claim.settled = true
+    await options.store.release(claim.scope, claim.key)
+  }
+
+  return { preHandler, onSend, onResponse, onRequestAbort: onResponse }
+}

@@ -1,0 +1,249 @@
+import type { DecodeProblem, DomainError, StoreError } from '@referrals/core'
+import { isDomainError } from '@referrals/core'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+
+/**
+ * RFC 9457 problem details. Every error the API answers is one of these, with content type
+ * `application/problem+json`. `type` is a stable URI per error code; `detail` comes from domain
+ * errors (which never carry PHI by contract) or from the fixed texts below — never from raw
+ * exceptions, parser messages or request input.
+ */
+export interface Problem {
+  readonly type: string
+  readonly title: string
+  readonly status: number
+  readonly code: string
+  readonly detail?: string
+  readonly correlationId?: string
+  /** Decode failures: where and what was expected, never the offending value. */
+  readonly errors?: readonly DecodeProblem[]
+  readonly details?: Readonly<Record<string, string | number | boolean>>
+}
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
+export const PROBLEM_TYPE_BASE = 'https://referrals.dev/problems/'
+export const problemType = (code: string): string => `${PROBLEM_TYPE_BASE}${code}`
+
+/** Stable titles for the problems the HTTP layer itself produces. */
+const httpProblems = {
+  bad_request: [400, 'Bad request'],
+  validation_failed: [400, 'Request does not match the schema'],
+  unauthorized: [401, 'Authentication required'],
+  forbidden: [403, 'Forbidden'],
+  not_found: [404, 'Not found'],
+  method_not_allowed: [405, 'Method not allowed'],
+  not_acceptable: [406, 'Not acceptable'],
+  conflict: [409, 'Conflict'],
+  'idempotency.in_flight': [409, 'A request with this idempotency key is still being processed'],
+  'store.wrong_expected_version': [409, 'The resource was changed concurrently'],
+  'store.idempotency_mismatch': [409, 'Conflicting retry of an earlier request'],
+  precondition_failed: [412, 'Precondition failed'],
+  payload_too_large: [413, 'Payload too large'],
+  unsupported_media_type: [415, 'Unsupported media type'],
+  'idempotency.key_reused': [422, 'Idempotency key reused with a different request'],
+  precondition_required: [428, 'Precondition required'],
+  rate_limited: [429, 'Too many requests'],
+  internal: [500, 'Internal server error'],
+  'store.unavailable': [503, 'Service unavailable'],
+  service_unavailable: [503, 'Service unavailable'],
+} as const satisfies Record<string, readonly [number, string]>
+
+export type HttpProblemCode = keyof typeof httpProblems
+
+/**
+ * The one mapping from domain error codes to statuses, by naming convention on the code
+ * (`<area>.<reason>`). The first matching rule wins; a code matching none is a rule violation.
+ */
+const domainStatusRules: readonly { readonly test: (code: string) => boolean; readonly status: number }[] = [
+  { test: (c) => c.endsWith('.not_found') || c === 'not_found', status: 404 },
+  { test: (c) => c.endsWith('.forbidden') || c === 'forbidden', status: 403 },
+  { test: (c) => c.endsWith('.conflict') || c.endsWith('.already_exists'), status: 409 },
+  { test: (c) => c.includes('.invalid_') || c.startsWith('invalid_'), status: 422 },
+]
+const DOMAIN_RULE_VIOLATION_STATUS = 422
+
+export const statusOfDomainCode = (code: string): number =>
+  domainStatusRules.find((rule) => rule.test(code))?.status ?? DOMAIN_RULE_VIOLATION_STATUS
+
+const titleOfStatus: Readonly<Record<number, string>> = {
+  403: 'Forbidden',
+  404: 'Not found',
+  409: 'Conflict',
+  422: 'Domain rule violated',
+}
+
+/** Problem for one of the HTTP layer's own codes. */
+export const httpProblem = (
+  code: HttpProblemCode,
+  detail?: string,
+  extensions?: Pick<Problem, 'errors' | 'details'>,
+): Problem => {
+  const [status, title] = httpProblems[code]
+  return {
+    type: problemType(code),
+    title,
+    status,
+    code,
+    ...(detail === undefined ? {} : { detail }),
+    ...extensions,
+  }
+}
+
+export const problemFromDomainError = (error: DomainError): Problem => {
+  const status = statusOfDomainCode(error.code)
+  return {
+    type: problemType(error.code),
+    title: titleOfStatus[status] ?? 'Domain rule violated',
+    status,
+    code: error.code,
+    detail: error.message,
+    ...(error.details === undefined ? {} : { details: error.details }),
+  }
+}
+
+export const problemFromStoreError = (error: StoreError): Problem => {
+  switch (error._tag) {
+    case 'WrongExpectedVersion':
+      return httpProblem(
+        'store.wrong_expected_version',
+        'The resource was changed by another request; reload it and retry.',
+        { details: { currentVersion: error.actual } },
+      )
+    case 'IdempotencyMismatch':
+      return httpProblem('store.idempotency_mismatch', 'Part of this request was already applied.')
+    case 'StoreUnavailable':
+      return httpProblem('store.unavailable', 'The event store is unavailable; retry later.')
+    case 'InvalidAppend':
+      return httpProblem('internal')
+  }
+}
+
+const storeErrorTags = new Set([
+  'WrongExpectedVersion',
+  'IdempotencyMismatch',
+  'InvalidAppend',
+  'StoreUnavailable',
+])
+
+export const isStoreError = (u: unknown): u is StoreError =>
+  typeof u === 'object' &&
+  u !== null &&
+  storeErrorTags.has(String((u as { _tag?: unknown })._tag)) &&
+  typeof (u as { message?: unknown }).message === 'string'
+
+/**
+ * An exception that carries a ready problem (plus response headers such as `WWW-Authenticate`).
+ * Handlers and hooks throw it; the error handler answers it as is.
+ */
+export class ProblemError extends Error {
+  readonly problem: Problem
+  readonly headers: Readonly<Record<string, string>>
+  constructor(problem: Problem, headers: Readonly<Record<string, string>> = {}) {
+    super(problem.title)
+    this.name = 'ProblemError'
+    this.problem = problem
+    this.headers = headers
+  }
+}
+
+export const isProblemError = (u: unknown): u is ProblemError => u instanceof ProblemError
+
+/** Throwable form of a domain or store error, for handlers working with `Either`. */
+export const toProblemError = (error: DomainError | StoreError): ProblemError =>
+  new ProblemError(isDomainError(error) ? problemFromDomainError(error) : problemFromStoreError(error))
+
+export const sendProblem = (reply: FastifyReply, problem: Problem): FastifyReply => {
+  const body: Problem = { ...problem, correlationId: String(reply.request.id) }
+  if (body.status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '5')
+  return reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body)
+}
+
+/** Fastify's own errors (body parser, limits, routing) by code, then by status. */
+const fastifyErrorProblem = (error: FastifyError): Problem => {
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return httpProblem('payload_too_large', 'The request body exceeds the size limit.')
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return httpProblem('unsupported_media_type', 'The request content type is not supported.')
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return httpProblem('bad_request', 'The request body is empty.')
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return httpProblem('bad_request', 'The request body is not valid JSON.')
+    default:
+      break
+  }
+  // Parser messages can quote the input (e.g. JSON syntax errors), so only fixed texts are used.
+  switch (error.statusCode) {
+    case 400:
+      return httpProblem(
+        'bad_request',
+        error instanceof SyntaxError ? 'The request body is not valid JSON.' : 'Malformed request.',
+      )
+    case 401:
+      return httpProblem('unauthorized')
+    case 403:
+      return httpProblem('forbidden')
+    case 404:
+      return httpProblem('not_found')
+    case 405:
+      return httpProblem('method_not_allowed')
+    case 406:
+      return httpProblem('not_acceptable')
+    case 413:
+      return httpProblem('payload_too_large', 'The request body exceeds the size limit.')
+    case 415:
+      return httpProblem('unsupported_media_type', 'The request content type is not supported.')
+    case 429:
+      return httpProblem('rate_limited', 'Rate limit exceeded; retry later.')
+    case 503:
+      return httpProblem('service_unavailable')
+    default:
+      return httpProblem('internal', 'Unexpected error; quote the correlation id when reporting it.')
+  }
+}
+
+/** Maps anything thrown by a handler or hook to a problem. */
+export const problemOf = (error: unknown, request?: FastifyRequest): Problem => {
+  if (isProblemError(error)) return error.problem
+  if (isDomainError(error)) return problemFromDomainError(error)
+  if (isStoreError(error)) {
+    // A concurrent change detected while honouring `If-Match` is a failed precondition.
+    if (error._tag === 'WrongExpectedVersion' && request?.headers['if-match'] !== undefined) {
+      return httpProblem('precondition_failed', 'The resource has changed since the supplied ETag.', {
+        details: { currentVersion: error.actual },
+      })
+    }
+    return problemFromStoreError(error)
+  }
+  if (error instanceof Error && typeof (error as FastifyError).statusCode === 'number') {
+    return fastifyErrorProblem(error as FastifyError)
+  }
+  return httpProblem('internal', 'Unexpected error; quote the correlation id when reporting it.')
+}
+
+/**
+ * Logs only the error's class, code and stack frames — the message line is dropped, since
+ * messages from libraries (database drivers, parsers) can contain request values.
+ */
+export const safeErrorLogFields = (error: unknown): Record<string, unknown> => {
+  if (!(error instanceof Error)) return { errorKind: typeof error }
+  const frames = (error.stack ?? '')
+    .split('\n')
+    .filter((line) => line.trimStart().startsWith('at '))
+    .map((line) => line.trim())
+  const code = (error as { code?: unknown }).code
+  return { errorName: error.name, ...(typeof code === 'string' ? { errorCode: code } : {}), frames }
+}
+
+export const problemErrorHandler = (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+  const problem = problemOf(error, request)
+  if (isProblemError(error)) reply.headers(error.headers)
+  if (problem.status >= 500) {
+    request.log.error({ problemCode: problem.code, ...safeErrorLogFields(error) }, 'request failed')
+  }
+  return sendProblem(reply, problem)
+}
+
+export const notFoundHandler = (_request: FastifyRequest, reply: FastifyReply) =>
+  sendProblem(reply, httpProblem('not_found', 'No resource at this address.'))
