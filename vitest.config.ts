@@ -6,13 +6,23 @@ const conditions = ['@referrals/source', 'import', 'node', 'default']
 
 export default defineConfig({
   resolve: { conditions },
-  ssr: { resolve: { conditions, externalConditions: ['@referrals/source'] } },
+  // Vitest passes ssr conditions to Node as `--conditions` flags; `import` there would make Node's
+  // own `require()` pick ESM entries of dual packages (pg → pg-pool breaks), so it is left out.
+  ssr: {
+    resolve: {
+      conditions: conditions.filter((c) => c !== 'import'),
+      externalConditions: ['@referrals/source'],
+    },
+  },
   test: {
     include: ['packages/**/src/**/*.test.ts', 'examples/**/*.test.ts', 'bench/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // One PostgreSQL server for the whole run (DATABASE_URL, or an embedded one in a temp dir);
+    // test files get their own database from `createTestDatabase()` (@referrals/postgres/testing).
+    globalSetup: ['packages/adapters/postgres/src/testing/global-setup.ts'],
     reporters: ['default'],
   },
 })

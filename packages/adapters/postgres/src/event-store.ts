@@ -1,0 +1,429 @@
+import {
+  type AppendRequest,
+  type AppendResult,
+  type CheckpointStore,
+  checkRequestShape,
+  describeExpected,
+  type EventStore,
+  type GlobalPosition,
+  type Instant,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type StoredEvent,
+  type StoreError,
+  StreamId,
+  type SubscribeOptions,
+  type Subscription,
+} from '@referrals/core'
+import * as E from 'fp-ts/lib/Either.js'
+import type { TaskEither } from 'fp-ts/lib/TaskEither.js'
+import pg from 'pg'
+import { createPostgresCheckpointStore } from './checkpoints.js'
+import { isRetryable, PostgresStoreError, toStoreError } from './errors.js'
+import { DEFAULT_SCHEMA, migrate, POSITION_TX_SHIFT, quoteSchema } from './migrations.js'
+import { startSubscription } from './subscription.js'
+
+/*
+ * Global order — why a reader resuming after the last position it saw never skips an event.
+ *
+ * Sequences are not commit-ordered: a transaction can draw position 7, another draws 8 and commits
+ * first; a reader that saw 8 and resumes "after 8" would never see 7. So positions are not drawn
+ * from a sequence. Each append first forces its transaction id (`pg_current_xact_id()`, an xid8
+ * that is never reused) and numbers its events
+ *
+ *     position = transaction_id * 2^16 + ordinal      (ordinal = 0.. within the transaction)
+ *
+ * which is ordering by (transaction_id, ordinal). `readAll` only returns events whose transaction
+ * id is below `xmin = pg_snapshot_xmin(pg_current_snapshot())`, i.e. `position < xmin * 2^16`.
+ *
+ * Claim: if a read at time T returned an event at position p, every event that becomes readable
+ * after T has a position > p.
+ *  1. Every transaction id below xmin(T) has finished (committed or aborted) at T: xmin is the
+ *     oldest transaction still running. So the set of readable events below xmin(T) * 2^16 is
+ *     final at T — nothing is ever added below that bound again.
+ *  2. An event not readable at T belongs to a transaction that was running at T (its id >= xmin(T)
+ *     by definition of xmin) or that got its id after T (ids are handed out increasing, and
+ *     xmin(T) <= the next id at T). Either way its id >= xmin(T), so its position
+ *     >= xmin(T) * 2^16 > p.
+ *  3. xmin never decreases, so the bound only moves forward.
+ * Hence readers can keep a single bigint cursor. The cost: an event becomes readable only once
+ * every transaction older than it has finished, so one long transaction anywhere in the cluster
+ * delays (never reorders) delivery. Positions are huge numbers with gaps; they are only compared.
+ */
+
+export interface PostgresEventStoreOptions {
+  /** An existing pool (not closed by `close()`), or a connection string (the store owns the pool). */
+  readonly pool?: pg.Pool
+  readonly connectionString?: string
+  /** Schema holding the store's tables; default `referrals`. */
+  readonly schema?: string
+  /** Per-statement timeout for connections of a pool the store creates; default 30 s. */
+  readonly statementTimeoutMs?: number
+  /** Size of a pool the store creates; default 10. */
+  readonly poolSize?: number
+  /** How long to wait for a connection; default 10 s. */
+  readonly connectionTimeoutMs?: number
+  /** Run migrations when opening; default true. */
+  readonly migrate?: boolean
+  /** How often an idle subscription polls for events written by other processes; default 100 ms. */
+  readonly pollIntervalMs?: number
+  /** Where subscriptions keep checkpoints; default the `checkpoints` table of this schema. */
+  readonly checkpoints?: CheckpointStore
+}
+
+export interface PostgresEventStore extends EventStore {
+  readonly pool: pg.Pool
+  readonly schema: string
+  /** Reads everything after `after` that is safe to read, plus the bound it was read under. */
+  readonly readAllWithHorizon: (
+    queryable: pg.Pool | pg.PoolClient,
+    options: ReadAllOptions,
+  ) => Promise<{ readonly events: readonly StoredEvent[]; readonly horizon: GlobalPosition }>
+  /** Highest position written so far (0n when empty), whatever its visibility. */
+  readonly lastPosition: () => Promise<GlobalPosition>
+}
+
+interface EventRow {
+  readonly global_position: string
+  readonly stream_id: string
+  readonly version: number
+  readonly event_id: string
+  readonly type: string
+  readonly schema_version: number
+  readonly data: unknown
+  readonly metadata: unknown
+  readonly recorded_at: Date
+}
+
+const COLUMNS =
+  'global_position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at'
+
+const toStoredEvent = (row: EventRow): StoredEvent =>
+  ({
+    id: row.event_id,
+    type: row.type,
+    schemaVersion: row.schema_version,
+    data: row.data,
+    metadata: row.metadata,
+    streamId: row.stream_id,
+    version: row.version,
+    globalPosition: BigInt(row.global_position),
+    recordedAt: row.recorded_at.toISOString() as Instant,
+  }) as StoredEvent
+
+/** Bad input the database refused (a NUL in a string, a non-integer schema version, …). */
+const INVALID_INPUT_CODES = new Set(['22P02', '22P05', '22003', '22021', '23502', '22023', '54000'])
+
+interface AppendRow {
+  readonly status: 'ok' | 'idempotent' | 'mismatch' | 'conflict' | 'too_many'
+  readonly stream_version: number
+  readonly last_position: string | null
+}
+
+const encodeEvents = (request: AppendRequest): E.Either<StoreError, string> => {
+  try {
+    const encoded = request.events.map((e) => {
+      const data = JSON.stringify(e.data)
+      const metadata = JSON.stringify(e.metadata)
+      if (data === undefined || metadata === undefined) throw new TypeError('not JSON')
+      return `{"id":${JSON.stringify(e.id)},"type":${JSON.stringify(e.type)},"schemaVersion":${JSON.stringify(e.schemaVersion)},"data":${data},"metadata":${metadata}}`
+    })
+    return E.right(`[${encoded.join(',')}]`)
+  } catch {
+    return E.left({
+      _tag: 'InvalidAppend',
+      message: `append to ${request.streamId}: event data or metadata is not JSON`,
+    })
+  }
+}
+
+const validateRequest = (request: AppendRequest): E.Either<StoreError, string> => {
+  const shape = checkRequestShape(request, StreamId.is)
+  if (E.isLeft(shape)) return shape
+  for (const e of request.events) {
+    if (typeof e.id !== 'string' || typeof e.type !== 'string' || !Number.isSafeInteger(e.schemaVersion)) {
+      return E.left({
+        _tag: 'InvalidAppend',
+        message: `append to ${request.streamId}: malformed event envelope`,
+      })
+    }
+  }
+  return encodeEvents(request)
+}
+
+const appendRowResult = (
+  request: AppendRequest,
+  row: AppendRow | undefined,
+): E.Either<StoreError, AppendResult> => {
+  if (row === undefined)
+    return E.left({ _tag: 'StoreUnavailable', reason: 'unknown', message: 'append returned no row' })
+  switch (row.status) {
+    case 'ok':
+    case 'idempotent':
+      return E.right({
+        streamId: request.streamId,
+        version: row.stream_version,
+        position: BigInt(row.last_position ?? '0'),
+      })
+    case 'conflict':
+      return E.left({
+        _tag: 'WrongExpectedVersion',
+        streamId: request.streamId,
+        expected: request.expected,
+        actual: row.stream_version,
+        message: `stream ${request.streamId} is at version ${row.stream_version}, expected ${describeExpected(request.expected)}`,
+      })
+    case 'mismatch':
+      return E.left({
+        _tag: 'IdempotencyMismatch',
+        streamId: request.streamId,
+        message: `append to ${request.streamId}: some but not all event ids are already stored (or stored in another stream)`,
+      })
+    case 'too_many':
+      return E.left({ _tag: 'InvalidAppend', message: 'one transaction may append at most 65,536 events' })
+  }
+}
+
+export const createPostgresEventStore = async (
+  options: PostgresEventStoreOptions = {},
+): Promise<PostgresEventStore> => {
+  const schema = options.schema ?? DEFAULT_SCHEMA
+  const s = quoteSchema(schema)
+  const ownsPool = options.pool === undefined
+  const connectionString = options.connectionString ?? process.env.DATABASE_URL
+  if (options.pool === undefined && connectionString === undefined) {
+    throw new PostgresStoreError({
+      _tag: 'StoreUnavailable',
+      reason: 'unavailable',
+      message: 'no database configured: pass a pool or connectionString, or set DATABASE_URL',
+    })
+  }
+  const pool =
+    options.pool ??
+    new pg.Pool({
+      connectionString,
+      max: options.poolSize ?? 10,
+      statement_timeout: options.statementTimeoutMs ?? 30_000,
+      connectionTimeoutMillis: options.connectionTimeoutMs ?? 10_000,
+      application_name: 'referrals',
+    })
+  // An idle client losing its connection must not crash the process; the next query reports it.
+  if (ownsPool) pool.on('error', () => undefined)
+
+  try {
+    if (options.migrate !== false) await migrate(pool, { schema })
+    else await pool.query(`SELECT 1 FROM ${s}.events LIMIT 0`)
+  } catch (error) {
+    if (ownsPool) await pool.end().catch(() => undefined)
+    throw error instanceof PostgresStoreError
+      ? error
+      : new PostgresStoreError(toStoreError(error, 'open event store'))
+  }
+
+  const checkpoints = options.checkpoints ?? createPostgresCheckpointStore({ pool, schema })
+  const wakers = new Set<() => void>()
+  const wakeSubscriptions = () => {
+    for (const wake of wakers) wake()
+  }
+  let closed = false
+  const active = new Set<Subscription>()
+
+  const attempt =
+    <A>(operation: string, f: () => Promise<E.Either<StoreError, A>>): TaskEither<StoreError, A> =>
+    async () => {
+      for (let tries = 1; ; tries++) {
+        try {
+          return await f()
+        } catch (error) {
+          if (isRetryable(error) && tries < 4) continue
+          const code = (error as { code?: unknown } | null)?.code
+          if (typeof code === 'string' && INVALID_INPUT_CODES.has(code)) {
+            return E.left({
+              _tag: 'InvalidAppend',
+              message: `${operation}: the database refused the input (${code})`,
+            })
+          }
+          return E.left(toStoreError(error, operation))
+        }
+      }
+    }
+
+  const appendSql = `SELECT status, stream_version, last_position FROM ${s}.append_events($1, $2, $3, $4::json)`
+  const appendParams = (request: AppendRequest, events: string) => [
+    request.streamId,
+    request.expected.kind,
+    request.expected.kind === 'exact' ? request.expected.version : null,
+    events,
+  ]
+
+  const append = (request: AppendRequest): TaskEither<StoreError, AppendResult> => {
+    const valid = validateRequest(request)
+    if (E.isLeft(valid)) return async () => valid
+    return attempt('append', async () => {
+      const r = await pool.query<AppendRow>(appendSql, appendParams(request, valid.right))
+      const result = appendRowResult(request, r.rows[0])
+      if (E.isRight(result) && r.rows[0]?.status === 'ok') wakeSubscriptions()
+      return result
+    })
+  }
+
+  const appendMany = (
+    requests: readonly AppendRequest[],
+  ): TaskEither<StoreError, readonly AppendResult[]> => {
+    const encoded: string[] = []
+    for (const request of requests) {
+      const valid = validateRequest(request)
+      if (E.isLeft(valid)) return async () => valid
+      encoded.push(valid.right)
+    }
+    if (requests.length === 0) return async () => E.right([])
+    // Lock streams in one global order so two multi-stream appends cannot deadlock each other.
+    const order = requests
+      .map((_, i) => i)
+      .sort((a, b) => {
+        const sa = (requests[a] as AppendRequest).streamId
+        const sb = (requests[b] as AppendRequest).streamId
+        return sa < sb ? -1 : sa > sb ? 1 : a - b
+      })
+    return attempt('appendMany', async () => {
+      const client = await pool.connect()
+      let broken = false
+      try {
+        await client.query('BEGIN')
+        const results: AppendResult[] = new Array(requests.length)
+        for (const i of order) {
+          const request = requests[i] as AppendRequest
+          const r = await client.query<AppendRow>(appendSql, appendParams(request, encoded[i] as string))
+          const result = appendRowResult(request, r.rows[0])
+          if (E.isLeft(result)) {
+            await client.query('ROLLBACK')
+            return result
+          }
+          results[i] = result.right
+        }
+        await client.query('COMMIT')
+        wakeSubscriptions()
+        return E.right(results)
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true
+        })
+        throw error
+      } finally {
+        client.release(broken)
+      }
+    })
+  }
+
+  const readStream = (
+    streamId: StreamId,
+    options: ReadStreamOptions = {},
+  ): TaskEither<StoreError, readonly StoredEvent[]> => {
+    const backward = options.direction === 'backward'
+    const from = options.fromVersion ?? (backward ? 2_147_483_647 : 1)
+    const max = options.maxCount
+    if (!Number.isSafeInteger(from) || (max !== undefined && !(Number.isSafeInteger(max) && max >= 0))) {
+      return async () =>
+        E.left({ _tag: 'InvalidAppend', message: 'readStream: fromVersion and maxCount must be integers' })
+    }
+    const bounded = Math.max(-1, Math.min(from, 2_147_483_647))
+    return attempt('readStream', async () => {
+      const r = await pool.query<EventRow>(
+        `SELECT ${COLUMNS} FROM ${s}.events WHERE stream_id = $1 AND version ${backward ? '<=' : '>='} $2
+         ORDER BY version ${backward ? 'DESC' : 'ASC'} LIMIT $3`,
+        [streamId, bounded, max ?? null],
+      )
+      return E.right(r.rows.map(toStoredEvent))
+    })
+  }
+
+  const readAllWithHorizon = async (queryable: pg.Pool | pg.PoolClient, options: ReadAllOptions) => {
+    const after = options.after ?? 0n
+    const max = options.maxCount
+    if (typeof after !== 'bigint' || (max !== undefined && !(Number.isSafeInteger(max) && max >= 0))) {
+      throw new PostgresStoreError({
+        _tag: 'InvalidAppend',
+        message: 'readAll: after must be a bigint, maxCount an integer',
+      })
+    }
+    const prefixes = options.streamPrefixes === undefined ? null : [...options.streamPrefixes]
+    const r = await queryable.query<{ horizon: string } & Partial<EventRow>>(
+      `WITH h AS (SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << ${POSITION_TX_SHIFT}) AS horizon)
+       SELECT h.horizon, e.* FROM h LEFT JOIN LATERAL (
+         SELECT ${COLUMNS} FROM ${s}.events
+         WHERE global_position > $1 AND global_position < h.horizon
+           AND ($3::text[] IS NULL OR stream_id ^@ ANY ($3::text[]))
+         ORDER BY global_position LIMIT $2
+       ) e ON true`,
+      [after.toString(), max ?? null, prefixes],
+    )
+    const horizon = BigInt(r.rows[0]?.horizon ?? '0')
+    const events = r.rows
+      .filter((row) => row.global_position != null)
+      .map((row) => toStoredEvent(row as EventRow))
+    return { events, horizon }
+  }
+
+  const readAll = (options: ReadAllOptions = {}): TaskEither<StoreError, readonly StoredEvent[]> =>
+    attempt('readAll', async () => E.right((await readAllWithHorizon(pool, options)).events))
+
+  const streamVersion = (streamId: StreamId): TaskEither<StoreError, number> =>
+    attempt('streamVersion', async () => {
+      const r = await pool.query<{ version: number }>(
+        `SELECT version FROM ${s}.streams WHERE stream_id = $1`,
+        [streamId],
+      )
+      return E.right(r.rows[0]?.version ?? 0)
+    })
+
+  const lastPosition = async (): Promise<GlobalPosition> => {
+    const r = await pool.query<{ position: string | null }>(
+      `SELECT max(global_position) AS position FROM ${s}.events`,
+    )
+    return BigInt(r.rows[0]?.position ?? '0')
+  }
+
+  const store: PostgresEventStore = {
+    pool,
+    schema,
+    readAllWithHorizon,
+    lastPosition,
+    capabilities: { atomicMultiStreamAppend: true },
+    append,
+    appendMany,
+    readStream,
+    readAll,
+    streamVersion,
+    subscribe: (subscribeOptions: SubscribeOptions): Subscription => {
+      const subscription = startSubscription(
+        {
+          pool,
+          schema,
+          checkpoints,
+          pollIntervalMs: options.pollIntervalMs ?? 100,
+          read: (after, maxCount, streamPrefixes) =>
+            readAllWithHorizon(
+              pool,
+              streamPrefixes === undefined ? { after, maxCount } : { after, maxCount, streamPrefixes },
+            ),
+          lastPosition,
+          registerWaker: (wake) => {
+            wakers.add(wake)
+            return () => wakers.delete(wake)
+          },
+          onStopped: () => active.delete(subscription),
+        },
+        subscribeOptions,
+      )
+      active.add(subscription)
+      return subscription
+    },
+    close: async () => {
+      if (closed) return
+      closed = true
+      await Promise.all([...active].map((sub) => sub.stop()))
+      if (ownsPool) await pool.end()
+    },
+  }
+  return store
+}

@@ -1,0 +1,206 @@
+import type pg from 'pg'
+import { PostgresStoreError, toStoreError } from './errors.js'
+
+/** A schema name safe to splice into SQL once quoted: lower-case identifier, at most 63 bytes. */
+const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/
+
+export const DEFAULT_SCHEMA = 'referrals'
+
+export const quoteSchema = (schema: string): string => {
+  if (!SCHEMA_PATTERN.test(schema)) {
+    throw new PostgresStoreError({
+      _tag: 'InvalidAppend',
+      message: 'schema name must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)',
+    })
+  }
+  return `"${schema}"`
+}
+
+/**
+ * Bits of a global position below the transaction id: a position is
+ * `transaction_id * 2^POSITION_TX_SHIFT + ordinal within the transaction`, so one transaction holds
+ * at most 65,536 events. See the ordering proof in `event-store.ts`.
+ */
+export const POSITION_TX_SHIFT = 16
+export const MAX_EVENTS_PER_TRANSACTION = 2 ** POSITION_TX_SHIFT
+
+interface Migration {
+  readonly version: number
+  readonly name: string
+  readonly sql: (s: string) => string
+}
+
+/**
+ * Versioned, append-only list: a deployed migration is never edited, a change is a new entry.
+ * Each runs in the transaction that holds the migration lock, so a failure leaves nothing behind.
+ */
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'events, streams, checkpoints, append function',
+    sql: (s) => `
+CREATE TABLE ${s}.streams (
+  stream_id text PRIMARY KEY,
+  version integer NOT NULL CHECK (version >= 0)
+);
+
+CREATE TABLE ${s}.events (
+  global_position bigint PRIMARY KEY CHECK (global_position > 0),
+  transaction_id xid8 NOT NULL,
+  stream_id text NOT NULL,
+  version integer NOT NULL CHECK (version >= 1),
+  event_id text NOT NULL,
+  type text NOT NULL,
+  schema_version integer NOT NULL,
+  data json NOT NULL,
+  metadata json NOT NULL,
+  recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  CONSTRAINT events_stream_version_key UNIQUE (stream_id, version),
+  CONSTRAINT events_event_id_key UNIQUE (event_id)
+);
+
+CREATE TABLE ${s}.checkpoints (
+  subscription_id text PRIMARY KEY,
+  position bigint NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE ${s}.projection_checkpoints (
+  name text PRIMARY KEY,
+  position bigint NOT NULL DEFAULT 0,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- One call = one round trip. Returns status 'ok' | 'idempotent' | 'mismatch' | 'conflict' | 'too_many'.
+-- The streams row lock serialises appends to one stream; the expected version is checked under it.
+CREATE FUNCTION ${s}.append_events(p_stream_id text, p_expected_kind text, p_expected_version integer, p_events json)
+RETURNS TABLE (status text, stream_version integer, last_position bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  -- Taken first: the transaction id must exist before any position is chosen (ordering proof).
+  v_xid xid8 := pg_current_xact_id();
+  v_count integer := json_array_length(p_events);
+  v_ids text[];
+  v_current integer;
+  v_in_stream integer;
+  v_anywhere integer;
+  v_version integer;
+  v_position bigint;
+  v_ordinal integer;
+  v_base bigint;
+BEGIN
+  SELECT array_agg(e->>'id') INTO v_ids FROM json_array_elements(p_events) AS e;
+
+  INSERT INTO ${s}.streams (stream_id, version) VALUES (p_stream_id, 0) ON CONFLICT (stream_id) DO NOTHING;
+  SELECT st.version INTO v_current FROM ${s}.streams st WHERE st.stream_id = p_stream_id FOR UPDATE;
+
+  SELECT count(*) FILTER (WHERE ev.stream_id = p_stream_id), count(*),
+         max(ev.version) FILTER (WHERE ev.stream_id = p_stream_id),
+         max(ev.global_position) FILTER (WHERE ev.stream_id = p_stream_id)
+    INTO v_in_stream, v_anywhere, v_version, v_position
+    FROM ${s}.events ev WHERE ev.event_id = ANY (v_ids);
+  IF v_in_stream = v_count AND v_count > 0 THEN
+    RETURN QUERY SELECT 'idempotent'::text, v_version, v_position;
+    RETURN;
+  END IF;
+  IF v_anywhere > 0 THEN
+    RETURN QUERY SELECT 'mismatch'::text, v_current, NULL::bigint;
+    RETURN;
+  END IF;
+
+  IF (p_expected_kind = 'no_stream' AND v_current <> 0)
+     OR (p_expected_kind = 'stream_exists' AND v_current = 0)
+     OR (p_expected_kind = 'exact' AND v_current <> p_expected_version) THEN
+    RETURN QUERY SELECT 'conflict'::text, v_current, NULL::bigint;
+    RETURN;
+  END IF;
+
+  v_ordinal := coalesce(nullif(current_setting('referrals.tx_ordinal', true), '')::integer, 0);
+  IF v_ordinal + v_count > ${MAX_EVENTS_PER_TRANSACTION} THEN
+    RETURN QUERY SELECT 'too_many'::text, v_current, NULL::bigint;
+    RETURN;
+  END IF;
+  PERFORM set_config('referrals.tx_ordinal', (v_ordinal + v_count)::text, true);
+  v_base := (v_xid::text::bigint << ${POSITION_TX_SHIFT}) + v_ordinal;
+
+  INSERT INTO ${s}.events (global_position, transaction_id, stream_id, version, event_id, type, schema_version, data, metadata)
+  SELECT v_base + e.n - 1, v_xid, p_stream_id, v_current + e.n::integer, e.v->>'id', e.v->>'type',
+         (e.v->>'schemaVersion')::integer, e.v->'data', e.v->'metadata'
+    FROM json_array_elements(p_events) WITH ORDINALITY AS e(v, n);
+  UPDATE ${s}.streams SET version = v_current + v_count WHERE stream_id = p_stream_id;
+
+  RETURN QUERY SELECT 'ok'::text, v_current + v_count, v_base + v_count - 1;
+END
+$fn$;
+`,
+  },
+]
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0)
+
+export interface MigrateOptions {
+  readonly schema?: string
+}
+
+export interface MigrateResult {
+  readonly applied: readonly number[]
+  readonly version: number
+}
+
+/**
+ * Brings the schema to `LATEST_SCHEMA_VERSION`. Idempotent and safe when several processes start
+ * at once: everything runs in one transaction holding `pg_advisory_xact_lock` for this schema, so
+ * a second migrator waits and then finds nothing to do. A database whose schema is newer than this
+ * code is refused with `StoreUnavailable{reason:'schema'}` rather than written to.
+ */
+export const migrate = async (pool: pg.Pool, options: MigrateOptions = {}): Promise<MigrateResult> => {
+  const schemaName = options.schema ?? DEFAULT_SCHEMA
+  const s = quoteSchema(schemaName)
+  let client: pg.PoolClient
+  try {
+    client = await pool.connect()
+  } catch (error) {
+    throw new PostgresStoreError(toStoreError(error, 'migrate'))
+  }
+  try {
+    await client.query('BEGIN')
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [
+      'referrals.migrate',
+      schemaName,
+    ])
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`)
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${s}.schema_migrations (
+         version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+    )
+    const current = await client.query<{ version: number | null }>(
+      `SELECT max(version) AS version FROM ${s}.schema_migrations`,
+    )
+    const version = current.rows[0]?.version ?? 0
+    if (version > LATEST_SCHEMA_VERSION) {
+      throw new PostgresStoreError({
+        _tag: 'StoreUnavailable',
+        reason: 'schema',
+        message: `database schema "${schemaName}" is at version ${version}, newer than this code (${LATEST_SCHEMA_VERSION}); upgrade the application`,
+      })
+    }
+    const applied: number[] = []
+    for (const m of MIGRATIONS) {
+      if (m.version <= version) continue
+      await client.query(m.sql(s))
+      await client.query(`INSERT INTO ${s}.schema_migrations (version, name) VALUES ($1, $2)`, [
+        m.version,
+        m.name,
+      ])
+      applied.push(m.version)
+    }
+    await client.query('COMMIT')
+    return { applied, version: Math.max(version, LATEST_SCHEMA_VERSION) }
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined)
+    if (error instanceof PostgresStoreError) throw error
+    throw new PostgresStoreError(toStoreError(error, 'migrate'))
+  } finally {
+    client.release()
+  }
+}

@@ -1,0 +1,142 @@
+import type {
+  CheckpointStore,
+  GlobalPosition,
+  StoredEvent,
+  SubscribeOptions,
+  Subscription,
+} from '@referrals/core'
+import type pg from 'pg'
+
+export interface SubscriptionDeps {
+  readonly pool: pg.Pool
+  readonly schema: string
+  readonly checkpoints: CheckpointStore
+  readonly pollIntervalMs: number
+  readonly read: (
+    after: GlobalPosition,
+    maxCount: number,
+    streamPrefixes: readonly string[] | undefined,
+  ) => Promise<{ readonly events: readonly StoredEvent[]; readonly horizon: GlobalPosition }>
+  readonly lastPosition: () => Promise<GlobalPosition>
+  /** Appends made through this store wake the subscription at once; returns an unregister. */
+  readonly registerWaker: (wake: () => void) => () => void
+  readonly onStopped: () => void
+}
+
+interface Waiter {
+  readonly target: GlobalPosition
+  readonly resolve: () => void
+}
+
+/**
+ * A checkpointed catch-up subscription.
+ *
+ * Single worker: before reading, the loop takes the session advisory lock
+ * `(hashtext('referrals.subscription:<schema>'), hashtext(subscriptionId))` on a connection it keeps
+ * for its lifetime. Another process subscribing with the same id waits (retrying every poll
+ * interval) until the first stops or dies — PostgreSQL drops a session lock with its connection.
+ * The checkpoint is saved after every handled event with compare-and-swap, so even a worker whose
+ * connection was cut and whose lock was taken over cannot overwrite its successor's progress: its
+ * next save fails and it stops with an error.
+ *
+ * caughtUp: reads the highest position written (`target`). The subscription is caught up when it
+ * has handled an event at or past `target`, or when a read that returned a partial batch was made
+ * under a visibility horizon above `target` (every event up to `target` was then readable, and all
+ * of those matching the filter were in that batch).
+ */
+export const startSubscription = (deps: SubscriptionDeps, options: SubscribeOptions): Subscription => {
+  const batchSize = options.batchSize ?? 500
+  let stopped = false
+  let done = false
+  let position: GlobalPosition = 0n
+  let drainedBelow: GlobalPosition = -1n
+  let waiters: Waiter[] = []
+  let wakeSleeper: (() => void) | undefined
+  let lockClient: pg.PoolClient | undefined
+
+  const settleWaiters = () => {
+    const still: Waiter[] = []
+    for (const w of waiters) {
+      if (done || position >= w.target || drainedBelow > w.target) w.resolve()
+      else still.push(w)
+    }
+    waiters = still
+  }
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer)
+        wakeSleeper = undefined
+        resolve()
+      }
+      const timer = setTimeout(finish, ms)
+      wakeSleeper = finish
+    })
+  const wake = () => wakeSleeper?.()
+  const unregister = deps.registerWaker(wake)
+
+  const acquireLock = async (): Promise<boolean> => {
+    lockClient = await deps.pool.connect()
+    while (!stopped) {
+      const r = await lockClient.query<{ locked: boolean }>(
+        'SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS locked',
+        [`referrals.subscription:${deps.schema}`, options.subscriptionId],
+      )
+      if (r.rows[0]?.locked === true) return true
+      await sleep(deps.pollIntervalMs)
+    }
+    return false
+  }
+
+  const run = async () => {
+    if (!(await acquireLock())) return
+    let saved = await deps.checkpoints.load(options.subscriptionId)
+    position = saved ?? 0n
+    while (!stopped) {
+      const { events, horizon } = await deps.read(position, batchSize, options.streamPrefixes)
+      for (const event of events) {
+        if (stopped) return
+        await options.handler(event)
+        if (!(await deps.checkpoints.save(options.subscriptionId, saved, event.globalPosition))) {
+          throw new Error(`checkpoint of subscription ${options.subscriptionId} was moved by another worker`)
+        }
+        saved = event.globalPosition
+        position = event.globalPosition
+      }
+      if (events.length < batchSize) drainedBelow = horizon
+      settleWaiters()
+      if (events.length < batchSize && !stopped) await sleep(deps.pollIntervalMs)
+    }
+  }
+
+  const finished = run()
+    .catch((error: unknown) => {
+      if (!stopped) options.onError?.(error)
+    })
+    .finally(() => {
+      done = true
+      unregister()
+      // Destroying the connection releases the advisory lock whatever state the session is in.
+      lockClient?.release(true)
+      lockClient = undefined
+      settleWaiters()
+      deps.onStopped()
+    })
+
+  return {
+    caughtUp: async () => {
+      if (done) return
+      const target = await deps.lastPosition()
+      await new Promise<void>((resolve) => {
+        waiters.push({ target, resolve })
+        settleWaiters()
+        wake()
+      })
+    },
+    stop: async () => {
+      stopped = true
+      wake()
+      await finished
+    },
+  }
+}
