@@ -1,0 +1,187 @@
+import * as E from 'fp-ts/lib/Either.js'
+import type { TaskEither } from 'fp-ts/lib/TaskEither.js'
+import { StreamId } from '../shared/ids.js'
+import { checkRequestShape, describeExpected, expectedVersionHolds } from '../store/append-rules.js'
+import type {
+  AppendRequest,
+  AppendResult,
+  EventStore,
+  ExpectedVersion,
+  NewEvent,
+  StoreError,
+} from '../store/port.js'
+import { expected as expectedVersion } from '../store/port.js'
+import { CanonicalJsonError } from './canonical-json.js'
+import { eventHash, GENESIS_HASH, type Hasher, integrityOf, withIntegrity } from './chain.js'
+
+export interface HashChainOptions {
+  /** How often an append with `expected: any` (or `stream_exists`) is retried after losing a race. */
+  readonly maxRetries?: number
+}
+
+interface Head {
+  readonly version: number
+  readonly hash: string
+}
+
+type Prepared =
+  /** The caller's expectation holds at `head`: append exactly after it, with these chained events. */
+  | { readonly kind: 'write'; readonly request: AppendRequest; readonly retryable: boolean }
+  /** Every event id is already stored: the inner store answers the idempotent no-op itself. */
+  | { readonly kind: 'replay'; readonly request: AppendRequest }
+
+const wrongVersion = (streamId: StreamId, expected: ExpectedVersion, actual: number): StoreError => ({
+  _tag: 'WrongExpectedVersion',
+  streamId,
+  expected,
+  actual,
+  message: `wrong expected version for stream ${streamId}: expected ${describeExpected(expected)}, actual ${actual}`,
+})
+
+/**
+ * A store decorator that hash-chains every stream (SPEC §3 "Tamper evidence"). Before an append it
+ * reads the stream's head (last version and hash), computes `integrity = { prev, hash }` for each
+ * new event at the version it will get, and appends with `exact(head)` so no concurrent writer
+ * can slip an event between the head it read and the events it chained.
+ *
+ * The caller's expected version keeps its meaning: it is checked against the head that was read;
+ * if another writer wins the race, `exact`/`no_stream` callers get the conflict (their
+ * expectation no longer holds), while `any`/`stream_exists` callers are retried internally, up to
+ * `maxRetries` times. Idempotency on event ids is preserved: a request whose ids are all stored is
+ * passed to the inner store, which writes nothing and reports the stored result.
+ *
+ * Reads pass through unchanged: verification is `verifyStore`'s job.
+ */
+export const hashChainedStore = (
+  inner: EventStore,
+  hasher: Hasher,
+  options: HashChainOptions = {},
+): EventStore => {
+  const maxRetries = options.maxRetries ?? 100
+
+  const readHead = async (streamId: StreamId): Promise<E.Either<StoreError, Head>> => {
+    const last = await inner.readStream(streamId, { direction: 'backward', maxCount: 1 })()
+    if (E.isLeft(last)) return last
+    const event = last.right[0]
+    if (event === undefined) return E.right({ version: 0, hash: GENESIS_HASH })
+    const integrity = integrityOf(event.metadata)
+    if (integrity === undefined) {
+      return E.left({
+        _tag: 'InvalidAppend',
+        message: `stream ${streamId} has an event without an integrity field at version ${event.version}: it cannot be extended by a hash-chained store`,
+      })
+    }
+    return E.right({ version: event.version, hash: integrity.hash })
+  }
+
+  /** Which of the request's event ids are already stored in its stream (read only on a conflict). */
+  const storedIdCount = async (request: AppendRequest): Promise<E.Either<StoreError, number>> => {
+    const events = await inner.readStream(request.streamId)()
+    if (E.isLeft(events)) return events
+    const stored = new Set<string>(events.right.map((e) => e.id))
+    return E.right(request.events.filter((e) => stored.has(e.id)).length)
+  }
+
+  const chain = (request: AppendRequest, head: Head): E.Either<StoreError, readonly NewEvent[]> => {
+    const chained: NewEvent[] = []
+    let prev = head.hash
+    try {
+      request.events.forEach((event, index) => {
+        const version = head.version + index + 1
+        const hash = eventHash(hasher, prev, { ...event, streamId: request.streamId, version })
+        chained.push({ ...event, metadata: withIntegrity(event.metadata, { prev, hash }) })
+        prev = hash
+      })
+    } catch (error) {
+      if (error instanceof CanonicalJsonError) {
+        return E.left({ _tag: 'InvalidAppend', message: `event data or metadata ${error.message}` })
+      }
+      throw error
+    }
+    return E.right(chained)
+  }
+
+  /** Checks the caller's expectation against the stream's head and chains the new events after it. */
+  const prepare = async (request: AppendRequest): Promise<E.Either<StoreError, Prepared>> => {
+    const shape = checkRequestShape(request, StreamId.is)
+    if (E.isLeft(shape)) return shape
+    const read = await readHead(request.streamId)
+    if (E.isLeft(read)) return read
+    const head = read.right
+    if (!expectedVersionHolds(request.expected, head.version)) {
+      const stored = await storedIdCount(request)
+      if (E.isLeft(stored)) return stored
+      if (stored.right === request.events.length) {
+        return E.right({ kind: 'replay', request })
+      }
+      if (stored.right > 0) {
+        return E.left({
+          _tag: 'IdempotencyMismatch',
+          streamId: request.streamId,
+          message: `some but not all event ids of the append to stream ${request.streamId} are already stored`,
+        })
+      }
+      return E.left(wrongVersion(request.streamId, request.expected, head.version))
+    }
+    const events = chain(request, head)
+    if (E.isLeft(events)) return events
+    return E.right({
+      kind: 'write',
+      request: {
+        streamId: request.streamId,
+        expected: head.version === 0 ? expectedVersion.noStream : expectedVersion.exact(head.version),
+        events: events.right,
+      },
+      retryable: request.expected.kind === 'any' || request.expected.kind === 'stream_exists',
+    })
+  }
+
+  const appendMany = async (
+    requests: readonly AppendRequest[],
+  ): Promise<E.Either<StoreError, readonly AppendResult[]>> => {
+    for (let attempt = 0; ; attempt++) {
+      const prepared: Prepared[] = []
+      for (const request of requests) {
+        const one = await prepare(request)
+        if (E.isLeft(one)) return one
+        prepared.push(one.right)
+      }
+      const result =
+        prepared.length === 1 && prepared[0] !== undefined
+          ? await inner
+              .append(prepared[0].request)()
+              .then(E.map((r): readonly AppendResult[] => [r]))
+          : await inner.appendMany(prepared.map((p) => p.request))()
+      if (E.isRight(result) || result.left._tag !== 'WrongExpectedVersion') return result
+      const conflict = result.left
+      const conflicting = prepared.filter((p) => p.request.streamId === conflict.streamId)
+      const retryable = conflicting.length > 0 && conflicting.every((p) => p.kind === 'write' && p.retryable)
+      if (!retryable || attempt >= maxRetries) {
+        const original = requests.find((r) => r.streamId === conflict.streamId)
+        return E.left(
+          wrongVersion(conflict.streamId, original?.expected ?? conflict.expected, conflict.actual),
+        )
+      }
+    }
+  }
+
+  return {
+    append:
+      (request: AppendRequest): TaskEither<StoreError, AppendResult> =>
+      async () => {
+        const results = await appendMany([request])
+        if (E.isLeft(results)) return results
+        const only = results.right[0]
+        return only === undefined
+          ? E.left({ _tag: 'InvalidAppend', message: 'the store returned no append result' })
+          : E.right(only)
+      },
+    appendMany: (requests) => () => appendMany(requests),
+    readStream: inner.readStream,
+    readAll: inner.readAll,
+    streamVersion: inner.streamVersion,
+    subscribe: inner.subscribe,
+    capabilities: inner.capabilities,
+    close: inner.close,
+  }
+}
