@@ -1,3 +1,5 @@
 export * from './command-handler.js'
+export * from './directory.js'
+export * from './engine.js'
 export * from './event-catalog.js'
 export * from './phi-sealer.js'

@@ -1,0 +1,295 @@
+import * as E from 'fp-ts/lib/Either.js'
+import type { TaskEither } from 'fp-ts/lib/TaskEither.js'
+import {
+  type CatalogCommandPayload,
+  CatalogEvent,
+  type CatalogState,
+  catalogDecider,
+  catalogStreamId,
+  categoryStatus,
+} from '../catalog/index.js'
+import {
+  type PracticeCommandPayload,
+  PracticeEvent,
+  type PracticeState,
+  practiceDecider,
+  practiceStreamId,
+  recipientProfile,
+} from '../practice/index.js'
+import type { PhiCipher } from '../privacy/port.js'
+import {
+  defaultResponsePolicy,
+  makeReferralDecider,
+  REFERRAL_EVENT_SCHEMA_VERSION,
+  type ReferralCommand,
+  type ReferralCommandPayload,
+  ReferralEvent,
+  type ReferralResponsePolicy,
+  type ReferralState,
+  referralStreamId,
+  referralUpcasters,
+} from '../referral/index.js'
+import type { Actor } from '../shared/actor.js'
+import type { CommandMeta } from '../shared/decider.js'
+import type { IdGenerator } from '../shared/id-generator.js'
+import {
+  type CommandId,
+  type CorrelationId,
+  type EventId,
+  type PatientId,
+  type PracticeId,
+  type ReferralId,
+  type SpecialtyId,
+  type StreamId,
+  unsafeId,
+} from '../shared/ids.js'
+import { type Clock, type Instant, millisOf } from '../shared/time.js'
+import type { EventStore, StoredEvent } from '../store/port.js'
+import {
+  type Aggregate,
+  type CommandFailure,
+  type CommandResult,
+  type ExecuteOptions,
+  executeCommand,
+  type Loaded,
+  loadAggregate,
+} from './command-handler.js'
+import { createPracticeDirectory, type PracticeDirectory } from './directory.js'
+import { defineEventCatalog } from './event-catalog.js'
+import { phiSealer } from './phi-sealer.js'
+
+/** Who asks, and the ids that tie their request to the events it causes. */
+export interface RequestContext {
+  readonly actor: Actor
+  readonly correlationId: CorrelationId
+  readonly commandId?: CommandId
+  readonly causationId?: EventId | CommandId
+}
+
+/**
+ * Hooks the routing process manager plugs into: called after commands that may need a routing
+ * decision. Kept as an interface so the engine can run without pooled routing (direct referrals
+ * only) and so the router's persistence strategy (atomic multi-stream append, or an idempotent
+ * process manager) stays in one place.
+ */
+export interface RoutingHooks {
+  readonly afterReferralChange: (referralId: ReferralId, ctx: RequestContext) => Promise<void>
+  readonly afterPracticeChange: (practiceId: PracticeId, ctx: RequestContext) => Promise<void>
+}
+
+export interface EngineOptions {
+  readonly store: EventStore
+  readonly clock: Clock
+  readonly ids: IdGenerator
+  /** Encrypts PHI before it reaches the store. Without it PHI is stored in the clear (tests, demos). */
+  readonly cipher?: PhiCipher
+  readonly responsePolicy?: ReferralResponsePolicy
+}
+
+export const practiceAggregate: Aggregate<
+  PracticeCommandPayload & { readonly meta: CommandMeta },
+  PracticeEvent,
+  PracticeState
+> = { name: 'practice', decider: practiceDecider, catalog: defineEventCatalog({ codec: PracticeEvent }) }
+
+export const catalogAggregate: Aggregate<
+  CatalogCommandPayload & { readonly meta: CommandMeta },
+  CatalogEvent,
+  CatalogState
+> = { name: 'catalog', decider: catalogDecider, catalog: defineEventCatalog({ codec: CatalogEvent }) }
+
+export const referralEventCatalog = defineEventCatalog({
+  codec: ReferralEvent,
+  schemaVersions: REFERRAL_EVENT_SCHEMA_VERSION,
+  upcasters: referralUpcasters,
+})
+
+export const referralAggregate = (
+  policy: ReferralResponsePolicy = defaultResponsePolicy,
+  cipher?: PhiCipher,
+): Aggregate<ReferralCommand, ReferralEvent, ReferralState> => ({
+  name: 'referral',
+  decider: makeReferralDecider(policy),
+  catalog: referralEventCatalog,
+  ...(cipher
+    ? {
+        sealer: phiSealer<ReferralState>(cipher, (state, data) =>
+          state.exists ? state.patientId : ((data as { readonly patientId?: PatientId }).patientId ?? null),
+        ),
+      }
+    : {}),
+})
+
+/** Options for reading an aggregate as it was: events recorded after `asOf` are left out. */
+export interface ReadOptions {
+  readonly asOf?: Instant
+}
+
+const until = (options: ReadOptions | undefined) =>
+  options?.asOf === undefined
+    ? undefined
+    : (e: StoredEvent) => millisOf(e.recordedAt) > millisOf(options.asOf as Instant)
+
+/**
+ * The application layer: resolves the facts commands need (actor memberships, recipient profiles,
+ * catalog entries), stamps command metadata from the Clock and IdGenerator ports, runs deciders
+ * through `executeCommand`, and lets routing react. Every consistency guarantee comes from the
+ * store's expected versions, so any number of engines may share one store.
+ */
+export const createEngine = (options: EngineOptions) => {
+  const { store, clock, ids } = options
+  const deps = { store, ids }
+  const referral = referralAggregate(options.responsePolicy, options.cipher)
+  const directory: PracticeDirectory = createPracticeDirectory(store, practiceAggregate.catalog)
+  let routing: RoutingHooks | null = null
+
+  const meta = (ctx: RequestContext): CommandMeta => ({
+    commandId: ctx.commandId ?? unsafeId<CommandId>(ids.next()),
+    actor: ctx.actor,
+    now: clock.now(),
+    correlationId: ctx.correlationId,
+    ...(ctx.causationId === undefined ? {} : { causationId: ctx.causationId }),
+  })
+
+  const loadCatalog = (specialtyId: SpecialtyId, read?: ReadOptions) =>
+    loadAggregate(catalogAggregate, store, catalogStreamId(specialtyId), until(read))
+
+  const practices = {
+    load: (practiceId: PracticeId, read?: ReadOptions) =>
+      loadAggregate(practiceAggregate, store, practiceStreamId(practiceId), until(read)),
+    execute:
+      (
+        practiceId: PracticeId,
+        payload: PracticeCommandPayload,
+        ctx: RequestContext,
+        opts?: ExecuteOptions,
+      ): TaskEither<CommandFailure, CommandResult<PracticeEvent, PracticeState>> =>
+      async () => {
+        const r = await executeCommand(
+          practiceAggregate,
+          deps,
+          practiceStreamId(practiceId),
+          { ...payload, meta: meta(ctx) },
+          opts,
+        )()
+        if (E.isRight(r) && r.right.produced.length > 0) {
+          await directory.refresh()
+          await routing?.afterPracticeChange(practiceId, ctx)
+        }
+        return r
+      },
+  }
+
+  const catalog = {
+    load: loadCatalog,
+    execute: (
+      specialtyId: SpecialtyId,
+      payload: CatalogCommandPayload,
+      ctx: RequestContext,
+      opts?: ExecuteOptions,
+    ): TaskEither<CommandFailure, CommandResult<CatalogEvent, CatalogState>> =>
+      executeCommand(
+        catalogAggregate,
+        deps,
+        catalogStreamId(specialtyId),
+        { ...payload, meta: meta(ctx) },
+        opts,
+      ),
+  }
+
+  /** Resolves the facts a referral command needs from other aggregates (never from the client). */
+  const withContext = async (
+    payload: ReferralCommandPayload,
+    state: ReferralState,
+    commandMeta: CommandMeta,
+  ): Promise<E.Either<CommandFailure, ReferralCommand>> => {
+    const categoryOf = async (specialtyId: SpecialtyId, categoryId: Parameters<typeof categoryStatus>[1]) => {
+      const loaded = await loadCatalog(specialtyId)()
+      return E.isLeft(loaded) ? loaded : E.right(categoryStatus(loaded.right.state, categoryId))
+    }
+    const recipientOf = async (practiceId: PracticeId) => {
+      await directory.refresh()
+      return recipientProfile(directory.get(practiceId))
+    }
+    switch (payload.type) {
+      case 'SendReferral': {
+        const category = await categoryOf(payload.data.specialtyId, payload.data.category.categoryId)
+        if (E.isLeft(category)) return category
+        const target = payload.data.target
+        const recipient = target.kind === 'direct' ? await recipientOf(target.practiceId) : undefined
+        return E.right({
+          ...payload,
+          meta: commandMeta,
+          context: { category: category.right, ...(recipient === undefined ? {} : { recipient }) },
+        })
+      }
+      case 'ChangeCategory': {
+        if (!state.exists) return E.right({ ...payload, meta: commandMeta, context: { category: null } })
+        const category = await categoryOf(state.specialtyId, payload.data.category.categoryId)
+        if (E.isLeft(category)) return category
+        return E.right({ ...payload, meta: commandMeta, context: { category: category.right } })
+      }
+      case 'RedirectReferral': {
+        const target = payload.data.target
+        const recipient = target.kind === 'direct' ? await recipientOf(target.practiceId) : undefined
+        return E.right({
+          ...payload,
+          meta: commandMeta,
+          context: recipient === undefined ? {} : { recipient },
+        })
+      }
+      default:
+        return E.right({ ...payload, meta: commandMeta } as ReferralCommand)
+    }
+  }
+
+  const referrals = {
+    aggregate: referral,
+    load: (
+      referralId: ReferralId,
+      read?: ReadOptions,
+    ): TaskEither<CommandFailure, Loaded<ReferralEvent, ReferralState>> =>
+      loadAggregate(referral, store, referralStreamId(referralId), until(read)),
+    /**
+     * Runs a referral command (user or system). Context facts are resolved on every attempt from
+     * the current store; pooled referrals that need a decision are then routed.
+     */
+    execute:
+      (
+        referralId: ReferralId,
+        payload: ReferralCommandPayload,
+        ctx: RequestContext,
+        opts?: ExecuteOptions,
+      ): TaskEither<CommandFailure, CommandResult<ReferralEvent, ReferralState>> =>
+      async () => {
+        const streamId: StreamId = referralStreamId(referralId)
+        const commandMeta = meta(ctx)
+        const current = await loadAggregate(referral, store, streamId)()
+        if (E.isLeft(current)) return current
+        const command = await withContext(payload, current.right.state, commandMeta)
+        if (E.isLeft(command)) return command
+        const r = await executeCommand(referral, deps, streamId, command.right, opts)()
+        if (E.isRight(r) && r.right.produced.length > 0) {
+          await routing?.afterReferralChange(referralId, { ...ctx, causationId: commandMeta.commandId })
+        }
+        return r
+      },
+  }
+
+  return {
+    store,
+    clock,
+    ids,
+    directory,
+    practices,
+    catalog,
+    referrals,
+    /** Plugs the routing process manager in (see `attachRouting`). */
+    useRouting: (hooks: RoutingHooks) => {
+      routing = hooks
+    },
+    meta,
+  }
+}
+
+export type Engine = ReturnType<typeof createEngine>
