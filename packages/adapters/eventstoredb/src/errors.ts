@@ -5,6 +5,7 @@
 import {
   AccessDeniedError,
   CancelledError,
+  convertToCommandError,
   DeadlineExceededError,
   InvalidArgumentError,
   MaxAppendSizeExceededError,
@@ -46,7 +47,10 @@ const unavailable = (
  * needs the request to tell a conflict from an idempotent repeat; here it maps to a conflict with
  * an unknown expectation only as a safety net.
  */
-export const toStoreError = (error: unknown, operation: Operation): StoreError => {
+export const toStoreError = (raw: unknown, operation: Operation): StoreError => {
+  // Some client paths reject with the raw gRPC error (e.g. an append before any connection):
+  // convert it the way the client converts its own.
+  const error = raw instanceof Error ? convertToCommandError(raw) : raw
   if (error instanceof UnavailableError) return unavailable('unavailable', operation, 'server unavailable')
   if (error instanceof NotLeaderError) {
     return unavailable(

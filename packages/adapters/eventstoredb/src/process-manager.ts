@@ -60,6 +60,10 @@ export interface TwoStreamRule {
 export const followUpEventId = (primaryId: string, namespace: string = FOLLOW_UP_NAMESPACE): EventId =>
   uuidV5(namespace, `follow-up:${primaryId}`) as EventId
 
+/**
+ * `written`: this call's append succeeded (when two processes complete the same follow-up at once,
+ * both may report it, but the store holds it once); `already-present`: found before appending.
+ */
 export type FollowUpOutcome = 'written' | 'already-present' | 'none-needed'
 
 export interface TwoStreamWriteResult {
