@@ -60,8 +60,11 @@ export const buildApp = async (options: BuildAppOptions): Promise<FastifyInstanc
       ...(options.logStream === undefined ? {} : { stream: options.logStream }),
     }) as FastifyBaseLogger,
     bodyLimit: config.bodyLimitBytes,
-    disableRequestLogging: true,
-    requestIdLogLabel: 'correlationId',
+    // Fastify's own request lines carry the raw URL (query strings may hold PHI): `requestLogHook` replaces them.
+    logController: new Fastify.LogController({
+      disableRequestLogging: true,
+      requestIdLogLabel: 'correlationId',
+    }),
     genReqId: (req) => correlationIdOf(req.headers[CORRELATION_ID_HEADER]),
     return503OnClosing: true,
   })
@@ -70,13 +73,14 @@ export const buildApp = async (options: BuildAppOptions): Promise<FastifyInstanc
   app.setNotFoundHandler(notFoundHandler)
   app.decorateRequest('actor', null)
 
+  // onRequest order matters: correlation id and security headers first, so that even a 401 from
+  // the authentication hook carries them.
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     reply.header(CORRELATION_ID_HEADER, request.id)
   })
+  await app.register(helmet, { global: true })
   const verify = options.verifyToken ?? (await verifierFromConfig(config))
   app.addHook('onRequest', authenticationHook(verify, options.resolveActor, PUBLIC_PREFIXES))
-
-  await app.register(helmet, { global: true })
   await app.register(rateLimit, {
     global: true,
     max: config.rateLimit.max,

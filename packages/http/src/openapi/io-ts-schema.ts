@@ -246,10 +246,8 @@ export const toJsonSchema = (codec: t.Any, registry: SchemaRegistry = defaultSch
     }
 
     const discriminator = findDiscriminator(nonNull)
-    const combined: JsonSchema =
-      discriminator === undefined
-        ? { anyOf: nonNull }
-        : { oneOf: nonNull, discriminator: { propertyName: discriminator } }
+    if (discriminator === undefined) return { anyOf: nullable ? [...nonNull, { type: 'null' }] : nonNull }
+    const combined: JsonSchema = { oneOf: nonNull, discriminator: { propertyName: discriminator } }
     return nullable ? { anyOf: [combined, { type: 'null' }] } : combined
   }
 

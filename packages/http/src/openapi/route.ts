@@ -77,11 +77,32 @@ const problemSchema: JsonSchema = {
   required: ['type', 'title', 'status', 'code'],
 }
 
+/**
+ * io-ts reports a failed union once per member, under the member's index. When a member failed as
+ * a whole (a scalar union such as `Instant | null`), report the union itself; when it failed deeper
+ * (a field of an object member), keep the field but drop the member index from the path.
+ */
+const simplifyUnionErrors = (errors: t.Errors): t.Errors =>
+  errors.map((error) => {
+    const context: t.ContextEntry[] = []
+    for (let i = 0; i < error.context.length; i++) {
+      const entry = error.context[i]
+      if (entry === undefined) continue
+      context.push(entry)
+      if ((entry.type as { _tag?: string })._tag !== 'UnionType') continue
+      if (i + 2 >= error.context.length) break
+      const member = error.context[i + 1]
+      if (member !== undefined) context.push({ ...member, key: '' })
+      i += 1
+    }
+    return { ...error, context }
+  })
+
 const decodePart = (codec: t.Mixed | undefined, input: unknown, location: string): unknown => {
   if (codec === undefined) return undefined
   const result = codec.decode(input)
   if (isLeft(result)) {
-    const errors = describeErrors(result.left).map((p) => ({
+    const errors = describeErrors(simplifyUnionErrors(result.left)).map((p) => ({
       path: p.path === '(root)' ? location : `${location}.${p.path}`,
       expected: p.expected,
     }))
@@ -116,8 +137,14 @@ export const route = <
       spec.response === undefined
         ? { description: spec.responseDescription ?? 'Success', type: 'null' }
         : { description: spec.responseDescription ?? 'Success', ...toJsonSchema(spec.response, registry) },
-    '4xx': { ...problemSchema, description: 'Client error (problem details)' },
-    '5xx': { ...problemSchema, description: 'Server error (problem details)' },
+    '4xx': {
+      description: 'Client error (problem details)',
+      content: { 'application/problem+json': { schema: problemSchema } },
+    },
+    '5xx': {
+      description: 'Server error (problem details)',
+      content: { 'application/problem+json': { schema: problemSchema } },
+    },
   }
   const schema: FastifySchema & Record<string, unknown> = {
     ...(spec.summary === undefined ? {} : { summary: spec.summary }),

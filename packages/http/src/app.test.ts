@@ -1,0 +1,239 @@
+import type { EventStore } from '@referrals/core'
+import { left } from 'fp-ts/lib/TaskEither.js'
+import { afterEach, describe, expect, it } from 'vitest'
+import { buildTestApp, probeOnlyStore, type TestApp } from './testing.js'
+import { demoRoutes, demoState } from './testing-demo.js'
+
+const validItem = { name: 'Crutches', quantity: 2, kind: 'box', dueAt: null }
+
+describe('buildApp', () => {
+  let current: TestApp | undefined
+  afterEach(async () => {
+    await current?.app.close()
+    current = undefined
+  })
+  const setup = async (options: Parameters<typeof buildTestApp>[0] = {}) => {
+    const state = demoState()
+    current = await buildTestApp({ registerRoutes: demoRoutes(state), ...options })
+    const auth = { authorization: `Bearer ${await current.token({ userId: 'u-1' })}` }
+    return { ...current, state, auth }
+  }
+
+  it('answers 400 with the path and expectation of each bad body field, changing nothing', async () => {
+    const { app, auth, state } = await setup()
+    const res = await app.inject({
+      method: 'POST',
+      url: '/demo/items',
+      headers: auth,
+      payload: { name: 42, quantity: 1.5, kind: 'crate', dueAt: 'tomorrow' },
+    })
+    expect(res.statusCode).toBe(400)
+    expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8')
+    const problem = res.json()
+    expect(problem.type).toBe('https://referrals.dev/problems/validation_failed')
+    const paths = problem.errors.map((e: { path: string }) => e.path)
+    expect(paths).toEqual(['body.name', 'body.quantity', 'body.kind', 'body.dueAt'])
+    expect(problem.errors).toContainEqual({ path: 'body.dueAt', expected: '(Instant | null)' })
+    expect(problem.errors).toContainEqual({ path: 'body.name', expected: 'string' })
+    expect(res.body).not.toContain('crate')
+    expect(res.body).not.toContain('tomorrow')
+    expect(state.writes).toBe(0)
+    expect(state.items.size).toBe(0)
+  })
+
+  it('answers 400 for bad params and query, naming the location', async () => {
+    const { app, auth } = await setup()
+    const badParam = await app.inject({ method: 'GET', url: '/demo/items/%20bad%20id', headers: auth })
+    expect(badParam.statusCode).toBe(400)
+    expect(badParam.json().errors).toEqual([{ path: 'params.id', expected: 'ReferralId' }])
+    const badQuery = await app.inject({ method: 'GET', url: '/demo/items?limit=ten&kind=box', headers: auth })
+    expect(badQuery.statusCode).toBe(400)
+    expect(badQuery.json().errors).toEqual([{ path: 'query.limit', expected: 'IntFromQuery' }])
+    expect(badQuery.body).not.toContain('ten')
+    const good = await app.inject({ method: 'GET', url: '/demo/items?limit=10', headers: auth })
+    expect(good.statusCode).toBe(200)
+    expect(good.json()).toEqual([])
+  })
+
+  it('answers 400 problem for malformed JSON without quoting it', async () => {
+    const { app, auth } = await setup()
+    const res = await app.inject({
+      method: 'POST',
+      url: '/demo/items',
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload: '{"name": "Jane Canary-Doe", oops',
+    })
+    expect(res.statusCode).toBe(400)
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
+    expect(res.body).not.toContain('Canary')
+  })
+
+  it('decodes and encodes with the codecs: 201 with the created item, strict codecs drop unknown fields', async () => {
+    const { app, auth } = await setup()
+    const res = await app.inject({
+      method: 'POST',
+      url: '/demo/items',
+      headers: auth,
+      payload: { ...validItem, extra: 'ignored' },
+    })
+    expect(res.statusCode).toBe(201)
+    expect(res.json()).toEqual({ id: 'item-1', name: 'Crutches', quantity: 2, version: 1 })
+    expect(res.headers.etag).toBe('W/"1"')
+    expect(res.headers.location).toBe('/demo/items/item-1')
+  })
+
+  it('answers 413 problem for a body over the limit', async () => {
+    const { app, auth, state } = await setup({ env: { BODY_LIMIT_BYTES: '1024' } })
+    const res = await app.inject({
+      method: 'POST',
+      url: '/demo/items',
+      headers: auth,
+      payload: { ...validItem, name: 'x'.repeat(2000) },
+    })
+    expect(res.statusCode).toBe(413)
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
+    expect(res.json().type).toBe('https://referrals.dev/problems/payload_too_large')
+    expect(state.writes).toBe(0)
+  })
+
+  it('answers 429 problem with Retry-After once a user exceeds the rate limit', async () => {
+    const { app, auth } = await setup({ env: { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW: '1m' } })
+    const statuses: number[] = []
+    for (let i = 0; i < 4; i++) {
+      statuses.push((await app.inject({ method: 'GET', url: '/demo/items', headers: auth })).statusCode)
+    }
+    expect(statuses).toEqual([200, 200, 200, 429])
+    const limited = await app.inject({ method: 'GET', url: '/demo/items', headers: auth })
+    expect(limited.statusCode).toBe(429)
+    expect(limited.headers['content-type']).toMatch(/^application\/problem\+json/)
+    expect(limited.headers['retry-after']).toBeDefined()
+    expect(limited.json().type).toBe('https://referrals.dev/problems/rate_limited')
+  })
+
+  it('counts the rate limit per user, not per address', async () => {
+    const { app, auth, token } = await setup({ env: { RATE_LIMIT_MAX: '2', RATE_LIMIT_WINDOW: '1m' } })
+    for (let i = 0; i < 2; i++) await app.inject({ method: 'GET', url: '/demo/items', headers: auth })
+    expect((await app.inject({ method: 'GET', url: '/demo/items', headers: auth })).statusCode).toBe(429)
+    const other = { authorization: `Bearer ${await token({ userId: 'u-2' })}` }
+    expect((await app.inject({ method: 'GET', url: '/demo/items', headers: other })).statusCode).toBe(200)
+  })
+
+  it('sets security headers, no-store caching and a correlation id on every response', async () => {
+    const { app, auth } = await setup()
+    for (const res of [
+      await app.inject({ method: 'GET', url: '/demo/items', headers: auth }),
+      await app.inject({ method: 'GET', url: '/nowhere', headers: auth }),
+      await app.inject({ method: 'GET', url: '/demo/items' }),
+    ]) {
+      expect(res.headers['x-content-type-options']).toBe('nosniff')
+      expect(res.headers['strict-transport-security']).toMatch(/max-age=/)
+      expect(res.headers['x-frame-options']).toBe('SAMEORIGIN')
+      expect(res.headers['content-security-policy']).toContain("default-src 'self'")
+      expect(res.headers['cache-control']).toBe('no-store')
+      expect(res.headers['x-correlation-id']).toMatch(/^[0-9a-f-]{36}$/)
+    }
+  })
+
+  it('keeps a well-formed client correlation id and replaces a malformed one', async () => {
+    const { app, auth } = await setup()
+    const kept = await app.inject({
+      method: 'GET',
+      url: '/nowhere',
+      headers: { ...auth, 'x-correlation-id': 'client-trace.42' },
+    })
+    expect(kept.headers['x-correlation-id']).toBe('client-trace.42')
+    expect(kept.json().correlationId).toBe('client-trace.42')
+    const replaced = await app.inject({
+      method: 'GET',
+      url: '/nowhere',
+      headers: { ...auth, 'x-correlation-id': 'bad id <script>' },
+    })
+    expect(replaced.headers['x-correlation-id']).toMatch(/^[0-9a-f-]{36}$/)
+  })
+
+  it('answers every error as problem+json', async () => {
+    const { app, auth } = await setup()
+    const responses = [
+      await app.inject({ method: 'GET', url: '/nowhere', headers: auth }),
+      await app.inject({ method: 'GET', url: '/demo/items' }),
+      await app.inject({ method: 'GET', url: '/demo/items/item-9', headers: auth }),
+      await app.inject({
+        method: 'POST',
+        url: '/demo/items',
+        headers: { ...auth, 'content-type': 'application/xml' },
+        payload: '<x/>',
+      }),
+      await app.inject({ method: 'POST', url: '/demo/fail', headers: auth, payload: { note: 'n' } }),
+      await app.inject({
+        method: 'POST',
+        url: '/demo/domain-error',
+        headers: auth,
+        payload: { code: 'demo.invalid_state' },
+      }),
+    ]
+    expect(responses.map((r) => r.statusCode)).toEqual([404, 401, 404, 415, 500, 422])
+    for (const res of responses) {
+      expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8')
+      const problem = res.json()
+      expect(problem.status).toBe(res.statusCode)
+      expect(problem.type).toMatch(/^https:\/\/referrals\.dev\/problems\//)
+      expect(typeof problem.title).toBe('string')
+      expect(problem.correlationId).toBe(res.headers['x-correlation-id'])
+    }
+    expect(responses[2]?.json().type).toBe('https://referrals.dev/problems/demo.not_found')
+  })
+
+  it('hides unexpected errors behind a generic 500 carrying the correlation id', async () => {
+    const { app, auth, logs } = await setup()
+    const res = await app.inject({
+      method: 'POST',
+      url: '/demo/fail',
+      headers: auth,
+      payload: { note: 'PHI-CANARY-7731' },
+    })
+    expect(res.statusCode).toBe(500)
+    expect(res.json()).toEqual({
+      type: 'https://referrals.dev/problems/internal',
+      title: 'Internal server error',
+      status: 500,
+      code: 'internal',
+      detail: 'Unexpected error; quote the correlation id when reporting it.',
+      correlationId: res.headers['x-correlation-id'],
+    })
+    expect(res.body).not.toContain('PHI-CANARY-7731')
+    expect(res.body).not.toContain('database said')
+    expect(logs()).toContain(String(res.headers['x-correlation-id']))
+    expect(logs()).not.toContain('PHI-CANARY-7731')
+  })
+
+  it('serves /health, and /ready only while the store answers', async () => {
+    const { app } = await setup()
+    const health = await app.inject({ method: 'GET', url: '/health' })
+    expect(health.statusCode).toBe(200)
+    expect(health.json()).toEqual({ status: 'ok' })
+    const ready = await app.inject({ method: 'GET', url: '/ready' })
+    expect(ready.statusCode).toBe(200)
+    expect(ready.json()).toEqual({ status: 'ready' })
+    await app.close()
+
+    const broken: EventStore = {
+      ...probeOnlyStore(),
+      streamVersion: () => left({ _tag: 'StoreUnavailable', reason: 'unavailable', message: 'down' }),
+    }
+    const down = await setup({ store: broken })
+    const notReady = await down.app.inject({ method: 'GET', url: '/ready' })
+    expect(notReady.statusCode).toBe(503)
+    expect(notReady.headers['content-type']).toMatch(/^application\/problem\+json/)
+    expect(notReady.headers['retry-after']).toBeDefined()
+  })
+
+  it('answers /ready with 503 when the store hangs past the timeout', async () => {
+    const hanging: EventStore = {
+      ...probeOnlyStore(),
+      streamVersion: () => () => new Promise(() => undefined),
+    }
+    const { app } = await setup({ store: hanging, readyTimeoutMs: 50 })
+    const res = await app.inject({ method: 'GET', url: '/ready' })
+    expect(res.statusCode).toBe(503)
+  })
+})
