@@ -55,6 +55,20 @@ const metadataOf = (meta: CommandMeta): EventMetadata => ({
   ...(meta.causationId === undefined ? {} : { causationId: meta.causationId }),
 })
 
+/** Opens (unseals) and decodes one stored event through the aggregate's sealer and catalog. */
+export const decodeStored = async <C extends { readonly meta: CommandMeta }, Ev extends DomainEvent, S>(
+  aggregate: Aggregate<C, Ev, S>,
+  stored: StoredEvent,
+): Promise<E.Either<DomainError, Ev>> => {
+  const data = aggregate.sealer
+    ? await aggregate.sealer.open(
+        { streamId: stored.streamId, eventId: stored.id, type: stored.type },
+        stored.data,
+      )
+    : stored.data
+  return aggregate.catalog.decode({ type: stored.type, schemaVersion: stored.schemaVersion, data })
+}
+
 /** Reads and decodes a stream (through the sealer and the catalog's upcasters) into state. */
 export const loadAggregate =
   <C extends { readonly meta: CommandMeta }, Ev extends DomainEvent, S>(
@@ -70,10 +84,7 @@ export const loadAggregate =
     const events: Ev[] = []
     let state = aggregate.decider.initialState
     for (const s of stored) {
-      const data = aggregate.sealer
-        ? await aggregate.sealer.open({ streamId, eventId: s.id, type: s.type }, s.data)
-        : s.data
-      const decoded = aggregate.catalog.decode({ type: s.type, schemaVersion: s.schemaVersion, data })
+      const decoded = await decodeStored(aggregate, s)
       if (E.isLeft(decoded)) return decoded
       events.push(decoded.right)
       state = aggregate.decider.evolve(state, decoded.right)

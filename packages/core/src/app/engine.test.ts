@@ -153,4 +153,36 @@ describe('engine: direct referrals end to end on the in-memory store', () => {
     expect(past.state.exists && past.state.status).toBe('pending')
     expect(now.state.exists && now.state.status).toBe('accepted')
   })
+
+  it('lists sent and received referrals with filters and keyset pagination', async () => {
+    const { engine, clock, as, must, adminCtx } = await setup()
+    await must(engine.practices.execute(spec, { type: 'VerifyPractice', data: {} }, adminCtx))
+    for (const n of [1, 2, 3]) {
+      clock.advance(60_000)
+      await must(engine.referrals.execute(id(`r-${n}`), sendDirect(`r-${n}`), await as('dr-gp')))
+    }
+    await must(engine.referrals.execute(id('r-2'), { type: 'AcceptReferral', data: {} }, await as('dr-a')))
+    const sent = await engine.referralIndex.list({ practiceId: clinic, box: 'sent', limit: 2 })
+    const page1 = E.isRight(sent) ? sent.right : null
+    expect(page1?.items.map((s) => s.referralId)).toEqual(['r-3', 'r-2'])
+    const next = await engine.referralIndex.list({
+      practiceId: clinic,
+      box: 'sent',
+      limit: 2,
+      cursor: page1?.nextCursor ?? '',
+    })
+    expect(E.isRight(next) && next.right.items.map((s) => s.referralId)).toEqual(['r-1'])
+    expect(E.isRight(next) && next.right.nextCursor).toBeNull()
+    const accepted = await engine.referralIndex.list({
+      practiceId: spec,
+      box: 'received',
+      status: ['accepted'],
+    })
+    expect(E.isRight(accepted) && accepted.right.items.map((s) => s.referralId)).toEqual(['r-2'])
+    const wrongBox = await engine.referralIndex.list({ practiceId: clinic, box: 'received' })
+    expect(E.isRight(wrongBox) && wrongBox.right.items).toEqual([])
+    expect(await engine.referralIndex.list({ practiceId: clinic, box: 'sent', cursor: 'garbage' })).toEqual(
+      E.left('invalid_cursor'),
+    )
+  })
 })

@@ -16,7 +16,7 @@ import {
   practiceStreamId,
   recipientProfile,
 } from '../practice/index.js'
-import type { PhiCipher } from '../privacy/port.js'
+import type { BlindIndex, PhiCipher } from '../privacy/port.js'
 import {
   defaultResponsePolicy,
   makeReferralDecider,
@@ -57,6 +57,7 @@ import {
 import { createPracticeDirectory, type PracticeDirectory } from './directory.js'
 import { defineEventCatalog } from './event-catalog.js'
 import { phiSealer } from './phi-sealer.js'
+import { createReferralIndex } from './referral-index.js'
 
 /** Who asks, and the ids that tie their request to the events it causes. */
 export interface RequestContext {
@@ -84,6 +85,8 @@ export interface EngineOptions {
   /** Encrypts PHI before it reaches the store. Without it PHI is stored in the clear (tests, demos). */
   readonly cipher?: PhiCipher
   readonly responsePolicy?: ReferralResponsePolicy
+  /** Keyed tokens for patient search in the referral lists. Without it patient search finds nothing. */
+  readonly blindIndex?: BlindIndex
 }
 
 export const practiceAggregate: Aggregate<
@@ -141,6 +144,11 @@ export const createEngine = (options: EngineOptions) => {
   const deps = { store, ids }
   const referral = referralAggregate(options.responsePolicy, options.cipher)
   const directory: PracticeDirectory = createPracticeDirectory(store, practiceAggregate.catalog)
+  const referralIndex = createReferralIndex({
+    store,
+    aggregate: referral,
+    ...(options.blindIndex === undefined ? {} : { blindIndex: options.blindIndex }),
+  })
   let routing: RoutingHooks | null = null
 
   const meta = (ctx: RequestContext): CommandMeta => ({
@@ -281,6 +289,7 @@ export const createEngine = (options: EngineOptions) => {
     clock,
     ids,
     directory,
+    referralIndex,
     practices,
     catalog,
     referrals,
