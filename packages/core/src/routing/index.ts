@@ -1,1 +1,4 @@
-export {}
+export * from './backtest.js'
+export * from './codecs.js'
+export * from './decider.js'
+export * from './explain.js'

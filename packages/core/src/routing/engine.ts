@@ -1,0 +1,466 @@
+import type { PracticeId } from '../shared/ids.js'
+import type { Exclusion, PoolEvent, RankedCandidate, RouteRequest } from './codecs.js'
+import { IndexedHeap } from './heap.js'
+import { ceilDiv, floorDiv, fractionString } from './rational.js'
+
+/*
+ * Weighted least-count by FTE with virtual-time placement (EEVDF / WF2Q with unit requests).
+ *
+ * Member i has weight w_i (FTE in thousandths); W = Σ w_i over active members. Time is counted in
+ * slots: one slot per routing decision, so the pool's virtual time V advances by one slot per
+ * decision, and in a static period member i's fair share of k slots is k·w_i/W. Member i has a
+ * virtual start S_i = p_i/w_i (when its next unit becomes due) and a virtual finish
+ * F_i = S_i + W/w_i (when it must have been served); p_i is an integer, so every comparison below
+ * is a comparison of BigInt products. Its lag is λ_i = (V·w_i − p_i)/W: fair share minus received.
+ *
+ *   pick: among members with S_i ≤ V ("eligible"), the smallest F_i; ties by smaller S_i, then
+ *         practiceId (lexicographic). If nobody is eligible, V first jumps to the smallest S_i.
+ *   serve: p_c += W (S_c moves to F_c), then V += 1.
+ *
+ * INVARIANT (bounded lag): after every event, every active member has −1 < λ_i < 1. In a static
+ * period (no membership/FTE change, no exclusion, refund or direct referral), every member's count
+ * therefore stays within floor/ceil of its FTE-weighted entitlement at every prefix.
+ *
+ * Why it holds. A period starts at a re-placement (below), where every λ_i ≤ 0. Look at member i's
+ * units as unit jobs: unit j may be served in the integer slots of [x_i + j·L_i, x_i + (j+1)·L_i),
+ * with L_i = W/w_i ≥ 1 and x_i = S_i − V at the start. Serving only eligible members keeps
+ * λ_i > −1 (λ after a service ≥ w_i/W − 1), and λ_i < 1 is exactly "no unit misses the end of its
+ * window". Units with integer windows on one server are all served in time by earliest-deadline-
+ * first iff every slot interval [a, b) holds at most b − a units whose windows lie inside it. For
+ * a ≥ 1 the windows of member i inside (a−1, b] are disjoint and each has length L_i, so there are
+ * fewer than w_i·(b−a+1)/W of them, and fewer than b−a+1 in total. For a = 0, member i has
+ * floor(w_i·b/W + λ_i) ≤ w_i·b/W units due by b because λ_i ≤ 0, b in total. So no window is ever
+ * missed while some member is eligible; when nobody is (all λ_i < 0), the jump of V raises every
+ * λ_i to at most 0, which is again a valid start. Equal weights and no changes give λ_i = 0 at the
+ * start, Σλ = 0 forever, and "smallest F" is "smallest count": exactly plain least-count with the
+ * practiceId tie-break.
+ *
+ * Re-placement (joins, leaves, pauses, resumes, FTE changes; done lazily before the next decision,
+ * once per batch of such events): newcomers and resumers get λ = 0 (placed at the current virtual
+ * time: no catch-up burst); others keep min(λ_i, 0), rounded toward zero to a multiple of 1/W —
+ * a debt from earlier over-service is kept, an unspent credit is dropped, so no change can leave
+ * the pool owing anyone a burst. An FTE change keeps the member's lag and changes its rate at once.
+ * Outside static periods (exclusions, refunds, direct referrals) the invariant is enforced by
+ * clamping: a member whose window would be missed is moved to just inside it, and a member served
+ * out of turn is not pushed below λ = −1.
+ *
+ * Cost: a decision is O(log n) (two heaps: eligible by F, waiting by S); a decision with exclusions
+ * also walks past the excluded members, and an insurance filter scans the active members to list
+ * who it excluded (O(n)). A re-placement is O(n).
+ */
+
+type Status = 'active' | 'paused' | 'left'
+
+interface Member {
+  readonly practiceId: PracticeId
+  w: bigint
+  status: Status
+  count: number
+  networks: ReadonlySet<string>
+  /** S = p/w slots; meaningful only while active and the engine is clean. */
+  p: bigint
+  /** Placed at λ = 0 at the next re-placement. */
+  fresh: boolean
+  /** Lag carried into the next re-placement when the FTE changed (num/den, referral units). */
+  carry: { readonly num: bigint; readonly den: bigint } | null
+}
+
+interface ReferralEntry {
+  readonly practiceId: PracticeId
+  state: 'assigned' | 'declined' | 'direct' | 'released'
+  counted: boolean
+}
+
+export interface MemberView {
+  readonly practiceId: PracticeId
+  readonly status: Status
+  readonly fteMilli: number
+  readonly count: number
+  readonly insuranceNetworks: readonly string[]
+}
+
+export interface Ranking {
+  readonly chosen: PracticeId | null
+  readonly ranked: readonly RankedCandidate[]
+  readonly candidateCount: number
+  readonly exclusions: readonly Exclusion[]
+  readonly virtualTime: string
+}
+
+export interface LagView {
+  readonly practiceId: string
+  readonly num: bigint
+  readonly den: bigint
+}
+
+export class PoolEngine {
+  private readonly members = new Map<string, Member>()
+  private readonly active = new Set<string>()
+  private readonly inactive = new Set<string>()
+  private readonly referrals = new Map<string, ReferralEntry>()
+  private W = 0n
+  private kNum = 0n
+  private kDen = 1n
+  private dirty = false
+
+  /** Eligible members (S ≤ V) by (F, S, practiceId). */
+  private readonly eligible = new IndexedHeap((a, b) => this.lessByFinish(a, b))
+  /** Waiting members (S > V) by (S, F, practiceId). */
+  private readonly waiting = new IndexedHeap((a, b) => this.lessByStart(a, b))
+
+  member(practiceId: string): MemberView | undefined {
+    const m = this.members.get(practiceId)
+    return m === undefined
+      ? undefined
+      : {
+          practiceId: m.practiceId,
+          status: m.status,
+          fteMilli: Number(m.w),
+          count: m.count,
+          insuranceNetworks: [...m.networks].sort(),
+        }
+  }
+
+  memberIds(): readonly PracticeId[] {
+    return [...this.members.values()].map((m) => m.practiceId).sort()
+  }
+
+  referral(referralId: string): Readonly<ReferralEntry> | undefined {
+    return this.referrals.get(referralId)
+  }
+
+  /** Every active member's lag λ = (V·w − p)/W as an exact fraction (for invariant checks and explain). */
+  lags(): readonly LagView[] {
+    this.ensureClean()
+    return [...this.active].sort().map((id) => {
+      const m = this.members.get(id) as Member
+      return { practiceId: id, num: this.kNum * m.w - m.p * this.kDen, den: this.kDen * this.W }
+    })
+  }
+
+  apply(event: PoolEvent): void {
+    switch (event.type) {
+      case 'MemberJoined': {
+        const { practiceId, fteMilli, insuranceNetworks } = event.data
+        const existing = this.members.get(practiceId)
+        const m: Member = existing ?? {
+          practiceId,
+          w: 1n,
+          status: 'left',
+          count: 0,
+          networks: new Set(),
+          p: 0n,
+          fresh: true,
+          carry: null,
+        }
+        this.members.set(practiceId, m)
+        if (m.status === 'active') {
+          this.markDirty()
+          m.fresh = true
+        }
+        m.w = BigInt(fteMilli)
+        m.networks = new Set(insuranceNetworks)
+        this.setStatus(m, 'active')
+        return
+      }
+      case 'MemberLeft':
+        this.withMember(event.data.practiceId, (m) => this.setStatus(m, 'left'))
+        return
+      case 'MemberPaused':
+        this.withMember(event.data.practiceId, (m) => this.setStatus(m, 'paused'))
+        return
+      case 'MemberResumed':
+        this.withMember(event.data.practiceId, (m) => this.setStatus(m, 'active'))
+        return
+      case 'MemberFteChanged':
+        this.withMember(event.data.practiceId, (m) => {
+          if (m.status === 'active' && !m.fresh && m.carry === null) {
+            this.markDirty()
+            m.carry = { num: this.kNum * m.w - m.p * this.kDen, den: this.kDen * this.W }
+          }
+          m.w = BigInt(event.data.toFteMilli)
+        })
+        return
+      case 'MemberNetworksChanged':
+        this.withMember(event.data.practiceId, (m) => {
+          m.networks = new Set(event.data.insuranceNetworks)
+        })
+        return
+      case 'ReferralRouted':
+        this.referrals.set(event.data.referralId, {
+          practiceId: event.data.chosenPracticeId,
+          state: 'assigned',
+          counted: true,
+        })
+        this.serve(event.data.chosenPracticeId)
+        return
+      case 'RoutingFoundNoCandidate':
+        return
+      case 'DeclineRecorded': {
+        const entry = this.referrals.get(event.data.referralId)
+        if (entry === undefined) return
+        entry.state = 'declined'
+        if (event.data.refunded && entry.counted) {
+          entry.counted = false
+          this.refund(entry.practiceId)
+        }
+        return
+      }
+      case 'DirectReferralRecorded':
+        this.referrals.set(event.data.referralId, {
+          practiceId: event.data.practiceId,
+          state: 'direct',
+          counted: event.data.counted,
+        })
+        if (event.data.counted) this.charge(event.data.practiceId)
+        return
+      case 'ReferralReleased': {
+        const entry = this.referrals.get(event.data.referralId)
+        if (entry === undefined) return
+        entry.state = 'released'
+        if (event.data.refunded && entry.counted) {
+          entry.counted = false
+          this.refund(entry.practiceId)
+        }
+        return
+      }
+      default:
+        absurdEvent(event)
+    }
+  }
+
+  /**
+   * Ranks the candidates of a request without changing the pool's meaning (it may finish a pending
+   * re-placement, which depends on the applied events only). `limit` ranked candidates are returned.
+   */
+  rank(request: RouteRequest, limit: number): Ranking {
+    this.ensureClean()
+    const excluded = new Set<string>(request.excludedPracticeIds)
+    const network = request.insuranceNetworkId
+    const isCandidate = (id: string): boolean => {
+      const m = this.members.get(id) as Member
+      return !excluded.has(id) && (network === null || m.networks.has(network))
+    }
+    const exclusions: Exclusion[] = []
+    for (const id of this.inactive) {
+      const m = this.members.get(id) as Member
+      exclusions.push({
+        practiceId: id as Exclusion['practiceId'],
+        reason: m.status === 'paused' ? 'paused' : 'not_eligible',
+      })
+    }
+    let excludedActive = 0
+    for (const id of excluded) {
+      if (this.active.has(id)) {
+        excludedActive++
+        exclusions.push({ practiceId: id as Exclusion['practiceId'], reason: 'declined' })
+      }
+    }
+    if (network !== null) {
+      for (const id of this.active) {
+        if (!excluded.has(id) && !(this.members.get(id) as Member).networks.has(network)) {
+          excludedActive++
+          exclusions.push({ practiceId: id as Exclusion['practiceId'], reason: 'insurance' })
+        }
+      }
+    }
+    exclusions.sort((a, b) => (a.practiceId < b.practiceId ? -1 : a.practiceId > b.practiceId ? 1 : 0))
+
+    // Where V stands for this decision: it jumps to the smallest virtual start if nobody is eligible.
+    const [vNum, vDen] = this.effectiveVirtualTime()
+    const ranked: RankedCandidate[] = []
+    const max = Math.max(1, limit)
+    const collect = (id: string): boolean => {
+      if (isCandidate(id)) ranked.push(this.describe(id, vNum, vDen))
+      return ranked.length < max
+    }
+    this.eligible.walk(collect)
+    if (ranked.length < max) this.waiting.walk(collect)
+    return {
+      chosen: ranked[0]?.practiceId ?? null,
+      ranked,
+      candidateCount: this.active.size - excludedActive,
+      exclusions,
+      virtualTime: fractionString(vNum, vDen),
+    }
+  }
+
+  // ---- virtual-time mechanics ----------------------------------------------------------------
+
+  private serve(practiceId: string): void {
+    const m = this.members.get(practiceId)
+    if (m === undefined) return
+    m.count++
+    if (m.status !== 'active') return
+    this.ensureClean()
+    this.jumpIfNobodyEligible()
+    this.detach(m)
+    m.p += this.W
+    this.kNum += this.kDen
+    // A member served out of turn (only possible with exclusions) is kept above λ = −1.
+    const highest = ceilDiv(this.kNum * m.w + this.W * this.kDen, this.kDen) - 1n
+    if (m.p > highest) m.p = highest
+    this.attach(m)
+    this.promoteDue()
+    this.clampMissed()
+  }
+
+  /** A refund: count back, and the member's lag +1 but never above max(λ, 0). */
+  private refund(practiceId: string): void {
+    const m = this.members.get(practiceId)
+    if (m === undefined) return
+    m.count--
+    if (m.status !== 'active') return
+    this.ensureClean()
+    const atZero = ceilDiv(this.kNum * m.w, this.kDen) // smallest p with λ ≤ 0
+    if (m.p <= atZero) return
+    this.detach(m)
+    m.p = m.p - this.W > atZero ? m.p - this.W : atZero
+    this.attach(m)
+  }
+
+  /** A counted direct referral: count +1 and the member's lag −1, kept above −1. */
+  private charge(practiceId: string): void {
+    const m = this.members.get(practiceId)
+    if (m === undefined) return
+    m.count++
+    if (m.status !== 'active') return
+    this.ensureClean()
+    this.detach(m)
+    const highest = ceilDiv(this.kNum * m.w + this.W * this.kDen, this.kDen) - 1n
+    m.p = m.p + this.W > highest ? highest : m.p + this.W
+    this.attach(m)
+  }
+
+  private effectiveVirtualTime(): readonly [bigint, bigint] {
+    if (this.eligible.size > 0) return [this.kNum, this.kDen]
+    const first = this.waiting.peek()
+    if (first === undefined) return [this.kNum, this.kDen]
+    const m = this.members.get(first) as Member
+    return [m.p, m.w]
+  }
+
+  private jumpIfNobodyEligible(): void {
+    if (this.eligible.size > 0) return
+    ;[this.kNum, this.kDen] = this.effectiveVirtualTime()
+    this.promoteDue()
+  }
+
+  private promoteDue(): void {
+    for (let id = this.waiting.peek(); id !== undefined; id = this.waiting.peek()) {
+      const m = this.members.get(id) as Member
+      if (m.p * this.kDen > this.kNum * m.w) return
+      this.waiting.remove(id)
+      this.eligible.push(id)
+    }
+  }
+
+  /** Keeps λ < 1: a member whose finish has passed V is moved to just inside its window. */
+  private clampMissed(): void {
+    for (let id = this.eligible.peek(); id !== undefined; id = this.eligible.peek()) {
+      const m = this.members.get(id) as Member
+      if ((m.p + this.W) * this.kDen > this.kNum * m.w) return
+      this.eligible.remove(id)
+      m.p = floorDiv(this.kNum * m.w - this.W * this.kDen, this.kDen) + 1n
+      this.eligible.push(id)
+    }
+  }
+
+  private detach(m: Member): void {
+    if (!this.eligible.remove(m.practiceId)) this.waiting.remove(m.practiceId)
+  }
+
+  private attach(m: Member): void {
+    if (m.p * this.kDen <= this.kNum * m.w) this.eligible.push(m.practiceId)
+    else this.waiting.push(m.practiceId)
+  }
+
+  private setStatus(m: Member, status: Status): void {
+    if (m.status === status) return
+    this.markDirty()
+    if (m.status === 'active') {
+      this.active.delete(m.practiceId)
+      this.detach(m)
+    }
+    m.status = status
+    if (status === 'active') {
+      this.active.add(m.practiceId)
+      this.inactive.delete(m.practiceId)
+      m.fresh = true
+      m.carry = null
+    } else {
+      this.inactive.add(m.practiceId)
+    }
+  }
+
+  private markDirty(): void {
+    this.dirty = true
+  }
+
+  /**
+   * Re-placement after membership/FTE changes: newcomers at λ = 0, others at min(λ, 0) rounded
+   * toward zero in units of the new 1/W; V restarts at slot 0.
+   */
+  private ensureClean(): void {
+    if (!this.dirty) return
+    let total = 0n
+    for (const id of this.active) total += (this.members.get(id) as Member).w
+    const ids = [...this.active]
+    for (const id of ids) {
+      const m = this.members.get(id) as Member
+      const lag = m.fresh
+        ? { num: 0n, den: 1n }
+        : (m.carry ?? { num: this.kNum * m.w - m.p * this.kDen, den: this.kDen * this.W })
+      const kept = lag.num < 0n ? (lag.num * total) / lag.den : 0n
+      m.p = kept <= -total ? total - 1n : -kept
+      m.fresh = false
+      m.carry = null
+    }
+    this.W = total
+    this.kNum = 0n
+    this.kDen = 1n
+    this.eligible.rebuild(ids.filter((id) => (this.members.get(id) as Member).p <= 0n))
+    this.waiting.rebuild(ids.filter((id) => (this.members.get(id) as Member).p > 0n))
+    this.dirty = false
+  }
+
+  private describe(id: string, vNum: bigint, vDen: bigint): RankedCandidate {
+    const m = this.members.get(id) as Member
+    return {
+      practiceId: id as RankedCandidate['practiceId'],
+      count: m.count,
+      fteMilli: Number(m.w) as RankedCandidate['fteMilli'],
+      eligible: m.p * vDen <= vNum * m.w,
+      virtualStart: fractionString(m.p, m.w),
+      virtualFinish: fractionString(m.p + this.W, m.w),
+      lag: fractionString(vNum * m.w - m.p * vDen, vDen * this.W),
+    }
+  }
+
+  private lessByFinish(a: string, b: string): boolean {
+    const x = this.members.get(a) as Member
+    const y = this.members.get(b) as Member
+    const f = (x.p + this.W) * y.w - (y.p + this.W) * x.w
+    if (f !== 0n) return f < 0n
+    const s = x.p * y.w - y.p * x.w
+    return s !== 0n ? s < 0n : a < b
+  }
+
+  private lessByStart(a: string, b: string): boolean {
+    const x = this.members.get(a) as Member
+    const y = this.members.get(b) as Member
+    const s = x.p * y.w - y.p * x.w
+    if (s !== 0n) return s < 0n
+    const f = (x.p + this.W) * y.w - (y.p + this.W) * x.w
+    return f !== 0n ? f < 0n : a < b
+  }
+
+  private withMember(practiceId: string, f: (m: Member) => void): void {
+    const m = this.members.get(practiceId)
+    if (m !== undefined) f(m)
+  }
+}
+
+const absurdEvent = (event: never): never => {
+  throw new Error(`unhandled pool event ${(event as { type?: string }).type ?? ''}`)
+}

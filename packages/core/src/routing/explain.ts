@@ -1,0 +1,197 @@
+import type { PracticeId, ReferralId } from '../shared/ids.js'
+import type {
+  Exclusion,
+  PoolEvent,
+  RankedCandidate,
+  ReferralRoutedEvent,
+  RoutingFoundNoCandidateEvent,
+  RoutingPolicy,
+} from './codecs.js'
+import {
+  evolvePool,
+  initialPoolState,
+  type PoolState,
+  poolEngine,
+  rankRequest,
+  routingEvent,
+} from './decider.js'
+import { compareFractions } from './rational.js'
+
+type DecisionEvent = ReferralRoutedEvent | RoutingFoundNoCandidateEvent
+
+const isDecision = (e: PoolEvent): e is DecisionEvent =>
+  e.type === 'ReferralRouted' || e.type === 'RoutingFoundNoCandidate'
+
+const parseFraction = (s: string): readonly [bigint, bigint] => {
+  const [n, d] = s.split('/')
+  return [BigInt(n ?? '0'), BigInt(d ?? '1')]
+}
+
+const cmp = (a: string, b: string): number => {
+  const [an, ad] = parseFraction(a)
+  const [bn, bd] = parseFraction(b)
+  return compareFractions(an, ad, bn, bd)
+}
+
+/** Which rule separated the chosen candidate from the runner-up. */
+export type DecidedBy =
+  | 'only candidate'
+  | 'eligibility'
+  | 'smallest virtual finish'
+  | 'smallest virtual start'
+  | 'practiceId'
+  | 'no candidate'
+
+export const decidedBy = (ranked: readonly RankedCandidate[]): DecidedBy => {
+  const [a, b] = ranked
+  if (a === undefined) return 'no candidate'
+  if (b === undefined) return 'only candidate'
+  if (a.eligible !== b.eligible) return 'eligibility'
+  const [first, second] = a.eligible
+    ? (['virtualFinish', 'virtualStart'] as const)
+    : (['virtualStart', 'virtualFinish'] as const)
+  if (cmp(a[first], b[first]) !== 0)
+    return first === 'virtualFinish' ? 'smallest virtual finish' : 'smallest virtual start'
+  if (cmp(a[second], b[second]) !== 0)
+    return second === 'virtualFinish' ? 'smallest virtual finish' : 'smallest virtual start'
+  return 'practiceId'
+}
+
+export interface RoutingExplanation {
+  readonly position: number
+  readonly outcome: 'routed' | 'no_candidate'
+  readonly chosenPracticeId: PracticeId | null
+  readonly virtualTime: string | null
+  readonly candidateCount: number
+  readonly candidates: readonly RankedCandidate[]
+  readonly exclusions: readonly Exclusion[]
+  readonly policy: RoutingPolicy
+  readonly decidedBy: DecidedBy
+  /** Does replaying the log up to this decision choose the same? */
+  readonly verified: boolean
+  readonly lines: readonly string[]
+}
+
+const describeDecision = (position: number, e: DecisionEvent, verified: boolean): RoutingExplanation => {
+  const { policy, exclusions } = e.data
+  const candidates = e.type === 'ReferralRouted' ? e.data.candidates : []
+  const rule = decidedBy(candidates)
+  const lines: string[] = []
+  const policyText = `${policy.name} v${policy.version} (onDecline=${policy.options.onDecline}, countDirectReferrals=${policy.options.countDirectReferrals})`
+  if (e.type === 'ReferralRouted') {
+    lines.push(
+      `decision #${position}: routed to ${e.data.chosenPracticeId} among ${e.data.candidateCount} candidate(s) at virtual time ${e.data.virtualTime}; policy ${policyText}`,
+    )
+    lines.push(
+      `rule: least load relative to FTE — earliest virtual finish among eligible members; decided by ${rule}`,
+    )
+    for (const [i, c] of candidates.entries()) {
+      lines.push(
+        `${i === 0 ? 'chosen ' : `#${i + 1}     `} ${c.practiceId}: count ${c.count}, FTE ${c.fteMilli / 1000}, ${c.eligible ? 'eligible' : 'not yet eligible'}, virtual start ${c.virtualStart}, finish ${c.virtualFinish}, lag ${c.lag}`,
+      )
+    }
+  } else {
+    lines.push(`decision #${position}: no candidate; policy ${policyText}`)
+  }
+  for (const x of exclusions) lines.push(`excluded ${x.practiceId}: ${x.reason}`)
+  if (!verified) lines.push('WARNING: replaying the log does not re-derive this decision')
+  return {
+    position,
+    outcome: e.type === 'ReferralRouted' ? 'routed' : 'no_candidate',
+    chosenPracticeId: e.type === 'ReferralRouted' ? e.data.chosenPracticeId : null,
+    virtualTime: e.type === 'ReferralRouted' ? e.data.virtualTime : null,
+    candidateCount: e.type === 'ReferralRouted' ? e.data.candidateCount : 0,
+    candidates,
+    exclusions,
+    policy,
+    decidedBy: rule,
+    verified,
+    lines,
+  }
+}
+
+export interface RoutingMismatch {
+  readonly position: number
+  readonly referralId: ReferralId
+  readonly recorded: PracticeId | null
+  readonly rederived: PracticeId | null
+  /** `target`: another practice (or none); `record`: same target, different recorded inputs. */
+  readonly kind: 'target' | 'record'
+}
+
+export interface RoutingVerification {
+  readonly ok: boolean
+  readonly decisions: number
+  readonly mismatches: readonly RoutingMismatch[]
+}
+
+const chosenOf = (e: PoolEvent): PracticeId | null =>
+  e.type === 'ReferralRouted' ? e.data.chosenPracticeId : null
+
+const recordOf = (e: PoolEvent): string =>
+  isDecision(e)
+    ? JSON.stringify({
+        ...e.data,
+        decisionId: '',
+        request: { ...e.data.request, excludedPracticeIds: [...e.data.request.excludedPracticeIds].sort() },
+      })
+    : ''
+
+const checkDecision = (state: PoolState, position: number, e: DecisionEvent): RoutingMismatch | null => {
+  const ranking = rankRequest(poolEngine(state), e.data.request, e.data.policy)
+  const rederived = routingEvent(e.data.decisionId, e.data.referralId, e.data.request, ranking, e.data.policy)
+  const base = {
+    position,
+    referralId: e.data.referralId,
+    recorded: chosenOf(e),
+    rederived: chosenOf(rederived),
+  }
+  if (base.recorded !== base.rederived || rederived.type !== e.type) return { ...base, kind: 'target' }
+  return recordOf(rederived) === recordOf(e) ? null : { ...base, kind: 'record' }
+}
+
+/**
+ * Replays a pool's log and re-derives every routing decision from the events before it (with the
+ * policy recorded in the decision). Positions are 0-based indexes into `poolEvents`.
+ */
+export const verifyRouting = (poolEvents: readonly PoolEvent[]): RoutingVerification => {
+  let state = initialPoolState()
+  let decisions = 0
+  const mismatches: RoutingMismatch[] = []
+  for (const [position, e] of poolEvents.entries()) {
+    if (isDecision(e)) {
+      decisions++
+      const mismatch = checkDecision(state, position, e)
+      if (mismatch !== null) mismatches.push(mismatch)
+    }
+    state = evolvePool(state, e)
+  }
+  return { ok: mismatches.length === 0, decisions, mismatches }
+}
+
+export interface ReferralRoutingExplanation {
+  readonly referralId: ReferralId
+  /** Every routing decision taken for the referral (re-routes after declines included), oldest first. */
+  readonly decisions: readonly RoutingExplanation[]
+  readonly lines: readonly string[]
+}
+
+/** Why the referral went where it went: candidates, their loads, exclusions and the deciding rule. */
+export const explainRouting = (
+  poolEvents: readonly PoolEvent[],
+  referralId: ReferralId,
+): ReferralRoutingExplanation => {
+  let state = initialPoolState()
+  const decisions: RoutingExplanation[] = []
+  for (const [position, e] of poolEvents.entries()) {
+    if (isDecision(e) && e.data.referralId === referralId) {
+      decisions.push(describeDecision(position, e, checkDecision(state, position, e) === null))
+    }
+    state = evolvePool(state, e)
+  }
+  const lines =
+    decisions.length === 0
+      ? [`referral ${referralId} was never routed in this pool`]
+      : decisions.flatMap((d) => d.lines)
+  return { referralId, decisions, lines }
+}
