@@ -48,7 +48,7 @@ const payloadArb: fc.Arbitrary<CatalogCommandPayload> = fc.oneof(
   fc.record({
     type: fc.constant('ProposeCategory' as const),
     data: fc
-      .tuple(categoryArb, nameArb, fc.option(categoryArb, { nil: undefined, freq: 1 }))
+      .tuple(categoryArb, nameArb, fc.option(categoryArb, { nil: undefined, freq: 2 }))
       .map(([categoryId, name, parentId]) =>
         parentId === undefined ? { categoryId, name } : { categoryId, name, parentId },
       ),
