@@ -1,1 +1,7 @@
-export {}
+export * from './attachments.js'
+export * from './blind-index.js'
+export * from './hasher.js'
+export * from './master-key.js'
+export * from './memory-key-store.js'
+export * from './phi-cipher.js'
+export * from './postgres-key-store.js'
