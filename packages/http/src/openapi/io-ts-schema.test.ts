@@ -1,5 +1,5 @@
 import { Instant, PracticeId, UserId } from '@referrals/core'
-import Ajv2020 from 'ajv/dist/2020.js'
+import { Ajv2020 } from 'ajv/dist/2020.js'
 import * as t from 'io-ts'
 import { describe, expect, it } from 'vitest'
 import { createSchemaRegistry, type JsonSchema, toJsonSchema, UnsupportedCodecError } from './io-ts-schema.js'
