@@ -8,45 +8,42 @@ import { ceilDiv, floorDiv, fractionString } from './rational.js'
  *
  * Member i has weight w_i (FTE in thousandths); W = Σ w_i over active members. Time is counted in
  * slots: one slot per routing decision, so the pool's virtual time V advances by one slot per
- * decision, and in a static period member i's fair share of k slots is k·w_i/W. Member i has a
- * virtual start S_i = p_i/w_i (when its next unit becomes due) and a virtual finish
- * F_i = S_i + W/w_i (when it must have been served); p_i is an integer, so every comparison below
- * is a comparison of BigInt products. Its lag is λ_i = (V·w_i − p_i)/W: fair share minus received.
+ * decision and member i's fair share of k slots is k·w_i/W. Member i has a virtual start
+ * S_i = p_i/w_i (when its next referral becomes due) and a virtual finish F_i = S_i + W/w_i (by
+ * when it must have had it); p_i is an integer, so every comparison below is a comparison of
+ * BigInt products. Its lag is λ_i = (V·w_i − p_i)/W: fair share minus referrals received.
  *
- *   pick: among members with S_i ≤ V ("eligible"), the smallest F_i; ties by smaller S_i, then
- *         practiceId (lexicographic). If nobody is eligible, V first jumps to the smallest S_i.
+ *   pick:  among members with S_i ≤ V ("eligible"), the smallest F_i; ties by the smaller S_i,
+ *          then practiceId (lexicographic). If nobody is eligible, V first jumps to the smallest S_i.
  *   serve: p_c += W (S_c moves to F_c), then V += 1.
+ *   place: joins, leaves, pauses, resumes and FTE changes start a new period: every active member
+ *          is placed at the current virtual time (λ = 0). A newcomer or resumer therefore gets no
+ *          catch-up burst, and an FTE change sets the new rate at once. (Cost of the reset: each
+ *          change can forfeit less than one referral of anyone's share.)
  *
- * INVARIANT (bounded lag): after every event, every active member has −1 < λ_i < 1. In a static
- * period (no membership/FTE change, no exclusion, refund or direct referral), every member's count
- * therefore stays within floor/ceil of its FTE-weighted entitlement at every prefix.
+ * INVARIANT (bounded lag): in a static period — no membership/FTE change, no exclusion, refund or
+ * direct referral — after k decisions every member's count in the period is floor or ceil of
+ * k·w_i/W, i.e. −1 < λ_i < 1, at every prefix.
  *
- * Why it holds. A period starts at a re-placement (below), where every λ_i ≤ 0. Look at member i's
- * units as unit jobs: unit j may be served in the integer slots of [x_i + j·L_i, x_i + (j+1)·L_i),
- * with L_i = W/w_i ≥ 1 and x_i = S_i − V at the start. Serving only eligible members keeps
- * λ_i > −1 (λ after a service ≥ w_i/W − 1), and λ_i < 1 is exactly "no unit misses the end of its
- * window". Units with integer windows on one server are all served in time by earliest-deadline-
- * first iff every slot interval [a, b) holds at most b − a units whose windows lie inside it. For
- * a ≥ 1 the windows of member i inside (a−1, b] are disjoint and each has length L_i, so there are
- * fewer than w_i·(b−a+1)/W of them, and fewer than b−a+1 in total. For a = 0, member i has
- * floor(w_i·b/W + λ_i) ≤ w_i·b/W units due by b because λ_i ≤ 0, b in total. So no window is ever
- * missed while some member is eligible; when nobody is (all λ_i < 0), the jump of V raises every
- * λ_i to at most 0, which is again a valid start. Equal weights and no changes give λ_i = 0 at the
- * start, Σλ = 0 forever, and "smallest F" is "smallest count": exactly plain least-count with the
- * practiceId tie-break.
+ * Why. Read member i's referrals as unit jobs: its j-th (j ≥ 0) may go in the integer slots of
+ * [j·L_i, (j+1)·L_i) with L_i = W/w_i ≥ 1. Serving only eligible members gives λ_i > −1 (after a
+ * service λ_i ≥ w_i/W − 1); λ_i < 1 is exactly "no job misses the end of its window". Unit jobs
+ * with integer windows on one server all meet their deadlines under earliest-deadline-first iff
+ * every slot interval [a, b) holds at most b − a jobs whose windows lie inside it. Member i's jobs
+ * inside (a−1, b] have disjoint windows of length L_i, so there are fewer than w_i·(b−a+1)/W of
+ * them and fewer than b−a+1 in total; for a = 0 there are floor(w_i·b/W) ≤ w_i·b/W per member, b in
+ * total. Σλ = 0 is kept by every decision (V adds Σw_i/W = 1, the served member loses 1), so some
+ * λ_i ≥ 0: there is always an eligible member and V never jumps in a static period. With equal
+ * weights "smallest F" is "smallest count" and every least-count member is eligible: the choice
+ * is exactly plain least-count with the practiceId tie-break.
  *
- * Re-placement (joins, leaves, pauses, resumes, FTE changes; done lazily before the next decision,
- * once per batch of such events): newcomers and resumers get λ = 0 (placed at the current virtual
- * time: no catch-up burst); others keep min(λ_i, 0), rounded toward zero to a multiple of 1/W —
- * a debt from earlier over-service is kept, an unspent credit is dropped, so no change can leave
- * the pool owing anyone a burst. An FTE change keeps the member's lag and changes its rate at once.
- * Outside static periods (exclusions, refunds, direct referrals) the invariant is enforced by
- * clamping: a member whose window would be missed is moved to just inside it, and a member served
- * out of turn is not pushed below λ = −1.
+ * Outside static periods the bound is enforced, not proved: a member whose window has passed
+ * (possible after exclusions or refunds) is moved to just inside it, and a member served out of
+ * turn (only when every eligible member is excluded) is not pushed to λ ≤ −1.
  *
- * Cost: a decision is O(log n) (two heaps: eligible by F, waiting by S); a decision with exclusions
- * also walks past the excluded members, and an insurance filter scans the active members to list
- * who it excluded (O(n)). A re-placement is O(n).
+ * Cost: a decision is O(log n) (two heaps: eligible by F, waiting by S). A decision with
+ * exclusions also walks past the excluded members, and an insurance filter scans the active
+ * members to list whom it excluded (O(n)). A re-placement is O(n), once per batch of changes.
  */
 
 type Status = 'active' | 'paused' | 'left'
@@ -59,10 +56,6 @@ interface Member {
   networks: ReadonlySet<string>
   /** S = p/w slots; meaningful only while active and the engine is clean. */
   p: bigint
-  /** Placed at λ = 0 at the next re-placement. */
-  fresh: boolean
-  /** Lag carried into the next re-placement when the FTE changed (num/den, referral units). */
-  carry: { readonly num: bigint; readonly den: bigint } | null
 }
 
 interface ReferralEntry {
@@ -150,14 +143,9 @@ export class PoolEngine {
           count: 0,
           networks: new Set(),
           p: 0n,
-          fresh: true,
-          carry: null,
         }
         this.members.set(practiceId, m)
-        if (m.status === 'active') {
-          this.markDirty()
-          m.fresh = true
-        }
+        if (m.status === 'active') this.markDirty()
         m.w = BigInt(fteMilli)
         m.networks = new Set(insuranceNetworks)
         this.setStatus(m, 'active')
@@ -174,10 +162,7 @@ export class PoolEngine {
         return
       case 'MemberFteChanged':
         this.withMember(event.data.practiceId, (m) => {
-          if (m.status === 'active' && !m.fresh && m.carry === null) {
-            this.markDirty()
-            m.carry = { num: this.kNum * m.w - m.p * this.kDen, den: this.kDen * this.W }
-          }
+          if (m.status === 'active') this.markDirty()
           m.w = BigInt(event.data.toFteMilli)
         })
         return
@@ -386,8 +371,6 @@ export class PoolEngine {
     if (status === 'active') {
       this.active.add(m.practiceId)
       this.inactive.delete(m.practiceId)
-      m.fresh = true
-      m.carry = null
     } else {
       this.inactive.add(m.practiceId)
     }
@@ -398,29 +381,22 @@ export class PoolEngine {
   }
 
   /**
-   * Re-placement after membership/FTE changes: newcomers at λ = 0, others at min(λ, 0) rounded
-   * toward zero in units of the new 1/W; V restarts at slot 0.
+   * Re-placement after membership/FTE changes, once per batch of them (lazily, before the next
+   * decision): every active member is placed at the current virtual time (λ = 0, S = V = slot 0).
    */
   private ensureClean(): void {
     if (!this.dirty) return
     let total = 0n
-    for (const id of this.active) total += (this.members.get(id) as Member).w
-    const ids = [...this.active]
-    for (const id of ids) {
+    for (const id of this.active) {
       const m = this.members.get(id) as Member
-      const lag = m.fresh
-        ? { num: 0n, den: 1n }
-        : (m.carry ?? { num: this.kNum * m.w - m.p * this.kDen, den: this.kDen * this.W })
-      const kept = lag.num < 0n ? (lag.num * total) / lag.den : 0n
-      m.p = kept <= -total ? total - 1n : -kept
-      m.fresh = false
-      m.carry = null
+      total += m.w
+      m.p = 0n
     }
     this.W = total
     this.kNum = 0n
     this.kDen = 1n
-    this.eligible.rebuild(ids.filter((id) => (this.members.get(id) as Member).p <= 0n))
-    this.waiting.rebuild(ids.filter((id) => (this.members.get(id) as Member).p > 0n))
+    this.eligible.rebuild([...this.active])
+    this.waiting.rebuild([])
     this.dirty = false
   }
 
