@@ -1,0 +1,124 @@
+import { type PatientId, unsafeId } from '@referrals/core'
+import { createTestDatabase, type TestDatabase } from '@referrals/postgres/testing'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { KeyUnwrapError, MasterKey } from './master-key.js'
+import { createPostgresPatientKeyStore, type PostgresPatientKeyStore } from './postgres-key-store.js'
+
+let db: TestDatabase
+let pool: pg.Pool
+const masterKey = MasterKey.generate()
+const stores: PostgresPatientKeyStore[] = []
+const open = async (options: Partial<Parameters<typeof createPostgresPatientKeyStore>[0]> = {}) => {
+  const store = await createPostgresPatientKeyStore({ pool, masterKey, ...options })
+  stores.push(store)
+  return store
+}
+const patient = (n: number | string) => unsafeId<PatientId>(`pat-${n}`)
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+  pool = new pg.Pool({ connectionString: db.url, max: 10 })
+})
+afterAll(async () => {
+  for (const store of stores) await store.close()
+  await pool.end()
+  await db.drop()
+})
+
+describe('PostgreSQL patient key store', () => {
+  it('creates one key per patient and finds it again by kid, also from another instance', async () => {
+    const store = await open()
+    const first = await store.getOrCreate(patient(1))
+    const again = await store.getOrCreate(patient(1))
+    expect(first.key).toHaveLength(32)
+    expect(again.kid).toBe(first.kid)
+    expect(Buffer.from(again.key).equals(Buffer.from(first.key))).toBe(true)
+    const other = await open()
+    expect(Buffer.from((await other.get(first.kid)) ?? []).equals(Buffer.from(first.key))).toBe(true)
+    expect((await store.getOrCreate(patient(2))).kid).not.toBe(first.kid)
+    expect(await store.get('k_unknown')).toBeNull()
+  })
+
+  it('gives every concurrent caller the same key for a new patient', async () => {
+    const store = await open()
+    const results = await Promise.all(Array.from({ length: 20 }, () => store.getOrCreate(patient('race'))))
+    expect(new Set(results.map((r) => r.kid)).size).toBe(1)
+    const count = await pool.query(
+      `SELECT count(*)::int AS n FROM referrals_keys.patient_keys WHERE patient_id = $1`,
+      ['pat-race'],
+    )
+    expect(count.rows[0].n).toBe(1)
+  })
+
+  it('stores keys only wrapped, in its own schema', async () => {
+    const store = await open()
+    const { kid, key } = await store.getOrCreate(patient(3))
+    const row = await pool.query(`SELECT wrapped_key FROM referrals_keys.patient_keys WHERE kid = $1`, [kid])
+    const wrapped: Buffer = row.rows[0].wrapped_key
+    expect(wrapped).toHaveLength(60)
+    expect(wrapped.includes(Buffer.from(key))).toBe(false)
+  })
+
+  it('cannot unwrap with another master key, nor after a key row is moved to another patient', async () => {
+    const store = await open()
+    const { kid } = await store.getOrCreate(patient(4))
+    const intruder = await open({ masterKey: MasterKey.generate() })
+    await expect(intruder.get(kid)).rejects.toBeInstanceOf(KeyUnwrapError)
+    await store.getOrCreate(patient(5))
+    await pool.query(
+      `UPDATE referrals_keys.patient_keys SET wrapped_key = (SELECT wrapped_key FROM referrals_keys.patient_keys WHERE patient_id = 'pat-5') WHERE kid = $1`,
+      [kid],
+    )
+    await expect(store.get(kid)).rejects.toBeInstanceOf(KeyUnwrapError)
+  })
+
+  it('forgets: destroy deletes the key, a second destroy is a no-op, a new key is a different one', async () => {
+    const store = await open()
+    const { kid } = await store.getOrCreate(patient(6))
+    await store.destroy(patient(6))
+    expect(await store.get(kid)).toBeNull()
+    await store.destroy(patient(6))
+    expect((await store.getOrCreate(patient(6))).kid).not.toBe(kid)
+  })
+
+  it('VACUUM (FULL) on destroy leaves no copy of the wrapped key in the table file', async () => {
+    const store = await open({ schema: 'keys_vacuum' })
+    const { kid } = await store.getOrCreate(patient(7))
+    await store.getOrCreate(patient(8))
+    const row = await pool.query(`SELECT wrapped_key FROM keys_vacuum.patient_keys WHERE kid = $1`, [kid])
+    const wrapped: Buffer = row.rows[0].wrapped_key
+    const fileHolds = async () => {
+      await pool.query('CHECKPOINT')
+      const file = await pool.query(
+        `SELECT position($1::bytea IN pg_read_binary_file(pg_relation_filepath('keys_vacuum.patient_keys'))) AS at`,
+        [wrapped],
+      )
+      return file.rows[0].at > 0
+    }
+    expect(await fileHolds()).toBe(true)
+    await store.destroy(patient(7))
+    expect(await fileHolds()).toBe(false)
+    expect(await store.get(kid)).toBeNull()
+  })
+
+  it('without VACUUM the deleted wrapped key stays in the table file (why FULL is the default)', async () => {
+    const schema = 'keys_none'
+    const store = await open({ schema, vacuumOnDestroy: 'none' })
+    const { kid } = await store.getOrCreate(patient(9))
+    await store.getOrCreate(patient(10))
+    const row = await pool.query(`SELECT wrapped_key FROM ${schema}.patient_keys WHERE kid = $1`, [kid])
+    await store.destroy(patient(9))
+    await pool.query('CHECKPOINT')
+    const file = await pool.query(
+      `SELECT position($1::bytea IN pg_read_binary_file(pg_relation_filepath('${schema}.patient_keys'))) AS at`,
+      [row.rows[0].wrapped_key],
+    )
+    expect(file.rows[0].at).toBeGreaterThan(0)
+    expect(await store.get(kid)).toBeNull()
+  })
+
+  it('refuses a schema name that is not a plain identifier', async () => {
+    await expect(open({ schema: 'keys"; DROP TABLE x; --' })).rejects.toThrow(/identifier/)
+  })
+})
