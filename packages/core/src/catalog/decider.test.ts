@@ -382,3 +382,28 @@ describe('categoryStatus / listCategories', () => {
     expect(listCategories(stateOf([]))).toEqual([])
   })
 })
+
+describe('authorization matrix', () => {
+  const history: CatalogEvent[] = [...kneeTree, proposed(hip, 'Hip')]
+  const adminOnly: readonly CatalogCommandPayload[] = [
+    { type: 'ApproveCategory', data: { categoryId: hip } },
+    { type: 'RenameCategory', data: { categoryId: knee, name: 'Knees' } },
+    { type: 'RetireCategory', data: { categoryId: knee } },
+  ]
+  for (const [who, actor] of Object.entries({ specialist, owner, staff, loner, auditor, system })) {
+    for (const payload of adminOnly) {
+      it(`${who} may not ${payload.type}`, () => {
+        spec(history).when(by(actor, payload)).thenFails('catalog.forbidden')
+      })
+    }
+  }
+  for (const payload of adminOnly) {
+    it(`admin may ${payload.type}`, () => {
+      const result = catalogDecider.decide(
+        by(admin, payload),
+        history.reduce(catalogDecider.evolve, catalogDecider.initialState),
+      )
+      expect(isLeft(result) ? result.left.code : result.right.length).toBe(1)
+    })
+  }
+})

@@ -498,3 +498,56 @@ describe('membersOf', () => {
     expect(membersOf(practiceDecider.initialState)).toEqual([])
   })
 })
+
+describe('authorization matrix', () => {
+  // State: configured, verified, paused specialist practice, so only authorization can fail.
+  const history = [...team(), configured, verified, paused]
+  const commands: readonly PracticeCommandPayload[] = [
+    { type: 'AddMember', data: { userId: dave, role: 'staff' } },
+    { type: 'RemoveMember', data: { userId: carol } },
+    { type: 'ChangeMemberRole', data: { userId: carol, role: 'specialist' } },
+    { type: 'ConfigureSpecialist', data: { ...settings, preferredProviderListed: true } },
+    { type: 'ChangeFte', data: { fte: fte(0.25) } },
+    { type: 'ResumeReceiving', data: {} },
+    { type: 'RevokeVerification', data: {} },
+  ]
+  const allowed: Record<string, readonly string[]> = {
+    owner: [
+      'AddMember',
+      'RemoveMember',
+      'ChangeMemberRole',
+      'ConfigureSpecialist',
+      'ChangeFte',
+      'ResumeReceiving',
+    ],
+    specialist: ['ChangeFte', 'ResumeReceiving'],
+    staff: [],
+    outsider: [],
+    auditor: [],
+    system: [],
+    admin: commands.map((c) => c.type),
+  }
+  const actors: Record<string, Actor> = {
+    owner: user(alice),
+    specialist: user(bob),
+    staff: user(carol),
+    outsider: user(dave),
+    auditor,
+    system,
+    admin,
+  }
+
+  for (const [who, actor] of Object.entries(actors)) {
+    for (const payload of commands) {
+      const expected = allowed[who]?.includes(payload.type) ? 'allowed' : 'forbidden'
+      it(`${who} ${payload.type}: ${expected}`, () => {
+        const result = practiceDecider.decide(
+          by(actor, payload),
+          history.reduce(practiceDecider.evolve, practiceDecider.initialState),
+        )
+        if (expected === 'allowed') expect(isLeft(result) ? result.left.code : result.right.length).toBe(1)
+        else expect(isLeft(result) && result.left.code).toBe('practice.forbidden')
+      })
+    }
+  }
+})
