@@ -91,8 +91,15 @@ export const buildApp = async (options: BuildAppOptions): Promise<FastifyInstanc
       request.actor?.kind === 'user' ? `user:${request.actor.userId}` : `ip:${request.ip}`,
   })
 
+  // Once closing, responses end their keep-alive connection, so in-flight requests drain and the
+  // server can stop without waiting for idle clients.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
   app.addHook('onSend', async (_request, reply, payload) => {
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store')
+    if (closing) reply.header('connection', 'close')
     return payload
   })
 
