@@ -61,7 +61,7 @@ const positiveInt = (name: string, max: number) => {
 export const ReferralSequenceNo = positiveInt('SequenceNo', 1_000_000)
 
 /** Largest attachment the domain accepts (the HTTP layer may set a lower limit). */
-export const MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
+export const REFERRAL_MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
 
 const isContentType = (u: unknown): u is string =>
   typeof u === 'string' && u.length <= 127 && /^[a-z0-9][a-z0-9.+-]*\/[a-z0-9][a-z0-9.+-]*$/i.test(u)
@@ -248,7 +248,7 @@ export const AddAttachmentData = t.readonly(
   strict({
     attachmentId: AttachmentId,
     contentType: ContentType,
-    sizeBytes: positiveInt('SizeBytes', MAX_ATTACHMENT_BYTES),
+    sizeBytes: positiveInt('SizeBytes', REFERRAL_MAX_ATTACHMENT_BYTES),
     sha256: Sha256Hex,
     phi: AttachmentPhi,
   }),
@@ -279,7 +279,7 @@ export const DeliverReferralData = t.readonly(
     optional({ routingDecisionId: RoutingDecisionId }),
   ]),
 )
-export const DeliveryNoData = t.readonly(strict({ deliveryNo: ReferralSequenceNo }))
+export const ReferralDeliveryNoData = t.readonly(strict({ deliveryNo: ReferralSequenceNo }))
 
 /** Commands only the engine issues (router process manager, deadline scheduler). */
 export const ReferralSystemCommandPayload = t.union([
@@ -289,8 +289,8 @@ export const ReferralSystemCommandPayload = t.union([
     'ReturnReferral',
     t.readonly(strict({ reason: t.keyof({ pool_exhausted: null, no_candidate: null }) })),
   ),
-  command('IssueResponseReminder', DeliveryNoData),
-  command('ExpireResponse', DeliveryNoData),
+  command('IssueResponseReminder', ReferralDeliveryNoData),
+  command('ExpireResponse', ReferralDeliveryNoData),
   command('IssuePatientReminder', t.readonly(strict({ sequence: ReferralSequenceNo }))),
 ])
 export type ReferralSystemCommandPayload = t.TypeOf<typeof ReferralSystemCommandPayload>
@@ -450,7 +450,7 @@ export const ReferralEvent = t.union([
     referralId: ReferralId,
     attachmentId: AttachmentId,
     contentType: ContentType,
-    sizeBytes: positiveInt('SizeBytes', MAX_ATTACHMENT_BYTES),
+    sizeBytes: positiveInt('SizeBytes', REFERRAL_MAX_ATTACHMENT_BYTES),
     sha256: Sha256Hex,
     phi: phiOrRedacted(AttachmentPhi),
   }),

@@ -252,7 +252,8 @@ const decideExisting = (
         recipient === null ||
         command.data.deliveryNo !== state.deliveryNo ||
         state.reminderIssuedFor === state.deliveryNo ||
-        millisOf(meta.now) < millisOf(window.remindAt)
+        millisOf(meta.now) < millisOf(window.remindAt) ||
+        millisOf(meta.now) >= millisOf(window.expireAt)
       )
         return none
       return ok({
