@@ -81,7 +81,7 @@ const passes = (filter: Filter | undefined, streamId: string) =>
   filter === undefined ||
   (filter.prefixes?.some((p) => streamId.startsWith(p)) ?? new RegExp(filter.regex ?? '').test(streamId))
 
-export const emulatedClient = (options: { readonly throwOnAppendFailure?: boolean } = {}) => {
+const emulatedClient = (options: { readonly throwOnAppendFailure?: boolean } = {}) => {
   const log: Entry[] = []
   const streams = new Map<string, Entry[]>()
   const live = new Set<(e: Entry) => void>()
@@ -300,6 +300,19 @@ describe('adapter over an emulated client', () => {
     const lower = { ...upper, id: unsafeId<EventId>(upper.id.toLowerCase()) }
     const again = await must(store.append({ streamId: s, expected: expected.exact(1), events: [lower] }))
     expect(again.version).toBe(1)
+  })
+
+  it('a repeated batch the server does not recognise is found by the scan, reporting its last event', async () => {
+    const { client, streams } = emulatedClient()
+    const store = createEventStoreDbEventStore({ client })
+    const s = unsafeId<StreamId>('referral-rescan')
+    const batch = [event('A'), event('B')]
+    await must(store.append({ streamId: s, expected: expected.noStream, events: batch }))
+    await must(store.append({ streamId: s, expected: expected.exact(2), events: [event('C')] }))
+    // Expected revision 0 is neither the original write's (no stream) nor the current one (2).
+    const again = await must(store.append({ streamId: s, expected: expected.exact(1), events: batch }))
+    expect(again).toEqual({ streamId: s, version: 2, position: streams.get(s)?.[1]?.position.commit })
+    expect(streams.get(s)).toHaveLength(3)
   })
 
   it('finds repeated ids beyond the first page of the backward scan', async () => {

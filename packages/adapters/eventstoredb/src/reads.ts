@@ -88,6 +88,8 @@ export interface FilteredReadOptions {
   readonly until: GlobalPosition
   /** Gives up (StoreUnavailable, timeout) when the server sends nothing for this long. */
   readonly idleTimeoutMs: number
+  /** `'last'` keeps only the newest matching event (a scan that needs no history in memory). */
+  readonly keep?: 'all' | 'last'
 }
 
 /**
@@ -153,7 +155,8 @@ export const readAllFiltered = (
       if (commit > after && matchesPrefixes(recorded.streamId, prefixes)) {
         const mapped = fromRecordedEvent(recorded)
         if (E.isLeft(mapped)) return finish(mapped)
-        out.push(mapped.right)
+        if (options.keep === 'last') out.splice(0, out.length, mapped.right)
+        else out.push(mapped.right)
         if (out.length >= maxCount) return finish(E.right(out))
       }
       if (commit >= until) finish(E.right(out))
