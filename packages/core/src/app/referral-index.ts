@@ -4,7 +4,6 @@ import type { ReferralCommand } from '../referral/decider.js'
 import {
   evolveReferral,
   initialReferralState,
-  isRedactedPhi,
   type ReferralEvent,
   type ReferralState,
   type ReferralStatus,
@@ -77,9 +76,10 @@ export const createReferralIndex = (options: {
   }
 
   const indexPhi = (event: ReferralEvent) => {
-    if (options.blindIndex === undefined || event.type !== 'ReferralSent' || isRedactedPhi(event.data.phi))
-      return
-    const { patient } = event.data.phi
+    if (options.blindIndex === undefined || event.type !== 'ReferralSent') return
+    const phi = event.data.phi
+    if (!('patient' in phi)) return // forgotten: nothing to index
+    const { patient } = phi
     const bi = options.blindIndex
     addToken(bi.token('patient_name', `${patient.givenName} ${patient.familyName}`), event.data.referralId)
     addToken(bi.token('patient_name', patient.familyName), event.data.referralId)

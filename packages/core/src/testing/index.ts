@@ -1,2 +1,3 @@
 export * from './conformance.js'
 export * from './given.js'
+export * from './world.js'

@@ -1,0 +1,85 @@
+import * as E from 'fp-ts/lib/Either.js'
+import { describe, expect, it } from 'vitest'
+import { type ReferralId, unsafeId } from '../shared/ids.js'
+import { createWorld } from '../testing/world.js'
+
+const rid = (s: string) => unsafeId<ReferralId>(s)
+
+describe('routing process manager (engine + pool decider + referral decider)', () => {
+  it('splits pooled referrals 2:1 between FTE 1.0 and 0.5, and records the decision on the pool', async () => {
+    const w = await createWorld()
+    await w.addSpecialist('spec-a', 1)
+    await w.addSpecialist('spec-b', 0.5)
+    const holders: string[] = []
+    for (let i = 0; i < 30; i++) {
+      await w.send(`r-${i}`)
+      holders.push(String(await w.holderOf(`r-${i}`)))
+    }
+    expect(holders.filter((h) => h === 'spec-a')).toHaveLength(20)
+    expect(holders.filter((h) => h === 'spec-b')).toHaveLength(10)
+    const explained = await w.routing.explain(rid('r-0'))
+    expect(E.isRight(explained) && explained.right?.decisions).toHaveLength(1)
+    const verified = await w.routing.verifyPoolOf(rid('r-0'))
+    expect(E.isRight(verified) && verified.right?.ok).toBe(true)
+  })
+
+  it('re-routes a declined referral to another specialist and never back to the decliner', async () => {
+    const w = await createWorld()
+    await w.addSpecialist('spec-a', 1)
+    await w.addSpecialist('spec-b', 1)
+    await w.send('r-1')
+    const first = await w.holderOf('r-1')
+    expect(first).not.toBeNull()
+    await w.must(
+      w.engine.referrals.execute(
+        rid('r-1'),
+        { type: 'DeclineReferral', data: { reasonCode: 'capacity' } },
+        await w.as(w.ownerOf(String(first))),
+      ),
+    )
+    const second = await w.holderOf('r-1')
+    expect(second).not.toBeNull()
+    expect(second).not.toBe(first)
+    expect(await w.statusOf('r-1')).toBe('pending')
+    // The second declines too: everyone in the pool has declined, so the sender gets it back.
+    await w.must(
+      w.engine.referrals.execute(
+        rid('r-1'),
+        { type: 'DeclineReferral', data: { reasonCode: 'out_of_scope' } },
+        await w.as(w.ownerOf(String(second))),
+      ),
+    )
+    expect(await w.statusOf('r-1')).toBe('returned')
+  })
+
+  it('keeps a referral unassigned while the pool is empty and routes it when a specialist is verified', async () => {
+    const w = await createWorld()
+    await w.send('r-1')
+    expect(await w.statusOf('r-1')).toBe('unassigned')
+    const spec = await w.addSpecialist('spec-late', 1, { verified: false })
+    expect(await w.statusOf('r-1')).toBe('unassigned')
+    await w.must(w.engine.practices.execute(spec, { type: 'VerifyPractice', data: {} }, w.adminCtx))
+    expect(await w.statusOf('r-1')).toBe('pending')
+    expect(await w.holderOf('r-1')).toBe('spec-late')
+  })
+
+  it('routes only to specialists accepting the referral insurance network', async () => {
+    const w = await createWorld()
+    await w.addSpecialist('spec-a', 1, { insuranceNetworks: ['blue'] })
+    await w.addSpecialist('spec-b', 1, { insuranceNetworks: ['green'] })
+    for (const n of [1, 2, 3]) {
+      await w.send(`r-${n}`, { kind: 'pooled' }, { insuranceNetworkId: 'green' })
+      expect(await w.holderOf(`r-${n}`)).toBe('spec-b')
+    }
+  })
+
+  it('routes concurrent sends in one pool without losing a decision (pool stream serializes them)', async () => {
+    const w = await createWorld()
+    await w.addSpecialist('spec-a', 1)
+    await w.addSpecialist('spec-b', 1)
+    await Promise.all(Array.from({ length: 12 }, (_, i) => w.send(`c-${i}`)))
+    const holders = await Promise.all(Array.from({ length: 12 }, (_, i) => w.holderOf(`c-${i}`)))
+    expect(holders.filter((h) => h === 'spec-a')).toHaveLength(6)
+    expect(holders.filter((h) => h === 'spec-b')).toHaveLength(6)
+  })
+})

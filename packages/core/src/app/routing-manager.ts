@@ -1,0 +1,317 @@
+import * as E from 'fp-ts/lib/Either.js'
+import type { ReferralCommand } from '../referral/decider.js'
+import type { ReferralAggregate, ReferralEvent } from '../referral/index.js'
+import {
+  explainRouting,
+  makePoolDecider,
+  type PoolCommandBody,
+  PoolEvent,
+  type PoolState,
+  poolEngine,
+  type ReferralRoutingExplanation,
+  type RoutingPolicy,
+  routingPolicyV1,
+  type SyncPoolMemberData,
+  verifyRouting,
+} from '../routing/index.js'
+import type { CommandMeta } from '../shared/decider.js'
+import { fteMilli, type PoolKey, poolStreamName, receivesCategory } from '../shared/domain-types.js'
+import type { DomainError } from '../shared/errors.js'
+import { type PracticeId, type ReferralId, type StreamId, unsafeId } from '../shared/ids.js'
+import { type AppendRequest, expected, type NewEvent } from '../store/port.js'
+import { type Aggregate, type CommandFailure, loadAggregate, toNewEvents } from './command-handler.js'
+import type { Engine, RequestContext } from './engine.js'
+import { defineEventCatalog } from './event-catalog.js'
+
+export const poolEventCatalog = defineEventCatalog({ codec: PoolEvent })
+
+export const poolAggregate = (
+  policy: RoutingPolicy = routingPolicyV1,
+): Aggregate<PoolCommandBody & { readonly meta: CommandMeta }, PoolEvent, PoolState> => ({
+  name: 'pool',
+  decider: makePoolDecider(policy),
+  catalog: poolEventCatalog,
+})
+
+export const poolKeyOf = (referral: ReferralAggregate): PoolKey => ({
+  regionId: referral.regionId,
+  specialtyId: referral.specialtyId,
+  categoryId: referral.category.categoryId,
+  subcategoryId: referral.category.subcategoryId ?? null,
+})
+
+export type RoutingOutcome =
+  | { readonly kind: 'not_needed' }
+  | { readonly kind: 'delivered'; readonly practiceId: PracticeId; readonly decisionId: string }
+  | { readonly kind: 'no_candidate' }
+  | { readonly kind: 'returned' }
+
+/**
+ * The routing process manager. A pooled referral that needs a specialist is routed by one pool
+ * decision and one referral command, written together:
+ *
+ * - where the store appends to several streams atomically (in-memory, PostgreSQL), the pool events
+ *   and the referral events go in one `appendMany`, each with the expected version it was decided on;
+ * - elsewhere (EventStoreDB) the pool stream is written first; if the process dies before the
+ *   referral is written, the pool records the referral as assigned to a practice that never got it,
+ *   and the next run for that referral (any later command, a practice change, or `repairAll`) sees
+ *   that and delivers to the recorded practice instead of deciding again: the step is idempotent.
+ *
+ * Decisions of one pool are serialized by the pool stream's expected version: two processes routing
+ * in the same pool cannot both append, and the loser decides again on the new state.
+ */
+export const attachRouting = (engine: Engine, options: { readonly policy?: RoutingPolicy } = {}) => {
+  const pool = poolAggregate(options.policy)
+  const { store, ids } = engine
+  const referral = engine.referrals.aggregate
+
+  /** The router acts as itself, under a fresh command id, caused by the request that triggered it. */
+  const systemMeta = (ctx: RequestContext): CommandMeta =>
+    engine.meta({
+      actor: { kind: 'system', component: 'router' },
+      correlationId: ctx.correlationId,
+      ...(ctx.causationId === undefined ? {} : { causationId: ctx.causationId }),
+    })
+
+  /** What each practice of the specialty looks like to this pool now. */
+  const memberSyncs = (key: PoolKey, state: PoolState): SyncPoolMemberData[] => {
+    const current = new Set<string>(poolEngine(state).memberIds())
+    const ref = {
+      categoryId: key.categoryId,
+      ...(key.subcategoryId ? { subcategoryId: key.subcategoryId } : {}),
+    }
+    const syncs: SyncPoolMemberData[] = []
+    const seen = new Set<string>()
+    for (const p of engine.directory.profiles()) {
+      seen.add(p.practiceId)
+      const eligible =
+        p.verified &&
+        p.specialtyId === key.specialtyId &&
+        p.regions.includes(key.regionId) &&
+        receivesCategory(p, ref) &&
+        p.fte !== null
+      if (!eligible && !current.has(p.practiceId)) continue
+      syncs.push({
+        practiceId: p.practiceId,
+        eligible,
+        fteMilli: (p.fte === null ? 1000 : fteMilli(p.fte)) as SyncPoolMemberData['fteMilli'],
+        insuranceNetworks: p.insuranceNetworks,
+        paused: p.status === 'paused',
+      })
+    }
+    // Members whose practice no longer has a specialist profile leave the pool.
+    for (const practiceId of current) {
+      if (seen.has(practiceId)) continue
+      const member = poolEngine(state).member(practiceId)
+      if (member === undefined || member.status === 'left') continue
+      syncs.push({
+        practiceId: unsafeId<PracticeId>(practiceId),
+        eligible: false,
+        fteMilli: member.fteMilli as SyncPoolMemberData['fteMilli'],
+        insuranceNetworks: [],
+      })
+    }
+    return syncs
+  }
+
+  const routeOnce = async (
+    referralId: ReferralId,
+    ctx: RequestContext,
+  ): Promise<E.Either<CommandFailure, RoutingOutcome>> => {
+    const loadedReferral = await engine.referrals.load(referralId)()
+    if (E.isLeft(loadedReferral)) return loadedReferral
+    const r = loadedReferral.right.state
+    if (!r.exists || r.route !== 'pooled') return E.right({ kind: 'not_needed' })
+    const key = poolKeyOf(r)
+    const poolStream = unsafeId<StreamId>(poolStreamName(key))
+    await engine.directory.refresh()
+    const loadedPool = await loadAggregate(pool, store, poolStream)()
+    if (E.isLeft(loadedPool)) return loadedPool
+    const meta = systemMeta(ctx)
+
+    let poolState = loadedPool.right.state
+    const poolEvents: PoolEvent[] = []
+    const run = (body: PoolCommandBody): E.Either<DomainError, readonly PoolEvent[]> => {
+      const decided = pool.decider.decide(
+        { ...body, meta } as PoolCommandBody & { meta: CommandMeta },
+        poolState,
+      )
+      if (E.isRight(decided)) {
+        poolState = decided.right.reduce(pool.decider.evolve, poolState)
+        poolEvents.push(...decided.right)
+      }
+      return decided
+    }
+    for (const data of memberSyncs(key, poolState)) {
+      const synced = run({ type: 'SyncPoolMember', data })
+      if (E.isLeft(synced)) return synced
+    }
+
+    const step = ((): E.Either<DomainError, RoutingOutcome> => {
+      const entry = poolEngine(poolState).referral(referralId)
+      // A practice that declined or let the window expire gives its slot back (policy `onDecline`).
+      if (entry?.state === 'assigned' && r.declinedBy.includes(entry.practiceId)) {
+        const expired = loadedReferral.right.events.some(
+          (e) => e.type === 'ReferralExpired' && e.data.practiceId === entry.practiceId,
+        )
+        const declined = run({
+          type: 'RecordDecline',
+          data: { referralId, practiceId: entry.practiceId, kind: expired ? 'expiry' : 'decline' },
+        })
+        if (E.isLeft(declined)) return declined
+      }
+      if (r.status !== 'unassigned') return E.right({ kind: 'not_needed' })
+
+      const after = poolEngine(poolState).referral(referralId)
+      if (after?.state === 'assigned' && !r.declinedBy.includes(after.practiceId)) {
+        // Repair: the pool already chose (an earlier run wrote the pool stream but not the referral).
+        const decision = [...loadedPool.right.events]
+          .reverse()
+          .find((e) => e.type === 'ReferralRouted' && e.data.referralId === referralId)
+        const decisionId = decision?.type === 'ReferralRouted' ? decision.data.decisionId : 'repaired'
+        return E.right({ kind: 'delivered', practiceId: after.practiceId, decisionId })
+      }
+      const routed = run({
+        type: 'RouteReferral',
+        data: { referralId, insuranceNetworkId: r.insuranceNetworkId, excludedPracticeIds: r.declinedBy },
+      })
+      if (E.isLeft(routed)) return routed
+      const decision = routed.right[0]
+      if (decision?.type === 'ReferralRouted') {
+        return E.right({
+          kind: 'delivered',
+          practiceId: decision.data.chosenPracticeId,
+          decisionId: decision.data.decisionId,
+        })
+      }
+      const exclusions = decision?.type === 'RoutingFoundNoCandidate' ? decision.data.exclusions : []
+      // Exhausted: somebody declined and nobody is merely paused or filtered out by insurance, so
+      // no one in the pool can ever take it; the sender gets it back to redirect.
+      const exhausted =
+        exclusions.some((x) => x.reason === 'declined') &&
+        exclusions.every((x) => x.reason === 'declined' || x.reason === 'not_eligible')
+      if (exhausted) return E.right({ kind: 'returned' })
+      // Still nobody for a referral already waiting: keep member changes, not another identical decision.
+      if (r.intake === 'no_candidate') poolEvents.pop()
+      return E.right({ kind: 'no_candidate' })
+    })()
+    if (E.isLeft(step)) return step
+    const outcome = step.right
+
+    const referralCommand: ReferralCommand | null =
+      outcome.kind === 'delivered'
+        ? {
+            type: 'DeliverReferral',
+            data: {
+              recipientPracticeId: outcome.practiceId,
+              route: 'pooled',
+              routingDecisionId: outcome.decisionId,
+            },
+            meta,
+          }
+        : outcome.kind === 'returned'
+          ? { type: 'ReturnReferral', data: { reason: 'pool_exhausted' }, meta }
+          : outcome.kind === 'no_candidate' && r.intake !== 'no_candidate'
+            ? { type: 'MarkReferralUnassigned', data: { reason: 'no_candidate' }, meta }
+            : null
+    let referralEvents: readonly ReferralEvent[] = []
+    if (referralCommand !== null) {
+      const decided = referral.decider.decide(referralCommand, r)
+      if (E.isLeft(decided)) return decided
+      referralEvents = decided.right
+    }
+
+    const requests: AppendRequest[] = []
+    if (poolEvents.length > 0) {
+      const events: NewEvent[] = await toNewEvents(
+        pool,
+        ids,
+        poolStream,
+        loadedPool.right.state,
+        poolEvents,
+        meta,
+      )
+      const v = loadedPool.right.version
+      requests.push({
+        streamId: poolStream,
+        expected: v === 0 ? expected.noStream : expected.exact(v),
+        events,
+      })
+    }
+    if (referralEvents.length > 0) {
+      const streamId = loadedReferral.right.streamId
+      const events = await toNewEvents(referral, ids, streamId, r, referralEvents, meta)
+      requests.push({ streamId, expected: expected.exact(loadedReferral.right.version), events })
+    }
+    if (requests.length === 0) return E.right(outcome)
+    if (store.capabilities.atomicMultiStreamAppend) {
+      const written = await store.appendMany(requests)()
+      return E.isLeft(written) ? written : E.right(outcome)
+    }
+    for (const request of requests) {
+      const written = await store.append(request)()
+      if (E.isLeft(written)) return written
+    }
+    return E.right(outcome)
+  }
+
+  /** Routes one referral if it needs it; retries when another writer got to the pool or referral first. */
+  const route = async (
+    referralId: ReferralId,
+    ctx: RequestContext,
+  ): Promise<E.Either<CommandFailure, RoutingOutcome>> => {
+    let last: E.Either<CommandFailure, RoutingOutcome> = E.right({ kind: 'not_needed' })
+    for (let attempt = 0; attempt < 20; attempt++) {
+      last = await routeOnce(referralId, ctx)
+      if (E.isRight(last) || last.left._tag !== 'WrongExpectedVersion') return last
+    }
+    return last
+  }
+
+  /** Every referral waiting in the intake queue is tried again (after a join, resume, verification…). */
+  const routeWaiting = async (ctx: RequestContext): Promise<void> => {
+    for (const s of await engine.referralIndex.unassigned()) {
+      if (s.route === 'pooled') await route(s.referralId, ctx)
+    }
+  }
+
+  engine.useRouting({
+    afterReferralChange: async (referralId, ctx) => {
+      await route(referralId, ctx)
+    },
+    afterPracticeChange: async (_practiceId, ctx) => {
+      await routeWaiting(ctx)
+    },
+  })
+
+  const poolEventsOf = async (referralId: ReferralId) => {
+    const loaded = await engine.referrals.load(referralId)()
+    if (E.isLeft(loaded)) return loaded
+    const r = loaded.right.state
+    if (!r.exists) return E.right(null)
+    const streamId = unsafeId<StreamId>(poolStreamName(poolKeyOf(r)))
+    const p = await loadAggregate(pool, store, streamId)()
+    return E.isLeft(p) ? p : E.right({ streamId, events: p.right.events })
+  }
+
+  return {
+    route,
+    routeWaiting,
+    /** Completes half-done routing steps (EventStoreDB after a crash): safe to run at any time. */
+    repairAll: (ctx: RequestContext) => routeWaiting(ctx),
+    explain: async (
+      referralId: ReferralId,
+    ): Promise<E.Either<CommandFailure, ReferralRoutingExplanation | null>> => {
+      const p = await poolEventsOf(referralId)
+      if (E.isLeft(p)) return p
+      return E.right(p.right === null ? null : explainRouting(p.right.events, referralId))
+    },
+    verifyPoolOf: async (referralId: ReferralId) => {
+      const p = await poolEventsOf(referralId)
+      if (E.isLeft(p)) return p
+      return E.right(p.right === null ? null : verifyRouting(p.right.events))
+    },
+  }
+}
+
+export type Routing = ReturnType<typeof attachRouting>
