@@ -11,7 +11,7 @@ import Fastify, {
 import type { DestinationStream } from 'pino'
 import { authenticationHook, type ResolveActor, type TokenVerifier, verifierFromConfig } from './auth.js'
 import type { Config } from './config.js'
-import { type IdempotencyStore, idempotencyHooks } from './idempotency.js'
+import { encryptedIdempotencyStore, type IdempotencyStore, idempotencyHooks } from './idempotency.js'
 import { createLogger, requestLogHook } from './logger.js'
 import { notFoundHandler, problemErrorHandler } from './problem.js'
 import { type DocsOptions, registerDocs } from './routes/docs.js'
@@ -103,8 +103,13 @@ export const buildApp = async (options: BuildAppOptions): Promise<FastifyInstanc
     return payload
   })
 
+  // Stored responses may carry PHI: with a master key configured they are kept encrypted.
+  const idempotencyStore =
+    config.masterKey === undefined
+      ? options.idempotencyStore
+      : encryptedIdempotencyStore(options.idempotencyStore, config.masterKey.reveal())
   const idempotency = idempotencyHooks({
-    store: options.idempotencyStore,
+    store: idempotencyStore,
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.idempotencyTtlMs === undefined ? {} : { ttlMs: options.idempotencyTtlMs }),
   })

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { inMemoryIdempotencyStore, requestFingerprint } from './idempotency.js'
+import { encryptedIdempotencyStore, inMemoryIdempotencyStore, requestFingerprint } from './idempotency.js'
 import { buildTestApp, type TestApp } from './testing.js'
 import { type DemoState, demoRoutes, demoState } from './testing-demo.js'
 
@@ -249,5 +249,30 @@ describe('requestFingerprint', () => {
     expect(requestFingerprint('POST', '/r/:id', { id: '1' }, { a: 1, b: [2, 1] })).not.toBe(base)
     expect(requestFingerprint('POST', '/r/:id', { id: '2' }, { a: 1, b: [1, 2] })).not.toBe(base)
     expect(requestFingerprint('POST', '/s/:id', { id: '1' }, { a: 1, b: [1, 2] })).not.toBe(base)
+  })
+})
+
+describe('encryptedIdempotencyStore', () => {
+  const now = new Date('2026-03-01T00:00:00.000Z')
+  const response = { status: 201, headers: { location: '/r/1' }, body: '{"patient":"Jane Canary"}' }
+
+  it('stores sealed bodies and replays the plaintext; another master key cannot open them', async () => {
+    const inner = inMemoryIdempotencyStore()
+    const sealedInner: { body?: string } = {}
+    const spying = {
+      ...inner,
+      complete: async (s: string, k: string, r: typeof response) => {
+        sealedInner.body = r.body
+        await inner.complete(s, k, r)
+      },
+    }
+    const store = encryptedIdempotencyStore(spying, Buffer.alloc(32, 1))
+    await store.begin('user:a', 'k', 'f', now, 1000)
+    await store.complete('user:a', 'k', response)
+    expect(sealedInner.body).toMatch(/^aes256gcm:/)
+    expect(sealedInner.body).not.toContain('Jane')
+    expect(await store.begin('user:a', 'k', 'f', now, 1000)).toEqual({ kind: 'replay', response })
+    const otherKey = encryptedIdempotencyStore(inner, Buffer.alloc(32, 2))
+    expect(await otherKey.begin('user:a', 'k', 'f', now, 1000)).toEqual({ kind: 'in_flight' })
   })
 })

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { httpProblem, ProblemError } from './problem.js'
 
@@ -194,4 +194,48 @@ export const idempotencyHooks = (options: IdempotencyOptions) => {
   }
 
   return { preHandler, onSend, onResponse, onRequestAbort: onResponse }
+}
+
+const SEALED_PREFIX = 'aes256gcm:'
+
+/**
+ * Wraps a store so stored response bodies are encrypted (AES-256-GCM, random 12-byte IV, the
+ * scope and key bound as associated data), since a response may carry patient data and the
+ * records live for a day. The key is derived from the master key with HKDF; a record that fails
+ * authentication is treated as absent-and-busy (409) rather than replayed.
+ */
+export const encryptedIdempotencyStore = (store: IdempotencyStore, masterKey: Buffer): IdempotencyStore => {
+  const key = Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), 'referrals/http/idempotency/v1', 32))
+  const aad = (scope: string, k: string) => Buffer.from(`${scope.length}:${scope}${k}`, 'utf8')
+  const seal = (scope: string, k: string, body: string): string => {
+    const iv = randomBytes(12)
+    const cipher = createCipheriv('aes-256-gcm', key, iv).setAAD(aad(scope, k))
+    const data = Buffer.concat([cipher.update(body, 'utf8'), cipher.final()])
+    return `${SEALED_PREFIX}${Buffer.concat([iv, cipher.getAuthTag(), data]).toString('base64')}`
+  }
+  const open = (scope: string, k: string, sealed: string): string | undefined => {
+    if (!sealed.startsWith(SEALED_PREFIX)) return undefined
+    const bytes = Buffer.from(sealed.slice(SEALED_PREFIX.length), 'base64')
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, 12)).setAAD(aad(scope, k))
+      decipher.setAuthTag(bytes.subarray(12, 28))
+      return Buffer.concat([decipher.update(bytes.subarray(28)), decipher.final()]).toString('utf8')
+    } catch {
+      return undefined
+    }
+  }
+  return {
+    begin: async (scope, k, fingerprint, now, ttlMs) => {
+      const result = await store.begin(scope, k, fingerprint, now, ttlMs)
+      if (result.kind !== 'replay') return result
+      const body = open(scope, k, result.response.body)
+      return body === undefined
+        ? { kind: 'in_flight' }
+        : { kind: 'replay', response: { ...result.response, body } }
+    },
+    complete: (scope, k, response) =>
+      store.complete(scope, k, { ...response, body: seal(scope, k, response.body) }),
+    release: (scope, k) => store.release(scope, k),
+    ...(store.close === undefined ? {} : { close: store.close }),
+  }
 }
