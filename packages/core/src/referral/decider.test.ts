@@ -1035,12 +1035,15 @@ describe('response window commands (scheduler)', () => {
       .thenEmits([])
   })
 
-  it('a reminder that is early, stale, or for a referral no longer pending emits nothing', () => {
+  it('a reminder that is early, stale, superseded by the expiry, or for a referral no longer pending emits nothing', () => {
     spec(f.pendingPooled)
       .when(remind(1, f.at(23, 59)))
       .thenEmits([])
     spec(f.pendingPooled)
       .when(remind(2, f.at(24)))
+      .thenEmits([])
+    spec(f.pendingPooled)
+      .when(remind(1, f.at(48)))
       .thenEmits([])
     spec([...f.pendingPooled, f.accepted])
       .when(remind(1, f.at(24)))
