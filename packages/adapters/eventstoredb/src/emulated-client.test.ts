@@ -47,6 +47,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import { describe, expect, it } from 'vitest'
 import { createEventStoreDbCheckpointStore } from './checkpoints.js'
 import { createEventStoreDbEventStore } from './event-store.js'
+import { createTwoStreamWriter, followUpEventId } from './process-manager.js'
 
 interface Entry {
   readonly streamId: string
@@ -386,5 +387,49 @@ describe('adapter over an emulated client', () => {
     await sub.stop()
     expect(log.some((e) => e.streamId.startsWith('$referrals-checkpoint-'))).toBe(true)
     expect((await must(store.readAll())).map((e) => e.type)).toEqual(['X'])
+  })
+
+  it('process manager on this adapter: a crash between the appends is repaired exactly once', async () => {
+    const { client, streams } = emulatedClient()
+    const store = createEventStoreDbEventStore({ client })
+    const rule = {
+      primaryStreamPrefixes: ['pool-'],
+      followUpOf: (primary: { id: string; type: string; metadata: EventMetadata }) =>
+        primary.type === 'ReferralRouted'
+          ? {
+              streamId: unsafeId<StreamId>('referral-pm'),
+              event: { type: 'ReferralOffered', schemaVersion: 1, data: {}, metadata: primary.metadata },
+            }
+          : null,
+    }
+    const dying: EventStore = {
+      ...store,
+      append: (request) =>
+        request.streamId.startsWith('referral-')
+          ? async () => E.left({ _tag: 'StoreUnavailable', reason: 'unavailable', message: 'killed' })
+          : store.append(request),
+    }
+    const primary = event('ReferralRouted')
+    const pool = unsafeId<StreamId>('pool-pm')
+    expect(
+      await createTwoStreamWriter(dying, rule).write({
+        streamId: pool,
+        expected: expected.noStream,
+        events: [primary],
+      })(),
+    ).toMatchObject({ _tag: 'Left' })
+    const writer = createTwoStreamWriter(store, rule)
+    const subscription = writer.run('pm-follow-ups')
+    await subscription.caughtUp()
+    await subscription.stop()
+    expect(await must(writer.repair())).toMatchObject({ scanned: 1, written: 0 })
+    // The original request retried by the caller is a no-op on both streams.
+    expect(
+      await must(writer.write({ streamId: pool, expected: expected.noStream, events: [primary] })),
+    ).toMatchObject({
+      followUps: ['already-present'],
+    })
+    expect(streams.get('referral-pm')?.map((e) => e.id)).toEqual([followUpEventId(primary.id)])
+    expect(streams.get('pool-pm')).toHaveLength(1)
   })
 })
