@@ -1,5 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { encryptedIdempotencyStore, inMemoryIdempotencyStore, requestFingerprint } from './idempotency.js'
+import {
+  encryptedIdempotencyStore,
+  type IdempotencyStore,
+  inMemoryIdempotencyStore,
+  requestFingerprint,
+} from './idempotency.js'
 import { buildTestApp, type TestApp } from './testing.js'
 import { type DemoState, demoRoutes, demoState } from './testing-demo.js'
 
@@ -259,9 +264,10 @@ describe('encryptedIdempotencyStore', () => {
   it('stores sealed bodies and replays the plaintext; another master key cannot open them', async () => {
     const inner = inMemoryIdempotencyStore()
     const sealedInner: { body?: string } = {}
-    const spying = {
-      ...inner,
-      complete: async (s: string, k: string, r: typeof response) => {
+    const spying: IdempotencyStore = {
+      begin: inner.begin,
+      release: inner.release,
+      complete: async (s, k, r) => {
         sealedInner.body = r.body
         await inner.complete(s, k, r)
       },
