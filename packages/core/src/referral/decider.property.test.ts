@@ -3,6 +3,7 @@ import { isLeft, isRight } from 'fp-ts/lib/Either.js'
 import { expect, it } from 'vitest'
 import type { Actor } from '../shared/actor.js'
 import { fold } from '../shared/decider.js'
+import type { Urgency } from '../shared/domain-types.js'
 import type { PracticeId } from '../shared/ids.js'
 import { addMillis, type Instant } from '../shared/time.js'
 import { ReferralEvent } from './codecs.js'
@@ -226,43 +227,72 @@ const checkInvariants = (state: ReferralState): void => {
   }
 }
 
+let accepted = 0
+
+/** Runs one generated sequence, checking the invariants after every step; returns the history. */
+const simulate = (first: { direct: boolean; urgency: Urgency }, steps: readonly Step[]): ReferralEvent[] => {
+  const events: ReferralEvent[] = []
+  let now = f.t0
+  const send = f.send(first.direct ? { kind: 'direct', practiceId: f.specA } : { kind: 'pooled' }, {
+    urgency: first.urgency,
+  })
+  let state: ReferralState = referralDecider.initialState
+  const sent = referralDecider.decide(send, state)
+  if (isLeft(sent)) throw new Error(sent.left.code)
+  events.push(...sent.right)
+  state = sent.right.reduce(referralDecider.evolve, state)
+  checkInvariants(state)
+  steps.forEach((s, n) => {
+    now = addMillis(now, s.advanceMinutes * 60_000)
+    if (!state.exists) throw new Error('unreachable')
+    const result = referralDecider.decide(commandFor(s, state, now, n), state)
+    if (isRight(result)) {
+      accepted += result.right.length > 0 ? 1 : 0
+      for (const event of result.right) {
+        if (event.type === 'ReferralDelivered' && state.exists)
+          expect(state.declinedBy).not.toContain(event.data.recipientPracticeId)
+        const decoded = ReferralEvent.decode(JSON.parse(JSON.stringify(event)))
+        expect(isRight(decoded) && decoded.right).toEqual(event)
+        state = referralDecider.evolve(state, event)
+      }
+      events.push(...result.right)
+    }
+    checkInvariants(state)
+  })
+  expect(fold(referralDecider, events)).toEqual(state)
+  return events
+}
+
 it('random command sequences: decide/evolve never throw, status stays in the table, decliners never get the referral again, events match their codec', () => {
-  let accepted = 0
   fc.assert(
     fc.property(start, fc.array(step, { minLength: 1, maxLength: 60 }), (first, steps) => {
-      const events: ReferralEvent[] = []
-      let now = f.t0
-      const send = f.send(first.direct ? { kind: 'direct', practiceId: f.specA } : { kind: 'pooled' }, {
-        urgency: first.urgency,
-      })
-      let state: ReferralState = referralDecider.initialState
-      const sent = referralDecider.decide(send, state)
-      if (isLeft(sent)) throw new Error(sent.left.code)
-      events.push(...sent.right)
-      state = sent.right.reduce(referralDecider.evolve, state)
-      checkInvariants(state)
-      steps.forEach((s, n) => {
-        now = addMillis(now, s.advanceMinutes * 60_000)
-        if (!state.exists) throw new Error('unreachable')
-        const result = referralDecider.decide(commandFor(s, state, now, n), state)
-        if (isRight(result)) {
-          accepted += result.right.length > 0 ? 1 : 0
-          for (const event of result.right) {
-            if (event.type === 'ReferralDelivered' && state.exists)
-              expect(state.declinedBy).not.toContain(event.data.recipientPracticeId)
-            const decoded = ReferralEvent.decode(JSON.parse(JSON.stringify(event)))
-            expect(isRight(decoded) && decoded.right).toEqual(event)
-            state = referralDecider.evolve(state, event)
-          }
-          events.push(...result.right)
-        }
-        checkInvariants(state)
-      })
-      expect(fold(referralDecider, events)).toEqual(state)
+      simulate(first, steps)
     }),
     { numRuns: 400 },
   )
   // The generator must exercise the lifecycle, not only produce rejected commands.
   expect(accepted).toBeGreaterThan(1000)
   expect([...reached].sort()).toEqual([...REFERRAL_STATUSES].sort())
+})
+
+it('evolve is total: reordered and repeated histories fold without throwing to a status of the table', () => {
+  fc.assert(
+    fc.property(
+      start,
+      fc.array(step, { minLength: 1, maxLength: 40 }),
+      fc.array(fc.nat(), { minLength: 1, maxLength: 20 }),
+      (first, steps, keys) => {
+        const events = simulate(first, steps)
+        const reordered = events
+          .map((event, i) => ({ event, key: keys[i % keys.length] ?? 0, i }))
+          .sort((x, y) => x.key - y.key || x.i - y.i)
+          .map((x) => x.event)
+        for (const history of [reordered, [...reordered, ...events], events.slice(1)]) {
+          const state = fold(referralDecider, history)
+          if (state.exists) expect(REFERRAL_STATUSES).toContain(state.status)
+        }
+      },
+    ),
+    { numRuns: 200 },
+  )
 })
