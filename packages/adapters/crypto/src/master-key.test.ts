@@ -64,6 +64,14 @@ describe('data key wrapping', () => {
     expect(() => unwrapDataKey(master, kid, 'patient-1', flipped)).toThrow(KeyUnwrapError)
   })
 
+  it('names a master key by a fingerprint that is stable, distinct per key and not the key', () => {
+    const key = MasterKey.generate()
+    expect(key.fingerprint()).toMatch(/^[0-9a-f]{16}$/)
+    expect(key.fingerprint()).toBe(key.fingerprint())
+    expect(MasterKey.generate().fingerprint()).not.toBe(key.fingerprint())
+    expect(Buffer.from(key.exportBase64(), 'base64').toString('hex')).not.toContain(key.fingerprint())
+  })
+
   it('gives every data key its own random kid', () => {
     const kids = new Set(Array.from({ length: 1000 }, () => newDataKey().kid))
     expect(kids.size).toBe(1000)

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
 import * as E from 'fp-ts/lib/Either.js'
 
@@ -27,6 +27,13 @@ export class MasterKey {
   /** The key as base64, for writing into a secret store; never log it. */
   exportBase64(): string {
     return Buffer.from(this.#bytes).toString('base64')
+  }
+  /**
+   * A short public name for this key (16 hex digits of an HMAC under the key): stored beside each
+   * wrapped data key so a store knows which master key wrapped it. Reveals nothing about the key.
+   */
+  fingerprint(): string {
+    return createHmac('sha256', this.#bytes).update('referrals-master-key-id-v1').digest('hex').slice(0, 16)
   }
   /** @internal */
   bytes(): Uint8Array {

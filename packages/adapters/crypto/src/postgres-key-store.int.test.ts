@@ -118,6 +118,35 @@ describe('PostgreSQL patient key store', () => {
     expect(await store.get(kid)).toBeNull()
   })
 
+  it('rotates the master key: reads through previous keys, re-wraps every row, then needs only the new key', async () => {
+    const schema = 'keys_rotation'
+    const oldMaster = MasterKey.generate()
+    const newMaster = MasterKey.generate()
+    const before = await open({ schema, masterKey: oldMaster })
+    const created = await Promise.all([11, 12, 13].map((n) => before.getOrCreate(patient(n))))
+    const oldWrapped = await pool.query(`SELECT wrapped_key FROM ${schema}.patient_keys ORDER BY kid`)
+
+    const during = await open({ schema, masterKey: newMaster, previousMasterKeys: [oldMaster] })
+    for (const { kid, key } of created)
+      expect(Buffer.from((await during.get(kid)) ?? []).equals(key)).toBe(true)
+    expect(await during.rewrapAll()).toEqual({ rewrapped: 3 })
+    expect(await during.rewrapAll()).toEqual({ rewrapped: 0 })
+
+    const after = await open({ schema, masterKey: newMaster })
+    for (const { kid, key } of created)
+      expect(Buffer.from((await after.get(kid)) ?? []).equals(key)).toBe(true)
+    await expect(before.get(created[0]?.kid ?? '')).rejects.toBeInstanceOf(KeyUnwrapError)
+
+    await pool.query('CHECKPOINT')
+    for (const row of oldWrapped.rows) {
+      const file = await pool.query(
+        `SELECT position($1::bytea IN pg_read_binary_file(pg_relation_filepath('${schema}.patient_keys'))) AS at`,
+        [row.wrapped_key],
+      )
+      expect(file.rows[0].at).toBe(0)
+    }
+  })
+
   it('refuses a schema name that is not a plain identifier', async () => {
     await expect(open({ schema: 'keys"; DROP TABLE x; --' })).rejects.toThrow(/identifier/)
   })

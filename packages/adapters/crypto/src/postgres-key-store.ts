@@ -1,6 +1,6 @@
 import type { PatientId, PatientKeyStore } from '@referrals/core'
 import pg from 'pg'
-import { type MasterKey, newDataKey, unwrapDataKey, wrapDataKey } from './master-key.js'
+import { KeyUnwrapError, type MasterKey, newDataKey, unwrapDataKey, wrapDataKey } from './master-key.js'
 
 export interface PostgresPatientKeyStoreOptions {
   /** A pool to use (not closed by `close()`), or a connection string for a pool of its own. */
@@ -8,7 +8,10 @@ export interface PostgresPatientKeyStoreOptions {
   readonly connectionString?: string
   /** Schema of the key table; created on start. Default `referrals_keys`. */
   readonly schema?: string
+  /** Wraps every new data key, and re-wraps old ones in `rewrapAll`. */
   readonly masterKey: MasterKey
+  /** Earlier master keys, still accepted for reading until `rewrapAll` has moved every key off them. */
+  readonly previousMasterKeys?: readonly MasterKey[]
   /**
    * What `destroy` does after deleting the key row. `full` (default) runs `VACUUM (FULL)` on the
    * key table, which rewrites it without the dead row; `plain` runs `VACUUM`, which frees the row
@@ -18,7 +21,21 @@ export interface PostgresPatientKeyStoreOptions {
 }
 
 export interface PostgresPatientKeyStore extends PatientKeyStore {
+  /**
+   * Master key rotation: re-wraps every data key not wrapped under `masterKey` (it must be wrapped
+   * under one of `previousMasterKeys`), in batches, each row by compare-and-swap, then applies
+   * `vacuumOnDestroy` so the old wrappings leave the table file. Once it returns, the previous
+   * master keys can be destroyed: every copy of a row wrapped under them (WAL, backups) is dead.
+   */
+  readonly rewrapAll: () => Promise<{ readonly rewrapped: number }>
   readonly close: () => Promise<void>
+}
+
+interface KeyRow {
+  readonly kid: string
+  readonly patient_id: string
+  readonly wrapped_key: Buffer
+  readonly master_key_id: string
 }
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/
@@ -51,6 +68,7 @@ export const createPostgresPatientKeyStore = async (
          patient_id text PRIMARY KEY,
          kid text NOT NULL UNIQUE,
          wrapped_key bytea NOT NULL,
+         master_key_id text NOT NULL,
          created_at timestamptz NOT NULL DEFAULT now()
        )`,
     )
@@ -62,14 +80,26 @@ export const createPostgresPatientKeyStore = async (
     client.release()
   }
 
-  const unwrap = (row: { kid: string; patient_id: string; wrapped_key: Buffer }): Buffer =>
-    unwrapDataKey(options.masterKey, row.kid, row.patient_id, row.wrapped_key)
+  const current = options.masterKey
+  const currentId = current.fingerprint()
+  const masters = new Map<string, MasterKey>([
+    ...(options.previousMasterKeys ?? []).map((k): [string, MasterKey] => [k.fingerprint(), k]),
+    [currentId, current],
+  ])
+  const unwrap = (row: KeyRow): Buffer => {
+    const master = masters.get(row.master_key_id)
+    if (master === undefined) throw new KeyUnwrapError(row.kid)
+    return unwrapDataKey(master, row.kid, row.patient_id, row.wrapped_key)
+  }
+  const columns = 'kid, patient_id, wrapped_key, master_key_id'
+  const runVacuum = async () => {
+    if (vacuum !== 'none') await pool.query(vacuum === 'full' ? `VACUUM (FULL) ${table}` : `VACUUM ${table}`)
+  }
 
   const find = async (patientId: PatientId) => {
-    const found = await pool.query<{ kid: string; patient_id: string; wrapped_key: Buffer }>(
-      `SELECT kid, patient_id, wrapped_key FROM ${table} WHERE patient_id = $1`,
-      [patientId],
-    )
+    const found = await pool.query<KeyRow>(`SELECT ${columns} FROM ${table} WHERE patient_id = $1`, [
+      patientId,
+    ])
     return found.rows[0]
   }
 
@@ -79,9 +109,9 @@ export const createPostgresPatientKeyStore = async (
       if (existing !== undefined) return { kid: existing.kid, key: unwrap(existing) }
       const { kid, key } = newDataKey()
       const inserted = await pool.query(
-        `INSERT INTO ${table} (patient_id, kid, wrapped_key) VALUES ($1, $2, $3)
+        `INSERT INTO ${table} (patient_id, kid, wrapped_key, master_key_id) VALUES ($1, $2, $3, $4)
          ON CONFLICT (patient_id) DO NOTHING`,
-        [patientId, kid, wrapDataKey(options.masterKey, kid, patientId, key)],
+        [patientId, kid, wrapDataKey(current, kid, patientId, key), currentId],
       )
       if (inserted.rowCount === 1) return { kid, key }
       key.fill(0)
@@ -90,17 +120,34 @@ export const createPostgresPatientKeyStore = async (
       return { kid: winner.kid, key: unwrap(winner) }
     },
     get: async (kid) => {
-      const found = await pool.query<{ kid: string; patient_id: string; wrapped_key: Buffer }>(
-        `SELECT kid, patient_id, wrapped_key FROM ${table} WHERE kid = $1`,
-        [kid],
-      )
+      const found = await pool.query<KeyRow>(`SELECT ${columns} FROM ${table} WHERE kid = $1`, [kid])
       const row = found.rows[0]
       return row === undefined ? null : unwrap(row)
     },
     destroy: async (patientId) => {
       const deleted = await pool.query(`DELETE FROM ${table} WHERE patient_id = $1`, [patientId])
-      if (deleted.rowCount === 0 || vacuum === 'none') return
-      await pool.query(vacuum === 'full' ? `VACUUM (FULL) ${table}` : `VACUUM ${table}`)
+      if (deleted.rowCount !== 0) await runVacuum()
+    },
+    rewrapAll: async () => {
+      let rewrapped = 0
+      for (;;) {
+        const batch = await pool.query<KeyRow>(
+          `SELECT ${columns} FROM ${table} WHERE master_key_id <> $1 ORDER BY kid LIMIT 500`,
+          [currentId],
+        )
+        if (batch.rows.length === 0) break
+        for (const row of batch.rows) {
+          const key = unwrap(row)
+          const updated = await pool.query(
+            `UPDATE ${table} SET wrapped_key = $1, master_key_id = $2 WHERE kid = $3 AND master_key_id = $4`,
+            [wrapDataKey(current, row.kid, row.patient_id, key), currentId, row.kid, row.master_key_id],
+          )
+          key.fill(0)
+          rewrapped += updated.rowCount ?? 0
+        }
+      }
+      if (rewrapped > 0) await runVacuum()
+      return { rewrapped }
     },
     close: async () => {
       if (ownPool) await pool.end()
