@@ -145,4 +145,24 @@ describe('attachment encryption', () => {
     expect((error as Error).message).toMatch(/hash does not match/)
     expect(released).toEqual([])
   })
+
+  it('closes its source when the reader stops early', async () => {
+    const plaintext = randomBytes(1000)
+    const { sealed } = await encrypt(plaintext, 100)
+    let closed = false
+    async function* source() {
+      try {
+        yield* pieces(sealed, [50])
+      } finally {
+        closed = true
+      }
+    }
+    for await (const _ of decryptAttachment(source(), {
+      key,
+      associatedData,
+      expectedSha256: sha256(plaintext),
+    }))
+      break
+    expect(closed).toBe(true)
+  })
 })

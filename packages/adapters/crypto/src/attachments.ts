@@ -153,47 +153,51 @@ export async function* decryptAttachment(
       else queue.push(next.value)
     }
   }
-  await fill(HEADER_BYTES)
-  if (queue.length < HEADER_BYTES) throw new AttachmentIntegrityError('attachment is truncated (no header)')
-  const header = queue.take(HEADER_BYTES)
-  if (!header.subarray(0, MAGIC.length).equals(MAGIC))
-    throw new AttachmentIntegrityError('not an encrypted attachment')
-  const chunkSize = header.readUInt32BE(MAGIC.length)
-  if (chunkSize < 1 || chunkSize > MAX_CHUNK)
-    throw new AttachmentIntegrityError('attachment header is invalid')
-  const key = chunkKey(options.key, header.subarray(MAGIC.length + 4), options.associatedData)
-  const frameSize = chunkSize + TAG_BYTES
-  const hash = createHash('sha256')
-  let index = 0
-  const open = (frame: Buffer, last: boolean): Buffer => {
-    if (frame.length < TAG_BYTES) throw new AttachmentIntegrityError('attachment is truncated')
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', key, nonce(index++, last), {
-        authTagLength: TAG_BYTES,
-      })
-      decipher.setAAD(header)
-      decipher.setAuthTag(frame.subarray(frame.length - TAG_BYTES))
-      return Buffer.concat([decipher.update(frame.subarray(0, frame.length - TAG_BYTES)), decipher.final()])
-    } catch {
-      throw new AttachmentIntegrityError(
-        'attachment failed authentication: altered, truncated, reordered, or opened with the wrong key or context',
-      )
+  try {
+    await fill(HEADER_BYTES)
+    if (queue.length < HEADER_BYTES) throw new AttachmentIntegrityError('attachment is truncated (no header)')
+    const header = queue.take(HEADER_BYTES)
+    if (!header.subarray(0, MAGIC.length).equals(MAGIC))
+      throw new AttachmentIntegrityError('not an encrypted attachment')
+    const chunkSize = header.readUInt32BE(MAGIC.length)
+    if (chunkSize < 1 || chunkSize > MAX_CHUNK)
+      throw new AttachmentIntegrityError('attachment header is invalid')
+    const key = chunkKey(options.key, header.subarray(MAGIC.length + 4), options.associatedData)
+    const frameSize = chunkSize + TAG_BYTES
+    const hash = createHash('sha256')
+    let index = 0
+    const open = (frame: Buffer, last: boolean): Buffer => {
+      if (frame.length < TAG_BYTES) throw new AttachmentIntegrityError('attachment is truncated')
+      try {
+        const decipher = createDecipheriv('aes-256-gcm', key, nonce(index++, last), {
+          authTagLength: TAG_BYTES,
+        })
+        decipher.setAAD(header)
+        decipher.setAuthTag(frame.subarray(frame.length - TAG_BYTES))
+        return Buffer.concat([decipher.update(frame.subarray(0, frame.length - TAG_BYTES)), decipher.final()])
+      } catch {
+        throw new AttachmentIntegrityError(
+          'attachment failed authentication: altered, truncated, reordered, or opened with the wrong key or context',
+        )
+      }
     }
-  }
-  for (;;) {
-    await fill(frameSize + 1)
-    if (queue.length > frameSize) {
-      const chunk = open(queue.take(frameSize), false)
+    for (;;) {
+      await fill(frameSize + 1)
+      if (queue.length > frameSize) {
+        const chunk = open(queue.take(frameSize), false)
+        hash.update(chunk)
+        yield chunk
+        continue
+      }
+      const chunk = open(queue.take(queue.length), true)
       hash.update(chunk)
-      yield chunk
-      continue
+      if (hash.digest('hex') !== options.expectedSha256.toLowerCase()) {
+        throw new AttachmentIntegrityError('attachment content hash does not match the recorded SHA-256')
+      }
+      if (chunk.length > 0) yield chunk
+      return
     }
-    const chunk = open(queue.take(queue.length), true)
-    hash.update(chunk)
-    if (hash.digest('hex') !== options.expectedSha256.toLowerCase()) {
-      throw new AttachmentIntegrityError('attachment content hash does not match the recorded SHA-256')
-    }
-    if (chunk.length > 0) yield chunk
-    return
+  } finally {
+    await iterator.return?.()
   }
 }
