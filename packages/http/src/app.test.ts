@@ -170,8 +170,9 @@ describe('buildApp', () => {
         headers: auth,
         payload: { code: 'demo.invalid_state' },
       }),
+      await app.inject({ method: 'POST', url: '/demo/store-error', headers: auth }),
     ]
-    expect(responses.map((r) => r.statusCode)).toEqual([404, 401, 404, 415, 500, 422])
+    expect(responses.map((r) => r.statusCode)).toEqual([404, 401, 404, 415, 500, 422, 503])
     for (const res of responses) {
       expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8')
       const problem = res.json()
@@ -181,6 +182,8 @@ describe('buildApp', () => {
       expect(problem.correlationId).toBe(res.headers['x-correlation-id'])
     }
     expect(responses[2]?.json().type).toBe('https://referrals.dev/problems/demo.not_found')
+    expect(responses[6]?.json().type).toBe('https://referrals.dev/problems/store.unavailable')
+    expect(responses[6]?.body).not.toContain('ETIMEDOUT')
   })
 
   it('hides unexpected errors behind a generic 500 carrying the correlation id', async () => {

@@ -13,7 +13,7 @@ import { authenticationHook, type ResolveActor, type TokenVerifier, verifierFrom
 import type { Config } from './config.js'
 import { encryptedIdempotencyStore, type IdempotencyStore, idempotencyHooks } from './idempotency.js'
 import { createLogger, requestLogHook } from './logger.js'
-import { notFoundHandler, problemErrorHandler } from './problem.js'
+import { httpProblem, notFoundHandler, ProblemError, problemErrorHandler } from './problem.js'
 import { type DocsOptions, registerDocs } from './routes/docs.js'
 import { registerHealthRoutes } from './routes/health.js'
 
@@ -66,7 +66,8 @@ export const buildApp = async (options: BuildAppOptions): Promise<FastifyInstanc
       requestIdLogLabel: 'correlationId',
     }),
     genReqId: (req) => correlationIdOf(req.headers[CORRELATION_ID_HEADER]),
-    return503OnClosing: true,
+    // Answered by the hook below instead, as a problem document.
+    return503OnClosing: false,
   })
 
   app.setErrorHandler(problemErrorHandler)
@@ -75,8 +76,19 @@ export const buildApp = async (options: BuildAppOptions): Promise<FastifyInstanc
 
   // onRequest order matters: correlation id and security headers first, so that even a 401 from
   // the authentication hook carries them.
+  // Once closing, new requests are refused and responses end their keep-alive connection, so
+  // in-flight requests drain and the server can stop without waiting for idle clients.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     reply.header(CORRELATION_ID_HEADER, request.id)
+    if (closing) {
+      throw new ProblemError(httpProblem('service_unavailable', 'The server is shutting down; retry.'), {
+        connection: 'close',
+      })
+    }
   })
   await app.register(helmet, { global: true })
   const verify = options.verifyToken ?? (await verifierFromConfig(config))
@@ -91,12 +103,6 @@ export const buildApp = async (options: BuildAppOptions): Promise<FastifyInstanc
       request.actor?.kind === 'user' ? `user:${request.actor.userId}` : `ip:${request.ip}`,
   })
 
-  // Once closing, responses end their keep-alive connection, so in-flight requests drain and the
-  // server can stop without waiting for idle clients.
-  let closing = false
-  app.addHook('preClose', async () => {
-    closing = true
-  })
   app.addHook('onSend', async (_request, reply, payload) => {
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store')
     if (closing) reply.header('connection', 'close')

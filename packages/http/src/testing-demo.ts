@@ -125,6 +125,16 @@ export const demoRoutes =
 
     route(app, {
       method: 'POST',
+      url: '/demo/store-error',
+      successStatus: 200,
+      handler: async () => {
+        // Handlers may also throw the plain error values of the core.
+        throw { _tag: 'StoreUnavailable', reason: 'timeout', message: 'connect ETIMEDOUT' }
+      },
+    })
+
+    route(app, {
+      method: 'POST',
       url: '/demo/domain-error',
       successStatus: 200,
       body: t.strict({ code: t.string }),
