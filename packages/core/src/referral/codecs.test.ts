@@ -1,9 +1,12 @@
 import { isLeft, isRight } from 'fp-ts/lib/Either.js'
+import type * as t from 'io-ts'
 import { describe, expect, it } from 'vitest'
 import { decodeWith } from '../shared/decode.js'
 import {
   isRedactedPhi,
   REFERRAL_PHI_EVENTS,
+  REFERRAL_SCHEMA_HINTS,
+  ReferralCalendarDate,
   ReferralCommandPayload,
   ReferralEvent,
   ReferralSystemCommandPayload,
@@ -118,5 +121,37 @@ describe('PHI layout', () => {
     if (!isRight(decoded)) throw new Error('expected a valid event')
     expect(decoded.right).toEqual(event)
     expect(isRedactedPhi((decoded.right.data as { phi: unknown }).phi)).toBe(false)
+  })
+})
+
+describe('introspection (OpenAPI generation)', () => {
+  /** Every codec reachable from a union is an io-ts combinator with a `_tag`, never an opaque `t.Type`. */
+  const untagged = (codec: t.Any, seen = new Set<t.Any>()): string[] => {
+    if (seen.has(codec)) return []
+    seen.add(codec)
+    const c = codec as t.Any & {
+      _tag?: string
+      type?: t.Any
+      types?: t.Any[]
+      props?: t.Props
+    }
+    if (c._tag === undefined) return [c.name]
+    const children = [
+      ...(c.type === undefined ? [] : [c.type]),
+      ...(c.types ?? []),
+      ...Object.values(c.props ?? {}),
+    ]
+    return children.flatMap((child) => untagged(child, seen))
+  }
+
+  it('command and event codecs are made of introspectable combinators', () => {
+    expect(untagged(ReferralCommandPayload)).toEqual([])
+    expect(untagged(ReferralEvent)).toEqual([])
+  })
+
+  it('schema hints describe the refined scalars', () => {
+    const hints = new Map(REFERRAL_SCHEMA_HINTS)
+    expect(hints.get(ReferralCalendarDate)).toEqual({ format: 'date' })
+    expect([...hints.values()]).toContainEqual({ minLength: 1, maxLength: 8000 })
   })
 })

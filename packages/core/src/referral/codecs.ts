@@ -16,16 +16,37 @@ import { Instant } from '../shared/time.js'
 // Scalar codecs
 // ---------------------------------------------------------------------------------------------
 
-/** A string of `min`..`max` characters that is not only whitespace. Failures never echo the value. */
-const boundedText = (name: string, max: number) => {
-  const is = (u: unknown): u is string => typeof u === 'string' && u.trim().length > 0 && u.length <= max
-  return new t.Type<string, string, unknown>(
+/** JSON Schema keywords for the refinements below, for whoever generates OpenAPI from the codecs. */
+const schemaHints: Array<readonly [t.Any, Readonly<Record<string, unknown>>]> = []
+
+/**
+ * `base` narrowed by `predicate`, as an io-ts `RefinementType` so schema generators can see the
+ * base type. Failures carry the codec name only (the reporter never prints values).
+ */
+const refine = <A, O>(
+  base: t.Type<A, O, unknown>,
+  predicate: (a: A) => boolean,
+  name: string,
+  hint: Readonly<Record<string, unknown>>,
+): t.RefinementType<t.Type<A, O, unknown>, A, O, unknown> => {
+  const codec = new t.RefinementType<t.Type<A, O, unknown>, A, O, unknown>(
     name,
-    is,
-    (u, c) => (is(u) ? t.success(u) : t.failure(u, c)),
-    t.identity,
+    (u): u is A => base.is(u) && predicate(u),
+    (u, c) => {
+      const result = base.validate(u, c)
+      return result._tag === 'Right' && !predicate(result.right) ? t.failure(u, c) : result
+    },
+    base.encode,
+    base,
+    predicate,
   )
+  schemaHints.push([codec, hint])
+  return codec
 }
+
+/** A string of 1..`max` characters that is not only whitespace. */
+const boundedText = (name: string, max: number) =>
+  refine(t.string, (s) => s.trim().length > 0 && s.length <= max, name, { minLength: 1, maxLength: max })
 
 const isCalendarDate = (s: string): boolean => {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s)
@@ -40,22 +61,14 @@ const isCalendarDate = (s: string): boolean => {
 }
 
 /** A calendar date `YYYY-MM-DD` (a date of birth: no time, no zone). */
-export const ReferralCalendarDate = new t.Type<string, string, unknown>(
-  'CalendarDate',
-  (u): u is string => typeof u === 'string' && isCalendarDate(u),
-  (u, c) => (typeof u === 'string' && isCalendarDate(u) ? t.success(u) : t.failure(u, c)),
-  t.identity,
-)
+export const ReferralCalendarDate = refine(t.string, isCalendarDate, 'CalendarDate', { format: 'date' })
 
-const positiveInt = (name: string, max: number) => {
-  const is = (u: unknown): u is number => typeof u === 'number' && Number.isInteger(u) && u >= 1 && u <= max
-  return new t.Type<number, number, unknown>(
-    name,
-    is,
-    (u, c) => (is(u) ? t.success(u) : t.failure(u, c)),
-    t.identity,
-  )
-}
+const positiveInt = (name: string, max: number) =>
+  refine(t.number, (n) => Number.isInteger(n) && n >= 1 && n <= max, name, {
+    type: 'integer',
+    minimum: 1,
+    maximum: max,
+  })
 
 /** Delivery numbers and reminder sequences: 1, 2, 3, … */
 export const ReferralSequenceNo = positiveInt('SequenceNo', 1_000_000)
@@ -63,21 +76,16 @@ export const ReferralSequenceNo = positiveInt('SequenceNo', 1_000_000)
 /** Largest attachment the domain accepts (the HTTP layer may set a lower limit). */
 export const REFERRAL_MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
 
-const isContentType = (u: unknown): u is string =>
-  typeof u === 'string' && u.length <= 127 && /^[a-z0-9][a-z0-9.+-]*\/[a-z0-9][a-z0-9.+-]*$/i.test(u)
-const ContentType = new t.Type<string, string, unknown>(
-  'ContentType',
-  isContentType,
-  (u, c) => (isContentType(u) ? t.success(u) : t.failure(u, c)),
-  t.identity,
-)
+const CONTENT_TYPE = /^[a-z0-9][a-z0-9.+-]*\/[a-z0-9][a-z0-9.+-]*$/i
+const ContentType = refine(t.string, (s) => s.length <= 127 && CONTENT_TYPE.test(s), 'ContentType', {
+  maxLength: 127,
+  pattern: CONTENT_TYPE.source,
+})
 
-const Sha256Hex = new t.Type<string, string, unknown>(
-  'Sha256Hex',
-  (u): u is string => typeof u === 'string' && /^[0-9a-f]{64}$/.test(u),
-  (u, c) => (typeof u === 'string' && /^[0-9a-f]{64}$/.test(u) ? t.success(u) : t.failure(u, c)),
-  t.identity,
-)
+const SHA256_HEX = /^[0-9a-f]{64}$/
+const Sha256Hex = refine(t.string, (s) => SHA256_HEX.test(s), 'Sha256Hex', { pattern: SHA256_HEX.source })
+
+const AttachmentSize = positiveInt('SizeBytes', REFERRAL_MAX_ATTACHMENT_BYTES)
 
 const strict = <P extends t.Props>(props: P) => t.exact(t.type(props))
 const optional = <P extends t.Props>(props: P) => t.exact(t.partial(props))
@@ -95,13 +103,15 @@ export type ReferralRedactedPhi = t.TypeOf<typeof ReferralRedactedPhi>
  * `t.union([payload, redacted])` a redacted marker is never mistaken for an all-optional payload
  * (an exact codec would otherwise strip the marker and decode `{}`).
  */
-const phiPayload = <C extends t.Mixed>(codec: C): t.Type<t.TypeOf<C>, t.OutputOf<C>, unknown> =>
-  new t.Type<t.TypeOf<C>, t.OutputOf<C>, unknown>(
+const hasRedactedKey = (u: unknown): boolean => typeof u === 'object' && u !== null && 'redacted' in u
+const phiPayload = <C extends t.Mixed>(codec: C): t.RefinementType<C, t.TypeOf<C>, t.OutputOf<C>, unknown> =>
+  new t.RefinementType<C, t.TypeOf<C>, t.OutputOf<C>, unknown>(
     codec.name,
-    (u): u is t.TypeOf<C> => codec.is(u) && !(typeof u === 'object' && u !== null && 'redacted' in u),
-    (u, c) =>
-      typeof u === 'object' && u !== null && 'redacted' in u ? t.failure(u, c) : codec.validate(u, c),
+    (u): u is t.TypeOf<C> => codec.is(u) && !hasRedactedKey(u),
+    (u, c) => (hasRedactedKey(u) ? t.failure(u, c) : codec.validate(u, c)),
     codec.encode,
+    codec,
+    (a) => !hasRedactedKey(a),
   )
 
 /** `phi` of an event: the payload, or the redaction marker. */
@@ -248,7 +258,7 @@ export const AddAttachmentData = t.readonly(
   strict({
     attachmentId: AttachmentId,
     contentType: ContentType,
-    sizeBytes: positiveInt('SizeBytes', REFERRAL_MAX_ATTACHMENT_BYTES),
+    sizeBytes: AttachmentSize,
     sha256: Sha256Hex,
     phi: AttachmentPhi,
   }),
@@ -450,7 +460,7 @@ export const ReferralEvent = t.union([
     referralId: ReferralId,
     attachmentId: AttachmentId,
     contentType: ContentType,
-    sizeBytes: positiveInt('SizeBytes', REFERRAL_MAX_ATTACHMENT_BYTES),
+    sizeBytes: AttachmentSize,
     sha256: Sha256Hex,
     phi: phiOrRedacted(AttachmentPhi),
   }),
@@ -479,3 +489,10 @@ export const REFERRAL_PHI_EVENTS = [
   'MessagePosted',
 ] as const satisfies readonly ReferralEventType[]
 export type ReferralPhiEventType = (typeof REFERRAL_PHI_EVENTS)[number]
+
+/**
+ * `[codec, JSON Schema keywords]` for this module's refined strings and numbers (length limits,
+ * patterns, `integer`, `date`), e.g. for an OpenAPI schema registry keyed by codec identity.
+ */
+export const REFERRAL_SCHEMA_HINTS: ReadonlyArray<readonly [t.Any, Readonly<Record<string, unknown>>]> =
+  schemaHints
