@@ -6,6 +6,7 @@ import {
   KeyUnwrapError,
   MasterKey,
   newDataKey,
+  parseBlindIndexKey,
   parseMasterKey,
   unwrapDataKey,
   wrapDataKey,
@@ -46,6 +47,18 @@ describe('parseMasterKey', () => {
     expect(shown).not.toContain(keyBytes.toString('base64'))
     expect(shown).not.toContain(keyBytes.toString('hex'))
     expect(shown).toContain('[redacted]')
+  })
+})
+
+describe('parseBlindIndexKey', () => {
+  it('accepts base64 of 32 bytes and rejects anything else without echoing it', () => {
+    const parsed = parseBlindIndexKey(keyBytes.toString('base64url'))
+    expect(E.isRight(parsed) && Buffer.from(parsed.right).equals(keyBytes)).toBe(true)
+    const short = randomBytes(20).toString('base64')
+    const bad = parseBlindIndexKey(short)
+    expect(E.isLeft(bad) && bad.left).toMatchObject({ _tag: 'InvalidBlindIndexKey' })
+    expect(E.isLeft(bad) && bad.left.message).toMatch(/^invalid blind index key: it decodes to 20 bytes/)
+    expect(E.isLeft(bad) && bad.left.message).not.toContain(short)
   })
 })
 

@@ -59,24 +59,46 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
 const BASE64URL = /^[A-Za-z0-9_-]*$/
 
 /**
- * Parses a master key from configuration: base64 or base64url (padding optional, surrounding
- * whitespace ignored) of exactly 32 random bytes. Errors say what is wrong, never what was given.
+ * Decodes a 32-byte secret from configuration: base64 or base64url (padding optional, surrounding
+ * whitespace ignored). Errors say what is wrong, never what was given.
  */
-export const parseMasterKey = (text: string | undefined): E.Either<MasterKeyError, MasterKey> => {
-  const invalid = (why: string): E.Either<MasterKeyError, MasterKey> =>
-    E.left({
-      _tag: 'InvalidMasterKey',
-      message: `invalid master key: ${why}; expected base64 of ${KEY_BYTES} random bytes (e.g. \`openssl rand -base64 32\`)`,
-    })
+const parseSecret = (text: string | undefined, what: string): E.Either<string, Buffer> => {
+  const invalid = (why: string): E.Either<string, Buffer> =>
+    E.left(
+      `invalid ${what}: ${why}; expected base64 of ${KEY_BYTES} random bytes (e.g. \`openssl rand -base64 32\`)`,
+    )
   if (text === undefined || text.trim() === '') return invalid('it is missing or empty')
   const trimmed = text.trim()
   const isBase64 = BASE64.test(trimmed) && (trimmed.length % 4 === 0 || !trimmed.includes('='))
   if (!isBase64 && !BASE64URL.test(trimmed)) return invalid('it contains characters outside base64')
   const bytes = Buffer.from(trimmed, isBase64 ? 'base64' : 'base64url')
   if (bytes.length !== KEY_BYTES) return invalid(`it decodes to ${bytes.length} bytes`)
-  const key = MasterKey.fromBytes(bytes)
-  bytes.fill(0)
+  return E.right(bytes)
+}
+
+/** Parses the master key (e.g. `REFERRALS_MASTER_KEY`): base64 or base64url of exactly 32 bytes. */
+export const parseMasterKey = (text: string | undefined): E.Either<MasterKeyError, MasterKey> => {
+  const bytes = parseSecret(text, 'master key')
+  if (E.isLeft(bytes)) return E.left({ _tag: 'InvalidMasterKey', message: bytes.left })
+  const key = MasterKey.fromBytes(bytes.right)
+  bytes.right.fill(0)
   return E.right(key)
+}
+
+export interface BlindIndexKeyError {
+  readonly _tag: 'InvalidBlindIndexKey'
+  readonly message: string
+}
+
+/**
+ * Parses the blind index key (a separate secret from the master key), same format: base64 or
+ * base64url of exactly 32 bytes. Pass the result to `createHmacBlindIndex({ key })`.
+ */
+export const parseBlindIndexKey = (text: string | undefined): E.Either<BlindIndexKeyError, Uint8Array> => {
+  const bytes = parseSecret(text, 'blind index key')
+  return E.isLeft(bytes)
+    ? E.left({ _tag: 'InvalidBlindIndexKey', message: bytes.left })
+    : E.right(bytes.right)
 }
 
 /** Thrown when a wrapped data key does not open: the wrong master key, or a tampered key record. */
