@@ -1,6 +1,8 @@
 import type { EventStore } from '@referrals/core'
 import { left } from 'fp-ts/lib/TaskEither.js'
+import * as t from 'io-ts'
 import { afterEach, describe, expect, it } from 'vitest'
+import { route } from './openapi/route.js'
 import { buildTestApp, probeOnlyStore, type TestApp } from './testing.js'
 import { demoRoutes, demoState } from './testing-demo.js'
 
@@ -94,6 +96,38 @@ describe('buildApp', () => {
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
     expect(res.json().type).toBe('https://referrals.dev/problems/payload_too_large')
     expect(state.writes).toBe(0)
+  })
+
+  it('lets a route raise its own body limit', async () => {
+    const { app, auth } = await setup({
+      env: { BODY_LIMIT_BYTES: '1024' },
+      registerRoutes: async (instance) => {
+        route(instance, {
+          method: 'POST',
+          url: '/demo/large',
+          bodyLimit: 10_000,
+          successStatus: 200,
+          body: t.strict({ text: t.string }),
+          response: t.strict({ length: t.number }),
+          handler: async ({ body }) => ({ length: body.text.length }),
+        })
+      },
+    })
+    const res = await app.inject({
+      method: 'POST',
+      url: '/demo/large',
+      headers: auth,
+      payload: { text: 'x'.repeat(5000) },
+    })
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toEqual({ length: 5000 })
+    const tooLarge = await app.inject({
+      method: 'POST',
+      url: '/demo/large',
+      headers: auth,
+      payload: { text: 'x'.repeat(20_000) },
+    })
+    expect(tooLarge.statusCode).toBe(413)
   })
 
   it('answers 429 problem with Retry-After once a user exceeds the rate limit', async () => {

@@ -47,6 +47,7 @@ interface MemoryRecord {
 export const inMemoryIdempotencyStore = (): IdempotencyStore => {
   const records = new Map<string, MemoryRecord>()
   const id = (scope: string, key: string) => `${scope.length}:${scope}${key}`
+  let nextPurge = 0
   return {
     begin: async (scope, key, fingerprint, now, ttlMs) => {
       const existing = records.get(id(scope, key))
@@ -56,7 +57,11 @@ export const inMemoryIdempotencyStore = (): IdempotencyStore => {
           ? { kind: 'in_flight' }
           : { kind: 'replay', response: existing.response }
       }
-      for (const [k, record] of records) if (record.expiresAt <= now.getTime()) records.delete(k)
+      // Expired records are swept at most once a minute, keeping claims O(1) on average.
+      if (now.getTime() >= nextPurge) {
+        for (const [k, record] of records) if (record.expiresAt <= now.getTime()) records.delete(k)
+        nextPurge = now.getTime() + 60_000
+      }
       records.set(id(scope, key), { fingerprint, expiresAt: now.getTime() + ttlMs, response: undefined })
       return { kind: 'started' }
     },

@@ -33,6 +33,8 @@ export interface RouteSpec<
   readonly operationId?: string
   /** No bearer token needed (health, docs). Every other route is authenticated. */
   readonly public?: boolean
+  /** Overrides the app's body limit for this route (413 beyond). */
+  readonly bodyLimit?: number
   readonly params?: P
   readonly query?: Q
   readonly body?: B
@@ -163,6 +165,7 @@ export const route = <
     url: spec.url,
     schema,
     config: { public: spec.public === true },
+    ...(spec.bodyLimit === undefined ? {} : { bodyLimit: spec.bodyLimit }),
     validatorCompiler: acceptAll,
     serializerCompiler: stringify,
     // Decoding runs after authentication (onRequest) and body parsing, before idempotency
