@@ -30,6 +30,7 @@ import {
   START,
   STREAM_EXISTS,
   StreamNotFoundError,
+  UnavailableError,
   WrongExpectedVersionError,
 } from '@eventstore/db-client'
 import {
@@ -44,7 +45,7 @@ import {
 } from '@referrals/core'
 import { describeEventStoreConformance } from '@referrals/core/testing'
 import * as E from 'fp-ts/lib/Either.js'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { createEventStoreDbCheckpointStore } from './checkpoints.js'
 import { createEventStoreDbEventStore } from './event-store.js'
 import { createTwoStreamWriter, followUpEventId } from './process-manager.js'
@@ -82,12 +83,15 @@ const passes = (filter: Filter | undefined, streamId: string) =>
   filter === undefined ||
   (filter.prefixes?.some((p) => streamId.startsWith(p)) ?? new RegExp(filter.regex ?? '').test(streamId))
 
-const emulatedClient = (options: { readonly throwOnAppendFailure?: boolean } = {}) => {
+const emulatedClient = (
+  options: { readonly throwOnAppendFailure?: boolean; readonly dropFirstSubscriptionWith?: Error } = {},
+) => {
   const log: Entry[] = []
   const streams = new Map<string, Entry[]>()
   const live = new Set<(e: Entry) => void>()
   let offset = 0n
   let clock = Date.UTC(2026, 0, 1)
+  let dropNext = options.dropFirstSubscriptionWith
 
   const write = (
     streamId: string,
@@ -230,7 +234,9 @@ const emulatedClient = (options: { readonly throwOnAppendFailure?: boolean } = {
       queueMicrotask(() => {
         for (const e of log) push(e)
         stream.emit('caughtUp')
-        live.add(push)
+        if (dropNext !== undefined) stream.emit('error', dropNext)
+        else live.add(push)
+        dropNext = undefined
       })
       return Object.assign(stream, {
         unsubscribe: async () => {
@@ -431,5 +437,34 @@ describe('adapter over an emulated client', () => {
     })
     expect(streams.get('referral-pm')?.map((e) => e.id)).toEqual([followUpEventId(primary.id)])
     expect(streams.get('pool-pm')).toHaveLength(1)
+  })
+
+  it('a subscription dropped by the server reports a mapped error once, after handling what it got', async () => {
+    const { client } = emulatedClient({
+      dropFirstSubscriptionWith: new UnavailableError(undefined, 'patient Jane Doe'),
+    })
+    const store = createEventStoreDbEventStore({ client })
+    await must(
+      store.append({
+        streamId: unsafeId('referral-drop'),
+        expected: expected.noStream,
+        events: [event('A')],
+      }),
+    )
+    const seen: string[] = []
+    const errors: unknown[] = []
+    const sub = store.subscribe({
+      subscriptionId: 'dropped',
+      streamPrefixes: ['referral-'],
+      handler: async (e) => {
+        seen.push(e.type)
+      },
+      onError: (e) => errors.push(e),
+    })
+    await vi.waitFor(() => expect(errors).toHaveLength(1))
+    await sub.caughtUp()
+    await sub.stop()
+    expect(seen).toEqual(['A'])
+    expect(errors.map(String)).toEqual(['Error: EventStoreDB subscribe failed: server unavailable'])
   })
 })

@@ -52,7 +52,7 @@ export interface EventStoreDbEventStoreOptions {
   readonly readIdleTimeoutMs?: number
 }
 
-/** The three things an append does not decide itself: where an event is and which ids are stored. */
+/** Where a stored event is: its revision in the stream and its commit position in `$all`. */
 interface Located {
   readonly revision: bigint
   readonly commit: bigint

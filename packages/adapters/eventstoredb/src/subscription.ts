@@ -1,6 +1,7 @@
 import type { AllStreamResolvedEvent, AllStreamSubscription, EventStoreDBClient } from '@eventstore/db-client'
 import type { CheckpointStore, GlobalPosition, SubscribeOptions, Subscription } from '@referrals/core'
 import * as E from 'fp-ts/lib/Either.js'
+import { toStoreError } from './errors.js'
 import { fromRecordedEvent, matchesPrefixes, toAllPosition } from './mapping.js'
 import { engineStreamFilter, headOfAll, readAllFiltered } from './reads.js'
 
@@ -31,6 +32,7 @@ export const startCatchUpSubscription = (deps: CatchUpOptions, options: Subscrib
   let handled: GlobalPosition = 0n
   let stream: AllStreamSubscription | null = null
   let failure: { readonly error: unknown } | null = null
+  let drainedAfterFailure = false
   let wake: (() => void) | null = null
   /** `handled` is meaningful once the checkpoint is loaded and the stream is open (or it stopped). */
   let markStarted: () => void = () => undefined
@@ -64,7 +66,8 @@ export const startCatchUpSubscription = (deps: CatchUpOptions, options: Subscrib
       nudge()
     })
     s.on('error', (error: unknown) => {
-      failure ??= { error }
+      // The client's error may carry server text; report the mapped, data-free message instead.
+      failure ??= { error: new Error(toStoreError(error, 'subscribe').message) }
       nudge()
     })
     s.on('end', () => {
@@ -74,9 +77,17 @@ export const startCatchUpSubscription = (deps: CatchUpOptions, options: Subscrib
     while (!stopped) {
       const next = queue.shift()
       if (next === undefined) {
-        if (failure !== null)
-          throw failure.error instanceof Error ? failure.error : new Error('subscription failed')
         if (s.isPaused()) s.resume()
+        if (failure !== null) {
+          // An error overtakes events the client stream still buffers: let those arrive first
+          // (once), so the failure is reported after handling what was received.
+          if (!drainedAfterFailure) {
+            drainedAfterFailure = true
+            await new Promise((resolve) => setImmediate(resolve))
+            continue
+          }
+          throw failure.error
+        }
         await new Promise<void>((resolve) => {
           wake = resolve
         })
