@@ -31,6 +31,7 @@ import {
 } from '../referral/index.js'
 import type { Actor } from '../shared/actor.js'
 import type { CommandMeta } from '../shared/decider.js'
+import type { CategoryRef } from '../shared/domain-types.js'
 import type { IdGenerator } from '../shared/id-generator.js'
 import {
   type CommandId,
@@ -128,6 +129,9 @@ export interface ReadOptions {
   readonly asOf?: Instant
 }
 
+/** The catalog entry a referral is filed under: its subcategory when it names one. */
+const mostSpecific = (ref: CategoryRef) => ref.subcategoryId ?? ref.categoryId
+
 const until = (options: ReadOptions | undefined) =>
   options?.asOf === undefined
     ? undefined
@@ -221,7 +225,7 @@ export const createEngine = (options: EngineOptions) => {
     }
     switch (payload.type) {
       case 'SendReferral': {
-        const category = await categoryOf(payload.data.specialtyId, payload.data.category.categoryId)
+        const category = await categoryOf(payload.data.specialtyId, mostSpecific(payload.data.category))
         if (E.isLeft(category)) return category
         const target = payload.data.target
         const recipient = target.kind === 'direct' ? await recipientOf(target.practiceId) : undefined
@@ -233,7 +237,7 @@ export const createEngine = (options: EngineOptions) => {
       }
       case 'ChangeCategory': {
         if (!state.exists) return E.right({ ...payload, meta: commandMeta, context: { category: null } })
-        const category = await categoryOf(state.specialtyId, payload.data.category.categoryId)
+        const category = await categoryOf(state.specialtyId, mostSpecific(payload.data.category))
         if (E.isLeft(category)) return category
         return E.right({ ...payload, meta: commandMeta, context: { category: category.right } })
       }
