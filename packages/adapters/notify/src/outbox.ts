@@ -9,12 +9,19 @@ export interface OutboxEntry {
   readonly state: DeliveryState
 }
 
+/** An entry to queue; `notBeforeMs` delays its first attempt (quiet hours), default `nowMs`. */
+export interface NewOutboxEntry extends Omit<OutboxEntry, 'state'> {
+  readonly notBeforeMs?: number
+}
+
 /**
  * Outbox storage. `enqueue` is idempotent on `notification.id` (a re-derived notification after a
- * crash is not queued twice); `claimDue` hands each due entry to one worker at a time.
+ * crash is not queued twice); `claimDue` hands each due entry to one worker at a time. Once a
+ * patient notification is delivered or dead-lettered its address (the patient's contact, PHI) is
+ * erased from the entry.
  */
 export interface OutboxStore {
-  readonly enqueue: (entries: readonly Omit<OutboxEntry, 'state'>[], nowMs: number) => Promise<void>
+  readonly enqueue: (entries: readonly NewOutboxEntry[], nowMs: number) => Promise<void>
   readonly claimDue: (nowMs: number, limit: number) => Promise<readonly OutboxEntry[]>
   readonly record: (id: string, state: DeliveryState) => Promise<void>
   readonly list: (filter?: { readonly status?: DeliveryState['status'] }) => Promise<readonly OutboxEntry[]>
@@ -28,8 +35,15 @@ export const inMemoryOutbox = (): OutboxStore => {
       for (const item of items) {
         if (entries.has(item.notification.id)) continue
         entries.set(item.notification.id, {
-          ...item,
-          state: { status: 'pending', attempts: 0, nextAttemptAtMs: nowMs, lastError: null },
+          notification: item.notification,
+          channel: item.channel,
+          address: item.address,
+          state: {
+            status: 'pending',
+            attempts: 0,
+            nextAttemptAtMs: item.notBeforeMs ?? nowMs,
+            lastError: null,
+          },
         })
       }
     },
@@ -47,7 +61,10 @@ export const inMemoryOutbox = (): OutboxStore => {
     record: async (id, state) => {
       const entry = entries.get(id)
       claimed.delete(id)
-      if (entry) entries.set(id, { ...entry, state })
+      if (entry) {
+        const erase = state.status !== 'pending' && entry.notification.audience === 'patient'
+        entries.set(id, { ...entry, state, ...(erase ? { address: null } : {}) })
+      }
     },
     list: async (filter) =>
       [...entries.values()].filter((e) => filter?.status === undefined || e.state.status === filter.status),

@@ -1,0 +1,149 @@
+import type { PracticeId, UserId } from '@referrals/core'
+
+/**
+ * Where and when a practice, or one user, wants practice notifications. A practice's
+ * notifications go to the practice's own channels and to each member's channels.
+ */
+export interface NotificationPreferences {
+  readonly channels: { readonly email?: string; readonly webhook?: string }
+  /** Signs this subscriber's webhooks; without it the projector's default secret is used. */
+  readonly webhookSecret?: string
+  /** Local times `HH:MM` in an IANA time zone; a period may span midnight (`22:00`–`07:00`). */
+  readonly quietHours?: { readonly start: string; readonly end: string; readonly timeZone: string }
+}
+
+export type PreferenceOwner =
+  | { readonly kind: 'practice'; readonly practiceId: PracticeId }
+  | { readonly kind: 'user'; readonly userId: UserId }
+
+export const preferenceOwnerKey = (owner: PreferenceOwner): string =>
+  owner.kind === 'practice' ? `practice:${owner.practiceId}` : `user:${owner.userId}`
+
+export interface PreferencesStore {
+  readonly get: (owner: PreferenceOwner) => Promise<NotificationPreferences | null>
+  readonly put: (owner: PreferenceOwner, preferences: NotificationPreferences) => Promise<void>
+  readonly remove: (owner: PreferenceOwner) => Promise<void>
+}
+
+export const inMemoryPreferences = (): PreferencesStore => {
+  const byOwner = new Map<string, NotificationPreferences>()
+  return {
+    get: async (owner) => byOwner.get(preferenceOwnerKey(owner)) ?? null,
+    put: async (owner, preferences) => {
+      byOwner.set(preferenceOwnerKey(owner), preferences)
+    },
+    remove: async (owner) => {
+      byOwner.delete(preferenceOwnerKey(owner))
+    },
+  }
+}
+
+const TIME = /^([01]\d|2[0-3]):([0-5]\d)$/
+const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/
+
+const isTimeZone = (tz: string): boolean => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz })
+    return true
+  } catch {
+    return false
+  }
+}
+
+const isHttpUrl = (s: string): boolean => {
+  try {
+    const url = new URL(s)
+    return url.protocol === 'https:' || url.protocol === 'http:'
+  } catch {
+    return false
+  }
+}
+
+export type PreferencesCheck =
+  | { readonly ok: true; readonly value: NotificationPreferences }
+  | { readonly ok: false; readonly errors: readonly string[] }
+
+/**
+ * Validates preferences from outside (an API body). Errors name the field and the expectation,
+ * never the value given. Unknown fields are dropped.
+ */
+export const parseNotificationPreferences = (input: unknown): PreferencesCheck => {
+  const errors: string[] = []
+  const obj = (u: unknown): Record<string, unknown> | null =>
+    typeof u === 'object' && u !== null && !Array.isArray(u) ? (u as Record<string, unknown>) : null
+  const root = obj(input)
+  if (root === null) return { ok: false, errors: ['body: expected an object'] }
+  const channels = obj(root.channels ?? {})
+  if (channels === null) return { ok: false, errors: ['channels: expected an object'] }
+  const email = channels.email
+  const webhook = channels.webhook
+  if (email !== undefined && (typeof email !== 'string' || !EMAIL.test(email)))
+    errors.push('channels.email: expected an email address')
+  if (webhook !== undefined && (typeof webhook !== 'string' || webhook.length > 2048 || !isHttpUrl(webhook)))
+    errors.push('channels.webhook: expected an http(s) URL')
+  const secret = root.webhookSecret
+  if (secret !== undefined && (typeof secret !== 'string' || secret.length < 16 || secret.length > 256))
+    errors.push('webhookSecret: expected 16 to 256 characters')
+  let quietHours: NotificationPreferences['quietHours']
+  if (root.quietHours !== undefined) {
+    const q = obj(root.quietHours)
+    if (q === null) errors.push('quietHours: expected an object')
+    else {
+      const { start, end, timeZone } = q
+      if (typeof start !== 'string' || !TIME.test(start)) errors.push('quietHours.start: expected HH:MM')
+      if (typeof end !== 'string' || !TIME.test(end)) errors.push('quietHours.end: expected HH:MM')
+      if (typeof timeZone !== 'string' || !isTimeZone(timeZone))
+        errors.push('quietHours.timeZone: expected an IANA time zone')
+      if (errors.length === 0) quietHours = { start, end, timeZone } as NonNullable<typeof quietHours>
+    }
+  }
+  if (errors.length > 0) return { ok: false, errors }
+  return {
+    ok: true,
+    value: {
+      channels: {
+        ...(email === undefined ? {} : { email: email as string }),
+        ...(webhook === undefined ? {} : { webhook: webhook as string }),
+      },
+      ...(secret === undefined ? {} : { webhookSecret: secret as string }),
+      ...(quietHours === undefined ? {} : { quietHours }),
+    },
+  }
+}
+
+const DAY_MS = 86_400_000
+const minutesOf = (hhmm: string): number => {
+  const m = TIME.exec(hhmm)
+  return m === null ? 0 : Number(m[1]) * 60 + Number(m[2])
+}
+
+/** Milliseconds since local midnight at `ms` in `timeZone`. */
+const localTimeOfDayMs = (ms: number, timeZone: string): number => {
+  const parts = new Intl.DateTimeFormat('en-GB', {
+    timeZone,
+    hourCycle: 'h23',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  }).formatToParts(new Date(ms))
+  const part = (type: string) => Number(parts.find((p) => p.type === type)?.value ?? 0)
+  return ((part('hour') * 60 + part('minute')) * 60 + part('second')) * 1000 + (((ms % 1000) + 1000) % 1000)
+}
+
+/**
+ * When a notification due at `atMs` may go out under these quiet hours: `atMs` itself outside the
+ * quiet period, else the period's end. Computed on the local wall clock at `atMs`; a daylight-
+ * saving change inside the quiet period moves the result by that hour.
+ */
+export const quietHoursRelease = (
+  quietHours: NotificationPreferences['quietHours'] | undefined,
+  atMs: number,
+): number => {
+  if (quietHours === undefined) return atMs
+  const start = minutesOf(quietHours.start) * 60_000
+  const end = minutesOf(quietHours.end) * 60_000
+  if (start === end) return atMs
+  const local = localTimeOfDayMs(atMs, quietHours.timeZone)
+  const quiet = start < end ? local >= start && local < end : local >= start || local < end
+  return quiet ? atMs + ((end - local + DAY_MS) % DAY_MS) : atMs
+}
