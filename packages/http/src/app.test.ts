@@ -144,6 +144,24 @@ describe('buildApp', () => {
     expect(limited.json().type).toBe('https://referrals.dev/problems/rate_limited')
   })
 
+  it('throttles repeated authentication failures per address before checking more tokens', async () => {
+    const { app, auth } = await setup({ env: { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW: '1m' } })
+    const statuses: number[] = []
+    for (let i = 0; i < 5; i++) {
+      const res = await app.inject({
+        method: 'GET',
+        url: '/demo/items',
+        headers: { authorization: 'Bearer x.y.z' },
+      })
+      statuses.push(res.statusCode)
+    }
+    expect(statuses).toEqual([401, 401, 401, 429, 429])
+    const blocked = await app.inject({ method: 'GET', url: '/demo/items', headers: auth })
+    expect(blocked.statusCode).toBe(429)
+    expect(blocked.headers['content-type']).toMatch(/^application\/problem\+json/)
+    expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200)
+  })
+
   it('counts the rate limit per user, not per address', async () => {
     const { app, auth, token } = await setup({ env: { RATE_LIMIT_MAX: '2', RATE_LIMIT_WINDOW: '1m' } })
     for (let i = 0; i < 2; i++) await app.inject({ method: 'GET', url: '/demo/items', headers: auth })

@@ -91,8 +91,6 @@ export const buildApp = async (options: BuildAppOptions): Promise<FastifyInstanc
     }
   })
   await app.register(helmet, { global: true })
-  const verify = options.verifyToken ?? (await verifierFromConfig(config))
-  app.addHook('onRequest', authenticationHook(verify, options.resolveActor, PUBLIC_PREFIXES))
   await app.register(rateLimit, {
     global: true,
     max: config.rateLimit.max,
@@ -102,6 +100,29 @@ export const buildApp = async (options: BuildAppOptions): Promise<FastifyInstanc
     keyGenerator: (request) =>
       request.actor?.kind === 'user' ? `user:${request.actor.userId}` : `ip:${request.ip}`,
   })
+  // Requests that fail authentication never reach the per-user limit, so failures are counted
+  // per address separately; a client over the limit is refused before its token is checked.
+  const failures = app.createRateLimit({
+    max: config.rateLimit.max,
+    timeWindow: config.rateLimit.windowMs,
+    keyGenerator: (request) => `auth-failure:${request.ip}`,
+  })
+  const verify = options.verifyToken ?? (await verifierFromConfig(config))
+  app.addHook(
+    'onRequest',
+    authenticationHook(verify, options.resolveActor, {
+      publicPrefixes: PUBLIC_PREFIXES,
+      failureLimiter: {
+        isBlocked: async (request) => {
+          const state = await failures(request, { increment: false })
+          return !state.isAllowed && state.remaining === 0
+        },
+        recordFailure: async (request) => {
+          await failures(request)
+        },
+      },
+    }),
+  )
 
   app.addHook('onSend', async (_request, reply, payload) => {
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store')

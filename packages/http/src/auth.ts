@@ -234,21 +234,48 @@ const unauthorized = (error?: 'invalid_token') =>
   )
 
 /**
+ * Throttles clients that keep failing authentication (the per-user rate limit only applies once a
+ * user is known): `isBlocked` is asked before verifying, `recordFailure` after each failure.
+ */
+export interface AuthFailureLimiter {
+  readonly isBlocked: (request: FastifyRequest) => Promise<boolean>
+  readonly recordFailure: (request: FastifyRequest) => Promise<void>
+}
+
+export interface AuthenticationHookOptions {
+  /** Route URL prefixes reachable without a token (in addition to routes marked `public`). */
+  readonly publicPrefixes?: readonly string[]
+  readonly failureLimiter?: AuthFailureLimiter
+}
+
+const tooManyFailures = () =>
+  new ProblemError(httpProblem('rate_limited', 'Too many failed authentication attempts; retry later.'), {
+    'retry-after': '60',
+  })
+
+/**
  * The `onRequest` hook: every route not marked public needs a valid bearer token; the actor is
  * resolved through the port and put on `request.actor`.
  */
 export const authenticationHook =
-  (verify: TokenVerifier, resolveActor: ResolveActor, publicPrefixes: readonly string[] = []) =>
+  (verify: TokenVerifier, resolveActor: ResolveActor, options: AuthenticationHookOptions = {}) =>
   async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     if (request.routeOptions.config.public === true || request.is404) return
     const routeUrl = request.routeOptions.url ?? ''
+    const publicPrefixes = options.publicPrefixes ?? []
     if (publicPrefixes.some((prefix) => routeUrl === prefix || routeUrl.startsWith(`${prefix}/`))) return
+    const limiter = options.failureLimiter
+    if (limiter !== undefined && (await limiter.isBlocked(request))) throw tooManyFailures()
+    const fail = async (error?: 'invalid_token'): Promise<never> => {
+      await limiter?.recordFailure(request)
+      throw unauthorized(error)
+    }
     const header = request.headers.authorization
-    if (header === undefined || header === '') throw unauthorized()
+    if (header === undefined || header === '') return fail()
     const match = /^Bearer ([A-Za-z0-9_.~+/-]+=*)$/i.exec(header)
-    if (match === null || match[1] === undefined) throw unauthorized('invalid_token')
+    if (match === null || match[1] === undefined) return fail('invalid_token')
     const verified = await verify(match[1])
-    if (verified === undefined) throw unauthorized('invalid_token')
+    if (verified === undefined) return fail('invalid_token')
     request.actor = await resolveActor(verified.userId, verified.roles)
   }
 
