@@ -270,4 +270,39 @@ describe('checkpoints and subscriptions', () => {
       await other.close()
     }
   })
+
+  it('with notify, a subscription in another process wakes on commit instead of waiting for its poll', async () => {
+    const writer = await createPostgresEventStore({ connectionString: db.url, notify: true })
+    const reader = await createPostgresEventStore({
+      connectionString: db.url,
+      notify: true,
+      pollIntervalMs: 120_000,
+    })
+    const cat = uniqueCategory()
+    let delivered: (type: string) => void = () => undefined
+    const first = new Promise<string>((resolve) => {
+      delivered = resolve
+    })
+    const subscription = reader.subscribe({
+      subscriptionId: `notify-${cat}`,
+      streamPrefixes: [`${cat}-`],
+      handler: async (e) => delivered(e.type),
+    })
+    try {
+      // Let the subscription take its lock, LISTEN and go idle on its (two-minute) poll.
+      await new Promise((r) => setTimeout(r, 300))
+      await ok(
+        writer.append({ streamId: stream(cat, 1), expected: expected.any, events: [newEvent('Notified')] }),
+      )
+      const outcome = await Promise.race([
+        first,
+        new Promise((r) => setTimeout(() => r('not woken'), 20_000)),
+      ])
+      expect(outcome).toBe('Notified')
+    } finally {
+      await subscription.stop()
+      await reader.close()
+      await writer.close()
+    }
+  })
 })

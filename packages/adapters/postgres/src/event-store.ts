@@ -67,6 +67,13 @@ export interface PostgresEventStoreOptions {
   readonly migrate?: boolean
   /** How often an idle subscription polls for events written by other processes; default 100 ms. */
   readonly pollIntervalMs?: number
+  /**
+   * Wake subscriptions in other processes at once with LISTEN/NOTIFY (channel
+   * `referrals_events_<schema>`). Off by default: NOTIFY takes a cluster-wide lock at commit, which
+   * serialises concurrent appends; polling alone delivers within `pollIntervalMs`. Appends made
+   * through the same store object always wake its own subscriptions immediately.
+   */
+  readonly notify?: boolean
   /** Where subscriptions keep checkpoints; default the `checkpoints` table of this schema. */
   readonly checkpoints?: CheckpointStore
 }
@@ -248,7 +255,13 @@ export const createPostgresEventStore = async (
       }
     }
 
-  const appendSql = `SELECT status, stream_version, last_position FROM ${s}.append_events($1, $2, $3, $4::json)`
+  const notifyChannel = `referrals_events_${schema}`.slice(0, 63)
+  // pg_notify in the same statement: delivered when, and only if, the append commits.
+  const appendSql =
+    options.notify === true
+      ? `SELECT a.status, a.stream_version, a.last_position, pg_notify('${notifyChannel}', '') AS notified
+         FROM ${s}.append_events($1, $2, $3, $4::json) AS a`
+      : `SELECT status, stream_version, last_position FROM ${s}.append_events($1, $2, $3, $4::json)`
   const appendParams = (request: AppendRequest, events: string) => [
     request.streamId,
     request.expected.kind,
@@ -401,6 +414,7 @@ export const createPostgresEventStore = async (
           schema,
           checkpoints,
           pollIntervalMs: options.pollIntervalMs ?? 100,
+          notifyChannel: options.notify === true ? notifyChannel : undefined,
           read: (after, maxCount, streamPrefixes) =>
             readAllWithHorizon(
               pool,

@@ -12,6 +12,8 @@ export interface SubscriptionDeps {
   readonly schema: string
   readonly checkpoints: CheckpointStore
   readonly pollIntervalMs: number
+  /** LISTEN on this channel (on the lock connection) and wake on each notification. */
+  readonly notifyChannel: string | undefined
   readonly read: (
     after: GlobalPosition,
     maxCount: number,
@@ -62,8 +64,16 @@ export const startSubscription = (deps: SubscriptionDeps, options: SubscribeOpti
     }
     waiters = still
   }
+  // A wake that arrives while the loop is reading (not sleeping) is remembered, so the next sleep
+  // returns at once instead of missing an append made between the read and the sleep.
+  let wakePending = false
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
+      if (wakePending) {
+        wakePending = false
+        resolve()
+        return
+      }
       const finish = () => {
         clearTimeout(timer)
         wakeSleeper = undefined
@@ -72,7 +82,10 @@ export const startSubscription = (deps: SubscriptionDeps, options: SubscribeOpti
       const timer = setTimeout(finish, ms)
       wakeSleeper = finish
     })
-  const wake = () => wakeSleeper?.()
+  const wake = () => {
+    if (wakeSleeper === undefined) wakePending = true
+    else wakeSleeper()
+  }
   const unregister = deps.registerWaker(wake)
 
   const acquireLock = async (): Promise<boolean> => {
@@ -82,7 +95,13 @@ export const startSubscription = (deps: SubscriptionDeps, options: SubscribeOpti
         'SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS locked',
         [`referrals.subscription:${deps.schema}`, options.subscriptionId],
       )
-      if (r.rows[0]?.locked === true) return true
+      if (r.rows[0]?.locked === true) {
+        if (deps.notifyChannel !== undefined) {
+          lockClient.on('notification', wake)
+          await lockClient.query(`LISTEN "${deps.notifyChannel}"`)
+        }
+        return true
+      }
       await sleep(deps.pollIntervalMs)
     }
     return false
