@@ -11,7 +11,7 @@ import Fastify, {
 import type { DestinationStream } from 'pino'
 import { authenticationHook, type ResolveActor, type TokenVerifier, verifierFromConfig } from './auth.js'
 import type { Config } from './config.js'
-import { encryptedIdempotencyStore, type IdempotencyStore, idempotencyHooks } from './idempotency.js'
+import { type IdempotencyStore, idempotencyHooks } from './idempotency.js'
 import { createLogger, requestLogHook } from './logger.js'
 import { httpProblem, notFoundHandler, ProblemError, problemErrorHandler } from './problem.js'
 import { type DocsOptions, registerDocs } from './routes/docs.js'
@@ -22,6 +22,10 @@ export interface BuildAppOptions {
   readonly config: Config
   /** Port: the actor (platform roles + practice memberships) of an authenticated user. */
   readonly resolveActor: ResolveActor
+  /**
+   * Where `Idempotency-Key` responses are kept. Responses may carry PHI: in production wrap the
+   * store with `encryptedIdempotencyStore(store, masterKey)`.
+   */
   readonly idempotencyStore: IdempotencyStore
   /** Token verification; default from `config.jwt` (PEM, JWKS URL, or the development key). */
   readonly verifyToken?: TokenVerifier
@@ -130,13 +134,8 @@ export const buildApp = async (options: BuildAppOptions): Promise<FastifyInstanc
     return payload
   })
 
-  // Stored responses may carry PHI: with a master key configured they are kept encrypted.
-  const idempotencyStore =
-    config.masterKey === undefined
-      ? options.idempotencyStore
-      : encryptedIdempotencyStore(options.idempotencyStore, config.masterKey.reveal())
   const idempotency = idempotencyHooks({
-    store: idempotencyStore,
+    store: options.idempotencyStore,
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.idempotencyTtlMs === undefined ? {} : { ttlMs: options.idempotencyTtlMs }),
   })
