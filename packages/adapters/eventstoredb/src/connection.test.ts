@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { CONNECTION_STRING_VARIABLE, connectionStringFromEnv } from './connection.js'
+import {
+  CONNECTION_STRING_VARIABLE,
+  clientFromConnectionString,
+  connectionStringFromEnv,
+} from './connection.js'
 
 describe('connectionStringFromEnv', () => {
   it('reads EVENTSTORE_CONNECTION_STRING for single nodes and clusters', () => {
@@ -25,5 +29,19 @@ describe('connectionStringFromEnv', () => {
     } catch (e) {
       expect(String(e)).not.toContain('s3cret')
     }
+  })
+})
+
+describe('clientFromConnectionString', () => {
+  it('creates a client without connecting', async () => {
+    const client = clientFromConnectionString('esdb://localhost:2113?tls=false')
+    expect(typeof client.appendToStream).toBe('function')
+    await client.dispose()
+  })
+
+  it('reports parse errors without the quoted part of the string', () => {
+    expect(() => clientFromConnectionString('esdb://admin:s3cret@host:2113?tls=s3cret')).toThrow(
+      'invalid EventStoreDB connection string: Unexpected (value) at position 34, expected true or false.',
+    )
   })
 })

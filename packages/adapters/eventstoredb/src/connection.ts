@@ -1,3 +1,5 @@
+import { EventStoreDBClient } from '@eventstore/db-client'
+
 /**
  * The connection string comes from `EVENTSTORE_CONNECTION_STRING`, in the client's own format:
  * `esdb://host:2113?tls=false` for one node, `esdb+discover://host:2113` (DNS / gossip discovery)
@@ -17,4 +19,17 @@ export const connectionStringFromEnv = (env: Readonly<Record<string, string | un
     throw new Error(`${CONNECTION_STRING_VARIABLE} must start with esdb:// or esdb+discover://`)
   }
   return value
+}
+
+/**
+ * A client for a connection string. The client's parse errors quote the offending part of the
+ * string, which may be a password: the quoted text is removed from the message.
+ */
+export const clientFromConnectionString = (connectionString: string): EventStoreDBClient => {
+  try {
+    return EventStoreDBClient.connectionString(connectionString)
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.replace(/"[^"]*"/g, '(value)') : 'unparseable'
+    throw new Error(`invalid EventStoreDB connection string: ${reason}`)
+  }
 }

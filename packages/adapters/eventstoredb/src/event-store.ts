@@ -3,7 +3,7 @@ import {
   END,
   type AppendResult as EsdbAppendResult,
   type EventData,
-  EventStoreDBClient,
+  type EventStoreDBClient,
   NO_STREAM,
   type RecordedEvent,
   WrongExpectedVersionError,
@@ -22,6 +22,7 @@ import {
 import * as E from 'fp-ts/lib/Either.js'
 import type { TaskEither } from 'fp-ts/lib/TaskEither.js'
 import { createEventStoreDbCheckpointStore, type EventStoreDbCheckpointStoreOptions } from './checkpoints.js'
+import { clientFromConnectionString } from './connection.js'
 import { toStoreError, wrongExpectedVersion } from './errors.js'
 import { fromRecordedEvent, toEventData, toExpectedRevision, toStreamReadPlan } from './mapping.js'
 import { headOfAll, readAllFiltered, readLast, readRecorded } from './reads.js'
@@ -69,9 +70,7 @@ export const createEventStoreDbEventStore = (
   options: EventStoreDbEventStoreOptions = {},
 ): EventStore => {
   const ownsClient = 'connectionString' in connection
-  const client = ownsClient
-    ? EventStoreDBClient.connectionString(connection.connectionString)
-    : connection.client
+  const client = ownsClient ? clientFromConnectionString(connection.connectionString) : connection.client
   const checkpoints =
     options.checkpoints ?? createEventStoreDbCheckpointStore(client, options.checkpointOptions)
   const scanLimit = options.idempotencyScanLimit ?? 10_000

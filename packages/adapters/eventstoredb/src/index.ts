@@ -1,5 +1,9 @@
 export { createEventStoreDbCheckpointStore, type EventStoreDbCheckpointStoreOptions } from './checkpoints.js'
-export { CONNECTION_STRING_VARIABLE, connectionStringFromEnv } from './connection.js'
+export {
+  CONNECTION_STRING_VARIABLE,
+  clientFromConnectionString,
+  connectionStringFromEnv,
+} from './connection.js'
 export { type Operation, toStoreError, wrongExpectedVersion } from './errors.js'
 export {
   createEventStoreDbEventStore,
