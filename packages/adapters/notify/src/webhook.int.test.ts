@@ -1,8 +1,12 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { type StreamId, unsafeId } from '@referrals/core'
+import { createWorld } from '@referrals/core/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Notification } from './notification.js'
 import { deliverDue, inMemoryOutbox } from './outbox.js'
+import { inMemoryPreferences } from './preferences.js'
+import { createOutboxProjector } from './projector.js'
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifyWebhookSignature, webhookChannel } from './webhook.js'
 
 const SECRET = 'whsec_test_0123456789abcdef0123456789'
@@ -154,6 +158,97 @@ describe('webhook delivery against a local receiver', () => {
     expect(dead).toHaveLength(1)
     expect(dead[0]?.state).toEqual({ status: 'dead_letter', attempts: 3, lastError: 'HTTP 500' })
     permanentFailure = false
+  })
+
+  it('delivers notifications derived from committed events through the outbox, retried and signed', async () => {
+    received.length = 0
+    const w = await createWorld()
+    const a = await w.addSpecialist('spec-a', 1)
+    const outbox = inMemoryOutbox()
+    const preferences = inMemoryPreferences()
+    await preferences.put(
+      { kind: 'practice', practiceId: a },
+      { channels: { webhook: url }, webhookSecret: SECRET },
+    )
+    const projector = createOutboxProjector({
+      store: w.store,
+      engine: w.engine,
+      outbox,
+      preferences,
+      clock: w.clock,
+    })
+    await projector.start().caughtUp()
+    await w.send('wh-1', { kind: 'direct', practiceId: a })
+    await projector.start().caughtUp()
+    await projector.stop()
+    const channels = new Map([['webhook', webhookChannel({ nowSeconds: () => 2_000 }) as never]])
+    const t0 = Date.parse(w.clock.now())
+
+    failuresLeft = 2
+    const policy = { maxAttempts: 5, baseDelayMs: 1_000, factor: 2, maxDelayMs: 60_000 }
+    expect((await deliverDue({ outbox, channels, nowMs: t0, policy })).retried).toBe(1)
+    expect((await deliverDue({ outbox, channels, nowMs: t0 + 1_000, policy })).retried).toBe(1)
+    expect((await deliverDue({ outbox, channels, nowMs: t0 + 3_000, policy })).delivered).toBe(1)
+    expect(await deliverDue({ outbox, channels, nowMs: t0 + 1_000_000, policy })).toEqual({
+      delivered: 0,
+      retried: 0,
+      deadLettered: 0,
+    })
+
+    expect(received).toHaveLength(1)
+    const [delivery] = received
+    const stored = await w.store.readStream(unsafeId<StreamId>('referral-wh-1'))()
+    const deliveredEvent =
+      stored._tag === 'Right' ? stored.right.find((e) => e.type === 'ReferralDelivered') : undefined
+    expect(delivery?.eventId).toBe(deliveredEvent?.id)
+    const body = JSON.parse(delivery?.body ?? '{}')
+    expect(body).toMatchObject({
+      eventId: deliveredEvent?.id,
+      kind: 'recipient.new_referral',
+      payload: { referralId: 'wh-1', preferredProvider: true, deliveryNo: 1 },
+    })
+    expect(body.text).toContain('New referral for you (preferred provider) wh-1')
+    expect(delivery?.body).not.toMatch(/canary|HN-wh-1/i)
+    expect(
+      verifyWebhookSignature({
+        secret: SECRET,
+        header: delivery?.signature,
+        body: delivery?.body ?? '',
+        nowSeconds: 2_001,
+      }),
+    ).toEqual({ valid: true })
+  })
+
+  it('dead-letters an outbox notification the receiver keeps refusing', async () => {
+    const w = await createWorld()
+    const a = await w.addSpecialist('spec-a', 1)
+    const outbox = inMemoryOutbox()
+    const preferences = inMemoryPreferences()
+    await preferences.put(
+      { kind: 'practice', practiceId: a },
+      { channels: { webhook: url }, webhookSecret: SECRET },
+    )
+    const projector = createOutboxProjector({
+      store: w.store,
+      engine: w.engine,
+      outbox,
+      preferences,
+      clock: w.clock,
+    })
+    await w.send('wh-2', { kind: 'direct', practiceId: a })
+    await projector.start().caughtUp()
+    await projector.stop()
+    permanentFailure = true
+    const channels = new Map([['webhook', webhookChannel() as never]])
+    const t0 = Date.parse(w.clock.now())
+    const policy = { maxAttempts: 2, baseDelayMs: 10, factor: 2, maxDelayMs: 100 }
+    await deliverDue({ outbox, channels, nowMs: t0, policy })
+    await deliverDue({ outbox, channels, nowMs: t0 + 1_000, policy })
+    permanentFailure = false
+    const dead = await outbox.list({ status: 'dead_letter' })
+    expect(dead.map((e) => [e.notification.kind, e.state])).toEqual([
+      ['recipient.new_referral', { status: 'dead_letter', attempts: 2, lastError: 'HTTP 500' }],
+    ])
   })
 
   it('treats an unreachable receiver as retryable', async () => {
