@@ -95,6 +95,13 @@ describe('createEventStoreDbEventStore', () => {
       expect(await store.append(bad)()).toMatchObject({ left: { _tag: 'InvalidAppend' } })
     })
 
+    it('rejects two ids that are the same UUID in different case', async () => {
+      const [e] = request().events as AppendRequest['events']
+      if (e === undefined) throw new Error('fixture')
+      const twice = request({ events: [e, { ...e, id: unsafeId<EventId>(e.id.toUpperCase()) }] })
+      expect(await store.append(twice)()).toMatchObject({ left: { _tag: 'InvalidAppend' } })
+    })
+
     it('rejects empty appends and invalid stream ids', async () => {
       expect(await store.append(request({ events: [] }))()).toMatchObject({ left: { _tag: 'InvalidAppend' } })
       expect(await store.append(request({ streamId: unsafeId('$all') }))()).toMatchObject({

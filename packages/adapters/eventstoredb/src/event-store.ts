@@ -114,7 +114,10 @@ export const createEventStoreDbEventStore = (
     position: at.commit,
   })
 
-  /** The request's events are all stored: report where its last one is. */
+  /**
+   * Are the request's ids already in the stream? All: success at its last event. Some:
+   * IdempotencyMismatch. None: null (the caller reports the conflict).
+   */
   const storedResult = async (request: AppendRequest): Promise<E.Either<StoreError, AppendResult> | null> => {
     const ids = request.events.map((e) => canonicalUuid(e.id))
     const found = await locateIds(request.streamId, ids)
@@ -175,6 +178,9 @@ export const createEventStoreDbEventStore = (
     async () => {
       const shape = checkRequestShape(request, StreamId.is)
       if (E.isLeft(shape)) return shape
+      if (new Set(request.events.map((e) => canonicalUuid(e.id))).size !== request.events.length) {
+        return E.left({ _tag: 'InvalidAppend', message: `append to ${request.streamId} repeats an event id` })
+      }
       const data: EventData[] = []
       for (const [i, event] of request.events.entries()) {
         const mapped = toEventData(event, i)
