@@ -1,7 +1,9 @@
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose'
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createTokenVerifier, issueDevToken, runTokenCommand, verifierFromConfig } from './auth.js'
 import { parseConfig } from './config.js'
@@ -193,6 +195,43 @@ describe('keys from configuration and dev tokens', () => {
       .sign(pair.privateKey)
     expect(await verify(token)).toEqual({ userId: 'u-1', roles: [] })
     await expect(issueDevToken(parsed.config, { userId: 'u-1' })).rejects.toThrow(/development key/)
+  })
+
+  it('verifies with keys fetched from a JWKS URL, matching the key id', async () => {
+    const pair = await generateKeyPair('ES256', { extractable: true })
+    const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'key-1', alg: 'ES256', use: 'sig' }
+    const server = createServer((request, response) => {
+      if (request.url !== '/jwks') {
+        response.writeHead(404).end()
+        return
+      }
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }))
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = server.address() as AddressInfo
+      const parsed = parseConfig({
+        REFERRALS_DATA_DIR: dataDir,
+        JWKS_URL: `http://127.0.0.1:${port}/jwks`,
+        JWT_ALGORITHM: 'ES256',
+        JWT_ISSUER: 'https://idp.example',
+        JWT_AUDIENCE: 'referrals',
+      })
+      if (!parsed.ok) throw new Error(parsed.problems.join())
+      const verify = await verifierFromConfig(parsed.config)
+      const sign = (kid: string) =>
+        new SignJWT({ roles: ['auditor'] })
+          .setProtectedHeader({ alg: 'ES256', kid })
+          .setSubject('u-1')
+          .setIssuer('https://idp.example')
+          .setAudience('referrals')
+          .setExpirationTime('5m')
+          .sign(pair.privateKey)
+      expect(await verify(await sign('key-1'))).toEqual({ userId: 'u-1', roles: ['auditor'] })
+      expect(await verify(await sign('unknown-key'))).toBeUndefined()
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 
   it('createTokenVerifier honours the clock tolerance', async () => {
