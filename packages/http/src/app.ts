@@ -79,7 +79,8 @@ export const buildApp = async (options: BuildAppOptions): Promise<FastifyInstanc
   app.decorateRequest('actor', null)
 
   // onRequest order matters: correlation id and security headers first, so that even a 401 from
-  // the authentication hook carries them.
+  // the authentication hook carries them; then authentication; then the per-user rate limit.
+
   // Once closing, new requests are refused and responses end their keep-alive connection, so
   // in-flight requests drain and the server can stop without waiting for idle clients.
   let closing = false
