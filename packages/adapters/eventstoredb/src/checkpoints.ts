@@ -19,7 +19,7 @@ import { readLast } from './reads.js'
 export interface EventStoreDbCheckpointStoreOptions {
   /** Default `$referrals-checkpoint-`: a system stream, so a deployment needs `$admins` rights or an ACL. */
   readonly streamPrefix?: string
-  /** Events kept per checkpoint stream (`$maxCount` stream metadata, set on the first save). Default 10. */
+  /** Events kept per checkpoint stream (`$maxCount` stream metadata, set before the first save). Default 10. */
   readonly maxCount?: number
 }
 
@@ -70,6 +70,8 @@ export const createEventStoreDbCheckpointStore = (
       if ((current?.position ?? null) !== previous) return false
       const stream = checkpointStreamName(subscriptionId, prefix)
       try {
+        // Before the first checkpoint, so a failure leaves nothing half done.
+        if (current === null) await client.setStreamMetadata(stream, { maxCount })
         const result = await client.appendToStream(
           stream,
           jsonEvent({ type: CHECKPOINT_EVENT_TYPE, data: checkpointData(next) }),
@@ -80,7 +82,6 @@ export const createEventStoreDbCheckpointStore = (
           return false
         }
         known.set(subscriptionId, { position: next, revision: result.nextExpectedRevision })
-        if (current === null) await client.setStreamMetadata(stream, { maxCount })
         return true
       } catch (error) {
         known.delete(subscriptionId)

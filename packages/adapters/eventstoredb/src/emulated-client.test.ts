@@ -92,6 +92,7 @@ const emulatedClient = (
   let offset = 0n
   let clock = Date.UTC(2026, 0, 1)
   let dropNext = options.dropFirstSubscriptionWith
+  const streamMetadata = new Map<string, Record<string, unknown>>()
 
   const write = (
     streamId: string,
@@ -245,10 +246,13 @@ const emulatedClient = (
       })
     },
 
-    setStreamMetadata: async () => ({ success: true, nextExpectedRevision: 0n }),
+    setStreamMetadata: async (streamName: string, metadata: Record<string, unknown>) => {
+      streamMetadata.set(streamName, metadata)
+      return { success: true, nextExpectedRevision: 0n }
+    },
     dispose: async () => undefined,
   }
-  return { client: client as unknown as EventStoreDBClient, log, streams }
+  return { client: client as unknown as EventStoreDBClient, log, streams, streamMetadata }
 }
 
 const metadata: EventMetadata = {
@@ -341,7 +345,7 @@ describe('adapter over an emulated client', () => {
   })
 
   it('checkpoint saves are compare-and-swap across processes', async () => {
-    const { client } = emulatedClient()
+    const { client, streams, streamMetadata } = emulatedClient()
     const a: CheckpointStore = createEventStoreDbCheckpointStore(client)
     const b: CheckpointStore = createEventStoreDbCheckpointStore(client)
     expect(await a.load('projection')).toBeNull()
@@ -355,6 +359,12 @@ describe('adapter over an emulated client', () => {
     expect(await a.save('projection', 20n, 2n ** 64n)).toBe(true)
     expect(await b.load('projection')).toBe(2n ** 64n)
     expect(await a.load('other')).toBeNull()
+    expect(streamMetadata.get('$referrals-checkpoint-projection')).toEqual({ maxCount: 10 })
+    expect(streams.get('$referrals-checkpoint-projection')?.map((e) => JSON.parse(e.data))).toEqual([
+      { position: '10' },
+      { position: '20' },
+      { position: '18446744073709551616' },
+    ])
   })
 
   it('a subscription resumes from its checkpoint in a new process and stops cleanly', async () => {

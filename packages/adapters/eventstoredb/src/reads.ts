@@ -4,6 +4,7 @@
  */
 import {
   type AllStreamResolvedEvent,
+  type AllStreamSubscription,
   BACKWARDS,
   END,
   type EventStoreDBClient,
@@ -98,8 +99,9 @@ export interface FilteredReadOptions {
  * The client's `readAll` takes no filter, so this opens a filtered catch-up subscription from
  * `after` (subscriptions start exclusively after the given position) and ends it when any of these
  * shows that every event up to `until` has been delivered: an event at or past `until`, a filter
- * checkpoint at or past `until`, or the server's "caught up" signal (EventStoreDB 23.10+). Events
- * already buffered by the client stream are drained before the read ends.
+ * checkpoint at or past `until` (the server sends one when its catch-up read reaches the end of
+ * `$all`), or the server's "caught up" signal (EventStoreDB 23.10+). Events already buffered by the
+ * client stream are drained before the read ends.
  */
 export const readAllFiltered = (
   client: EventStoreDBClient,
@@ -111,11 +113,12 @@ export const readAllFiltered = (
     const out: StoredEvent[] = []
     let done = false
     let timer: NodeJS.Timeout | undefined
+    let subscription: AllStreamSubscription | undefined
     const finish = (result: E.Either<StoreError, StoredEvent[]>) => {
       if (done) return
       done = true
       clearTimeout(timer)
-      void subscription.unsubscribe().catch(() => undefined)
+      void subscription?.unsubscribe().catch(() => undefined)
       resolve(result)
     }
     // Let events the client stream has buffered reach the 'data' listener first.
@@ -134,18 +137,21 @@ export const readAllFiltered = (
         options.idleTimeoutMs,
       )
     }
-    const filter = engineStreamFilter(prefixes)
-    const subscription = client.subscribeToAll({
-      fromPosition: toAllPosition(after),
-      filter: {
-        ...filter,
-        checkpointInterval: 1,
-        checkpointReached: (_subscription, position) => {
-          armIdleTimer()
-          if (position.commit >= until) finishAfterDrain()
+    try {
+      subscription = client.subscribeToAll({
+        fromPosition: toAllPosition(after),
+        filter: {
+          ...engineStreamFilter(prefixes),
+          checkpointInterval: 1,
+          checkpointReached: (_subscription, position) => {
+            armIdleTimer()
+            if (position.commit >= until) finishAfterDrain()
+          },
         },
-      },
-    })
+      })
+    } catch (error) {
+      return finish(E.left(toStoreError(error, 'read all')))
+    }
     subscription.on('data', (resolved: AllStreamResolvedEvent) => {
       if (done) return
       armIdleTimer()
