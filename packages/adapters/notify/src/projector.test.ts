@@ -141,11 +141,12 @@ describe('outbox projector', () => {
     const { w, outbox, projector } = await setup({ checkpoints })
     const errors: unknown[] = []
     const first = projector({ onError: (e) => errors.push(e) })
-    await first.start().caughtUp()
+    const running = first.start()
+    await running.caughtUp()
     failNextSave = true
     // The first event (ReferralSent → patient confirmation) is handled, then its checkpoint is lost.
     await sendWithConsent(w, 'r3')
-    await first.start().caughtUp()
+    await running.caughtUp()
     await first.stop()
     expect(errors).toHaveLength(1)
     expect((await summary(outbox)).map((s) => s.split(' ')[0])).toEqual(['patient.confirmation'])

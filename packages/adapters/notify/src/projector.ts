@@ -122,6 +122,7 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
               specialty: str(p.specialtyId) ?? '',
               urgency: str(p.urgency) ?? intent.urgency,
               preferredProvider: p.preferredProvider === true,
+              ...(typeof p.returnReason === 'string' ? { returnReason: p.returnReason } : {}),
               ...(appointmentAt === undefined ? {} : { appointmentAt }),
               ...(respondBy === undefined ? {} : { respondBy }),
               ...(link === undefined ? {} : { link }),
@@ -236,17 +237,25 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
   let subscription: Subscription | null = null
   return {
     handle,
-    /** Starts the checkpointed subscription (idempotent). */
+    /**
+     * Starts the checkpointed subscription (idempotent while it runs). A failing event stops it
+     * (reported to `onError`, the checkpoint stays before that event); `start` again resumes there.
+     */
     start: (): Subscription => {
-      subscription ??= options.store.subscribe({
+      if (subscription !== null) return subscription
+      const current: Subscription = options.store.subscribe({
         subscriptionId: options.subscriptionId ?? 'notify-outbox',
         streamPrefixes: ['referral-'],
         handler: async (stored) => {
           await handle(stored)
         },
-        ...(options.onError === undefined ? {} : { onError: options.onError }),
+        onError: (error) => {
+          if (subscription === current) subscription = null
+          options.onError?.(error)
+        },
       })
-      return subscription
+      subscription = current
+      return current
     },
     stop: async () => {
       await subscription?.stop()

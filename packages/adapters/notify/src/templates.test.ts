@@ -68,4 +68,24 @@ describe('notification templates', () => {
       expect(all).toContain('Harbour Family Clinic')
     }
   })
+
+  it('says why a referral came back to its sender', () => {
+    const base = {
+      referralRef: 'R-9',
+      senderPractice: 'A',
+      recipientPractice: null,
+      specialty: 'Cardiology',
+      urgency: 'routine',
+      preferredProvider: false,
+    }
+    expect(renderPracticeMessage('sender.declined', base).text).toBe(
+      'Referral R-9 was declined and returned to you. You can redirect it.',
+    )
+    expect(renderPracticeMessage('sender.declined', { ...base, returnReason: 'expired' }).text).toBe(
+      'Referral R-9 was not answered in time and returned to you. You can redirect it.',
+    )
+    expect(renderPracticeMessage('sender.declined', { ...base, returnReason: 'pool_exhausted' }).text).toBe(
+      'Referral R-9 was declined by every eligible specialist and returned to you. You can redirect it.',
+    )
+  })
 })

@@ -15,6 +15,15 @@ export interface PracticeMessageInput {
   readonly appointmentPlace?: string
   readonly link?: string
   readonly respondBy?: string
+  /** `sender.declined`: why it came back (`declined`, `expired`, `pool_exhausted`, `no_candidate`). */
+  readonly returnReason?: string
+}
+
+const RETURNED_BECAUSE: Readonly<Record<string, string>> = {
+  declined: 'was declined and returned to you',
+  expired: 'was not answered in time and returned to you',
+  pool_exhausted: 'was declined by every eligible specialist and returned to you',
+  no_candidate: 'could not be placed with a specialist and was returned to you',
 }
 
 export interface PatientMessageInput {
@@ -74,7 +83,7 @@ export const renderPracticeMessage = (
       return {
         subject: `Referral ${m.referralRef} returned`,
         text: lines(
-          `Referral ${m.referralRef} was declined and returned to you. You can redirect it.`,
+          `Referral ${m.referralRef} ${RETURNED_BECAUSE[m.returnReason ?? 'declined'] ?? RETURNED_BECAUSE.declined}. You can redirect it.`,
           m.link,
         ),
       }
