@@ -64,6 +64,7 @@ interface Entry {
 interface Filter {
   readonly prefixes?: readonly string[]
   readonly regex?: string
+  readonly checkpointReached?: (subscription: unknown, position: Position) => unknown
 }
 
 const toRecorded = (e: Entry): RecordedEvent & { position: Position } =>
@@ -84,7 +85,15 @@ const passes = (filter: Filter | undefined, streamId: string) =>
   (filter.prefixes?.some((p) => streamId.startsWith(p)) ?? new RegExp(filter.regex ?? '').test(streamId))
 
 const emulatedClient = (
-  options: { readonly throwOnAppendFailure?: boolean; readonly dropFirstSubscriptionWith?: Error } = {},
+  options: {
+    readonly throwOnAppendFailure?: boolean
+    readonly dropFirstSubscriptionWith?: Error
+    /**
+     * How the end of catch-up is announced: the "caught up" message (23.10+, default) or only the
+     * filter checkpoint the server sends when its catch-up read reaches the end of `$all`.
+     */
+    readonly endOfCatchUp?: 'caughtUp' | 'checkpoint'
+  } = {},
 ) => {
   const log: Entry[] = []
   const streams = new Map<string, Entry[]>()
@@ -234,7 +243,10 @@ const emulatedClient = (
       }
       queueMicrotask(() => {
         for (const e of log) push(e)
-        stream.emit('caughtUp')
+        const head = log.at(-1)
+        if (options.endOfCatchUp === 'checkpoint') {
+          if (head !== undefined) void filter?.checkpointReached?.(stream, head.position)
+        } else stream.emit('caughtUp')
         if (dropNext !== undefined) stream.emit('error', dropNext)
         else live.add(push)
         dropNext = undefined
@@ -277,6 +289,13 @@ const must = async <A>(task: () => Promise<E.Either<{ readonly message: string }
 describe('adapter over an emulated client', () => {
   describeEventStoreConformance('eventstoredb (emulated client)', async () =>
     createEventStoreDbEventStore({ client: emulatedClient().client }, { multiStreamAppend: 'sequential' }),
+  )
+
+  describeEventStoreConformance('eventstoredb (emulated client, end of catch-up by checkpoint)', async () =>
+    createEventStoreDbEventStore(
+      { client: emulatedClient({ endOfCatchUp: 'checkpoint' }).client },
+      { multiStreamAppend: 'sequential' },
+    ),
   )
 
   describeEventStoreConformance('eventstoredb (emulated client, throwOnAppendFailure=false)', async () =>
