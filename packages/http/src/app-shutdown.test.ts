@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { closeGracefully } from './app.js'
 import { buildTestApp } from './testing.js'
-import { demoRoutes, demoState } from './testing-demo.js'
+import { demoRoutes, demoState, slowEntered } from './testing-demo.js'
 
 describe('closeGracefully', () => {
   it('finishes in-flight requests, refuses new connections, then closes resources and the embedded database', async () => {
@@ -21,7 +21,7 @@ describe('closeGracefully', () => {
       headers,
       body: JSON.stringify({ n: 3 }),
     })
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await slowEntered(state)
 
     const order: string[] = []
     const closing = closeGracefully(app, {

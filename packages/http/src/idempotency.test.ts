@@ -6,7 +6,7 @@ import {
   requestFingerprint,
 } from './idempotency.js'
 import { buildTestApp, type TestApp } from './testing.js'
-import { type DemoState, demoRoutes, demoState } from './testing-demo.js'
+import { type DemoState, demoRoutes, demoState, slowEntered } from './testing-demo.js'
 
 const item = { name: 'Crutches', quantity: 2, kind: 'box', dueAt: null }
 
@@ -100,7 +100,7 @@ describe('Idempotency-Key on POST', () => {
       headers: await headers('k-4'),
       payload: { n: 7 },
     })
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await slowEntered(state)
     const concurrent = await app.inject({
       method: 'POST',
       url: '/demo/slow',

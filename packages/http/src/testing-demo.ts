@@ -32,9 +32,16 @@ export interface DemoState {
   writes: number
   /** While set, `POST /demo/slow` waits for it. */
   gate: Promise<void> | undefined
+  /** Number of `POST /demo/slow` handler entries (to know a request is in flight). */
+  slowEntered: number
 }
 
-export const demoState = (): DemoState => ({ items: new Map(), writes: 0, gate: undefined })
+export const demoState = (): DemoState => ({ items: new Map(), writes: 0, gate: undefined, slowEntered: 0 })
+
+/** Resolves once `POST /demo/slow` has been entered `count` times. */
+export const slowEntered = async (state: DemoState, count = 1): Promise<void> => {
+  while (state.slowEntered < count) await new Promise((resolve) => setTimeout(resolve, 5))
+}
 
 export const demoRoutes =
   (state: DemoState) =>
@@ -108,6 +115,7 @@ export const demoRoutes =
       body: t.strict({ n: t.number }),
       response: t.strict({ n: t.number }),
       handler: async ({ body }) => {
+        state.slowEntered += 1
         await state.gate
         state.writes += 1
         return { n: body.n }
