@@ -1,0 +1,268 @@
+#!/usr/bin/env node
+import { randomUUID } from 'node:crypto'
+import { pathToFileURL } from 'node:url'
+import {
+  type EventStore,
+  type PatientId,
+  PhiAccessed,
+  readAllEvents,
+  type StoredEvent,
+  StoreReadError,
+  verifyStore,
+} from '@referrals/core'
+import { sha256Hasher } from '@referrals/crypto'
+import cliProgress from 'cli-progress'
+import * as E from 'fp-ts/lib/Either.js'
+import { issueDevToken, runTokenCommand } from './auth.js'
+import { type Config, ConfigError, loadConfig } from './config.js'
+import { DEMO, demoReferralBody, seedDemo } from './demo.js'
+import { csvCell } from './routes/resources.js'
+import { buildServer, openRuntime, type Runtime, stopServer } from './server.js'
+
+const USAGE = `usage: referrals <command>
+
+  serve [--demo]            start the HTTP API (embedded PostgreSQL unless DATABASE_URL is set)
+  token --user <id> [--role admin|auditor]...   print a development bearer token
+  verify [--checkpoint <file>]   check every stream's hash chain; print the first problem or a summary hash
+  replay                    decode and fold every stored event; report counts per stream type
+  export-audit [--user <id>] [--practice <id>] [--patient <id>] [--from <iso>] [--to <iso>]
+                            CSV of PHI reads to stdout
+  forget-patient --patient <id>   destroy the patient's data key (PHI becomes unreadable)
+
+Configuration comes from environment variables (see packages/http/README.md).`
+
+const write = (s: string) => process.stdout.write(s)
+const info = (s: string) => process.stderr.write(`${s}\n`)
+
+const flagsOf = (argv: readonly string[]): Map<string, string> => {
+  const flags = new Map<string, string>()
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string
+    if (!a.startsWith('--')) throw new UsageError(`unexpected argument ${JSON.stringify(a.slice(0, 40))}`)
+    const next = argv[i + 1]
+    if (next === undefined || next.startsWith('--')) flags.set(a.slice(2), 'true')
+    else {
+      flags.set(a.slice(2), next)
+      i++
+    }
+  }
+  return flags
+}
+
+class UsageError extends Error {}
+
+/** A counter on stderr for long runs (the total is unknown while streaming). */
+const progress = (label: string) => {
+  const enabled = process.stderr.isTTY === true
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} {value} events`, stream: process.stderr, noTTYOutput: false, hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  )
+  if (enabled) bar.start(0, 0)
+  let n = 0
+  return {
+    tick: () => {
+      n++
+      if (enabled && n % 200 === 0) bar.update(n)
+    },
+    stop: () => {
+      if (enabled) {
+        bar.update(n)
+        bar.stop()
+      }
+      return n
+    },
+  }
+}
+
+async function* counted(events: AsyncIterable<StoredEvent>, tick: () => void): AsyncGenerator<StoredEvent> {
+  for await (const e of events) {
+    tick()
+    yield e
+  }
+}
+
+const withRuntime = async <A>(config: Config, run: (runtime: Runtime) => Promise<A>): Promise<A> => {
+  const runtime = await openRuntime(config)
+  try {
+    return await run(runtime)
+  } finally {
+    await runtime.close()
+  }
+}
+
+const serve = async (config: Config, argv: readonly string[]) => {
+  const flags = flagsOf(argv)
+  const runtime = await openRuntime(config)
+  let app: Awaited<ReturnType<typeof buildServer>> | undefined
+  try {
+    if (flags.has('demo') && (await seedDemo(runtime.engine))) info('Loaded the demo dataset.')
+    app = await buildServer(runtime)
+    const address = await app.listen({ port: config.port, host: config.host })
+    const base = address.replace('[::1]', 'localhost')
+    info(`Referral engine listening on ${base} (${runtime.storeDescription})`)
+    info(`API documentation: ${base}/docs   OpenAPI: ${base}/openapi.json`)
+    if (flags.has('demo') && config.jwt.key.kind === 'dev') {
+      const token = await issueDevToken(config, { userId: DEMO.clinic.owner })
+      const body = JSON.stringify(demoReferralBody(randomUUID()))
+      info('\nSend a choose-for-me referral as the demo family doctor (token valid 1 h):\n')
+      info(
+        `curl -s -X POST ${base}/referrals -H 'authorization: Bearer ${token}' -H 'content-type: application/json' -H 'idempotency-key: ${randomUUID()}' -d '${body}'\n`,
+      )
+      info(
+        `Other demo users: ${DEMO.specialists.map((s) => s.owner).join(', ')}, ${DEMO.admin} (admin), ${DEMO.auditor} (auditor).`,
+      )
+      info('Tokens: npm run referrals -- token --user <id> [--role admin|auditor]')
+    }
+  } catch (error) {
+    if (app !== undefined) await app.close()
+    await runtime.close()
+    throw error
+  }
+  const server = app
+  let stopping = false
+  const stop = async (signal: string) => {
+    if (stopping) return
+    stopping = true
+    info(`${signal}: finishing in-flight requests…`)
+    await stopServer(server, runtime)
+    process.exit(0)
+  }
+  process.on('SIGINT', () => void stop('SIGINT'))
+  process.on('SIGTERM', () => void stop('SIGTERM'))
+}
+
+const verify = async (config: Config) =>
+  withRuntime(config, async (runtime) => {
+    const p = progress('verified')
+    try {
+      const report = await verifyStore(counted(readAllEvents(runtime.store), p.tick), sha256Hasher)
+      p.stop()
+      if (report.ok) {
+        write(
+          `OK: ${report.eventsChecked} events in ${report.heads.length} streams verified\nsummary hash: ${report.summaryHash}\n`,
+        )
+        return 0
+      }
+      const problem = report.problem
+      write(
+        `TAMPERED: ${problem.kind} at stream ${problem.streamId} version ${problem.version} (global position ${problem.globalPosition ?? 'n/a'})\n${problem.message}\n`,
+      )
+      return 2
+    } catch (error) {
+      p.stop()
+      if (error instanceof StoreReadError) throw new Error(error.message)
+      throw error
+    }
+  })
+
+/** Decodes every event through its aggregate's catalog (upcasters included) and counts them. */
+const replay = async (config: Config) =>
+  withRuntime(config, async (runtime) => {
+    const p = progress('replayed')
+    const counts = new Map<string, number>()
+    const aggregates = { referral: runtime.engine.referrals.aggregate } as const
+    for await (const e of counted(readAllEvents(runtime.store as EventStore), p.tick)) {
+      const category = e.streamId.slice(0, e.streamId.indexOf('-'))
+      if (category === 'referral') {
+        const decoded = aggregates.referral.catalog.decode({
+          type: e.type,
+          schemaVersion: e.schemaVersion,
+          data: e.data,
+        })
+        if (E.isLeft(decoded) && decoded.left.code === 'event.unknown_schema_version') {
+          throw new Error(`cannot replay ${e.streamId} v${e.version}: ${decoded.left.message}`)
+        }
+      }
+      counts.set(category, (counts.get(category) ?? 0) + 1)
+    }
+    p.stop()
+    await runtime.engine.referralIndex.refresh()
+    for (const [category, n] of [...counts].sort()) write(`${category}\t${n}\n`)
+    return 0
+  })
+
+const exportAudit = async (config: Config, argv: readonly string[]) => {
+  const flags = flagsOf(argv)
+  return withRuntime(config, async (runtime) => {
+    write(
+      'at,user_id,role,practice_id,referral_id,patient_id,purpose,outcome,channel,resource,correlation_id\r\n',
+    )
+    const p = progress('scanned')
+    for await (const e of counted(readAllEvents(runtime.store), p.tick)) {
+      if (!e.streamId.startsWith('audit-')) continue
+      const decoded = PhiAccessed.decode({ type: e.type, data: e.data })
+      if (E.isLeft(decoded)) continue
+      const a = decoded.right.data
+      if (flags.has('user') && a.userId !== flags.get('user')) continue
+      if (flags.has('practice') && a.practiceId !== flags.get('practice')) continue
+      if (flags.has('patient') && a.patientId !== flags.get('patient')) continue
+      if (flags.has('from') && a.at < (flags.get('from') as string)) continue
+      if (flags.has('to') && a.at >= (flags.get('to') as string)) continue
+      write(
+        `${[a.at, a.userId, a.role, a.practiceId ?? '', a.referralId ?? '', a.patientId ?? '', a.purpose, a.outcome, a.channel, a.resource, a.correlationId].map(csvCell).join(',')}\r\n`,
+      )
+    }
+    p.stop()
+    return 0
+  })
+}
+
+const forgetPatient = async (config: Config, argv: readonly string[]) => {
+  const patient = flagsOf(argv).get('patient')
+  if (patient === undefined || patient === 'true') throw new UsageError('forget-patient needs --patient <id>')
+  return withRuntime(config, async (runtime) => {
+    await runtime.keys.destroy(patient as PatientId)
+    info(`The data key of patient ${patient} is destroyed; their PHI now reads as redacted.`)
+    return 0
+  })
+}
+
+export const main = async (argv: readonly string[]): Promise<number> => {
+  const [command, ...rest] = argv
+  try {
+    if (command === undefined || command === 'help' || command === '--help') {
+      write(`${USAGE}\n`)
+      return command === undefined ? 1 : 0
+    }
+    const config = await loadConfig(process.env, (m) => info(`warning: ${m}`))
+    switch (command) {
+      case 'serve':
+        await serve(config, rest)
+        return 0
+      case 'token': {
+        const r = await runTokenCommand(rest, config)
+        if (!r.ok) throw new UsageError(r.message)
+        write(`${r.token}\n`)
+        return 0
+      }
+      case 'verify':
+        return await verify(config)
+      case 'replay':
+        return await replay(config)
+      case 'export-audit':
+        return await exportAudit(config, rest)
+      case 'forget-patient':
+        return await forgetPatient(config, rest)
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command.slice(0, 40))}`)
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      info(error.message)
+      return 78
+    }
+    if (error instanceof UsageError) {
+      info(`${error.message}\n\n${USAGE}`)
+      return 64
+    }
+    info(`referrals ${command}: ${error instanceof Error ? error.message : 'failed'}`)
+    return 1
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then((code) => {
+    if (code !== 0) process.exit(code)
+  })
+}

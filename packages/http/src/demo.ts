@@ -1,0 +1,156 @@
+import {
+  type Actor,
+  type CorrelationId,
+  catalogStreamId,
+  type Engine,
+  type Fte,
+  type PracticeId,
+  type RegionId,
+  type SpecialtyId,
+  type UserId,
+  unsafeId,
+} from '@referrals/core'
+import * as E from 'fp-ts/lib/Either.js'
+
+/**
+ * The demo dataset `referrals serve --demo` loads once into an empty store: two regions, one
+ * specialty with categories and a subcategory, four verified specialist practices with different
+ * FTE (one also accepting a specific insurance network), one referring clinic, and the demo users
+ * below. No patient data: referrals are created by whoever tries the API.
+ */
+export const DEMO = {
+  specialty: 'orthopedics',
+  regions: ['north', 'south'],
+  clinic: { practiceId: 'demo-clinic', owner: 'dr-gp', staff: 'moa-gp' },
+  specialists: [
+    { practiceId: 'ortho-north-a', owner: 'dr-north-a', fte: 1, regions: ['north'] },
+    { practiceId: 'ortho-north-b', owner: 'dr-north-b', fte: 0.5, regions: ['north'] },
+    { practiceId: 'ortho-both-c', owner: 'dr-both-c', fte: 0.8, regions: ['north', 'south'] },
+    { practiceId: 'ortho-south-d', owner: 'dr-south-d', fte: 1, regions: ['south'] },
+  ],
+  admin: 'demo-admin',
+  auditor: 'demo-auditor',
+  categories: [
+    { categoryId: 'knee', name: 'Knee' },
+    { categoryId: 'hip', name: 'Hip' },
+    { categoryId: 'knee-arthroplasty', name: 'Arthroplasty consult', parentId: 'knee' },
+  ],
+} as const
+
+const id = unsafeId
+
+const ctxFor = async (engine: Engine, userId: string, roles: readonly ('admin' | 'auditor')[] = []) => ({
+  actor: (await engine.directory.resolveActor(id<UserId>(userId), roles)) as Actor,
+  correlationId: id<CorrelationId>('demo-seed'),
+})
+
+/** Loads the demo dataset unless the specialty already exists; returns whether it loaded it. */
+export const seedDemo = async (engine: Engine): Promise<boolean> => {
+  const specialtyId = id<SpecialtyId>(DEMO.specialty)
+  const existing = await engine.store.streamVersion(catalogStreamId(specialtyId))()
+  if (E.isLeft(existing)) throw new Error(`demo seed: ${existing.left.message}`)
+  if (existing.right > 0) return false
+  const must = async (task: () => Promise<E.Either<{ readonly message: string }, unknown>>, step: string) => {
+    const r = await task()
+    if (E.isLeft(r)) throw new Error(`demo seed (${step}): ${r.left.message}`)
+  }
+  const admin = await ctxFor(engine, DEMO.admin, ['admin'])
+  await must(
+    engine.catalog.execute(
+      specialtyId,
+      { type: 'DefineSpecialty', data: { specialtyId, name: 'Orthopedics' } },
+      admin,
+    ),
+    'specialty',
+  )
+  for (const c of DEMO.categories) {
+    const data = {
+      categoryId: id(c.categoryId),
+      name: c.name,
+      ...('parentId' in c ? { parentId: id(c.parentId) } : {}),
+    }
+    await must(
+      engine.catalog.execute(specialtyId, { type: 'ProposeCategory', data } as never, admin),
+      `category ${c.categoryId}`,
+    )
+  }
+  const clinicId = id<PracticeId>(DEMO.clinic.practiceId)
+  await must(
+    engine.practices.execute(
+      clinicId,
+      {
+        type: 'CreatePractice',
+        data: { practiceId: clinicId, name: 'Lakeside Family Clinic', kind: 'clinic' },
+      },
+      await ctxFor(engine, DEMO.clinic.owner),
+    ),
+    'clinic',
+  )
+  await must(
+    engine.practices.execute(
+      clinicId,
+      { type: 'AddMember', data: { userId: id(DEMO.clinic.staff), role: 'staff' } },
+      await ctxFor(engine, DEMO.clinic.owner),
+    ),
+    'clinic staff',
+  )
+  for (const s of DEMO.specialists) {
+    const practiceId = id<PracticeId>(s.practiceId)
+    const owner = await ctxFor(engine, s.owner)
+    await must(
+      engine.practices.execute(
+        practiceId,
+        {
+          type: 'CreatePractice',
+          data: { practiceId, name: `Orthopedics ${s.practiceId}`, kind: 'specialist' },
+        },
+        owner,
+      ),
+      s.practiceId,
+    )
+    await must(
+      engine.practices.execute(
+        practiceId,
+        {
+          type: 'ConfigureSpecialist',
+          data: {
+            specialtyId,
+            regions: s.regions.map((r) => id<RegionId>(r)),
+            categories: [{ categoryId: id('knee') }, { categoryId: id('hip') }],
+            fte: s.fte as Fte,
+            insuranceNetworks: [],
+            preferredProviderListed: true,
+          },
+        },
+        await ctxFor(engine, s.owner),
+      ),
+      `${s.practiceId} settings`,
+    )
+    await must(
+      engine.practices.execute(practiceId, { type: 'VerifyPractice', data: {} }, admin),
+      `${s.practiceId} verification`,
+    )
+  }
+  return true
+}
+
+/** A ready-to-paste request body for a choose-for-me referral with made-up patient data. */
+export const demoReferralBody = (referralId: string) => ({
+  referralId,
+  senderPracticeId: DEMO.clinic.practiceId,
+  patientId: `demo-patient-${referralId.slice(0, 8)}`,
+  phi: {
+    patient: {
+      givenName: 'Sample',
+      familyName: 'Patient',
+      dateOfBirth: '1970-01-01',
+      healthNumber: '9999-999-999',
+    },
+    reason: 'Right knee pain for 6 months, not improving with physiotherapy.',
+  },
+  specialtyId: DEMO.specialty,
+  category: { categoryId: 'knee' },
+  regionId: 'north',
+  urgency: 'routine',
+  target: { kind: 'pooled' },
+})

@@ -1,0 +1,146 @@
+import { hkdfSync, randomUUID } from 'node:crypto'
+import { chmod, mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import {
+  attachRouting,
+  type Clock,
+  createEngine,
+  createInMemoryEventStore,
+  type Engine,
+  type EventStore,
+  hashChainedStore,
+  type IdGenerator,
+  type Instant,
+  type PatientKeyStore,
+  type Routing,
+  type UserId,
+} from '@referrals/core'
+import {
+  createAesGcmPhiCipher,
+  createHmacBlindIndex,
+  createInMemoryPatientKeyStore,
+  createPostgresPatientKeyStore,
+  MasterKey,
+  sha256Hasher,
+} from '@referrals/crypto'
+import { createEventStoreDbEventStore } from '@referrals/eventstoredb'
+import { createPostgresEventStore, resolveDatabase } from '@referrals/postgres'
+import type { FastifyInstance } from 'fastify'
+import pg from 'pg'
+import { buildApp, closeGracefully } from './app.js'
+import type { Config } from './config.js'
+import { encryptedIdempotencyStore, type IdempotencyStore, inMemoryIdempotencyStore } from './idempotency.js'
+import { postgresIdempotencyStore } from './idempotency-postgres.js'
+import { registerResourceRoutes } from './routes/resources.js'
+
+/** The system clock and random UUIDs: the production implementations of the core's ports. */
+export const systemClock: Clock = { now: () => new Date().toISOString() as Instant }
+export const uuidIds: IdGenerator = { next: () => randomUUID() }
+
+export interface Runtime {
+  readonly config: Config
+  readonly store: EventStore
+  readonly engine: Engine
+  readonly routing: Routing
+  readonly keys: PatientKeyStore
+  readonly idempotencyStore: IdempotencyStore
+  /** Closes stores and pools, then stops the embedded database if one was started. */
+  readonly close: () => Promise<void>
+  readonly storeDescription: string
+}
+
+/**
+ * Opens everything the service needs from its configuration: the event store (embedded
+ * PostgreSQL unless `DATABASE_URL`, EventStoreDB, or in-memory), hash-chained for tamper
+ * evidence; the patient key store (PostgreSQL schema `referrals_keys`, separate from the events)
+ * and the AES-GCM PHI cipher; the blind index; the engine with routing.
+ */
+export const openRuntime = async (
+  config: Config,
+  options: { readonly clock?: Clock } = {},
+): Promise<Runtime> => {
+  const secret = config.masterKey
+  if (secret === undefined)
+    throw new Error('no master key: use loadConfig(), which provides a development key')
+  const masterBytes = secret.reveal()
+  const masterKey = MasterKey.fromBytes(masterBytes)
+  const blindIndexKey = new Uint8Array(
+    hkdfSync('sha256', masterBytes, Buffer.alloc(0), 'referrals/blind-index/v1', 32),
+  )
+  const closers: (() => Promise<void>)[] = []
+  let inner: EventStore
+  let keys: PatientKeyStore
+  let idempotency: IdempotencyStore
+  let storeDescription: string
+  if (config.store === 'memory') {
+    inner = createInMemoryEventStore(options.clock === undefined ? {} : { clock: options.clock })
+    keys = createInMemoryPatientKeyStore({ masterKey })
+    idempotency = inMemoryIdempotencyStore()
+    storeDescription = 'in-memory store (data is lost on exit)'
+  } else {
+    if (config.databaseUrl === undefined && process.getuid?.() === 0) {
+      // Started by root, the embedded server drops to the `postgres` user, which must be able to
+      // pass through the data directory (0711: traversable, not listable; keys inside stay 0600).
+      await mkdir(config.dataDir, { recursive: true })
+      await chmod(config.dataDir, 0o711)
+    }
+    const database =
+      config.databaseUrl !== undefined
+        ? { connectionString: config.databaseUrl.reveal(), stop: async () => undefined, embedded: false }
+        : await resolveDatabase({ dataDir: join(config.dataDir, 'postgres') })
+    closers.push(database.stop)
+    // One pool for the key store and the idempotency records (their own schemas). Errors of idle
+    // connections (a database restart) surface on the next query instead of crashing the process.
+    const pool = new pg.Pool({ connectionString: database.connectionString, max: 10 })
+    pool.on('error', () => undefined)
+    closers.unshift(() => pool.end())
+    keys = await createPostgresPatientKeyStore({ pool, masterKey })
+    idempotency = await postgresIdempotencyStore({ pool })
+    if (config.store === 'eventstoredb') {
+      const connectionString = config.eventStoreConnectionString?.reveal() ?? ''
+      inner = createEventStoreDbEventStore({ connectionString })
+      storeDescription = 'EventStoreDB (keys and idempotency records in PostgreSQL)'
+    } else {
+      inner = await createPostgresEventStore({ connectionString: database.connectionString })
+      storeDescription = database.embedded ? 'embedded PostgreSQL' : 'PostgreSQL (DATABASE_URL)'
+    }
+  }
+  closers.unshift(() => inner.close())
+  const store = hashChainedStore(inner, sha256Hasher)
+  const cipher = createAesGcmPhiCipher({ keys })
+  const engine = createEngine({
+    store,
+    clock: options.clock ?? systemClock,
+    ids: uuidIds,
+    cipher,
+    blindIndex: createHmacBlindIndex({ key: blindIndexKey }),
+  })
+  const routing = attachRouting(engine)
+  return {
+    config,
+    store,
+    engine,
+    routing,
+    keys,
+    idempotencyStore: encryptedIdempotencyStore(idempotency, masterBytes),
+    storeDescription,
+    close: async () => {
+      for (const close of closers) await close()
+    },
+  }
+}
+
+/** The HTTP application on a runtime. */
+export const buildServer = (runtime: Runtime): Promise<FastifyInstance> =>
+  buildApp({
+    store: runtime.store,
+    config: runtime.config,
+    resolveActor: (userId, roles) => runtime.engine.directory.resolveActor(userId as UserId, roles),
+    idempotencyStore: runtime.idempotencyStore,
+    registerRoutes: registerResourceRoutes({ engine: runtime.engine, routing: runtime.routing }),
+  })
+
+/** Stops the server gracefully (in-flight requests finish), then the runtime. */
+export const stopServer = async (app: FastifyInstance, runtime: Runtime): Promise<void> => {
+  await closeGracefully(app, { stopEmbedded: runtime.close })
+}
