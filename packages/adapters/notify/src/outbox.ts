@@ -77,7 +77,8 @@ export const inMemoryOutbox = (): OutboxStore => {
  */
 export const deliverDue = async (options: {
   readonly outbox: OutboxStore
-  readonly channels: ReadonlyMap<string, Channel<unknown>>
+  /** Channels by name; each receives the addresses that were queued for it. */
+  readonly channels: ReadonlyMap<string, Channel<never>>
   readonly nowMs: number
   readonly limit?: number
   readonly policy?: RetryPolicy
@@ -90,7 +91,7 @@ export const deliverDue = async (options: {
   for (const entry of due) {
     const channel = options.channels.get(entry.channel)
     const result = channel
-      ? await channel.deliver(entry.notification, entry.address)
+      ? await channel.deliver(entry.notification, entry.address as never)
       : ({ ok: false, retryable: false, reason: 'unknown channel' } as const)
     const state = afterAttempt(policy, entry.state.attempts, result, options.nowMs)
     await options.outbox.record(entry.notification.id, state)

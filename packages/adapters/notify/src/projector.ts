@@ -40,8 +40,8 @@ export interface OutboxProjectorOptions {
   readonly onError?: (error: unknown) => void
 }
 
-/** Reminders wait for the end of quiet hours unless urgent or emergent. */
-const DEFERRABLE: ReadonlySet<string> = new Set(['recipient.reminder', 'patient.pending_reminder'])
+/** Reminders to practices wait for the end of quiet hours unless urgent or emergent. */
+const DEFERRABLE: ReadonlySet<string> = new Set(['recipient.reminder'])
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
 const formatInstant = (v: unknown): string | undefined =>

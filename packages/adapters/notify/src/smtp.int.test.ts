@@ -128,7 +128,7 @@ describe('email delivery against a real local SMTP server', () => {
     const channel = smtpChannel({ host: '127.0.0.1', port, ignoreTLS: true, from: 'referrals@clinic.test' })
     const result = await deliverDue({
       outbox,
-      channels: new Map([['email', channel as never]]),
+      channels: new Map([['email', channel]]),
       nowMs: Date.parse(w.clock.now()),
     })
     channel.close()

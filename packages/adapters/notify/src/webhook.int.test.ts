@@ -181,7 +181,7 @@ describe('webhook delivery against a local receiver', () => {
     await w.send('wh-1', { kind: 'direct', practiceId: a })
     await projector.start().caughtUp()
     await projector.stop()
-    const channels = new Map([['webhook', webhookChannel({ nowSeconds: () => 2_000 }) as never]])
+    const channels = new Map([['webhook', webhookChannel({ nowSeconds: () => 2_000 })]])
     const t0 = Date.parse(w.clock.now())
 
     failuresLeft = 2
@@ -239,7 +239,7 @@ describe('webhook delivery against a local receiver', () => {
     await projector.start().caughtUp()
     await projector.stop()
     permanentFailure = true
-    const channels = new Map([['webhook', webhookChannel() as never]])
+    const channels = new Map([['webhook', webhookChannel()]])
     const t0 = Date.parse(w.clock.now())
     const policy = { maxAttempts: 2, baseDelayMs: 10, factor: 2, maxDelayMs: 100 }
     await deliverDue({ outbox, channels, nowMs: t0, policy })
