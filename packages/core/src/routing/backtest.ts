@@ -49,7 +49,7 @@ export interface BacktestResult {
 }
 
 /** mulberry32: a small seeded PRNG (uint32 outputs), so backtests are reproducible. */
-export const seededRandom = (seed: number): (() => number) => {
+export const mulberry32 = (seed: number): (() => number) => {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0
@@ -118,7 +118,7 @@ const roundRobin = (): Chooser => {
 }
 
 const weightedRandom = (seed: number): Chooser => {
-  const next = seededRandom(seed)
+  const next = mulberry32(seed)
   return {
     membership: () => undefined,
     choose: (cs) => {
@@ -182,7 +182,7 @@ const chooserFor = (policy: BacktestPolicy): Chooser => {
 const policyName = (policy: BacktestPolicy): string =>
   policy.kind === 'random' ? `random(seed=${policy.seed})` : policy.kind
 
-export const gini = (xs: readonly number[]): number => {
+export const giniCoefficient = (xs: readonly number[]): number => {
   if (xs.length < 2) return 0
   const sorted = [...xs].sort((a, b) => a - b)
   const sum = sorted.reduce((s, x) => s + x, 0)
@@ -303,7 +303,7 @@ const simulate = (
       maxAbsLag: round(maxAbsLag),
       maxConsecutive,
       maxNewcomerBurst,
-      gini: round(gini(list.filter((m) => m.share >= 1).map((m) => m.count / m.share))),
+      gini: round(giniCoefficient(list.filter((m) => m.share >= 1).map((m) => m.count / m.share))),
     },
   }
 }

@@ -106,7 +106,7 @@ export type RankedCandidate = t.TypeOf<typeof RankedCandidate>
 const event = <T extends string, D extends t.Mixed>(type: T, data: D) =>
   t.readonly(t.type({ type: t.literal(type), data }))
 
-export const MemberJoined = event(
+const MemberJoined = event(
   'MemberJoined',
   t.readonly(
     t.type({
@@ -116,18 +116,18 @@ export const MemberJoined = event(
     }),
   ),
 )
-export const MemberLeft = event('MemberLeft', t.readonly(t.type({ practiceId: PracticeId })))
-export const MemberPaused = event('MemberPaused', t.readonly(t.type({ practiceId: PracticeId })))
-export const MemberResumed = event('MemberResumed', t.readonly(t.type({ practiceId: PracticeId })))
-export const MemberFteChanged = event(
+const MemberLeft = event('MemberLeft', t.readonly(t.type({ practiceId: PracticeId })))
+const MemberPaused = event('MemberPaused', t.readonly(t.type({ practiceId: PracticeId })))
+const MemberResumed = event('MemberResumed', t.readonly(t.type({ practiceId: PracticeId })))
+const MemberFteChanged = event(
   'MemberFteChanged',
   t.readonly(t.type({ practiceId: PracticeId, fromFteMilli: FteMilli, toFteMilli: FteMilli })),
 )
-export const MemberNetworksChanged = event(
+const MemberNetworksChanged = event(
   'MemberNetworksChanged',
   t.readonly(t.type({ practiceId: PracticeId, insuranceNetworks: t.readonlyArray(InsuranceNetworkId) })),
 )
-export const ReferralRouted = event(
+const ReferralRouted = event(
   'ReferralRouted',
   t.readonly(
     t.type({
@@ -144,7 +144,7 @@ export const ReferralRouted = event(
     }),
   ),
 )
-export const RoutingFoundNoCandidate = event(
+const RoutingFoundNoCandidate = event(
   'RoutingFoundNoCandidate',
   t.readonly(
     t.type({
@@ -156,17 +156,17 @@ export const RoutingFoundNoCandidate = event(
     }),
   ),
 )
-export const DeclineRecorded = event(
+const DeclineRecorded = event(
   'DeclineRecorded',
   t.readonly(
     t.type({ referralId: ReferralId, practiceId: PracticeId, kind: DeclineKind, refunded: t.boolean }),
   ),
 )
-export const DirectReferralRecorded = event(
+const DirectReferralRecorded = event(
   'DirectReferralRecorded',
   t.readonly(t.type({ referralId: ReferralId, practiceId: PracticeId, counted: t.boolean })),
 )
-export const ReferralReleased = event(
+const ReferralReleased = event(
   'ReferralReleased',
   t.readonly(t.type({ referralId: ReferralId, practiceId: PracticeId, refunded: t.boolean })),
 )

@@ -4,7 +4,7 @@ import type { CommandMeta } from '../shared/decider.js'
 import type { CommandId, CorrelationId, InsuranceNetworkId, PracticeId, ReferralId } from '../shared/ids.js'
 import type { Instant } from '../shared/time.js'
 import { given } from '../testing/given.js'
-import { backtest, fairnessOf, gini, seededRandom } from './backtest.js'
+import { backtest, fairnessOf, giniCoefficient, mulberry32 } from './backtest.js'
 import type { FteMilli, PoolCommand, PoolCommandBody, PoolEvent, RoutingPolicy } from './codecs.js'
 import { makePoolDecider, type PoolState, poolDecider, poolEngine, routingPolicyV1 } from './decider.js'
 import { explainRouting, verifyRouting } from './explain.js'
@@ -512,10 +512,10 @@ describe('backtest', () => {
   })
 
   it('gini and the seeded PRNG', () => {
-    expect(gini([1, 1, 1])).toBe(0)
-    expect(gini([0, 0, 1])).toBeCloseTo(2 / 3, 10)
-    const a = seededRandom(42)
-    const b = seededRandom(42)
+    expect(giniCoefficient([1, 1, 1])).toBe(0)
+    expect(giniCoefficient([0, 0, 1])).toBeCloseTo(2 / 3, 10)
+    const a = mulberry32(42)
+    const b = mulberry32(42)
     const xs = Array.from({ length: 5 }, () => a())
     expect(Array.from({ length: 5 }, () => b())).toEqual(xs)
     expect(xs.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32)).toBe(true)

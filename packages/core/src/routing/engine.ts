@@ -16,26 +16,32 @@ import { ceilDiv, floorDiv, fractionString } from './rational.js'
  *   pick:  among members with S_i ≤ V ("eligible"), the smallest F_i; ties by the smaller S_i,
  *          then practiceId (lexicographic). If nobody is eligible, V first jumps to the smallest S_i.
  *   serve: p_c += W (S_c moves to F_c), then V += 1.
- *   place: joins, leaves, pauses, resumes and FTE changes start a new period: every active member
- *          is placed at the current virtual time (λ = 0). A newcomer or resumer therefore gets no
- *          catch-up burst, and an FTE change sets the new rate at once. (Cost of the reset: each
- *          change can forfeit less than one referral of anyone's share.)
+ *   place: joins, leaves, pauses, resumes and FTE changes start a new period. A newcomer or
+ *          resumer is placed at the current virtual time (λ = 0): no catch-up burst. Everyone else
+ *          keeps its lag (an FTE change only changes the rate from now on: no burst either); the
+ *          lag departing members took away is spread over the others by FTE so that Σλ = 0. Lags
+ *          are rounded toward zero to multiples of 1/W, kept inside (−1, 1) and re-balanced to
+ *          Σλ = 0, and the start condition below is checked; if it fails, all lags are halved (up
+ *          to three times) and finally set to zero, which always satisfies it.
  *
  * INVARIANT (bounded lag): in a static period — no membership/FTE change, no exclusion, refund or
- * direct referral — after k decisions every member's count in the period is floor or ceil of
- * k·w_i/W, i.e. −1 < λ_i < 1, at every prefix.
+ * direct referral — every member stays within less than one referral of its entitlement at every
+ * prefix: −1 < λ_i < 1, i.e. its count is floor or ceil of (count at the start + λ_i at the start
+ * + k·w_i/W) after k decisions. A newcomer's entitlement is just k·w_i/W.
  *
- * Why. Read member i's referrals as unit jobs: its j-th (j ≥ 0) may go in the integer slots of
- * [j·L_i, (j+1)·L_i) with L_i = W/w_i ≥ 1. Serving only eligible members gives λ_i > −1 (after a
- * service λ_i ≥ w_i/W − 1); λ_i < 1 is exactly "no job misses the end of its window". Unit jobs
- * with integer windows on one server all meet their deadlines under earliest-deadline-first iff
- * every slot interval [a, b) holds at most b − a jobs whose windows lie inside it. Member i's jobs
- * inside (a−1, b] have disjoint windows of length L_i, so there are fewer than w_i·(b−a+1)/W of
- * them and fewer than b−a+1 in total; for a = 0 there are floor(w_i·b/W) ≤ w_i·b/W per member, b in
- * total. Σλ = 0 is kept by every decision (V adds Σw_i/W = 1, the served member loses 1), so some
- * λ_i ≥ 0: there is always an eligible member and V never jumps in a static period. With equal
- * weights "smallest F" is "smallest count" and every least-count member is eligible: the choice
- * is exactly plain least-count with the practiceId tie-break.
+ * Why. Start condition (checked at every placement, true for all-zero lags): Σλ = 0, |λ_i| < 1,
+ * and for every b ≥ 1 at most b referrals are due within b slots, Σ_i max(0, floor(w_i·b/W + λ_i))
+ * ≤ b. Read member i's referrals as unit jobs: the j-th may go in the integer slots of
+ * [x_i + j·L_i, x_i + (j+1)·L_i), with L_i = W/w_i ≥ 1 and x_i = −λ_i·L_i. Serving only eligible
+ * members keeps λ_i > −1 (after a service λ_i ≥ w_i/W − 1); λ_i < 1 is exactly "no job misses the
+ * end of its window". Unit jobs with integer windows on one server all meet their deadlines under
+ * earliest-deadline-first iff every slot interval [a, b) has room for the jobs that must fall in
+ * it. For a = 0 that is the start condition. For a ≥ 1 the windows of member i inside (a−1, b]
+ * are disjoint and have length L_i, so there are fewer than w_i·(b−a+1)/W of them and fewer than
+ * b−a+1 in total. Σλ = 0 is kept by every decision (V adds Σw_i/W = 1, the served member loses 1),
+ * so some λ_i ≥ 0: there is always an eligible member and V never jumps in a static period. With
+ * equal weights and λ = 0 at the start, "smallest F" is "smallest count" and every least-count
+ * member is eligible: the choice is exactly plain least-count with the practiceId tie-break.
  *
  * Outside static periods the bound is enforced, not proved: a member whose window has passed
  * (possible after exclusions or refunds) is moved to just inside it, and a member served out of
@@ -43,7 +49,8 @@ import { ceilDiv, floorDiv, fractionString } from './rational.js'
  *
  * Cost: a decision is O(log n) (two heaps: eligible by F, waiting by S). A decision with
  * exclusions also walks past the excluded members, and an insurance filter scans the active
- * members to list whom it excluded (O(n)). A re-placement is O(n), once per batch of changes.
+ * members to list whom it excluded (O(n)). A re-placement is O(n log n) plus the walk of the start
+ * condition (at most 20·n + 1000 slots), once per batch of changes.
  */
 
 type Status = 'active' | 'paused' | 'left'
@@ -95,6 +102,14 @@ export class PoolEngine {
   private kNum = 0n
   private kDen = 1n
   private dirty = false
+  /**
+   * Lag numerators (over `snapshotDen`) of the members active when the current batch of
+   * membership/FTE changes began; null when no batch is open. A batch closes at the next event
+   * that serves, refunds or charges a member, so the placement depends on the events only — not
+   * on whether someone ranked or inspected the pool in the middle of a batch.
+   */
+  private snapshot: Map<string, bigint> | null = null
+  private snapshotDen = 1n
 
   /** Eligible members (S ≤ V) by (F, S, practiceId). */
   private readonly eligible = new IndexedHeap((a, b) => this.lessByFinish(a, b))
@@ -277,7 +292,7 @@ export class PoolEngine {
     if (m === undefined) return
     m.count++
     if (m.status !== 'active') return
-    this.ensureClean()
+    this.placeForService()
     this.jumpIfNobodyEligible()
     this.detach(m)
     m.p += this.W
@@ -296,7 +311,7 @@ export class PoolEngine {
     if (m === undefined) return
     m.count--
     if (m.status !== 'active') return
-    this.ensureClean()
+    this.placeForService()
     const atZero = ceilDiv(this.kNum * m.w, this.kDen) // smallest p with λ ≤ 0
     if (m.p <= atZero) return
     this.detach(m)
@@ -310,7 +325,7 @@ export class PoolEngine {
     if (m === undefined) return
     m.count++
     if (m.status !== 'active') return
-    this.ensureClean()
+    this.placeForService()
     this.detach(m)
     const highest = ceilDiv(this.kNum * m.w + this.W * this.kDen, this.kDen) - 1n
     m.p = m.p + this.W > highest ? highest : m.p + this.W
@@ -365,6 +380,7 @@ export class PoolEngine {
     this.markDirty()
     if (m.status === 'active') {
       this.active.delete(m.practiceId)
+      this.snapshot?.delete(m.practiceId)
       this.detach(m)
     }
     m.status = status
@@ -376,27 +392,62 @@ export class PoolEngine {
     }
   }
 
+  /** Before the first change of a batch: remember every active member's lag, to carry it over. */
   private markDirty(): void {
     this.dirty = true
+    if (this.snapshot !== null) return
+    this.snapshot = new Map()
+    for (const id of this.active) {
+      const m = this.members.get(id) as Member
+      this.snapshot.set(id, this.kNum * m.w - m.p * this.kDen)
+    }
+    this.snapshotDen = this.kDen * this.W
+  }
+
+  /** Places the pool if needed and closes the batch of changes: a member is about to be charged. */
+  private placeForService(): void {
+    this.ensureClean()
+    this.snapshot = null
   }
 
   /**
-   * Re-placement after membership/FTE changes, once per batch of them (lazily, before the next
-   * decision): every active member is placed at the current virtual time (λ = 0, S = V = slot 0).
+   * Re-placement after a batch of membership/FTE changes (lazily, before the next decision): see
+   * "place" above. Lags are integers in units of 1/W of the new total weight.
    */
   private ensureClean(): void {
     if (!this.dirty) return
+    const ids = [...this.active].sort()
+    const members = ids.map((id) => this.members.get(id) as Member)
     let total = 0n
-    for (const id of this.active) {
-      const m = this.members.get(id) as Member
-      total += m.w
-      m.p = 0n
+    for (const m of members) total += m.w
+    // Carried members keep their lag; what departed members took away is spread over them by FTE.
+    const snapshot = this.snapshot ?? new Map<string, bigint>()
+    let imbalance = 0n
+    let carriedWeight = 0n
+    for (const m of members) {
+      const num = snapshot.get(m.practiceId)
+      if (num !== undefined) {
+        imbalance += num
+        carriedWeight += m.w
+      }
     }
+    const lags = members.map((m) => {
+      const num = snapshot.get(m.practiceId)
+      if (num === undefined) return 0n
+      const scaled = (total * (num * carriedWeight - m.w * imbalance)) / (this.snapshotDen * carriedWeight)
+      return scaled >= total ? total - 1n : scaled <= -total ? 1n - total : scaled
+    })
+    balance(lags)
+    for (let attempt = 0; !feasiblePlacement(members, lags, total); attempt++) {
+      for (const [i, l] of lags.entries()) lags[i] = attempt < 3 ? l / 2n : 0n
+      balance(lags)
+    }
+    for (const [i, m] of members.entries()) m.p = -(lags[i] as bigint)
     this.W = total
     this.kNum = 0n
     this.kDen = 1n
-    this.eligible.rebuild([...this.active])
-    this.waiting.rebuild([])
+    this.eligible.rebuild(ids.filter((id) => (this.members.get(id) as Member).p <= 0n))
+    this.waiting.rebuild(ids.filter((id) => (this.members.get(id) as Member).p > 0n))
     this.dirty = false
   }
 
@@ -435,6 +486,81 @@ export class PoolEngine {
     const m = this.members.get(practiceId)
     if (m !== undefined) f(m)
   }
+}
+
+/**
+ * Makes integer lags sum to zero by shrinking the side in excess, proportionally (remainder one
+ * unit each in order); no lag changes sign or grows in magnitude.
+ */
+const balance = (lags: bigint[]): void => {
+  const sum = lags.reduce((s, l) => s + l, 0n)
+  if (sum === 0n) return
+  const sign = sum > 0n ? 1n : -1n
+  const excess = sign * sum
+  const side = lags.reduce((s, l) => (sign * l > 0n ? s + sign * l : s), 0n)
+  let left = excess
+  for (const [i, l] of lags.entries()) {
+    if (sign * l <= 0n) continue
+    const cut = (excess * sign * l) / side
+    lags[i] = l - sign * cut
+    left -= cut
+  }
+  for (const [i, l] of lags.entries()) {
+    if (left === 0n) return
+    if (sign * l > 0n) {
+      lags[i] = l - sign
+      left--
+    }
+  }
+}
+
+/**
+ * The start condition of the bounded-lag argument: for every b ≥ 1, at most b referrals are due
+ * within the next b slots — Σ_i max(0, floor((w_i·b + L_i)/W)) ≤ b. It can only fail while some
+ * member's debt still hides its first units (b < −L_i/w_i), so only deadlines up to that point are
+ * walked; a walk longer than 20·n + 1000 slots counts as failure (the caller then re-places).
+ */
+const feasiblePlacement = (members: readonly Member[], lags: readonly bigint[], W: bigint): boolean => {
+  let horizon = 0n
+  for (const [i, m] of members.entries()) {
+    const l = lags[i] as bigint
+    if (l < 0n && -l / m.w > horizon) horizon = -l / m.w
+  }
+  if (horizon < 1n) return true
+  if (horizon > BigInt(20 * members.length + 1000)) return false
+  // Deadlines (in slots) of each member's units j = 1, 2, …: ceil((j·W − L)/w).
+  const due = new IndexedHeap((a, b) => {
+    const x = next.get(a) as bigint
+    const y = next.get(b) as bigint
+    return x !== y ? x < y : a < b
+  })
+  const next = new Map<string, bigint>()
+  const unit = new Map<string, bigint>()
+  const deadline = (i: number, j: bigint): bigint =>
+    ceilDiv(j * W - (lags[i] as bigint), (members[i] as Member).w)
+  for (const [i] of members.entries()) {
+    const d = deadline(i, 1n)
+    if (d <= horizon) {
+      next.set(String(i), d)
+      unit.set(String(i), 1n)
+      due.push(String(i))
+    }
+  }
+  let count = 0n
+  for (let key = due.pop(); key !== undefined; key = due.pop()) {
+    const d = next.get(key) as bigint
+    count++
+    const j = (unit.get(key) as bigint) + 1n
+    const d2 = deadline(Number(key), j)
+    if (d2 <= horizon) {
+      next.set(key, d2)
+      unit.set(key, j)
+      due.push(key)
+    }
+    const peek = due.peek()
+    if ((peek === undefined || (next.get(peek) as bigint) !== d) && count > d) return false
+  }
+  return true
 }
 
 const absurdEvent = (event: never): never => {

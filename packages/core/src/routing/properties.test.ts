@@ -134,9 +134,45 @@ interface Member {
   active: boolean
 }
 
+interface Lag {
+  readonly num: bigint
+  readonly den: bigint
+}
+
+/** λ at the start of a period, read from the engine and checked: Σλ = 0, |λ| < 1, newcomers at 0. */
+const startLags = (pool: Pool, fresh: ReadonlySet<string>): Map<string, Lag> => {
+  const lags = poolEngine(pool.state).lags()
+  const sum = lags.reduce((s, l) => s + l.num, 0n)
+  if (sum !== 0n) throw new Error('lags at the start of a period do not sum to zero')
+  for (const l of lags) {
+    if ((l.num < 0n ? -l.num : l.num) >= l.den) throw new Error(`${l.practiceId} starts outside (−1, 1)`)
+    if (fresh.has(l.practiceId) && l.num !== 0n) throw new Error(`${l.practiceId} joined but is not at λ = 0`)
+  }
+  return new Map(lags.map((l) => [l.practiceId as string, { num: l.num, den: l.den }]))
+}
+
+/**
+ * After k decisions of a period, a member with FTE w (of W) that started at lag λ0 must have
+ * c in the period with |c − k·w/W − λ0| < 1: floor/ceil of its entitlement. Exact in BigInt.
+ */
+const withinEntitlement = (c: number, k: number, w: number, W: number, start: Lag): boolean => {
+  const x = BigInt(c) * BigInt(W) * start.den - BigInt(k) * BigInt(w) * start.den - start.num * BigInt(W)
+  return (x < 0n ? -x : x) < BigInt(W) * start.den
+}
+
+interface Period {
+  k: number
+  readonly counts: Map<string, number>
+  start: Map<string, Lag> | null
+  readonly fresh: Set<string>
+}
+
+const newPeriod = (): Period => ({ k: 0, counts: new Map(), start: null, fresh: new Set() })
+
 /**
  * Runs a schedule and checks, in every static period, each active member's count in the period
- * against k·w/W computed here from the test's own membership model.
+ * against its entitlement k·w/W + λ0 (w, W from the test's own membership model; λ0 read from the
+ * engine at the period's start and checked by `startLags`).
  */
 const runSchedule = (ops: readonly Op[], check: boolean): Pool => {
   const pool = new Pool()
@@ -144,25 +180,34 @@ const runSchedule = (ops: readonly Op[], check: boolean): Pool => {
   const members = new Map<string, Member>()
   const assigned: { referralId: string; practiceId: string; declined: string[] }[] = []
   let referrals = 0
-  // The current static period: counts since it started; null while the period is disturbed.
-  let period: { k: number; counts: Map<string, number> } | null = { k: 0, counts: new Map() }
+  // The current static period; null while it is disturbed (until the next membership change).
+  let period: Period | null = newPeriod()
   const onEvents = (events: readonly PoolEvent[]) => {
     for (const e of events) {
+      if (e.type === 'MemberNetworksChanged' || !e.type.startsWith('Member')) continue
+      // A paused member's FTE change does not touch the active weights: no new period.
+      if (e.type === 'MemberFteChanged' && members.get(e.data.practiceId)?.active !== true) {
+        ;(members.get(e.data.practiceId) as Member).fte = e.data.toFteMilli
+        continue
+      }
+      if (period === null || period.start !== null) period = newPeriod()
       switch (e.type) {
         case 'MemberJoined':
           members.set(e.data.practiceId, { fte: e.data.fteMilli, active: true })
-          period = { k: 0, counts: new Map() }
+          period.fresh.add(e.data.practiceId)
+          break
+        case 'MemberResumed':
+          ;(members.get(e.data.practiceId) as Member).active = true
+          period.fresh.add(e.data.practiceId)
           break
         case 'MemberLeft':
         case 'MemberPaused':
-        case 'MemberResumed':
-        case 'MemberFteChanged': {
-          const m = members.get(e.data.practiceId) as Member
-          if (e.type === 'MemberFteChanged') m.fte = e.data.toFteMilli
-          else m.active = e.type === 'MemberResumed'
-          period = { k: 0, counts: new Map() }
+          ;(members.get(e.data.practiceId) as Member).active = false
+          period.fresh.delete(e.data.practiceId)
           break
-        }
+        case 'MemberFteChanged':
+          ;(members.get(e.data.practiceId) as Member).fte = e.data.toFteMilli
+          break
         default:
           break
       }
@@ -202,12 +247,14 @@ const runSchedule = (ops: readonly Op[], check: boolean): Pool => {
       }
       case 'route': {
         const referralId = `r${++referrals}`
+        if (op.network !== null) period = null
+        const p = period as Period | null
+        if (check && p !== null && p.start === null) p.start = startLags(pool, p.fresh)
         const chosen = pool.route(referralId, op.network)
         if (chosen !== null) assigned.push({ referralId, practiceId: chosen, declined: [] })
-        if (op.network !== null) period = null
-        else if (period !== null && chosen !== null) {
-          period.k++
-          period.counts.set(chosen, (period.counts.get(chosen) ?? 0) + 1)
+        if (p !== null && chosen !== null) {
+          p.k++
+          p.counts.set(chosen, (p.counts.get(chosen) ?? 0) + 1)
         }
         break
       }
@@ -224,12 +271,16 @@ const runSchedule = (ops: readonly Op[], check: boolean): Pool => {
     }
     if (check) {
       if (!pool.lagsWithinOne()) throw new Error(`lag out of (−1, 1) after ${op.op}`)
-      const p = period as { k: number; counts: Map<string, number> } | null
-      if (p !== null) {
+      const p = period as Period | null
+      if (p?.start != null) {
         const active = [...members.entries()].filter(([, m]) => m.active)
         const W = active.reduce((s, [, m]) => s + m.fte, 0)
         for (const [id, m] of active) {
-          if (!withinShare(p.counts.get(id) ?? 0, p.k, m.fte, W)) throw new Error(`${id} outside its share`)
+          const start = p.start.get(id)
+          if (start === undefined) throw new Error(`${id} has no start lag`)
+          if (!withinEntitlement(p.counts.get(id) ?? 0, p.k, m.fte, W, start)) {
+            throw new Error(`${id} outside its entitlement after ${p.k} decisions`)
+          }
         }
       }
     }
@@ -389,14 +440,18 @@ describe('routing properties (SPEC §3 Routing)', () => {
           pool.sync(names[i] as string, newFte)
           const now = ws.map((w, j) => (j === i ? newFte : w))
           const W = now.reduce((s, w) => s + w, 0)
+          // Everyone keeps its lag (none is a newcomer); from here on only the rates change.
+          const start = startLags(pool, new Set())
           const counts = now.map(() => 0)
           const violations: string[] = []
           for (let r = 1; r <= after; r++) {
             const c = names.indexOf(pool.route(`a${r}`) as string)
             counts[c] = (counts[c] ?? 0) + 1
-            now.forEach((w, j) => {
-              if (!withinShare(counts[j] as number, r, w, W)) violations.push(`${names[j]} at ${r}`)
-            })
+            for (const [j, w] of now.entries()) {
+              const lag0 = start.get(names[j] as string) as Lag
+              if (!withinEntitlement(counts[j] as number, r, w, W, lag0))
+                violations.push(`${names[j]} at ${r}`)
+            }
           }
           expect(violations).toEqual([])
         },
