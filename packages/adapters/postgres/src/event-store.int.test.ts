@@ -121,6 +121,30 @@ describe('global order', () => {
     expect((all[0] as StoredEvent).globalPosition < (all[1] as StoredEvent).globalPosition).toBe(true)
   })
 
+  it('refuses (retryably) an append from a transaction older than the stream last writer', async () => {
+    const s = stream(uniqueCategory(), 'order')
+    const client = await store.pool.connect()
+    try {
+      await client.query('BEGIN')
+      await client.query('SELECT pg_current_xact_id()')
+      await ok(store.append({ streamId: s, expected: expected.any, events: [newEvent('Younger')] }))
+      const error = await client
+        .query(`SELECT * FROM referrals.append_events($1, 'any', NULL, $2::json)`, [
+          s,
+          JSON.stringify([newEvent()]),
+        ])
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+      expect((error as { code?: string }).code).toBe('40001')
+      await client.query('ROLLBACK')
+    } finally {
+      client.release()
+    }
+    expect((await ok(store.readStream(s))).map((e) => e.type)).toEqual(['Younger'])
+  })
+
   it('numbers the events of one multi-stream transaction consecutively', async () => {
     const cat = uniqueCategory()
     const results = await ok(

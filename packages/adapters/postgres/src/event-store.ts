@@ -236,13 +236,20 @@ export const createPostgresEventStore = async (
   const active = new Set<Subscription>()
 
   const attempt =
-    <A>(operation: string, f: () => Promise<E.Either<StoreError, A>>): TaskEither<StoreError, A> =>
+    <A>(
+      operation: string,
+      f: () => Promise<E.Either<StoreError, A>>,
+      onPersistentConflict?: () => Promise<StoreError>,
+    ): TaskEither<StoreError, A> =>
     async () => {
       for (let tries = 1; ; tries++) {
         try {
           return await f()
         } catch (error) {
-          if (isRetryable(error) && tries < 4) continue
+          if (isRetryable(error) && tries < 10) continue
+          if (isRetryable(error) && onPersistentConflict !== undefined) {
+            return E.left(await onPersistentConflict().catch(() => toStoreError(error, operation)))
+          }
           const code = (error as { code?: unknown } | null)?.code
           if (typeof code === 'string' && INVALID_INPUT_CODES.has(code)) {
             return E.left({
@@ -269,15 +276,34 @@ export const createPostgresEventStore = async (
     events,
   ]
 
+  /** After repeated unique-violation/serialisation failures: report the stream's actual version. */
+  const conflictOf = (request: AppendRequest) => async (): Promise<StoreError> => {
+    const r = await pool.query<{ version: number }>(`SELECT version FROM ${s}.streams WHERE stream_id = $1`, [
+      request.streamId,
+    ])
+    const actual = r.rows[0]?.version ?? 0
+    return {
+      _tag: 'WrongExpectedVersion',
+      streamId: request.streamId,
+      expected: request.expected,
+      actual,
+      message: `stream ${request.streamId} is at version ${actual}, expected ${describeExpected(request.expected)} (concurrent append)`,
+    }
+  }
+
   const append = (request: AppendRequest): TaskEither<StoreError, AppendResult> => {
     const valid = validateRequest(request)
     if (E.isLeft(valid)) return async () => valid
-    return attempt('append', async () => {
-      const r = await pool.query<AppendRow>(appendSql, appendParams(request, valid.right))
-      const result = appendRowResult(request, r.rows[0])
-      if (E.isRight(result) && r.rows[0]?.status === 'ok') wakeSubscriptions()
-      return result
-    })
+    return attempt(
+      'append',
+      async () => {
+        const r = await pool.query<AppendRow>(appendSql, appendParams(request, valid.right))
+        const result = appendRowResult(request, r.rows[0])
+        if (E.isRight(result) && r.rows[0]?.status === 'ok') wakeSubscriptions()
+        return result
+      },
+      conflictOf(request),
+    )
   }
 
   const appendMany = (
@@ -303,6 +329,10 @@ export const createPostgresEventStore = async (
       let broken = false
       try {
         await client.query('BEGIN')
+        // All stream locks before the transaction gets its id (see append_events).
+        await client.query(`SELECT ${s}.lock_streams($1::text[])`, [
+          [...new Set(order.map((i) => (requests[i] as AppendRequest).streamId))],
+        ])
         const results: AppendResult[] = new Array(requests.length)
         for (const i of order) {
           const request = requests[i] as AppendRequest

@@ -55,7 +55,8 @@ it('20 writers with random in-transaction delays across 1,000 streams: readers s
     const client = await store.pool.connect()
     try {
       for (let t = 0; t < transactionsPerWriter; t++) {
-        const streamId = `${cat}-${(w * 7919 + t * 104729) % streams}`
+        // Every fourth transaction goes to one of five hot streams, so writers contend on streams too.
+        const streamId = `${cat}-${t % 4 === 0 ? (t / 4) % 5 : (w * 7919 + t * 104729) % streams}`
         const events = Array.from({ length: 1 + ((w + t) % 3) }, () => newEvent('Written', { w, t }))
         await client.query('BEGIN')
         await client.query('SELECT pg_sleep($1)', [Math.random() * 0.015])

@@ -71,14 +71,26 @@ CREATE TABLE ${s}.projection_checkpoints (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Locks streams for a multi-stream append, in the caller's (sorted) order, before the transaction
+-- has an id: see append_events.
+CREATE FUNCTION ${s}.lock_streams(p_stream_ids text[]) RETURNS void
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_id text;
+BEGIN
+  FOREACH v_id IN ARRAY p_stream_ids LOOP
+    PERFORM pg_advisory_xact_lock(hashtextextended(v_id, 0));
+  END LOOP;
+END
+$fn$;
+
 -- One call = one round trip. Returns status 'ok' | 'idempotent' | 'mismatch' | 'conflict' | 'too_many'.
--- The streams row lock serialises appends to one stream; the expected version is checked under it.
+-- The stream lock serialises appends to one stream; the expected version is checked under it.
 CREATE FUNCTION ${s}.append_events(p_stream_id text, p_expected_kind text, p_expected_version integer, p_events json)
 RETURNS TABLE (status text, stream_version integer, last_position bigint)
 LANGUAGE plpgsql AS $fn$
 DECLARE
-  -- Taken first: the transaction id must exist before any position is chosen (ordering proof).
-  v_xid xid8 := pg_current_xact_id();
+  v_xid xid8;
   v_count integer := json_array_length(p_events);
   v_ids text[];
   v_current integer;
@@ -89,6 +101,12 @@ DECLARE
   v_ordinal integer;
   v_base bigint;
 BEGIN
+  -- Stream lock first, transaction id second. Positions derive from the transaction id, so a
+  -- transaction that appends to a stream after another one committed there gets a larger id, and
+  -- every stream's events appear in version order in the global order. (A transaction-scoped
+  -- advisory lock does not assign a transaction id; a row lock would.)
+  PERFORM pg_advisory_xact_lock(hashtextextended(p_stream_id, 0));
+  v_xid := pg_current_xact_id();
   SELECT array_agg(e->>'id') INTO v_ids FROM json_array_elements(p_events) AS e;
 
   INSERT INTO ${s}.streams (stream_id, version) VALUES (p_stream_id, 0) ON CONFLICT (stream_id) DO NOTHING;
@@ -113,6 +131,15 @@ BEGIN
      OR (p_expected_kind = 'exact' AND v_current <> p_expected_version) THEN
     RETURN QUERY SELECT 'conflict'::text, v_current, NULL::bigint;
     RETURN;
+  END IF;
+
+  -- A caller whose transaction already had an id when it got the stream lock (it wrote before
+  -- calling) could be older than the stream's last writer; placing its events would break the
+  -- stream's order, so it must retry with a new transaction.
+  IF v_current > 0 AND EXISTS (SELECT 1 FROM ${s}.events ev
+       WHERE ev.stream_id = p_stream_id AND ev.version = v_current AND ev.transaction_id > v_xid) THEN
+    RAISE EXCEPTION 'append to a stream from a transaction older than its last writer; retry'
+      USING ERRCODE = '40001';
   END IF;
 
   v_ordinal := coalesce(nullif(current_setting('referrals.tx_ordinal', true), '')::integer, 0);
