@@ -21,7 +21,13 @@ const main = async (): Promise<void> => {
     correlationId: 'bench',
   } as unknown as PoolCommand['meta']
 
-  const rows: { n: number; decisions: number; seconds: number; perSecond: number; microsPerDecision: number }[] = []
+  const rows: {
+    n: number
+    decisions: number
+    seconds: number
+    perSecond: number
+    microsPerDecision: number
+  }[] = []
   const measure = (n: number, count: number): number => {
     const random = mulberry32(n)
     let state = poolDecider.initialState
@@ -33,16 +39,21 @@ const main = async (): Promise<void> => {
     for (let i = 0; i < n; i++) {
       run({
         type: 'SyncPoolMember',
-        data: { practiceId: `p${i}`, eligible: true, fteMilli: 100 + (random() % 901), insuranceNetworks: [] },
+        data: {
+          practiceId: `p${i}`,
+          eligible: true,
+          fteMilli: 100 + (random() % 901),
+          insuranceNetworks: [],
+        },
         meta,
-      } as PoolCommand)
+      } as unknown as PoolCommand)
     }
     const route = (r: string) =>
       run({
         type: 'RouteReferral',
         data: { referralId: r, insuranceNetworkId: null, excludedPracticeIds: [] },
         meta,
-      } as PoolCommand)
+      } as unknown as PoolCommand)
     // The first decision places the members (O(n), once per batch of membership changes).
     for (let r = 0; r < 1_000; r++) route(`w${r}`)
     const start = process.hrtime.bigint()
@@ -82,7 +93,9 @@ const main = async (): Promise<void> => {
   console.log(
     `\nlargest (cost ratio / log2 n ratio): ${worst.toFixed(2)} — at most about 1 means the cost grows no faster than log n`,
   )
-  const out = fileURLToPath(new URL(`../results/routing-throughput${quick ? '-quick' : ''}.json`, import.meta.url))
+  const out = fileURLToPath(
+    new URL(`../results/routing-throughput${quick ? '-quick' : ''}.json`, import.meta.url),
+  )
   await mkdir(fileURLToPath(new URL('../results/', import.meta.url)), { recursive: true })
   await writeFile(
     out,

@@ -9,7 +9,12 @@ import { fileURLToPath } from 'node:url'
 import { runWithSources } from './launch.js'
 
 const main = async (): Promise<void> => {
-  const { backtest, poolDecider, mulberry32 } = await import('@referrals/core')
+  const {
+    backtest,
+    poolDecider,
+    mulberry32,
+    routingPolicyV1: routingPolicy,
+  } = await import('@referrals/core')
   type PoolCommand = Parameters<typeof poolDecider.decide>[0]
   type PoolEvent = Parameters<typeof poolDecider.evolve>[1]
   const meta = {
@@ -32,14 +37,14 @@ const main = async (): Promise<void> => {
     run({
       type: 'SyncPoolMember',
       data: { practiceId: id, eligible: opts.eligible ?? true, fteMilli, insuranceNetworks: [], ...opts },
-    } as Omit<PoolCommand, 'meta'>)
+    } as unknown as Omit<PoolCommand, 'meta'>)
   let referrals = 0
   const route = (n: number) => {
     for (let i = 0; i < n; i++) {
       run({
         type: 'RouteReferral',
         data: { referralId: `r${++referrals}`, insuranceNetworkId: null, excludedPracticeIds: [] },
-      } as Omit<PoolCommand, 'meta'>)
+      } as unknown as Omit<PoolCommand, 'meta'>)
     }
   }
 
@@ -58,13 +63,24 @@ const main = async (): Promise<void> => {
     route(then)
   }
   route(300)
-  step('two newcomers join (FTE 1.0 and 0.5)', () => (sync('n-full', 1000), sync('n-half', 500)), 150)
+  step(
+    'two newcomers join (FTE 1.0 and 0.5)',
+    () => {
+      sync('n-full', 1000)
+      sync('n-half', 500)
+    },
+    150,
+  )
   step('s03 pauses', () => sync('s03', ftes.get('s03') as number, { paused: true }), 200)
   step('s03 resumes after 200 referrals', () => sync('s03', ftes.get('s03') as number), 150)
-  step('s05 halves its FTE, s07 doubles it', () => {
-    sync('s05', Math.max(100, Math.round((ftes.get('s05') as number) / 2)))
-    sync('s07', Math.min(10_000, (ftes.get('s07') as number) * 2))
-  }, 150)
+  step(
+    's05 halves its FTE, s07 doubles it',
+    () => {
+      sync('s05', Math.max(100, Math.round((ftes.get('s05') as number) / 2)))
+      sync('s07', Math.min(10_000, (ftes.get('s07') as number) * 2))
+    },
+    150,
+  )
   step('s09 leaves the pool', () => sync('s09', ftes.get('s09') as number, { eligible: false }), 150)
 
   const policies = [
@@ -93,6 +109,66 @@ const main = async (): Promise<void> => {
       '\nmax run = longest run of consecutive referrals to one member; newcomer burst = the longest such run' +
       '\nright after a join or resume; Gini over count / fair share (0 = exactly proportional).',
   )
+  // Static pools: does each policy keep every member within one referral of its share (SPEC
+  // property 3) for every weight vector? Seeded random vectors, n 2..30, FTE 0.1..1.0.
+  const vectors = 200
+  const perVector = 600
+  const staticWorst = new Map<string, { worst: number; vectorsOverOne: number }>()
+  for (let v = 0; v < vectors; v++) {
+    const rnd = mulberry32(10_000 + v)
+    const n = 2 + (rnd() % 29)
+    const events: PoolEvent[] = []
+    for (let i = 0; i < n; i++) {
+      events.push({
+        type: 'MemberJoined',
+        data: {
+          practiceId: `m${String(i).padStart(2, '0')}`,
+          fteMilli: 100 + (rnd() % 901),
+          insuranceNetworks: [],
+        },
+      } as unknown as PoolEvent)
+    }
+    for (let r = 0; r < perVector; r++) {
+      // Arrivals only: backtest replays them under each policy, the engine's included.
+      events.push({
+        type: 'RoutingFoundNoCandidate',
+        data: {
+          decisionId: 'static',
+          referralId: `x${r}`,
+          request: { insuranceNetworkId: null, excludedPracticeIds: [] },
+          exclusions: [],
+          policy: routingPolicy,
+        },
+      } as unknown as PoolEvent)
+    }
+    for (const p of policies) {
+      const r = backtest(events, p)
+      for (const report of [r.baseline, r.candidate]) {
+        const entry = staticWorst.get(report.policy) ?? { worst: 0, vectorsOverOne: 0 }
+        entry.worst = Math.max(entry.worst, report.maxAbsLag)
+        if (report.maxAbsLag >= 1) entry.vectorsOverOne++
+        staticWorst.set(report.policy, entry)
+      }
+    }
+  }
+  console.log(
+    `\nStatic pools: ${vectors} seeded weight vectors (n 2..30, FTE 0.1..1.0), ${perVector} referrals each`,
+  )
+  console.log(
+    `${'policy'.padEnd(22)} ${'worst max |lag|'.padStart(16)} ${'vectors with |lag| ≥ 1'.padStart(24)}`,
+  )
+  const staticRows = [...staticWorst.entries()].map(([policy, e]) => ({
+    policy,
+    worstMaxAbsLag: e.worst,
+    // the engine is counted once per backtest call; divide by the number of calls
+    vectorsWithLagAtLeastOne: policy === 'engine' ? e.vectorsOverOne / policies.length : e.vectorsOverOne,
+  }))
+  for (const r of staticRows) {
+    console.log(
+      `${(r.policy === 'engine' ? 'engine (virtual time)' : r.policy).padEnd(22)} ${r.worstMaxAbsLag.toFixed(2).padStart(16)} ${String(r.vectorsWithLagAtLeastOne).padStart(24)}`,
+    )
+  }
+
   const out = fileURLToPath(new URL('../results/routing-fairness.json', import.meta.url))
   await mkdir(fileURLToPath(new URL('../results/', import.meta.url)), { recursive: true })
   await writeFile(
@@ -103,6 +179,7 @@ const main = async (): Promise<void> => {
         referrals,
         timeline,
         reports,
+        staticPools: { vectors, referralsPerVector: perVector, rows: staticRows },
         differingDecisionsVsEngine: Object.fromEntries(
           results.map((r) => [r.candidate.policy, r.differingDecisions]),
         ),
