@@ -10,6 +10,7 @@ import {
   unsafeId,
 } from '@referrals/core'
 import { createWorld, type World } from '@referrals/core/testing'
+import { createAesGcmPhiCipher, createInMemoryPatientKeyStore, MasterKey } from '@referrals/crypto'
 import * as E from 'fp-ts/lib/Either.js'
 import { describe, expect, it } from 'vitest'
 import { createDecisionLinks, inMemoryUsedLinks } from './decision-links.js'
@@ -244,5 +245,35 @@ describe('outbox projector', () => {
       'recipient email',
       'sender email',
     ])
+  })
+
+  it('reads consent through the PHI cipher, and tells a forgotten patient nothing', async () => {
+    const cipher = createAesGcmPhiCipher({
+      keys: createInMemoryPatientKeyStore({ masterKey: MasterKey.generate() }),
+    })
+    const w = await createWorld({ cipher })
+    const a = await w.addSpecialist('spec-a', 1)
+    const outbox = inMemoryOutbox()
+    const preferences = inMemoryPreferences()
+    await preferences.put({ kind: 'practice', practiceId: a }, { channels: { email: 'office@spec-a.test' } })
+    const p = createOutboxProjector({ store: w.store, engine: w.engine, outbox, preferences, clock: w.clock })
+    await sendWithConsent(w, 'enc-1', { kind: 'direct', practiceId: a })
+    await sendWithConsent(w, 'enc-2', { kind: 'direct', practiceId: a })
+    // The stored events are sealed: the patient's address is not in the log in the clear.
+    const raw = await w.store.readAll({ streamPrefixes: ['referral-'] })()
+    if (E.isLeft(raw)) throw new Error('read')
+    expect(JSON.stringify(raw.right.map((e) => e.data))).not.toContain('patients.example.test')
+    await cipher.forgetPatient(unsafeId('pat-enc-2'))
+    for (const e of raw.right) await p.handle(e)
+    const targets = (await outbox.list()).map(
+      (e) => `${e.notification.payload.referralId} ${e.notification.kind}`,
+    )
+    expect(targets.sort()).toEqual([
+      'enc-1 patient.confirmation',
+      'enc-1 recipient.new_referral',
+      'enc-2 recipient.new_referral',
+    ])
+    const patient = (await outbox.list()).find((e) => e.notification.audience === 'patient')
+    expect(patient?.address).toEqual({ email: 'canary.enc-1@patients.example.test' })
   })
 })
