@@ -1,5 +1,4 @@
 import {
-  type Actor,
   AddMemberPayload,
   ApproveCategoryPayload,
   CancelReferralData,
@@ -8,13 +7,9 @@ import {
   ChangeFtePayload,
   ChangeMemberRolePayload,
   ChangeUrgencyData,
-  type CommandFailure,
   CompleteReferralData,
   ConfigureSpecialistPayload,
-  type CorrelationId,
   CreatePracticePayload,
-  canAccessReferral,
-  canSeePhi,
   DeclineReferralData,
   DefineSpecialtyPayload,
   type Engine,
@@ -23,8 +18,6 @@ import {
   isDomainError,
   isMemberOf,
   PauseReceivingPayload,
-  PHI_PURPOSES,
-  type PhiAccess,
   PostMessageData,
   PracticeCommandPayload,
   PracticeId,
@@ -39,21 +32,21 @@ import {
   RetireCategoryPayload,
   RevokeVerificationPayload,
   type Routing,
-  recordPhiAccess,
   ScheduleAppointmentData,
   SendReferralData,
   SpecialtyId,
   Urgency,
-  unsafeId,
   VerifyPracticePayload,
 } from '@referrals/core'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { requireActor } from '../auth.js'
-import { parseIfMatch, setEtag } from '../etag.js'
+import { setEtag } from '../etag.js'
 import { IntFromQuery, route } from '../openapi/route.js'
-import { httpProblem, ProblemError, toProblemError } from '../problem.js'
+import { httpProblem, ProblemError } from '../problem.js'
+import { forbidden, must, notFound, pinnedVersion, requestContext } from './failures.js'
+import { accessOf, phiReadAuditor } from './referral-access.js'
 import {
   CatalogView,
   catalogView,
@@ -85,44 +78,10 @@ const dataOf = <P extends t.Mixed>(payload: P): t.Type<t.TypeOf<P>['data'], unkn
   >
 }
 
-const requestContext = (request: FastifyRequest) => ({
-  actor: requireActor(request),
-  correlationId: unsafeId<CorrelationId>(String(request.id)),
-})
-
-/** The version a client pinned with `If-Match` (first entity tag), if any. */
-const pinnedVersion = (request: FastifyRequest): number | undefined => {
-  const ifMatch = parseIfMatch(request.headers['if-match'])
-  if (ifMatch.kind === 'invalid')
-    throw new ProblemError(httpProblem('bad_request', 'If-Match must be * or a list of entity tags.'))
-  return ifMatch.kind === 'versions' ? ifMatch.versions[0] : undefined
-}
-
-/** Turns an engine failure into the problem the client sees (412 when its If-Match is stale). */
-const fail = (error: CommandFailure, pinned: number | undefined): never => {
-  if (!isDomainError(error) && error._tag === 'WrongExpectedVersion' && pinned !== undefined) {
-    throw new ProblemError(
-      httpProblem('precondition_failed', 'The resource changed since the version in If-Match.', {
-        details: { currentVersion: error.actual },
-      }),
-    )
-  }
-  throw toProblemError(error)
-}
-const must = <A>(r: E.Either<CommandFailure, A>, pinned?: number): A =>
-  E.isLeft(r) ? fail(r.left, pinned) : r.right
-
-const notFound = (what: string) => new ProblemError(httpProblem('not_found', `${what} not found.`))
-const forbidden = () => new ProblemError(httpProblem('forbidden', 'You may not do this.'))
-
 const PracticeParams = t.type({ practiceId: PracticeId })
 const SpecialtyParams = t.type({ specialtyId: SpecialtyId })
 const ReferralParams = t.type({ referralId: ReferralId })
 const AsOfQuery = t.partial({ asOf: Instant })
-const Purpose = t.keyof(
-  Object.fromEntries(PHI_PURPOSES.map((p) => [p, null])) as Record<(typeof PHI_PURPOSES)[number], null>,
-)
-
 /** Referral lists: filters, search and cursor pagination. */
 const ListQuery = t.intersection([
   t.type({ box: t.keyof({ sent: null, received: null }) }),
@@ -139,53 +98,11 @@ const ListQuery = t.intersection([
   }),
 ])
 
-/** How much of a referral an actor may see: all of it, the non-PHI record, or nothing. */
-const accessOf = (actor: Actor, state: Parameters<typeof canSeePhi>[0]): 'phi' | 'limited' | 'none' => {
-  if (!state.exists) return 'none'
-  if (hasPlatformRole(actor, 'auditor')) return 'phi'
-  if (actor.kind !== 'user') return 'none'
-  if (actor.memberships.some((m) => canSeePhi(state, m.practiceId))) return 'phi'
-  if (actor.memberships.some((m) => canAccessReferral(state, m.practiceId))) return 'limited'
-  return 'none'
-}
-
 export const registerResourceRoutes =
   (deps: ResourceDeps) =>
   async (app: FastifyInstance): Promise<void> => {
     const { engine, routing } = deps
-    const audit = (access: Omit<PhiAccess, 'channel'>) =>
-      recordPhiAccess(engine, { ...access, channel: 'api' }).then((r) => must(r))
-
-    /** Records a PHI read (granted or denied) before any PHI leaves the process. */
-    const auditRead = async (
-      request: FastifyRequest,
-      actor: Actor,
-      state: Parameters<typeof canSeePhi>[0],
-      referralId: ReferralId,
-      outcome: 'granted' | 'denied',
-    ) => {
-      if (actor.kind !== 'user') return
-      const purposeHeader = request.headers['x-purpose-of-use']
-      const purpose = Purpose.is(purposeHeader)
-        ? purposeHeader
-        : hasPlatformRole(actor, 'auditor')
-          ? 'audit'
-          : 'treatment'
-      const membership = state.exists
-        ? actor.memberships.find((m) => canAccessReferral(state, m.practiceId))
-        : undefined
-      await audit({
-        userId: actor.userId,
-        role: membership?.role ?? actor.platformRoles[0] ?? 'staff',
-        practiceId: membership?.practiceId ?? null,
-        referralId,
-        patientId: state.exists ? state.patientId : null,
-        purpose,
-        outcome,
-        resource: request.routeOptions.url ?? 'unknown',
-        correlationId: unsafeId<CorrelationId>(String(request.id)),
-      })
-    }
+    const auditRead = phiReadAuditor(engine)
 
     route(app, {
       method: 'GET',
