@@ -58,7 +58,7 @@ import {
 import { createPracticeDirectory, type PracticeDirectory } from './directory.js'
 import { defineEventCatalog } from './event-catalog.js'
 import { phiSealer } from './phi-sealer.js'
-import { createReferralIndex } from './referral-index.js'
+import { createReferralIndex, type ReferralIndex } from './referral-index.js'
 
 /** Who asks, and the ids that tie their request to the events it causes. */
 export interface RequestContext {
@@ -88,6 +88,13 @@ export interface EngineOptions {
   readonly responsePolicy?: ReferralResponsePolicy
   /** Keyed tokens for patient search in the referral lists. Without it patient search finds nothing. */
   readonly blindIndex?: BlindIndex
+  /**
+   * Where the sent/received lists live. Default: in memory, rebuilt from the log at start
+   * (`createReferralIndex`); `@referrals/postgres` offers PostgreSQL tables.
+   */
+  readonly referralIndex?: (
+    aggregate: Aggregate<ReferralCommand, ReferralEvent, ReferralState>,
+  ) => ReferralIndex
 }
 
 export const practiceAggregate: Aggregate<
@@ -148,11 +155,13 @@ export const createEngine = (options: EngineOptions) => {
   const deps = { store, ids }
   const referral = referralAggregate(options.responsePolicy, options.cipher)
   const directory: PracticeDirectory = createPracticeDirectory(store, practiceAggregate.catalog)
-  const referralIndex = createReferralIndex({
-    store,
-    aggregate: referral,
-    ...(options.blindIndex === undefined ? {} : { blindIndex: options.blindIndex }),
-  })
+  const referralIndex: ReferralIndex =
+    options.referralIndex?.(referral) ??
+    createReferralIndex({
+      store,
+      aggregate: referral,
+      ...(options.blindIndex === undefined ? {} : { blindIndex: options.blindIndex }),
+    })
   let routing: RoutingHooks | null = null
 
   const meta = (ctx: RequestContext): CommandMeta => ({

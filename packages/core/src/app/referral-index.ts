@@ -63,7 +63,7 @@ export const createReferralIndex = (options: {
   readonly store: EventStore
   readonly aggregate: Aggregate<ReferralCommand, ReferralEvent, ReferralState>
   readonly blindIndex?: BlindIndex
-}) => {
+}): ReferralIndex => {
   const states = new Map<ReferralId, { state: ReferralState; version: number; updatedAt: Instant }>()
   const tokens = new Map<string, Set<ReferralId>>()
   let position: GlobalPosition = 0n
@@ -228,4 +228,15 @@ export const createReferralIndex = (options: {
   }
 }
 
-export type ReferralIndex = ReturnType<typeof createReferralIndex>
+/**
+ * The sent/received read model the engine and the HTTP lists use. The in-memory implementation is
+ * `createReferralIndex`; `@referrals/postgres` keeps the same model in PostgreSQL tables.
+ */
+export interface ReferralIndex {
+  /** Catches up with the store: afterwards every event appended before the call is reflected. */
+  readonly refresh: () => Promise<void>
+  readonly list: (q: ReferralListQuery) => Promise<E.Either<'invalid_cursor', ReferralPage>>
+  readonly get: (referralId: ReferralId) => Promise<ReferralSummary | null>
+  readonly unassigned: () => Promise<readonly ReferralSummary[]>
+  readonly open: () => Promise<readonly (ReferralState & { exists: true })[]>
+}
