@@ -291,6 +291,53 @@ describe('RouteReferral', () => {
   })
 })
 
+describe('placement after membership/FTE changes', () => {
+  it('keeps lags across an FTE change, halving them while the start condition fails (by hand)', () => {
+    const pool = new Pool()
+    const ids = Array.from({ length: 10 }, (_, i) => `p${i}`)
+    for (const id of ids) pool.run(sync(id, 1000))
+    // Equal pool, W = 10000: the first five go to p0..p4 (lag −1/2); p5..p9 are owed 1/2 each.
+    expect(pool.routeMany('r', 5)).toEqual(['p0', 'p1', 'p2', 'p3', 'p4'])
+    for (const id of ids.slice(5)) pool.run(sync(id, 10_000))
+    for (const id of ids.slice(0, 5)) pool.run(sync(id, 100))
+    // New W = 50500. Kept as is (±25250/50500), p5..p9 would all be due by slot
+    // ceil(25250/10000) = 3: five referrals in three slots. Halved (±12625): due by ceil(3.79) = 4,
+    // still five in four. Halved again (±6312, rounded toward zero): due by ceil(4.42) = 5 — fits.
+    const lags = poolEngine(pool.state).lags()
+    expect(
+      lags.map((l) => [l.practiceId, l.num * 50_500n === l.den * (l.practiceId < 'p5' ? -6312n : 6312n)]),
+    ).toEqual(ids.map((id) => [id, true]))
+    // The five owed members come first, then the period keeps every lag inside (−1, 1).
+    expect(pool.routeMany('s', 5).sort()).toEqual(ids.slice(5))
+  })
+
+  it('places a batch of changes the same whether or not the pool was ranked in between', () => {
+    const ids = Array.from({ length: 10 }, (_, i) => `p${i}`)
+    const build = (peek: boolean): [string, bigint, bigint][] => {
+      const pool = new Pool()
+      for (const id of ids) pool.run(sync(id, 1000))
+      pool.routeMany('r', 5)
+      // Raised FTEs alone would need halving (see above); lowered again in the same batch they do not.
+      for (const id of ids.slice(5)) pool.run(sync(id, 10_000))
+      if (peek) {
+        // A decision that is never appended (it lost a race) and a look at the lags, mid-batch.
+        poolDecider.decide(route('ghost'), pool.state)
+        poolEngine(pool.state).lags()
+      }
+      for (const id of ids.slice(5)) pool.run(sync(id, 1000))
+      return poolEngine(pool.state)
+        .lags()
+        .map((l) => [l.practiceId, l.num, l.den])
+    }
+    // By hand: the batch as a whole changes no FTE, so every lag is kept: −1/2 for p0..p4, +1/2 after.
+    const halves = (rows: [string, bigint, bigint][]) =>
+      rows.map(([id, n, d]) => [id, (n * 2n) % d === 0n ? (n * 2n) / d : null])
+    const expected = ids.map((id, i) => [id, i < 5 ? -1n : 1n])
+    expect(halves(build(false))).toEqual(expected)
+    expect(halves(build(true))).toEqual(expected)
+  })
+})
+
 describe('declines, direct referrals and releases', () => {
   it('records a decline only by the practice holding the referral, once', () => {
     const pool = new Pool()
