@@ -1,4 +1,5 @@
 export * from './backtest.js'
 export * from './codecs.js'
 export * from './decider.js'
+export type { LagView, MemberView, PoolEngine, Ranking } from './engine.js'
 export * from './explain.js'
