@@ -305,6 +305,30 @@ describe('routing properties (SPEC §3 Routing)', () => {
     )
   })
 
+  it('6. verifiable: a ReferralRouted whose target was changed is the first mismatch, at its position', () => {
+    fc.assert(
+      fc.property(schedule, fc.nat(), fc.nat(), (ops, pick, to) => {
+        const log = [...runSchedule(ops, false).log]
+        const routed = log.flatMap((e, i) => (e.type === 'ReferralRouted' ? [i] : []))
+        fc.pre(routed.length > 0)
+        const position = routed[pick % routed.length] as number
+        const original = log[position] as Extract<PoolEvent, { type: 'ReferralRouted' }>
+        const others = ids(30).filter((id) => id !== original.data.chosenPracticeId)
+        const target = others[to % others.length] as PracticeId
+        log[position] = { ...original, data: { ...original.data, chosenPracticeId: target } }
+        const first = verifyRouting(log).mismatches[0]
+        expect(first).toEqual({
+          position,
+          referralId: original.data.referralId,
+          recorded: target,
+          rederived: original.data.chosenPracticeId,
+          kind: 'target',
+        })
+      }),
+      { numRuns: runs(100) },
+    )
+  })
+
   it('1. deterministic: the order of the excluded ids does not matter', () => {
     fc.assert(
       fc.property(weights, fc.integer({ min: 0, max: 40 }), fc.integer(), (ws, warmup, seed) => {
