@@ -28,6 +28,7 @@ const USAGE = `usage: referrals <command>
   export-audit [--user <id>] [--practice <id>] [--patient <id>] [--from <iso>] [--to <iso>]
                             CSV of PHI reads to stdout
   forget-patient --patient <id>   destroy the patient's data key (PHI becomes unreadable)
+  rebuild-projections       truncate the PostgreSQL read models and replay them from the log
 
 Configuration comes from environment variables (see packages/http/README.md).`
 
@@ -218,6 +219,17 @@ const forgetPatient = async (config: Config, argv: readonly string[]) => {
   })
 }
 
+const rebuildProjections = async (config: Config) =>
+  withRuntime(config, async (runtime) => {
+    if (runtime.readModel === undefined) {
+      info('Nothing to rebuild: read models are kept in memory for this store and rebuilt at every start.')
+      return 0
+    }
+    await runtime.readModel.rebuild()
+    info('Referral read models rebuilt from the event log.')
+    return 0
+  })
+
 export const main = async (argv: readonly string[]): Promise<number> => {
   const [command, ...rest] = argv
   try {
@@ -244,6 +256,8 @@ export const main = async (argv: readonly string[]): Promise<number> => {
         return await exportAudit(config, rest)
       case 'forget-patient':
         return await forgetPatient(config, rest)
+      case 'rebuild-projections':
+        return await rebuildProjections(config)
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command.slice(0, 40))}`)
     }

@@ -13,6 +13,7 @@ import {
   type Instant,
   type PatientKeyStore,
   type Routing,
+  referralAggregate,
   type UserId,
 } from '@referrals/core'
 import {
@@ -24,7 +25,13 @@ import {
   sha256Hasher,
 } from '@referrals/crypto'
 import { createEventStoreDbEventStore } from '@referrals/eventstoredb'
-import { createPostgresEventStore, resolveDatabase } from '@referrals/postgres'
+import {
+  createPostgresEventStore,
+  createPostgresReferralReadModel,
+  type PostgresEventStore,
+  type PostgresReferralReadModel,
+  resolveDatabase,
+} from '@referrals/postgres'
 import type { FastifyInstance } from 'fastify'
 import pg from 'pg'
 import { buildApp, closeGracefully } from './app.js'
@@ -47,6 +54,8 @@ export interface Runtime {
   /** Closes stores and pools, then stops the embedded database if one was started. */
   readonly close: () => Promise<void>
   readonly storeDescription: string
+  /** The PostgreSQL read model of referrals, when the store is PostgreSQL. */
+  readonly readModel: PostgresReferralReadModel | undefined
 }
 
 /**
@@ -72,6 +81,7 @@ export const openRuntime = async (
   let keys: PatientKeyStore
   let idempotency: IdempotencyStore
   let storeDescription: string
+  let postgresStore: PostgresEventStore | undefined
   if (config.store === 'memory') {
     inner = createInMemoryEventStore(options.clock === undefined ? {} : { clock: options.clock })
     keys = createInMemoryPatientKeyStore({ masterKey })
@@ -101,19 +111,33 @@ export const openRuntime = async (
       inner = createEventStoreDbEventStore({ connectionString })
       storeDescription = 'EventStoreDB (keys and idempotency records in PostgreSQL)'
     } else {
-      inner = await createPostgresEventStore({ connectionString: database.connectionString })
+      const pgStore = await createPostgresEventStore({ connectionString: database.connectionString })
+      postgresStore = pgStore
+      inner = pgStore
       storeDescription = database.embedded ? 'embedded PostgreSQL' : 'PostgreSQL (DATABASE_URL)'
     }
   }
   closers.unshift(() => inner.close())
   const store = hashChainedStore(inner, sha256Hasher)
   const cipher = createAesGcmPhiCipher({ keys })
+  const blindIndex = createHmacBlindIndex({ key: blindIndexKey })
+  // On PostgreSQL the sent/received lists live in tables kept by a projection (rebuildable with
+  // `referrals rebuild-projections`); elsewhere in memory, rebuilt from the log at start.
+  const readModel =
+    postgresStore === undefined
+      ? undefined
+      : await createPostgresReferralReadModel({
+          store: postgresStore,
+          aggregate: referralAggregate(undefined, cipher),
+          blindIndex,
+        })
   const engine = createEngine({
     store,
     clock: options.clock ?? systemClock,
     ids: uuidIds,
     cipher,
-    blindIndex: createHmacBlindIndex({ key: blindIndexKey }),
+    blindIndex,
+    ...(readModel === undefined ? {} : { referralIndex: () => readModel }),
   })
   const routing = attachRouting(engine)
   return {
@@ -124,6 +148,7 @@ export const openRuntime = async (
     keys,
     idempotencyStore: encryptedIdempotencyStore(idempotency, masterBytes),
     storeDescription,
+    readModel,
     close: async () => {
       for (const close of closers) await close()
     },

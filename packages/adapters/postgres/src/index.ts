@@ -11,3 +11,4 @@ export {
   migrate,
 } from './migrations.js'
 export * from './projection.js'
+export * from './referral-read-model.js'
