@@ -45,6 +45,8 @@ import { requireActor } from '../auth.js'
 import { setEtag } from '../etag.js'
 import { IntFromQuery, route } from '../openapi/route.js'
 import { httpProblem, ProblemError } from '../problem.js'
+import type { AttachmentStore } from './attachment-store.js'
+import { type AttachmentLimits, DEFAULT_ATTACHMENT_LIMITS, registerAttachmentRoutes } from './attachments.js'
 import { forbidden, must, notFound, pinnedVersion, requestContext } from './failures.js'
 import { accessOf, phiReadAuditor } from './referral-access.js'
 import {
@@ -65,6 +67,10 @@ import {
 export interface ResourceDeps {
   readonly engine: Engine
   readonly routing: Routing
+  /** Encrypted attachment content; without it the attachment routes are not registered. */
+  readonly attachments?: AttachmentStore
+  /** Upload limits (default: 20 MiB; PDF, PNG, JPEG); pass the `Config`. */
+  readonly attachmentLimits?: AttachmentLimits
 }
 
 /** The `data` codec of a `{ type, data }` command payload codec (readonly/exact wrappers peeled). */
@@ -568,6 +574,14 @@ export const registerResourceRoutes =
         return reply.send(`${rows.join('\r\n')}\r\n`)
       },
     })
+
+    if (deps.attachments !== undefined) {
+      await registerAttachmentRoutes(app, {
+        engine,
+        store: deps.attachments,
+        limits: deps.attachmentLimits ?? DEFAULT_ATTACHMENT_LIMITS,
+      })
+    }
   }
 
 /** RFC 4180 quoting, and a leading quote against spreadsheet formula injection. */
