@@ -2,9 +2,17 @@
 import { randomUUID } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
 import {
+  type Aggregate,
+  catalogAggregate,
+  type DomainEvent,
+  decodeStored,
   type EventStore,
+  isSealedPhi,
   type PatientId,
   PhiAccessed,
+  poolAggregate,
+  practiceAggregate,
+  REDACTED,
   readAllEvents,
   type StoredEvent,
   StoreReadError,
@@ -83,6 +91,11 @@ async function* counted(events: AsyncIterable<StoredEvent>, tick: () => void): A
   }
 }
 
+const redactSealed = (data: unknown): unknown =>
+  typeof data === 'object' && data !== null && 'phi' in data && isSealedPhi((data as { phi: unknown }).phi)
+    ? { ...data, phi: REDACTED }
+    : data
+
 const withRuntime = async <A>(config: Config, run: (runtime: Runtime) => Promise<A>): Promise<A> => {
   const runtime = await openRuntime(config)
   try {
@@ -158,28 +171,46 @@ const verify = async (config: Config) =>
   })
 
 /** Decodes every event through its aggregate's catalog (upcasters included) and counts them. */
+/**
+ * Replays the whole store: every event is decoded through its aggregate's catalog (upcasters
+ * included) and folded with the aggregate's `evolve`, stream by stream. PHI is not decrypted
+ * (sealed values are folded as redacted, which every decider accepts), so a replay reads no PHI.
+ */
 const replay = async (config: Config) =>
   withRuntime(config, async (runtime) => {
     const p = progress('replayed')
+    const withoutPhi = {
+      open: async (_ctx: unknown, data: unknown) => redactSealed(data),
+      seal: async (_c: unknown, d: unknown) => d,
+    }
+    const aggregates: Record<string, Aggregate<never, DomainEvent, unknown> | undefined> = {
+      practice: practiceAggregate as unknown as Aggregate<never, DomainEvent, unknown>,
+      catalog: catalogAggregate as unknown as Aggregate<never, DomainEvent, unknown>,
+      referral: { ...runtime.engine.referrals.aggregate, sealer: withoutPhi } as unknown as Aggregate<
+        never,
+        DomainEvent,
+        unknown
+      >,
+      pool: poolAggregate() as unknown as Aggregate<never, DomainEvent, unknown>,
+    }
+    const states = new Map<string, unknown>()
     const counts = new Map<string, number>()
-    const aggregates = { referral: runtime.engine.referrals.aggregate } as const
     for await (const e of counted(readAllEvents(runtime.store as EventStore), p.tick)) {
       const category = e.streamId.slice(0, e.streamId.indexOf('-'))
-      if (category === 'referral') {
-        const decoded = aggregates.referral.catalog.decode({
-          type: e.type,
-          schemaVersion: e.schemaVersion,
-          data: e.data,
-        })
-        if (E.isLeft(decoded) && decoded.left.code === 'event.unknown_schema_version') {
-          throw new Error(`cannot replay ${e.streamId} v${e.version}: ${decoded.left.message}`)
-        }
-      }
       counts.set(category, (counts.get(category) ?? 0) + 1)
+      const aggregate = aggregates[category]
+      if (aggregate === undefined) continue
+      const decoded = await decodeStored(aggregate, e)
+      if (E.isLeft(decoded))
+        throw new Error(`cannot replay ${e.streamId} version ${e.version}: ${decoded.left.message}`)
+      states.set(
+        e.streamId,
+        aggregate.decider.evolve(states.get(e.streamId) ?? aggregate.decider.initialState, decoded.right),
+      )
     }
     p.stop()
-    await runtime.engine.referralIndex.refresh()
-    for (const [category, n] of [...counts].sort()) write(`${category}\t${n}\n`)
+    for (const [category, n] of [...counts].sort()) write(`${category}\t${n} events\n`)
+    write(`${states.size} aggregates folded\n`)
     return 0
   })
 
