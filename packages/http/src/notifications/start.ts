@@ -1,0 +1,214 @@
+import {
+  type Clock,
+  createDeadlineScheduler,
+  type Engine,
+  type EventStore,
+  millisOf,
+  type ReferralResponsePolicy,
+} from '@referrals/core'
+import {
+  type Channel,
+  createDecisionLinks,
+  createOutboxProjector,
+  createPostgresOutbox,
+  createPostgresPreferences,
+  createPostgresUsedLinks,
+  type DecisionLinks,
+  deliverDue,
+  inMemoryOutbox,
+  inMemoryPreferences,
+  inMemoryUsedLinks,
+  type OutboxStore,
+  type PreferencesStore,
+  type RetryPolicy,
+  runScheduler,
+  smtpChannel,
+  webhookChannel,
+} from '@referrals/notify'
+import type { FastifyInstance } from 'fastify'
+import type pg from 'pg'
+import type { Config, Env } from '../config.js'
+import { safeErrorLogFields } from '../problem.js'
+import { registerNotificationRoutes } from './routes.js'
+import { type NotificationSettings, readNotificationSettings } from './settings.js'
+import { guardWebhookChannel, type ResolveHost } from './webhook-url.js'
+
+/** What notifications need from the service runtime (`Runtime` from `server.ts` fits). */
+export interface NotificationRuntime {
+  readonly config: Config
+  readonly store: EventStore
+  readonly engine: Engine
+  /** The runtime's PostgreSQL pool, when it has one: outbox, preferences and used links go there. */
+  readonly pool?: pg.Pool | undefined
+}
+
+/** Where loop failures are reported: error class and code only, never a message (it may hold values). */
+export interface NotificationLog {
+  readonly warn: (fields: Record<string, unknown>, message: string) => void
+}
+
+export interface StartNotificationsOptions {
+  /** Default: the engine's clock. Deadlines, delivery times and link expiry all read it. */
+  readonly clock?: Clock
+  /** Environment to read the settings from (default `process.env`). */
+  readonly env?: Env
+  /** Settings instead of reading the environment. */
+  readonly settings?: NotificationSettings
+  /** Must be the engine's response policy (default: the core's default policy). */
+  readonly responsePolicy?: ReferralResponsePolicy
+  readonly schedulerIntervalMs?: number
+  readonly deliveryIntervalMs?: number
+  /** Wait before restarting the outbox projector after a failed event (default 30 s). */
+  readonly projectorRestartMs?: number
+  readonly retryPolicy?: RetryPolicy
+  /** PostgreSQL schema of the notification tables (default `notify`). */
+  readonly schema?: string
+  readonly log?: NotificationLog
+  /** Host name resolution for the webhook address check (tests). */
+  readonly resolveHost?: ResolveHost
+}
+
+export interface Notifications {
+  /** Stops the loops and the projector (running ticks finish first) and closes the SMTP transport. */
+  readonly stop: () => Promise<void>
+  /** The notification routes on the same stores: pass to `buildApp({ registerRoutes })`. */
+  readonly registerRoutes: (app: FastifyInstance) => Promise<void>
+  readonly outbox: OutboxStore
+  readonly preferences: PreferencesStore
+  readonly links: DecisionLinks
+  readonly settings: NotificationSettings
+}
+
+/**
+ * Starts notifications on a runtime: the deadline scheduler loop (reminders and expiries), the
+ * outbox projector (a checkpointed subscription turning committed events into deliveries) and the
+ * delivery loop over the webhook channel (always) and email (when `SMTP_URL` is set). With a
+ * PostgreSQL pool the outbox, preferences and used links are tables in schema `notify`, shared by
+ * every process; otherwise they are in memory. Settings are read from the environment (see
+ * `readNotificationSettings`); a bad setting throws `NotificationConfigError` before anything starts.
+ */
+export const startNotifications = async (
+  runtime: NotificationRuntime,
+  options: StartNotificationsOptions = {},
+): Promise<Notifications> => {
+  const settings = options.settings ?? readNotificationSettings(runtime.config, options.env)
+  const clock = options.clock ?? runtime.engine.clock
+  const nowMs = () => millisOf(clock.now())
+  const log = options.log
+  const report = (where: string) => (error: unknown) =>
+    log?.warn({ component: `notifications.${where}`, ...safeErrorLogFields(error) }, `${where} failed`)
+
+  const pool = runtime.pool
+  const schema = options.schema === undefined ? {} : { schema: options.schema }
+  const outbox = pool === undefined ? inMemoryOutbox() : await createPostgresOutbox({ pool, ...schema })
+  const preferences =
+    pool === undefined ? inMemoryPreferences() : await createPostgresPreferences({ pool, ...schema })
+  const usedStore =
+    pool === undefined ? inMemoryUsedLinks() : await createPostgresUsedLinks({ pool, ...schema })
+  const links = createDecisionLinks({ secret: settings.decisionLinkSecret, clock, usedStore })
+
+  const basePath = settings.publicBaseUrl.pathname.replace(/\/+$/, '')
+  const baseUrl = `${settings.publicBaseUrl.origin}${basePath}/decision-links`
+
+  let stopped = false
+  let restartTimer: NodeJS.Timeout | undefined
+  const projector = createOutboxProjector({
+    store: runtime.store,
+    engine: runtime.engine,
+    outbox,
+    preferences,
+    clock,
+    ...(settings.webhookSecret === undefined ? {} : { webhookSecret: settings.webhookSecret }),
+    decisionLinks: { links, baseUrl },
+    onError: (error) => {
+      report('projector')(error)
+      // The subscription stopped before the failed event; try again later from there.
+      if (!stopped)
+        restartTimer = setTimeout(() => {
+          if (!stopped) projector.start()
+        }, options.projectorRestartMs ?? 30_000)
+    },
+  })
+
+  const smtp = settings.smtp === undefined ? undefined : smtpChannel(settings.smtp)
+  const webhook = guardWebhookChannel(
+    webhookChannel({ nowSeconds: () => Math.floor(nowMs() / 1000) }),
+    settings.webhookPolicy,
+    ...(options.resolveHost === undefined ? [] : [options.resolveHost]),
+  )
+  const channels = new Map<string, Channel<never>>([['webhook', webhook]])
+  if (smtp !== undefined) channels.set('email', smtp)
+
+  const scheduler = createDeadlineScheduler(runtime.engine, {
+    clock,
+    ...(options.responsePolicy === undefined ? {} : { policy: options.responsePolicy }),
+  })
+  const controller = new AbortController()
+  const { signal } = controller
+
+  projector.start()
+  const loops = [
+    runScheduler({
+      intervalMs: options.schedulerIntervalMs ?? settings.schedulerIntervalMs,
+      signal,
+      onError: report('deadlines'),
+      tick: async () => {
+        const result = await scheduler.tick()
+        for (const failure of result.failures)
+          log?.warn(
+            {
+              component: 'notifications.deadlines',
+              deadlineId: failure.deadlineId,
+              ...codeOf(failure.error),
+            },
+            'deadline command failed',
+          )
+        return result
+      },
+    }),
+    runScheduler({
+      intervalMs: options.deliveryIntervalMs ?? settings.deliveryIntervalMs,
+      signal,
+      onError: report('delivery'),
+      tick: () =>
+        deliverDue({
+          outbox,
+          channels,
+          nowMs: nowMs(),
+          ...(options.retryPolicy === undefined ? {} : { policy: options.retryPolicy }),
+        }),
+    }),
+  ]
+
+  return {
+    stop: async () => {
+      if (stopped) return
+      stopped = true
+      clearTimeout(restartTimer)
+      controller.abort()
+      await Promise.all(loops)
+      await projector.stop()
+      smtp?.close()
+    },
+    registerRoutes: registerNotificationRoutes({
+      engine: runtime.engine,
+      outbox,
+      preferences,
+      links,
+      webhookPolicy: settings.webhookPolicy,
+      basePath,
+    }),
+    outbox,
+    preferences,
+    links,
+    settings,
+  }
+}
+
+const codeOf = (error: unknown): Record<string, unknown> => {
+  const e = error as { readonly code?: unknown; readonly _tag?: unknown }
+  return {
+    ...(typeof e.code === 'string' ? { errorCode: e.code } : {}),
+    ...(typeof e._tag === 'string' ? { errorTag: e._tag } : {}),
+  }
+}
