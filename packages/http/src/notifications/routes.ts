@@ -43,7 +43,11 @@ export interface NotificationRouteDeps {
 }
 
 const PracticeParams = t.type({ practiceId: PracticeId })
-const TokenParams = t.type({ token: t.string })
+/**
+ * A link token (~250 characters) is longer than Fastify's default limit for a path parameter (100),
+ * so the decision-link routes take it as the wildcard segment, which has no such limit.
+ */
+const TokenParams = t.type({ '*': t.string })
 const TokenQuery = t.type({ token: t.string })
 const DeadLetterQuery = t.partial({ limit: IntFromQuery })
 
@@ -227,7 +231,7 @@ export const registerNotificationRoutes =
         ? []
         : parsed.errors.map((e) => {
             const at = e.indexOf(': ')
-            return { path: `body.${e.slice(0, at)}`, expected: e.slice(at + 2) }
+            return { path: `body.${e.slice(0, at)}`, expected: e.slice(at + 2).replace(/^expected /, '') }
           })
       const webhook = body.channels?.webhook
       if (
@@ -341,12 +345,12 @@ export const registerNotificationRoutes =
       route(scope, {
         ...pageDoc,
         method: 'GET',
-        url: '/decision-links/:token',
+        url: '/decision-links/*',
         summary: 'Confirmation page of an accept/decline link from a notification (no token needed)',
         description:
           'Checks the link without using it (mail scanners open links): the POST to the same address acts.',
         params: TokenParams,
-        handler: async ({ params }, _request, reply) => confirm(params.token, reply),
+        handler: async ({ params }, _request, reply) => confirm(params['*'], reply),
       })
 
       route(scope, {
@@ -361,14 +365,14 @@ export const registerNotificationRoutes =
       route(scope, {
         ...pageDoc,
         method: 'POST',
-        url: '/decision-links/:token',
+        url: '/decision-links/*',
         summary: 'Accept or decline the referral of a link (single use)',
         description:
           'Uses the link, then accepts or declines (reason code `other`) as a staff member of the linked practice, if the linked delivery is still the pending one. Answers with a small HTML page: accepted/declined 200, stale 409, expired or used 410, invalid 400.',
         params: TokenParams,
         successStatus: 200,
         handler: async ({ params }, _request, reply) => {
-          const verified = await links.verify(params.token)
+          const verified = await links.verify(params['*'])
           if (!verified.ok) return sendOutcome(reply, verified.reason)
           const { claims } = verified
           const version = await isCurrent(claims)
