@@ -88,6 +88,8 @@ export interface PostgresEventStore extends EventStore {
   ) => Promise<{ readonly events: readonly StoredEvent[]; readonly horizon: GlobalPosition }>
   /** Highest position written so far (0n when empty), whatever its visibility. */
   readonly lastPosition: () => Promise<GlobalPosition>
+  /** Registers work `close()` awaits before ending the pool (used by projections to stop). */
+  readonly onClose: (stop: () => Promise<void>) => void
 }
 
 interface EventRow {
@@ -234,6 +236,7 @@ export const createPostgresEventStore = async (
   }
   let closed = false
   const active = new Set<Subscription>()
+  const closers: (() => Promise<void>)[] = []
 
   const attempt =
     <A>(
@@ -431,6 +434,9 @@ export const createPostgresEventStore = async (
     schema,
     readAllWithHorizon,
     lastPosition,
+    onClose: (stop) => {
+      closers.push(stop)
+    },
     capabilities: { atomicMultiStreamAppend: true },
     append,
     appendMany,
@@ -466,6 +472,7 @@ export const createPostgresEventStore = async (
       if (closed) return
       closed = true
       await Promise.all([...active].map((sub) => sub.stop()))
+      await Promise.all(closers.map((stop) => stop().catch(() => undefined)))
       if (ownsPool) await pool.end()
     },
   }

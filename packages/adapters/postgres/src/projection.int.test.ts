@@ -121,3 +121,18 @@ it('runs in the background until stopped', async () => {
   expect(await counts(name)).toEqual({ [cat]: 5 })
   expect(errors).toEqual([])
 })
+
+it('closing the store stops its running projections without reporting errors', async () => {
+  const own = await createPostgresEventStore({ connectionString: db.url })
+  const cat = uniqueCategory()
+  const projection = await createPostgresProjection(
+    own,
+    countsDefinition(`p${uniqueCategory()}`, [`${cat}-`]),
+  )
+  const errors: unknown[] = []
+  projection.start({ pollIntervalMs: 5, onError: (e) => errors.push(e) })
+  await new Promise((r) => setTimeout(r, 50))
+  await own.close()
+  await new Promise((r) => setTimeout(r, 50))
+  expect(errors).toEqual([])
+})

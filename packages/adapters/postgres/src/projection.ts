@@ -188,6 +188,7 @@ export const createPostgresProjection = async (
       running = undefined
     },
   }
+  store.onClose(projection.stop)
   const registry = registries.get(store) ?? new Map<string, PostgresProjection>()
   registry.set(definition.name, projection)
   registries.set(store, registry)
