@@ -1,0 +1,278 @@
+/**
+ * The load generator of the HTTP benchmark. Starts `server.ts` in a child process on a fresh data
+ * directory, then runs autocannon scenarios against it one after the other:
+ *
+ * - `noop`: `GET /bench/noop` with a token — the framework and its hooks, no domain work (baseline);
+ * - `health`: `GET /health` — public, no token (the framework alone);
+ * - `send`: `POST /referrals`, choose-for-me, a new referral id and `Idempotency-Key` per request;
+ * - `accept`: `POST /referrals/:id/accept` by the owner of the practice each sent referral was
+ *   routed to (each referral accepted once);
+ * - `get`: `GET /referrals/:id` by the sender (PHI decrypted, the read audited).
+ *
+ * Prints a table and writes `bench/results/http-load{,-quick}.{json,md}`.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import { DEMO, demoReferralBody } from '../../packages/http/src/demo.js'
+import { markdownTable, type Scenario, scenarioOf, withRatios } from './report.js'
+import type { ReadyMessage } from './server.js'
+
+interface Plan {
+  readonly quick: boolean
+  readonly connections: number
+  readonly warmupS: number
+  readonly noopS: number
+  readonly healthS: number
+  readonly sendS: number
+  readonly getS: number
+}
+
+const planOf = (argv: readonly string[]): Plan => {
+  const quick = argv.includes('--quick')
+  const i = argv.indexOf('--connections')
+  const connections = i >= 0 ? Number(argv[i + 1]) : 8
+  if (!Number.isInteger(connections) || connections < 1 || connections > 256)
+    throw new Error('--connections takes an integer 1-256')
+  return quick
+    ? { quick, connections, warmupS: 1, noopS: 3, healthS: 2, sendS: 4, getS: 3 }
+    : { quick, connections, warmupS: 3, noopS: 10, healthS: 5, sendS: 15, getS: 10 }
+}
+
+interface Sent {
+  readonly referralId: string
+  readonly recipientPracticeId: string | null
+  readonly status: string
+}
+
+const startServer = async (
+  dataDir: string,
+): Promise<{ child: ChildProcess; ready: ReadyMessage; exited: Promise<unknown> }> => {
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(new URL('./load.ts', import.meta.url))],
+    {
+      env: {
+        ...process.env,
+        REFERRALS_BENCH_ROLE: 'server',
+        REFERRALS_DATA_DIR: dataDir,
+        REFERRALS_STORE: 'postgres',
+        // One user sends thousands of requests a minute here; the limiter would answer 429.
+        RATE_LIMIT_MAX: '1000000',
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  )
+  const exited = new Promise((resolve) => child.on('exit', resolve))
+  const ready = await new Promise<ReadyMessage>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the server did not start within 120 s')), 120_000)
+    child.on('message', (message) => {
+      if ((message as { kind?: unknown }).kind === 'ready') {
+        clearTimeout(timer)
+        resolve(message as ReadyMessage)
+      }
+    })
+    void exited.then(() => {
+      clearTimeout(timer)
+      reject(new Error('the server exited before it was ready'))
+    })
+  })
+  return { child, ready, exited }
+}
+
+const stopServer = async (child: ChildProcess, exited: Promise<unknown>) => {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  child.send({ kind: 'stop' })
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+  await exited
+  clearTimeout(timer)
+}
+
+const cannon = (options: autocannon.Options): Promise<autocannon.Result> =>
+  new Promise((resolve, reject) => {
+    autocannon(options, (error, result) => (error ? reject(error) : resolve(result)))
+  })
+
+export const runHttpBench = async (argv: readonly string[]): Promise<number> => {
+  const plan = planOf(argv)
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'referrals-bench-http-'))
+  // Started by root, the embedded server runs as `postgres` and must traverse the directory.
+  await chmod(dataDir, 0o711)
+  const started = Date.now()
+  const loadBefore = loadavg()[0] ?? 0
+  const server = await startServer(dataDir)
+  const { port, tokens, storeDescription } = server.ready
+  const url = `http://127.0.0.1:${port}`
+  const senderToken = tokens[DEMO.clinic.owner] as string
+  const ownerOf = new Map<string, string>(DEMO.specialists.map((s) => [s.practiceId, s.owner]))
+  console.log(
+    `HTTP benchmark${plan.quick ? ' (quick)' : ''}: ${storeDescription}, ${plan.connections} connections, server ready after ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  )
+
+  const scenarios: Scenario[] = []
+  const notes: string[] = []
+  const sent: Sent[] = []
+  const auth = { authorization: `Bearer ${senderToken}` }
+  const base = { url, connections: plan.connections }
+
+  const sendRequest = (): autocannon.Request => ({
+    method: 'POST',
+    path: '/referrals',
+    setupRequest: (request) => {
+      const referralId = randomUUID()
+      return {
+        ...request,
+        headers: { ...auth, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+        body: JSON.stringify(demoReferralBody(referralId)),
+      }
+    },
+    onResponse: (status, body) => {
+      if (status !== 201) return
+      const r = JSON.parse(body) as Sent
+      sent.push({ referralId: r.referralId, recipientPracticeId: r.recipientPracticeId, status: r.status })
+    },
+  })
+
+  const run = async (name: string, request: string, options: autocannon.Options) => {
+    const result = await cannon(options)
+    const s = scenarioOf(name, request, plan.connections, result)
+    scenarios.push(s)
+    console.log(
+      `  ${name.padEnd(7)} ${String(s.requestsPerSecond).padStart(8)} req/s  p50 ${s.latencyMs.p50} ms  p99 ${s.latencyMs.p99} ms  (${s.ok} ok, ${s.non2xx} non-2xx, ${s.errors} errors)`,
+    )
+  }
+
+  let exitCode = 0
+  try {
+    // Warm-up (not reported): JIT, connection pools, the routing projection.
+    await cannon({ ...base, url: `${url}/bench/noop`, duration: plan.warmupS, headers: auth })
+    await cannon({ ...base, duration: plan.warmupS, requests: [sendRequest()] })
+
+    await run('noop', 'GET /bench/noop (authenticated, no domain work)', {
+      ...base,
+      url: `${url}/bench/noop`,
+      duration: plan.noopS,
+      headers: auth,
+    })
+    await run('health', 'GET /health (public)', { ...base, url: `${url}/health`, duration: plan.healthS })
+    const sentBefore = sent.length
+    await run('send', 'POST /referrals (choose-for-me, new id per request)', {
+      ...base,
+      duration: plan.sendS,
+      requests: [sendRequest()],
+    })
+    const fromSend = sent.slice(sentBefore)
+    const misrouted = fromSend.filter(
+      (s) =>
+        s.status !== 'pending' ||
+        !ownerOf.has(s.recipientPracticeId ?? '') ||
+        s.recipientPracticeId === 'ortho-south-d',
+    )
+    if (misrouted.length > 0)
+      notes.push(`${misrouted.length} sent referrals were not pending at a north specialist`)
+
+    const queue = sent.filter((s) => s.status === 'pending' && ownerOf.has(s.recipientPracticeId ?? ''))
+    let fallbacks = 0
+    if (queue.length > 0) {
+      await run('accept', 'POST /referrals/:id/accept (by the routed-to specialist)', {
+        ...base,
+        amount: queue.length,
+        requests: [
+          {
+            method: 'POST',
+            setupRequest: (request) => {
+              const next = queue.pop()
+              if (next === undefined) {
+                fallbacks++
+                return { ...request, method: 'GET', path: '/bench/noop', headers: auth }
+              }
+              const owner = ownerOf.get(next.recipientPracticeId ?? '') as string
+              return {
+                ...request,
+                path: `/referrals/${next.referralId}/accept`,
+                headers: {
+                  authorization: `Bearer ${tokens[owner] as string}`,
+                  'content-type': 'application/json',
+                  'idempotency-key': randomUUID(),
+                },
+                body: '{}',
+              }
+            },
+          },
+        ],
+      })
+    }
+    if (fallbacks > 0) notes.push(`accept: ${fallbacks} requests had no referral left and hit /bench/noop`)
+
+    let next = 0
+    await run('get', 'GET /referrals/:id (sender, PHI read and audited)', {
+      ...base,
+      duration: plan.getS,
+      requests: [
+        {
+          method: 'GET',
+          setupRequest: (request) => {
+            const r = sent[next++ % sent.length] as Sent
+            return { ...request, path: `/referrals/${r.referralId}`, headers: auth }
+          },
+        },
+      ],
+    })
+  } finally {
+    // autocannon ends a timed run with requests still in flight (their connections are dropped);
+    // let their handlers finish before the database is stopped.
+    await new Promise((resolve) => setTimeout(resolve, 2_000))
+    await stopServer(server.child, server.exited)
+    await rm(dataDir, { recursive: true, force: true })
+  }
+
+  for (const s of scenarios) {
+    if (s.non2xx > 0 || s.errors > 0) {
+      notes.push(
+        `${s.name}: ${s.non2xx} non-2xx responses and ${s.errors} errors — figures are not trustworthy`,
+      )
+      exitCode = 1
+    }
+  }
+  const rows = withRatios(scenarios, 'noop')
+  const table = markdownTable(rows)
+  const cpu = cpus()
+  const machine = {
+    node: process.version,
+    platform: `${process.platform}/${process.arch}`,
+    cpus: cpu.length,
+    cpuModel: cpu[0]?.model ?? 'unknown',
+    loadAverage1m: {
+      before: Math.round(loadBefore * 100) / 100,
+      after: Math.round((loadavg()[0] ?? 0) * 100) / 100,
+    },
+  }
+  if (loadBefore > cpu.length)
+    notes.push(
+      `the machine was busy (1-minute load average ${machine.loadAverage1m.before} on ${cpu.length} CPUs at the start): figures are lower and noisier than on an idle machine`,
+    )
+  const finishedAt = new Date().toISOString()
+  const name = plan.quick ? 'http-load-quick' : 'http-load'
+  const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
+  await writeFile(
+    path.join(resultsDir, `${name}.json`),
+    `${JSON.stringify({ benchmark: 'http-load', quick: plan.quick, finishedAt, machine, store: storeDescription, connections: plan.connections, baseline: 'noop', scenarios: rows, notes }, null, 2)}\n`,
+  )
+  const md =
+    `# HTTP load (${finishedAt}${plan.quick ? ', quick' : ''})\n\n` +
+    `${storeDescription}; ${plan.connections} connections; load generator and server on the same machine ` +
+    `(${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, 1-min load average ${machine.loadAverage1m.before} before, ${machine.loadAverage1m.after} after). Latencies in ms; ratios against \`noop\`. ` +
+    'See `bench/http/README.md`.\n\n' +
+    table +
+    (notes.length > 0 ? `\n${notes.map((n) => `- ${n}`).join('\n')}\n` : '')
+  await writeFile(path.join(resultsDir, `${name}.md`), md)
+  console.log(`\n${table}`)
+  for (const n of notes) console.log(`note: ${n}`)
+  console.log(`wrote bench/results/${name}.json and bench/results/${name}.md`)
+  return exitCode
+}

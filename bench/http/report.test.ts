@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest'
+import { type CannonFigures, markdownTable, scenarioOf, withRatios } from './report.js'
+
+const figures = (
+  p50: number,
+  p99: number,
+  rps: number,
+  over: Partial<CannonFigures> = {},
+): CannonFigures => ({
+  latency: { p50, p90: p50 + 1, p99, average: p50 + 0.123, max: p99 + 10 },
+  requests: { average: rps },
+  duration: 10.004,
+  '2xx': rps * 10,
+  non2xx: 0,
+  errors: 0,
+  timeouts: 0,
+  ...over,
+})
+
+describe('HTTP benchmark report', () => {
+  it('takes latency percentiles, throughput and counts from an autocannon result', () => {
+    const s = scenarioOf(
+      'send',
+      'POST /referrals',
+      8,
+      figures(12, 40, 250.04, { errors: 2, timeouts: 1, non2xx: 3 }),
+    )
+    expect(s).toEqual({
+      name: 'send',
+      request: 'POST /referrals',
+      connections: 8,
+      durationS: 10,
+      ok: 2500.4,
+      non2xx: 3,
+      errors: 3,
+      requestsPerSecond: 250,
+      latencyMs: { p50: 12, p90: 13, p99: 40, mean: 12.12, max: 50 },
+    })
+  })
+
+  it('relates every scenario to the baseline: latency multiples and how many times fewer requests per second', () => {
+    const rows = withRatios(
+      [
+        scenarioOf('noop', 'GET /bench/noop', 8, figures(2, 8, 4000)),
+        scenarioOf('send', 'POST /referrals', 8, figures(30, 100, 250)),
+      ],
+      'noop',
+    )
+    expect(rows[0]?.vsBaseline).toBeNull()
+    expect(rows[1]?.vsBaseline).toEqual({ p50: 15, p99: 12.5, throughput: 16 })
+  })
+
+  it('leaves ratios out when the baseline is missing or a divisor is zero', () => {
+    const send = scenarioOf('send', 'POST /referrals', 8, figures(30, 100, 250))
+    expect(withRatios([send], 'noop')[0]?.vsBaseline).toBeNull()
+    const zero = scenarioOf('noop', 'GET /bench/noop', 8, figures(0, 8, 4000))
+    expect(withRatios([zero, send], 'noop')[1]?.vsBaseline).toBeNull()
+  })
+
+  it('renders one Markdown row per scenario with a dash for the baseline ratios', () => {
+    const table = markdownTable(
+      withRatios(
+        [
+          scenarioOf('noop', 'GET /bench/noop', 8, figures(2, 8, 4000)),
+          scenarioOf('get', 'GET /referrals/:id', 8, figures(6, 24, 1000)),
+        ],
+        'noop',
+      ),
+    )
+    const lines = table.trimEnd().split('\n')
+    expect(lines).toHaveLength(4)
+    expect(lines[2]).toBe(
+      '| noop | GET /bench/noop | 8 | 4000 | 2 | 3 | 8 | 18 | 40000 | 0 | 0 | — | — | — |',
+    )
+    expect(lines[3]).toBe(
+      '| get | GET /referrals/:id | 8 | 1000 | 6 | 7 | 24 | 34 | 10000 | 0 | 0 | 3× | 3× | 4× |',
+    )
+  })
+})

@@ -1,0 +1,104 @@
+/**
+ * Figures of one HTTP benchmark run: per scenario the latency percentiles and requests per second
+ * autocannon measured, and the ratios to the framework baseline (`/bench/noop`). Pure functions,
+ * so the table and the ratios are tested without a server.
+ */
+
+/** The part of an autocannon result the report uses (latencies in ms, requests per second). */
+export interface CannonFigures {
+  readonly latency: {
+    readonly p50: number
+    readonly p90: number
+    readonly p99: number
+    readonly average: number
+    readonly max: number
+  }
+  readonly requests: { readonly average: number }
+  /** Seconds. */
+  readonly duration: number
+  readonly '2xx': number
+  readonly non2xx: number
+  readonly errors: number
+  readonly timeouts: number
+}
+
+export interface Scenario {
+  readonly name: string
+  /** e.g. `POST /referrals (choose-for-me)`. */
+  readonly request: string
+  readonly connections: number
+  readonly durationS: number
+  readonly ok: number
+  readonly non2xx: number
+  readonly errors: number
+  readonly requestsPerSecond: number
+  readonly latencyMs: {
+    readonly p50: number
+    readonly p90: number
+    readonly p99: number
+    readonly mean: number
+    readonly max: number
+  }
+}
+
+export interface ScenarioWithRatios extends Scenario {
+  /** Relative to the baseline: `p50 / baseline p50`, `p99 / baseline p99`, `baseline rps / rps`. */
+  readonly vsBaseline: { readonly p50: number; readonly p99: number; readonly throughput: number } | null
+}
+
+const round = (x: number, digits: number): number => {
+  const f = 10 ** digits
+  return Math.round(x * f) / f
+}
+
+export const scenarioOf = (
+  name: string,
+  request: string,
+  connections: number,
+  r: CannonFigures,
+): Scenario => ({
+  name,
+  request,
+  connections,
+  durationS: round(r.duration, 2),
+  ok: r['2xx'],
+  non2xx: r.non2xx,
+  errors: r.errors + r.timeouts,
+  requestsPerSecond: round(r.requests.average, 1),
+  latencyMs: {
+    p50: r.latency.p50,
+    p90: r.latency.p90,
+    p99: r.latency.p99,
+    mean: round(r.latency.average, 2),
+    max: r.latency.max,
+  },
+})
+
+/** Ratios to the scenario named `baseline`; `null` for the baseline itself or when undefined (0). */
+export const withRatios = (scenarios: readonly Scenario[], baseline: string): ScenarioWithRatios[] => {
+  const base = scenarios.find((s) => s.name === baseline)
+  return scenarios.map((s) => {
+    if (base === undefined || s.name === baseline) return { ...s, vsBaseline: null }
+    const ratio = (a: number, b: number) => (b > 0 ? round(a / b, 2) : Number.NaN)
+    const vsBaseline = {
+      p50: ratio(s.latencyMs.p50, base.latencyMs.p50),
+      p99: ratio(s.latencyMs.p99, base.latencyMs.p99),
+      throughput: ratio(base.requestsPerSecond, s.requestsPerSecond),
+    }
+    return Object.values(vsBaseline).some(Number.isNaN) ? { ...s, vsBaseline: null } : { ...s, vsBaseline }
+  })
+}
+
+const cell = (x: number | null, suffix = ''): string => (x === null ? '—' : `${x}${suffix}`)
+
+/** The Markdown table of a run (one row per scenario). */
+export const markdownTable = (scenarios: readonly ScenarioWithRatios[]): string => {
+  const header =
+    '| scenario | request | conns | req/s | p50 ms | p90 ms | p99 ms | max ms | ok | non-2xx | errors | p50 × noop | p99 × noop | noop req/s ÷ req/s |\n' +
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n'
+  const rows = scenarios.map(
+    (s) =>
+      `| ${s.name} | ${s.request} | ${s.connections} | ${s.requestsPerSecond} | ${s.latencyMs.p50} | ${s.latencyMs.p90} | ${s.latencyMs.p99} | ${s.latencyMs.max} | ${s.ok} | ${s.non2xx} | ${s.errors} | ${cell(s.vsBaseline?.p50 ?? null, '×')} | ${cell(s.vsBaseline?.p99 ?? null, '×')} | ${cell(s.vsBaseline?.throughput ?? null, '×')} |`,
+  )
+  return `${header}${rows.join('\n')}\n`
+}
