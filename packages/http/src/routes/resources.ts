@@ -228,6 +228,14 @@ export const registerResourceRoutes =
         handler: async ({ params, body: data }, request, reply) => {
           const payload = PracticeCommandPayload.decode({ type, data })
           if (E.isLeft(payload)) throw new ProblemError(httpProblem('bad_request'))
+          // Like the GET: a practice's existence is not disclosed to users outside it.
+          const actor = requireActor(request)
+          if (
+            !isMemberOf(actor, params.practiceId) &&
+            !hasPlatformRole(actor, 'admin') &&
+            !hasPlatformRole(actor, 'auditor')
+          )
+            throw notFound('Practice')
           const pinned = pinnedVersion(request)
           must(
             await engine.practices.execute(
@@ -393,6 +401,9 @@ export const registerResourceRoutes =
         handler: async ({ params, body: data }, request, reply) => {
           const payload = ReferralCommandPayload.decode({ type, data: data ?? {} })
           if (E.isLeft(payload)) throw new ProblemError(httpProblem('bad_request'))
+          // Like the GET: a referral's existence is not disclosed to users outside it.
+          const loaded = must(await engine.referrals.load(params.referralId)())
+          if (accessOf(requireActor(request), loaded.state) === 'none') throw notFound('Referral')
           const pinned = pinnedVersion(request)
           const r = await engine.referrals.execute(
             params.referralId,
