@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest'
+import { testConfig } from '../testing.js'
+import { NotificationConfigError, readNotificationSettings } from './settings.js'
+
+const MASTER_KEY = Buffer.alloc(32, 3).toString('base64')
+const dev = testConfig({ REFERRALS_MASTER_KEY: MASTER_KEY })
+const production = { ...dev, production: true }
+
+const problemsOf = (fn: () => unknown): readonly string[] => {
+  try {
+    fn()
+  } catch (error) {
+    if (error instanceof NotificationConfigError) return error.problems
+    throw error
+  }
+  throw new Error('expected a NotificationConfigError')
+}
+
+describe('readNotificationSettings', () => {
+  it('has development defaults: the service address, a derived link key, http and no private hosts', () => {
+    const s = readNotificationSettings(dev, {})
+    expect(s.publicBaseUrl.href).toBe('http://127.0.0.1:3000/')
+    expect(s.decisionLinkSecret).toHaveLength(32)
+    expect(s.webhookSecret).toBeUndefined()
+    expect(s.smtp).toBeUndefined()
+    expect(s.webhookPolicy).toEqual({ httpsOnly: false, allowPrivate: false })
+    expect([s.schedulerIntervalMs, s.deliveryIntervalMs]).toEqual([30_000, 5_000])
+  })
+
+  it('parses SMTP_URL with credentials and requires TLS in production', () => {
+    const s = readNotificationSettings(production, {
+      PUBLIC_BASE_URL: 'https://referrals.example',
+      SMTP_URL: 'smtp://mailer:p%40ss@mail.example.com',
+      SMTP_FROM: 'Referrals <no-reply@referrals.example>',
+      NOTIFY_SCHEDULER_INTERVAL: '1m',
+      NOTIFY_DELIVERY_INTERVAL: '500ms',
+    })
+    expect(s.smtp).toEqual({
+      host: 'mail.example.com',
+      port: 587,
+      secure: false,
+      requireTLS: true,
+      auth: { user: 'mailer', pass: 'p@ss' },
+      from: 'Referrals <no-reply@referrals.example>',
+    })
+    expect(s.webhookPolicy).toEqual({ httpsOnly: true, allowPrivate: false })
+    expect([s.schedulerIntervalMs, s.deliveryIntervalMs]).toEqual([60_000, 500])
+    expect(
+      readNotificationSettings(dev, { SMTP_URL: 'smtps://mail.example.com', SMTP_FROM: 'a@b.example' }).smtp,
+    ).toMatchObject({ port: 465, secure: true, requireTLS: false })
+  })
+
+  it('lists every problem by variable name, never the values', () => {
+    const secretish = 'short-canary-secret'
+    const problems = problemsOf(() =>
+      readNotificationSettings(production, {
+        DECISION_LINK_SECRET: secretish,
+        NOTIFY_WEBHOOK_SECRET: 'tiny',
+        SMTP_URL: 'http://canary-host',
+        NOTIFY_ALLOW_PRIVATE_WEBHOOKS: 'yes',
+        NOTIFY_DELIVERY_INTERVAL: 'soon',
+      }),
+    )
+    expect(problems.map((p) => p.split(' ')[0])).toEqual([
+      'PUBLIC_BASE_URL',
+      'DECISION_LINK_SECRET',
+      'NOTIFY_WEBHOOK_SECRET',
+      'SMTP_FROM',
+      'SMTP_URL',
+      'NOTIFY_ALLOW_PRIVATE_WEBHOOKS',
+      'NOTIFY_DELIVERY_INTERVAL',
+    ])
+    expect(problems.join('\n')).not.toContain(secretish)
+    expect(problems.join('\n')).not.toContain('canary-host')
+    expect(
+      problemsOf(() => readNotificationSettings(production, { PUBLIC_BASE_URL: 'http://referrals.example' })),
+    ).toHaveLength(1)
+  })
+
+  it('needs a link secret when there is no master key', () => {
+    const noKey = testConfig()
+    expect(problemsOf(() => readNotificationSettings(noKey, {}))).toEqual([
+      'DECISION_LINK_SECRET is required when no master key is configured',
+    ])
+    expect(
+      readNotificationSettings(noKey, { DECISION_LINK_SECRET: 'k'.repeat(32) }).decisionLinkSecret,
+    ).toEqual(Buffer.from('k'.repeat(32)))
+  })
+})
