@@ -1,6 +1,6 @@
 import * as E from 'fp-ts/lib/Either.js'
 import { describe, expect, it } from 'vitest'
-import { type ReferralId, unsafeId } from '../shared/ids.js'
+import { type ReferralId, type StreamId, unsafeId } from '../shared/ids.js'
 import { createWorld } from '../testing/world.js'
 
 const rid = (s: string) => unsafeId<ReferralId>(s)
@@ -81,5 +81,37 @@ describe('routing process manager (engine + pool decider + referral decider)', (
     const holders = await Promise.all(Array.from({ length: 12 }, (_, i) => w.holderOf(`c-${i}`)))
     expect(holders.filter((h) => h === 'spec-a')).toHaveLength(6)
     expect(holders.filter((h) => h === 'spec-b')).toHaveLength(6)
+  })
+
+  it('re-files a referral whose category changed: released from the old pool, re-routed in the new one after a decline', async () => {
+    const w = await createWorld()
+    await w.addSpecialist('spec-a', 1)
+    await w.addSpecialist('spec-b', 1)
+    await w.send('r-1')
+    const holder = String(await w.holderOf('r-1'))
+    await w.must(
+      w.engine.referrals.execute(
+        rid('r-1'),
+        { type: 'ChangeCategory', data: { category: { categoryId: w.ids.hip } } },
+        await w.as(w.ownerOf(holder)),
+      ),
+    )
+    const poolEvents = async (key: string) => {
+      const read = await w.store.readStream(unsafeId<StreamId>(`pool-north:ortho:${key}:*`))()
+      return E.isRight(read) ? read.right.map((e) => e.type) : []
+    }
+    expect(await poolEvents('knee')).toContain('ReferralReleased')
+    expect(await poolEvents('hip')).toContain('DirectReferralRecorded')
+    await w.must(
+      w.engine.referrals.execute(
+        rid('r-1'),
+        { type: 'DeclineReferral', data: { reasonCode: 'out_of_scope' } },
+        await w.as(w.ownerOf(holder)),
+      ),
+    )
+    const next = await w.holderOf('r-1')
+    expect(next).not.toBeNull()
+    expect(next).not.toBe(holder)
+    expect(await poolEvents('hip')).toEqual(expect.arrayContaining(['ReferralReleased', 'ReferralRouted']))
   })
 })

@@ -160,6 +160,11 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
         })
         if (E.isLeft(declined)) return declined
       }
+      // Re-filed here after a category change and then declined: the pool lets go of it.
+      if (entry?.state === 'direct' && r.declinedBy.includes(entry.practiceId)) {
+        const released = run({ type: 'ReleaseReferral', data: { referralId } })
+        if (E.isLeft(released)) return released
+      }
       if (r.status !== 'unassigned') return E.right({ kind: 'not_needed' })
 
       const after = poolEngine(poolState).referral(referralId)
@@ -275,8 +280,69 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
     }
   }
 
+  /** Applies one pool command to a pool stream on its own (expected version, retried on conflict). */
+  const onPool = async (
+    streamId: StreamId,
+    body: PoolCommandBody,
+    ctx: RequestContext,
+  ): Promise<E.Either<CommandFailure, void>> => {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const loaded = await loadAggregate(pool, store, streamId)()
+      if (E.isLeft(loaded)) return loaded
+      const meta = systemMeta(ctx)
+      const decided = pool.decider.decide(
+        { ...body, meta } as PoolCommandBody & { meta: CommandMeta },
+        loaded.right.state,
+      )
+      if (E.isLeft(decided)) return decided
+      if (decided.right.length === 0) return E.right(undefined)
+      const events = await toNewEvents(pool, ids, streamId, loaded.right.state, decided.right, meta)
+      const v = loaded.right.version
+      const written = await store.append({
+        streamId,
+        expected: v === 0 ? expected.noStream : expected.exact(v),
+        events,
+      })()
+      if (E.isRight(written)) return E.right(undefined)
+      if (written.left._tag !== 'WrongExpectedVersion') return written
+    }
+    return E.left({
+      _tag: 'StoreUnavailable',
+      reason: 'timeout',
+      message: 'pool stream kept changing; gave up',
+    })
+  }
+
+  /**
+   * A category change re-files the referral: the old pool releases it (its holder's count is
+   * refunded) and, while a practice holds it, the new pool records it as held by that practice
+   * (counted toward its load per the policy's `countDirectReferrals`). Both steps are idempotent.
+   */
+  const refile = async (referralId: ReferralId, ctx: RequestContext): Promise<void> => {
+    const loaded = await engine.referrals.load(referralId)()
+    if (E.isLeft(loaded) || !loaded.right.state.exists) return
+    const r = loaded.right.state
+    // Only right after the change; a crash in between is repaired by the next category change.
+    if (loaded.right.events.at(-1)?.type !== 'ReferralCategoryChanged') return
+    if (r.previousCategory === null || r.route !== 'pooled') return
+    const oldKey = poolKeyOf({ ...r, category: r.previousCategory })
+    await onPool(
+      unsafeId<StreamId>(poolStreamName(oldKey)),
+      { type: 'ReleaseReferral', data: { referralId } },
+      ctx,
+    )
+    if (r.recipientPracticeId !== null) {
+      await onPool(
+        unsafeId<StreamId>(poolStreamName(poolKeyOf(r))),
+        { type: 'RecordDirectReferral', data: { referralId, practiceId: r.recipientPracticeId } },
+        ctx,
+      )
+    }
+  }
+
   engine.useRouting({
     afterReferralChange: async (referralId, ctx) => {
+      await refile(referralId, ctx)
       await route(referralId, ctx)
     },
     afterPracticeChange: async (_practiceId, ctx) => {
