@@ -1,4 +1,12 @@
-import { type PracticeId, type ReferralId, type UserId, unsafeId } from '@referrals/core'
+import {
+  type EventStore,
+  type PracticeId,
+  type ReferralId,
+  readAllEvents,
+  type StoredEvent,
+  type UserId,
+  unsafeId,
+} from '@referrals/core'
 import { createWorld } from '@referrals/core/testing'
 import {
   createDecisionLinks,
@@ -10,6 +18,13 @@ import {
 import { afterEach, describe, expect, it } from 'vitest'
 import { buildTestApp, type TestApp } from '../testing.js'
 import { registerNotificationRoutes } from './routes.js'
+
+/** Every stored event, in global order. */
+const eventsOf = async (store: EventStore): Promise<StoredEvent[]> => {
+  const events: StoredEvent[] = []
+  for await (const event of readAllEvents(store)) events.push(event)
+  return events
+}
 
 const LINK_SECRET = 'decision-link-test-secret-0123456789abcdef'
 const HOUR = 3_600_000
@@ -283,7 +298,7 @@ describe('notification routes (inject, in-memory engine)', () => {
       expect(accepted.headers['content-type']).toContain('text/html')
       expect(accepted.body).toContain('Referral accepted')
       expect(await ctx.world.statusOf('r-1')).toBe('accepted')
-      const event = ctx.world.store.snapshot().find((e) => e.type === 'ReferralAccepted')
+      const event = (await eventsOf(ctx.world.store)).find((e) => e.type === 'ReferralAccepted')
       expect(event?.metadata.actor).toEqual({
         kind: 'user',
         userId: 'decision-link',
@@ -295,7 +310,7 @@ describe('notification routes (inject, in-memory engine)', () => {
       const again = await post(ctx, token)
       expect(again.statusCode).toBe(410)
       expect(again.body).toContain('Link already used')
-      expect(ctx.world.store.snapshot().filter((e) => e.type === 'ReferralAccepted')).toHaveLength(1)
+      expect((await eventsOf(ctx.world.store)).filter((e) => e.type === 'ReferralAccepted')).toHaveLength(1)
     })
 
     it('declines with reason code other, and the pooled referral is re-routed', async () => {
@@ -304,7 +319,7 @@ describe('notification routes (inject, in-memory engine)', () => {
       const declined = await post(ctx, token)
       expect(declined.statusCode).toBe(200)
       expect(declined.body).toContain('Referral declined')
-      const event = ctx.world.store.snapshot().find((e) => e.type === 'ReferralDeclined')
+      const event = (await eventsOf(ctx.world.store)).find((e) => e.type === 'ReferralDeclined')
       expect(event?.data).toMatchObject({ practiceId: holder, reasonCode: 'other', deliveryNo: 1 })
       expect(await ctx.world.statusOf('r-1')).toBe('pending')
       expect(await ctx.world.holderOf('r-1')).not.toBe(holder)

@@ -1,11 +1,14 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import {
+  type EventStore,
   type Instant,
   manualClock,
   millisOf,
   type PracticeId,
   type ReferralId,
+  readAllEvents,
+  type StoredEvent,
   unsafeId,
 } from '@referrals/core'
 import { createWorld } from '@referrals/core/testing'
@@ -14,6 +17,13 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { openRuntime } from '../server.js'
 import { testConfig } from '../testing.js'
 import { type Notifications, startNotifications } from './start.js'
+
+/** Every stored event, in global order. */
+const eventsOf = async (store: EventStore): Promise<StoredEvent[]> => {
+  const events: StoredEvent[] = []
+  for await (const event of readAllEvents(store)) events.push(event)
+  return events
+}
 
 const WEBHOOK_SECRET = 'whsec_start_test_0123456789'
 const MASTER_KEY = Buffer.alloc(32, 7).toString('base64')
@@ -96,7 +106,7 @@ describe('startNotifications on the in-memory runtime', () => {
       timeout: 5_000,
       interval: 20,
     })
-    const reminders = world.store.snapshot().filter((e) => e.type === 'ResponseReminderIssued')
+    const reminders = (await eventsOf(world.store)).filter((e) => e.type === 'ResponseReminderIssued')
     expect(reminders).toHaveLength(1)
     expect(reminders[0]?.metadata.actor).toEqual({ kind: 'system', component: 'scheduler' })
 
@@ -117,7 +127,7 @@ describe('startNotifications on the in-memory runtime', () => {
     const count = received.length
     await new Promise((resolve) => setTimeout(resolve, 100))
     expect(received.length).toBe(count)
-    expect(world.store.snapshot().filter((e) => e.type === 'ResponseReminderIssued')).toHaveLength(1)
+    expect((await eventsOf(world.store)).filter((e) => e.type === 'ResponseReminderIssued')).toHaveLength(1)
     expect(await world.holderOf('r-1')).toBe(specA)
   })
 
