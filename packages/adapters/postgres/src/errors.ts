@@ -1,4 +1,5 @@
 import type { StoreError } from '@referrals/core'
+import type pg from 'pg'
 
 /**
  * Thrown (never returned) where the port has no `Either`: opening a store, running migrations,
@@ -120,4 +121,34 @@ export const toStoreError = (error: unknown, operation: string): StoreError => {
 export const isRetryable = (error: unknown): boolean => {
   const code = (error as PgLikeError | null)?.code
   return code === '23505' || code === '40001' || code === '40P01'
+}
+
+export interface CheckedOutClient {
+  readonly client: pg.PoolClient
+  /** The error the connection reported while checked out, if any. */
+  readonly failure: () => unknown
+  /** Returns the client to the pool (destroying it if asked or if its connection failed). */
+  readonly release: (destroy?: boolean) => void
+}
+
+/**
+ * `pool.connect()` with an 'error' listener for as long as the client is checked out: pg-pool
+ * removes its own listener on checkout, and a connection terminated between two queries would
+ * otherwise raise an unhandled 'error' event and end the process.
+ */
+export const checkout = async (pool: pg.Pool): Promise<CheckedOutClient> => {
+  const client = await pool.connect()
+  let failure: unknown
+  const onError = (error: unknown) => {
+    failure = error
+  }
+  client.on('error', onError)
+  return {
+    client,
+    failure: () => failure,
+    release: (destroy = false) => {
+      client.removeListener('error', onError)
+      client.release(destroy || failure !== undefined)
+    },
+  }
 }

@@ -329,4 +329,29 @@ describe('checkpoints and subscriptions', () => {
       await writer.close()
     }
   })
+
+  it('stops through onError, without crashing, when its lock connection is terminated', async () => {
+    const cat = uniqueCategory()
+    const subscriptionId = `terminated-${cat}`
+    const errors: unknown[] = []
+    const subscription = store.subscribe({
+      subscriptionId,
+      streamPrefixes: [`${cat}-`],
+      handler: async () => undefined,
+      onError: (e) => errors.push(e),
+    })
+    await subscription.caughtUp()
+    const holder = await store.pool.query<{ pid: number }>(
+      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted
+         AND objid::bigint = (hashtext($1)::bigint & 4294967295)`,
+      [subscriptionId],
+    )
+    expect(holder.rows).toHaveLength(1)
+    await store.pool.query('SELECT pg_terminate_backend($1)', [holder.rows[0]?.pid])
+    await ok(store.append({ streamId: stream(cat, 1), expected: expected.any, events: [newEvent()] }))
+    for (let i = 0; i < 200 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    await subscription.stop()
+    expect(errors).toHaveLength(1)
+    expect(errors[0]).toBeInstanceOf(PostgresStoreError)
+  })
 })

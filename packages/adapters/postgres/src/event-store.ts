@@ -19,7 +19,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import type { TaskEither } from 'fp-ts/lib/TaskEither.js'
 import pg from 'pg'
 import { createPostgresCheckpointStore } from './checkpoints.js'
-import { isRetryable, PostgresStoreError, toStoreError } from './errors.js'
+import { checkout, isRetryable, PostgresStoreError, toStoreError } from './errors.js'
 import { DEFAULT_SCHEMA, migrate, POSITION_TX_SHIFT, quoteSchema } from './migrations.js'
 import { startSubscription } from './subscription.js'
 
@@ -328,7 +328,7 @@ export const createPostgresEventStore = async (
         return sa < sb ? -1 : sa > sb ? 1 : a - b
       })
     return attempt('appendMany', async () => {
-      const client = await pool.connect()
+      const { client, release } = await checkout(pool)
       let broken = false
       try {
         await client.query('BEGIN')
@@ -356,7 +356,7 @@ export const createPostgresEventStore = async (
         })
         throw error
       } finally {
-        client.release(broken)
+        release(broken)
       }
     })
   }

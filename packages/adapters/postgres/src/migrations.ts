@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { PostgresStoreError, toStoreError } from './errors.js'
+import { type CheckedOutClient, checkout, PostgresStoreError, toStoreError } from './errors.js'
 
 /** A schema name safe to splice into SQL once quoted: lower-case identifier, at most 63 bytes. */
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/
@@ -183,12 +183,13 @@ export interface MigrateResult {
 export const migrate = async (pool: pg.Pool, options: MigrateOptions = {}): Promise<MigrateResult> => {
   const schemaName = options.schema ?? DEFAULT_SCHEMA
   const s = quoteSchema(schemaName)
-  let client: pg.PoolClient
+  let checkedOut: CheckedOutClient
   try {
-    client = await pool.connect()
+    checkedOut = await checkout(pool)
   } catch (error) {
     throw new PostgresStoreError(toStoreError(error, 'migrate'))
   }
+  const { client } = checkedOut
   try {
     await client.query('BEGIN')
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [
@@ -228,6 +229,6 @@ export const migrate = async (pool: pg.Pool, options: MigrateOptions = {}): Prom
     if (error instanceof PostgresStoreError) throw error
     throw new PostgresStoreError(toStoreError(error, 'migrate'))
   } finally {
-    client.release()
+    checkedOut.release()
   }
 }

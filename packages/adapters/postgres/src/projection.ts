@@ -1,6 +1,6 @@
 import type { GlobalPosition, StoredEvent } from '@referrals/core'
 import type pg from 'pg'
-import { PostgresStoreError, toStoreError } from './errors.js'
+import { type CheckedOutClient, checkout, PostgresStoreError, toStoreError } from './errors.js'
 import type { PostgresEventStore } from './event-store.js'
 import { quoteSchema } from './migrations.js'
 
@@ -69,12 +69,13 @@ export const createPostgresProjection = async (
   const tables = Object.keys(definition.tables).map(quoteTable)
 
   const transaction = async <A>(operation: string, f: (client: pg.PoolClient) => Promise<A>): Promise<A> => {
-    let client: pg.PoolClient
+    let checkedOut: CheckedOutClient
     try {
-      client = await pool.connect()
+      checkedOut = await checkout(pool)
     } catch (error) {
       throw new PostgresStoreError(toStoreError(error, operation))
     }
+    const { client } = checkedOut
     let broken = false
     try {
       await client.query('BEGIN')
@@ -91,7 +92,7 @@ export const createPostgresProjection = async (
       })
       throw error
     } finally {
-      client.release(broken)
+      checkedOut.release(broken)
     }
   }
 

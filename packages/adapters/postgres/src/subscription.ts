@@ -6,6 +6,7 @@ import type {
   Subscription,
 } from '@referrals/core'
 import type pg from 'pg'
+import { type CheckedOutClient, checkout, PostgresStoreError, toStoreError } from './errors.js'
 
 export interface SubscriptionDeps {
   readonly pool: pg.Pool
@@ -54,7 +55,7 @@ export const startSubscription = (deps: SubscriptionDeps, options: SubscribeOpti
   let drainedBelow: GlobalPosition = -1n
   let waiters: Waiter[] = []
   let wakeSleeper: (() => void) | undefined
-  let lockClient: pg.PoolClient | undefined
+  let lock: CheckedOutClient | undefined
 
   const settleWaiters = () => {
     const still: Waiter[] = []
@@ -89,7 +90,9 @@ export const startSubscription = (deps: SubscriptionDeps, options: SubscribeOpti
   const unregister = deps.registerWaker(wake)
 
   const acquireLock = async (): Promise<boolean> => {
-    lockClient = await deps.pool.connect()
+    lock = await checkout(deps.pool)
+    const lockClient = lock.client
+    lockClient.on('error', wake)
     while (!stopped) {
       const r = await lockClient.query<{ locked: boolean }>(
         'SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS locked',
@@ -112,6 +115,12 @@ export const startSubscription = (deps: SubscriptionDeps, options: SubscribeOpti
     let saved = await deps.checkpoints.load(options.subscriptionId)
     position = saved ?? 0n
     while (!stopped) {
+      // Without its connection the advisory lock is gone and another worker may take over: stop.
+      if (lock?.failure() !== undefined) {
+        throw new PostgresStoreError(
+          toStoreError(lock.failure(), `subscription ${options.subscriptionId} lost its lock connection`),
+        )
+      }
       const { events, horizon } = await deps.read(position, batchSize, options.streamPrefixes)
       for (const event of events) {
         if (stopped) return
@@ -136,8 +145,9 @@ export const startSubscription = (deps: SubscriptionDeps, options: SubscribeOpti
       done = true
       unregister()
       // Destroying the connection releases the advisory lock whatever state the session is in.
-      lockClient?.release(true)
-      lockClient = undefined
+      lock?.client.removeListener('error', wake)
+      lock?.release(true)
+      lock = undefined
       settleWaiters()
       deps.onStopped()
     })
