@@ -19,7 +19,14 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { DEMO, demoReferralBody } from '../../packages/http/src/demo.js'
-import { markdownTable, type Scenario, scenarioOf, withRatios } from './report.js'
+import {
+  latencyByPoolSize,
+  markdownTable,
+  type Scenario,
+  type SendSample,
+  scenarioOf,
+  withRatios,
+} from './report.js'
 import type { ReadyMessage } from './server.js'
 
 interface Plan {
@@ -28,6 +35,7 @@ interface Plan {
   readonly warmupS: number
   readonly noopS: number
   readonly healthS: number
+  readonly send1S: number
   readonly sendS: number
   readonly getS: number
 }
@@ -39,8 +47,8 @@ const planOf = (argv: readonly string[]): Plan => {
   if (!Number.isInteger(connections) || connections < 1 || connections > 256)
     throw new Error('--connections takes an integer 1-256')
   return quick
-    ? { quick, connections, warmupS: 1, noopS: 3, healthS: 2, sendS: 4, getS: 3 }
-    : { quick, connections, warmupS: 3, noopS: 10, healthS: 5, sendS: 15, getS: 10 }
+    ? { quick, connections, warmupS: 1, noopS: 3, healthS: 2, send1S: 3, sendS: 4, getS: 3 }
+    : { quick, connections, warmupS: 3, noopS: 10, healthS: 5, send1S: 8, sendS: 15, getS: 10 }
 }
 
 interface Sent {
@@ -93,9 +101,15 @@ const stopServer = async (child: ChildProcess, exited: Promise<unknown>) => {
   clearTimeout(timer)
 }
 
-const cannon = (options: autocannon.Options): Promise<autocannon.Result> =>
+/** Runs autocannon; `onLatency` gets every response's status and latency (ms). */
+const cannon = (
+  options: autocannon.Options,
+  onLatency?: (status: number, ms: number) => void,
+): Promise<autocannon.Result> =>
   new Promise((resolve, reject) => {
-    autocannon(options, (error, result) => (error ? reject(error) : resolve(result)))
+    const instance = autocannon(options, (error, result) => (error ? reject(error) : resolve(result)))
+    if (onLatency !== undefined)
+      instance.on('response', (_client, status, _bytes, ms) => onLatency(status, ms))
   })
 
 export const runHttpBench = async (argv: readonly string[]): Promise<number> => {
@@ -117,6 +131,11 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
   const scenarios: Scenario[] = []
   const notes: string[] = []
   const sent: Sent[] = []
+  const sendSamples: SendSample[] = []
+  let pooled = 0
+  const sampleSend = (status: number, ms: number) => {
+    if (status === 201) sendSamples.push({ poolSize: pooled, ms })
+  }
   const auth = { authorization: `Bearer ${senderToken}` }
   const base = { url, connections: plan.connections }
 
@@ -135,12 +154,19 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
       if (status !== 201) return
       const r = JSON.parse(body) as Sent
       sent.push({ referralId: r.referralId, recipientPracticeId: r.recipientPracticeId, status: r.status })
+      // Every demo send goes to the same pool (orthopedics / north / knee).
+      if (r.status === 'pending') pooled++
     },
   })
 
-  const run = async (name: string, request: string, options: autocannon.Options) => {
-    const result = await cannon(options)
-    const s = scenarioOf(name, request, plan.connections, result)
+  const run = async (
+    name: string,
+    request: string,
+    options: autocannon.Options,
+    onLatency?: (status: number, ms: number) => void,
+  ) => {
+    const result = await cannon(options, onLatency)
+    const s = scenarioOf(name, request, options.connections ?? plan.connections, result)
     scenarios.push(s)
     console.log(
       `  ${name.padEnd(7)} ${String(s.requestsPerSecond).padStart(8)} req/s  p50 ${s.latencyMs.p50} ms  p99 ${s.latencyMs.p99} ms  (${s.ok} ok, ${s.non2xx} non-2xx, ${s.errors} errors)`,
@@ -151,7 +177,7 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
   try {
     // Warm-up (not reported): JIT, connection pools, the routing projection.
     await cannon({ ...base, url: `${url}/bench/noop`, duration: plan.warmupS, headers: auth })
-    await cannon({ ...base, duration: plan.warmupS, requests: [sendRequest()] })
+    await cannon({ ...base, duration: plan.warmupS, requests: [sendRequest()] }, sampleSend)
 
     await run('noop', 'GET /bench/noop (authenticated, no domain work)', {
       ...base,
@@ -161,11 +187,18 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     })
     await run('health', 'GET /health (public)', { ...base, url: `${url}/health`, duration: plan.healthS })
     const sentBefore = sent.length
-    await run('send', 'POST /referrals (choose-for-me, new id per request)', {
-      ...base,
-      duration: plan.sendS,
-      requests: [sendRequest()],
-    })
+    await run(
+      'send-1',
+      'POST /referrals (choose-for-me), one connection: no contention',
+      { ...base, connections: 1, duration: plan.send1S, requests: [sendRequest()] },
+      sampleSend,
+    )
+    await run(
+      'send',
+      'POST /referrals (choose-for-me, new id per request)',
+      { ...base, duration: plan.sendS, requests: [sendRequest()] },
+      sampleSend,
+    )
     const fromSend = sent.slice(sentBefore)
     const misrouted = fromSend.filter(
       (s) =>
@@ -173,8 +206,13 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
         !ownerOf.has(s.recipientPracticeId ?? '') ||
         s.recipientPracticeId === 'ortho-south-d',
     )
-    if (misrouted.length > 0)
-      notes.push(`${misrouted.length} sent referrals were not pending at a north specialist`)
+    if (misrouted.length > 0) {
+      const byStatus = new Map<string, number>()
+      for (const m of misrouted) byStatus.set(m.status, (byStatus.get(m.status) ?? 0) + 1)
+      notes.push(
+        `${misrouted.length} of ${fromSend.length} sent referrals were not pending at a north specialist (${[...byStatus].map(([k, v]) => `${v} ${k}`).join(', ')})`,
+      )
+    }
 
     const queue = sent.filter((s) => s.status === 'pending' && ownerOf.has(s.recipientPracticeId ?? ''))
     let fallbacks = 0
@@ -241,6 +279,11 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
   }
   const rows = withRatios(scenarios, 'noop')
   const table = markdownTable(rows)
+  const byPoolSize = latencyByPoolSize(sendSamples, plan.quick ? 25 : 50)
+  const poolTable =
+    '| referrals already in the pool | sends | p50 ms | p90 ms |\n|---|--:|--:|--:|\n' +
+    byPoolSize.map((b) => `| ${b.poolSizeFrom}–${b.poolSizeTo} | ${b.n} | ${b.p50} | ${b.p90} |`).join('\n') +
+    '\n'
   const cpu = cpus()
   const machine = {
     node: process.version,
@@ -261,7 +304,7 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
   const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
   await writeFile(
     path.join(resultsDir, `${name}.json`),
-    `${JSON.stringify({ benchmark: 'http-load', quick: plan.quick, finishedAt, machine, store: storeDescription, connections: plan.connections, baseline: 'noop', scenarios: rows, notes }, null, 2)}\n`,
+    `${JSON.stringify({ benchmark: 'http-load', quick: plan.quick, finishedAt, machine, store: storeDescription, connections: plan.connections, baseline: 'noop', scenarios: rows, sendLatencyByPoolSize: byPoolSize, notes }, null, 2)}\n`,
   )
   const md =
     `# HTTP load (${finishedAt}${plan.quick ? ', quick' : ''})\n\n` +
@@ -269,9 +312,11 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     `(${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, 1-min load average ${machine.loadAverage1m.before} before, ${machine.loadAverage1m.after} after). Latencies in ms; ratios against \`noop\`. ` +
     'See `bench/http/README.md`.\n\n' +
     table +
+    '\nSend latency (warm-up, `send-1` and `send` together) against the number of referrals the pool had already routed:\n\n' +
+    poolTable +
     (notes.length > 0 ? `\n${notes.map((n) => `- ${n}`).join('\n')}\n` : '')
   await writeFile(path.join(resultsDir, `${name}.md`), md)
-  console.log(`\n${table}`)
+  console.log(`\n${table}\n${poolTable}`)
   for (const n of notes) console.log(`note: ${n}`)
   console.log(`wrote bench/results/${name}.json and bench/results/${name}.md`)
   return exitCode

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { type CannonFigures, markdownTable, scenarioOf, withRatios } from './report.js'
+import {
+  type CannonFigures,
+  latencyByPoolSize,
+  markdownTable,
+  percentile,
+  scenarioOf,
+  withRatios,
+} from './report.js'
 
 const figures = (
   p50: number,
@@ -75,5 +82,29 @@ describe('HTTP benchmark report', () => {
     expect(lines[3]).toBe(
       '| get | GET /referrals/:id | 8 | 1000 | 6 | 7 | 24 | 34 | 10000 | 0 | 0 | 3× | 3× | 4× |',
     )
+  })
+})
+
+describe('send latency by pool size', () => {
+  it('uses nearest-rank percentiles', () => {
+    expect(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.5)).toBe(5)
+    expect(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9)).toBe(9)
+    expect(percentile([7], 0.99)).toBe(7)
+    expect(percentile([], 0.5)).toBeNaN()
+  })
+
+  it('groups samples into consecutive pool-size buckets in order', () => {
+    const samples = [
+      { poolSize: 0, ms: 10 },
+      { poolSize: 1, ms: 30 },
+      { poolSize: 2, ms: 20 },
+      { poolSize: 7, ms: 100 },
+      { poolSize: 5, ms: 80 },
+    ]
+    expect(latencyByPoolSize(samples, 3)).toEqual([
+      { poolSizeFrom: 0, poolSizeTo: 2, n: 3, p50: 20, p90: 30 },
+      { poolSizeFrom: 3, poolSizeTo: 5, n: 1, p50: 80, p90: 80 },
+      { poolSizeFrom: 6, poolSizeTo: 8, n: 1, p50: 100, p90: 100 },
+    ])
   })
 })

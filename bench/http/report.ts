@@ -102,3 +102,50 @@ export const markdownTable = (scenarios: readonly ScenarioWithRatios[]): string 
   )
   return `${header}${rows.join('\n')}\n`
 }
+
+/** One send's latency and how many pooled referrals the pool stream already held when it was answered. */
+export interface SendSample {
+  readonly poolSize: number
+  readonly ms: number
+}
+
+export interface LatencyBucket {
+  readonly poolSizeFrom: number
+  readonly poolSizeTo: number
+  readonly n: number
+  readonly p50: number
+  readonly p90: number
+}
+
+/** Nearest-rank percentile of ascending `sorted` (`q` in 0..1). */
+export const percentile = (sorted: readonly number[], q: number): number => {
+  if (sorted.length === 0) return Number.NaN
+  const rank = Math.max(1, Math.ceil(q * sorted.length))
+  return sorted[Math.min(rank, sorted.length) - 1] as number
+}
+
+/**
+ * Send latency by pool size, in buckets of `size` consecutive pool sizes (0..size-1, size..2·size-1, …);
+ * percentiles rounded to 0.1 ms.
+ */
+export const latencyByPoolSize = (samples: readonly SendSample[], size: number): LatencyBucket[] => {
+  const buckets = new Map<number, number[]>()
+  for (const s of samples) {
+    const b = Math.floor(s.poolSize / size)
+    const list = buckets.get(b) ?? []
+    list.push(s.ms)
+    buckets.set(b, list)
+  }
+  return [...buckets.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([b, list]) => {
+      const sorted = [...list].sort((x, y) => x - y)
+      return {
+        poolSizeFrom: b * size,
+        poolSizeTo: b * size + size - 1,
+        n: sorted.length,
+        p50: round(percentile(sorted, 0.5), 1),
+        p90: round(percentile(sorted, 0.9), 1),
+      }
+    })
+}
