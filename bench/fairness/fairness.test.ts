@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest'
+import { fifoWaits, gini, jainIndex, runAll, runScenario, type Scenario } from './harness.js'
+import { markdownTable, svgChart } from './report.js'
+
+const equalPool = (n: number, referrals: number): Scenario => ({
+  name: 'tiny-equal',
+  description: 'test',
+  seed: 42,
+  initial: Array.from({ length: n }, (_, i) => ({ id: `p${i}`, fteMilli: 1000, networks: null })),
+  referrals,
+  changes: [],
+})
+
+describe('metric functions (hand-computed)', () => {
+  it("Jain's index: 1 for equal values, 1/n when one member has everything, 0.8 for [1, 3]", () => {
+    expect(jainIndex([5, 5, 5, 5])).toBe(1)
+    expect(jainIndex([4, 0, 0, 0])).toBeCloseTo(0.25, 12)
+    // (1 + 3)² / (2 · (1 + 9)) = 16 / 20
+    expect(jainIndex([1, 3])).toBeCloseTo(0.8, 12)
+  })
+
+  it('Gini: 0 for equal values, (n − 1)/n when one member has everything, 0.25 for [1, 3]', () => {
+    expect(gini([7, 7, 7])).toBe(0)
+    expect(gini([0, 0, 0, 9])).toBeCloseTo(0.75, 12)
+    // mean absolute difference over all ordered pairs = (0 + 2 + 2 + 0) / 4 = 1; / (2 · mean 2)
+    expect(gini([3, 1])).toBeCloseTo(0.25, 12)
+  })
+
+  it('FIFO waits: a patient waits for the one before at the same specialist only', () => {
+    // a: arrives 0 (needs 3), arrives 1 → starts 3 (waits 2), needs 1; b: arrives 2, free → 0;
+    // a: arrives 10, a is free since 4 → 0.
+    expect(fifoWaits([0, 1, 2, 10], ['a', 'a', 'b', 'a'], [3, 1, 5, 2])).toEqual([0, 2, 0, 0])
+  })
+})
+
+describe('a tiny static pool through the harness', () => {
+  const scenario = equalPool(4, 40)
+
+  it('round-robin never sends two consecutive referrals to one specialist', () => {
+    const m = runScenario(scenario, 'round-robin')
+    expect(m.longestRun).toBe(1)
+    expect(Object.values(m.counts)).toEqual([10, 10, 10, 10])
+  })
+
+  it('ours keeps |lag| below 1, equal counts (Jain 1, Gini 0, spread 0) and no run longer than 1', () => {
+    const m = runScenario(scenario, 'ours')
+    expect(m.maxAbsLag).toBeLessThan(1)
+    expect(Object.values(m.counts)).toEqual([10, 10, 10, 10])
+    expect(m.jain).toBe(1)
+    expect(m.gini).toBe(0)
+    expect(m.normalisedSpread).toBe(0)
+    expect(m.longestRun).toBe(1)
+    expect(m.unrouted).toBe(0)
+  })
+
+  it('ours keeps |lag| below 1 with mixed FTE, and counts follow FTE (4 : 2 : 1 : 1 of 80)', () => {
+    const mixed: Scenario = {
+      ...scenario,
+      initial: [
+        { id: 'a', fteMilli: 1000, networks: null },
+        { id: 'b', fteMilli: 500, networks: null },
+        { id: 'c', fteMilli: 250, networks: null },
+        { id: 'd', fteMilli: 250, networks: null },
+      ],
+      referrals: 80,
+    }
+    const m = runScenario(mixed, 'ours')
+    expect(m.maxAbsLag).toBeLessThan(1)
+    expect(m.counts).toEqual({ a: 40, b: 20, c: 10, d: 10 })
+  })
+
+  it('plain least-count floods a newcomer; ours does not', () => {
+    const joins: Scenario = {
+      ...scenario,
+      referrals: 60,
+      changes: [
+        { before: 40, op: { kind: 'join', specialist: { id: 'p9', fteMilli: 1000, networks: null } } },
+      ],
+    }
+    const naive = runScenario(joins, 'least-count')
+    const ours = runScenario(joins, 'ours')
+    // After 40 referrals the four members hold 10 each: the newcomer gets the next 10 in a row.
+    expect(naive.longestRunAfterJoin).toBe(10)
+    expect(ours.longestRunAfterJoin).toBe(1)
+    expect(ours.maxAbsLag).toBeLessThan(1)
+  })
+
+  it('declined offers are re-routed to someone else; a referral all four declined is unrouted', () => {
+    const m = runScenario({ ...scenario, declineRate: 0.3 }, 'ours')
+    const placed = Object.values(m.counts).reduce((s, c) => s + c, 0)
+    expect(placed + m.unrouted).toBe(40)
+    expect(placed).toBeGreaterThan(30)
+    // an unrouted referral was offered to all four members
+    expect(m.offers).toBeGreaterThanOrEqual(placed + 4 * m.unrouted)
+    expect(m.offers).toBeGreaterThan(40)
+  })
+})
+
+describe('the full harness at a small scale', () => {
+  it('is deterministic and renders a table row and a bar per run', () => {
+    const a = runAll(0.05)
+    const b = runAll(0.05)
+    expect(a).toEqual(b)
+    expect(a).toHaveLength(8 * 5)
+    expect(markdownTable(a).split('\n')).toHaveLength(2 + 40)
+    expect(svgChart(a, 't').match(/<rect [^>]*><title>/g)).toHaveLength(4 * 40)
+  })
+})
