@@ -172,6 +172,18 @@ describe('adapter-specific append rules', () => {
     expect(await ok(store.streamVersion(stream(cat, 'b')))).toBe(0)
   })
 
+  it('appendMany takes at most one request per stream, like the in-memory store', async () => {
+    const s = stream(uniqueCategory(), 'twice')
+    const err = await fail(
+      store.appendMany([
+        { streamId: s, expected: expected.any, events: [newEvent()] },
+        { streamId: s, expected: expected.any, events: [newEvent()] },
+      ]),
+    )
+    expect(err._tag).toBe('InvalidAppend')
+    expect(await ok(store.streamVersion(s))).toBe(0)
+  })
+
   it('refuses data that is not JSON and strings PostgreSQL cannot store, writing nothing', async () => {
     const s = stream(uniqueCategory(), 'bad')
     expect(

@@ -319,6 +319,10 @@ export const createPostgresEventStore = async (
       encoded.push(valid.right)
     }
     if (requests.length === 0) return async () => E.right([])
+    if (new Set(requests.map((r) => r.streamId)).size !== requests.length) {
+      return async () =>
+        E.left({ _tag: 'InvalidAppend', message: 'appendMany takes at most one request per stream' })
+    }
     // Lock streams in one global order so two multi-stream appends cannot deadlock each other.
     const order = requests
       .map((_, i) => i)
