@@ -307,6 +307,10 @@ describe('notification routes (inject, in-memory engine)', () => {
       })
       expect(event?.metadata.correlationId).toMatch(/^decision-link:[A-Za-z0-9_-]{22}$/)
 
+      // Logs name the route pattern, never the token (a token in a log would be a usable link).
+      expect(current?.logs()).toContain('/decision-links/*')
+      expect(current?.logs()).not.toContain(token.split('.')[2])
+
       const again = await post(ctx, token)
       expect(again.statusCode).toBe(410)
       expect(again.body).toContain('Link already used')
@@ -345,6 +349,9 @@ describe('notification routes (inject, in-memory engine)', () => {
       expect(tampered.statusCode).toBe(400)
       expect(tampered.headers['content-type']).toContain('text/html')
       expect(tampered.body).toContain('This link is not valid')
+      const noToken = await ctx.app.inject({ method: 'GET', url: '/decision-links' })
+      expect(noToken.statusCode).toBe(400)
+      expect(noToken.headers['content-type']).toContain('text/html')
       const malformed = await post(ctx, 'garbage')
       expect(malformed.statusCode).toBe(400)
       expect(malformed.body).toContain('incomplete or damaged')

@@ -48,7 +48,7 @@ const PracticeParams = t.type({ practiceId: PracticeId })
  * so the decision-link routes take it as the wildcard segment, which has no such limit.
  */
 const TokenParams = t.type({ '*': t.string })
-const TokenQuery = t.type({ token: t.string })
+const TokenQuery = t.partial({ token: t.string })
 const DeadLetterQuery = t.partial({ limit: IntFromQuery })
 
 const QuietHours = t.type({ start: t.string, end: t.string, timeZone: t.string })
@@ -359,7 +359,8 @@ export const registerNotificationRoutes =
         url: '/decision-links',
         summary: 'Confirmation page for links of the form /decision-links?token=…',
         query: TokenQuery,
-        handler: async ({ query }, _request, reply) => confirm(query.token, reply),
+        handler: async ({ query }, _request, reply) =>
+          query.token === undefined ? sendOutcome(reply, 'malformed') : confirm(query.token, reply),
       })
 
       route(scope, {

@@ -33,6 +33,8 @@ import { registerNotificationRoutes } from './routes.js'
 import { type NotificationSettings, readNotificationSettings } from './settings.js'
 import { guardWebhookChannel, type ResolveHost } from './webhook-url.js'
 
+const USED_LINK_PURGE_INTERVAL_MS = 3_600_000
+
 /** What notifications need from the service runtime (`Runtime` from `server.ts` fits). */
 export interface NotificationRuntime {
   readonly config: Config
@@ -177,6 +179,15 @@ export const startNotifications = async (
           nowMs: nowMs(),
           ...(options.retryPolicy === undefined ? {} : { policy: options.retryPolicy }),
         }),
+    }),
+    // Used-link nonces are needed only until their link expires.
+    runScheduler({
+      intervalMs: USED_LINK_PURGE_INTERVAL_MS,
+      signal,
+      onError: report('used-link purge'),
+      tick: async () => {
+        await usedStore.purgeExpired(nowMs())
+      },
     }),
   ]
 
