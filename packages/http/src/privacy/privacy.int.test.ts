@@ -11,6 +11,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { main } from '../cli.js'
 import { type Config, parseConfig } from '../config.js'
+import { fileAttachmentStore } from '../routes/attachment-store.js'
 import { registerResourceRoutes } from '../routes/resources.js'
 import { openRuntime, type Runtime } from '../server.js'
 import { buildTestApp, TEST_AUDIENCE, TEST_ISSUER, type TestApp } from '../testing.js'
@@ -41,6 +42,8 @@ const canariesFor = (who: string) => ({
   urgencyReason: `zq${who}urgencyreason${tag}`,
   location: `zq${who}location${tag} room`,
   outcomeNote: `zq${who}outcome${tag} seen`,
+  attachmentName: `zq${who}attachment${tag}.pdf`,
+  attachmentContent: `zq${who}attachmentcontent${tag}`,
 })
 type Canaries = ReturnType<typeof canariesFor>
 
@@ -105,7 +108,15 @@ const openHarness = async (env: Readonly<Record<string, string>>): Promise<Harne
     store: runtime.store,
     resolveActor: (userId, roles) => runtime.engine.directory.resolveActor(userId as UserId, roles),
     idempotencyStore: runtime.idempotencyStore,
-    registerRoutes: registerResourceRoutes({ engine: runtime.engine, routing: runtime.routing }),
+    registerRoutes: registerResourceRoutes({
+      engine: runtime.engine,
+      routing: runtime.routing,
+      attachments: fileAttachmentStore({
+        dir: join(env.REFERRALS_DATA_DIR ?? '', 'attachments'),
+        keys: runtime.keys,
+      }),
+      attachmentLimits: config,
+    }),
   })
   const tokens = new Map<Who, string>()
   for (const who of Object.keys(USERS) as Who[]) {
@@ -224,6 +235,28 @@ const scanFiles = async (dir: string, needles: readonly string[]) => {
   return { files, bytes, hits }
 }
 
+const BOUNDARY = '----referrals-privacy-boundary'
+
+/** A one-file multipart upload of a small PDF carrying `content`. */
+const pdfUpload = (fileName: string, content: string) => ({
+  payload: Buffer.concat([
+    Buffer.from(
+      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="${fileName}"\r\nContent-Type: application/pdf\r\n\r\n`,
+    ),
+    Buffer.from(`%PDF-1.4\n% ${content}\n%%EOF\n`),
+    Buffer.from(`\r\n--${BOUNDARY}--\r\n`),
+  ]),
+  headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
+})
+
+/** Uploads an attachment as `who`; returns its id. */
+const upload = async (h: Harness, who: Who, referralId: string, c: Canaries): Promise<string> => {
+  const { payload, headers } = pdfUpload(c.attachmentName, c.attachmentContent)
+  const res = await h.call(who, 'POST', `/referrals/${referralId}/attachments`, payload, headers)
+  if (res.statusCode !== 201) throw new Error(`upload -> ${res.statusCode} ${res.body}`)
+  return (res.json() as { attachmentId: string }).attachmentId
+}
+
 const hitsIn = (text: string, needles: readonly string[]) => needles.filter((n) => text.includes(n))
 
 /**
@@ -318,6 +351,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
       messageId: 'm-1',
       phi: { body: forgotten.messageFromSender },
     })
+    const attachmentId = await upload(h, 'gp', referralId, forgotten)
     await h.ok(secondOwner, 'POST', `/referrals/${referralId}/accept`, {})
     await h.ok(secondOwner, 'POST', `/referrals/${referralId}/messages`, {
       messageId: 'm-2',
@@ -337,10 +371,16 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
 
     // Before forgetting, the API shows every canary to the sender and search finds the patient.
     const before = await h.call('gp', 'GET', `/referrals/${referralId}`)
-    const notInDetail = [forgotten.declineNote, forgotten.urgencyReason]
+    const notInDetail = [forgotten.declineNote, forgotten.urgencyReason, forgotten.attachmentContent]
     expect(hitsIn(before.body, needles)).toEqual(needles.filter((n) => !notInDetail.includes(n)))
     const historyBefore = await h.call('gp', 'GET', `/referrals/${referralId}/history`)
-    expect(hitsIn(historyBefore.body, notInDetail)).toEqual(notInDetail)
+    expect(hitsIn(historyBefore.body, needles)).toEqual(
+      needles.filter((n) => n !== forgotten.attachmentContent),
+    )
+    const downloadUrl = `/referrals/${referralId}/attachments/${attachmentId}`
+    const download = await h.call('gp', 'GET', downloadUrl)
+    expect(download.statusCode).toBe(200)
+    expect(download.body).toContain(forgotten.attachmentContent)
     // The index keeps tokens of the full name, the family name and the health number.
     const searchTerms = [
       `${forgotten.givenName} ${forgotten.familyName}`,
@@ -375,6 +415,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
           { messageId: 'm-1', body: null },
           { messageId: 'm-2', body: null },
         ],
+        attachments: [{ attachmentId, contentType: 'application/pdf', fileName: null }],
         referral: {
           referralId,
           patientId,
@@ -393,6 +434,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
         'ReferralDeclined',
         'ReferralDelivered',
         'MessagePosted',
+        'AttachmentAdded',
         'ReferralAccepted',
         'MessagePosted',
         'ReferralUrgencyChanged',
@@ -427,6 +469,14 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
     // The forgetting process's old instance reads redacted PHI at once too (no key cache).
     const stale = await h.call('gp', 'GET', `/referrals/${referralId}`)
     expect(stale.json()).toMatchObject({ patient: null, reason: null, outcomeNote: null })
+    const staleDownload = await h.call('gp', 'GET', downloadUrl)
+    expect(staleDownload.statusCode).toBe(404)
+    expect(hitsIn(staleDownload.body, needles)).toEqual([])
+
+    // The attachment blobs on disk are ciphertext only.
+    const blobs = await scanFiles(workDir, ['RFA1', ...needles])
+    expect(blobs.hits.filter((hit) => hit.startsWith('RFA1 ')).length).toBeGreaterThan(0)
+    expect(blobs.hits.filter((hit) => !hit.startsWith('RFA1 '))).toEqual([])
 
     // History still replays and the chain (over the stored ciphertext) still verifies.
     const verified = await verifyEventStore(h.runtime.store, sha256Hasher)()
@@ -436,7 +486,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
     expect(verify.output).toMatch(/^OK: \d+ events in \d+ streams verified/m)
     const replay = await runCli(['replay'], env)
     expect(replay.code).toBe(0)
-    expect(replay.output).toMatch(/^referral\t12 events$/m)
+    expect(replay.output).toMatch(/^referral\t13 events$/m)
     const audit = await runCli(['export-audit', '--patient', patientId], env)
     expect(audit.code).toBe(0)
     expect(
