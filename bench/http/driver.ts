@@ -133,8 +133,8 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
   const sent: Sent[] = []
   const sendSamples: SendSample[] = []
   let pooled = 0
-  const sampleSend = (status: number, ms: number) => {
-    if (status === 201) sendSamples.push({ poolSize: pooled, ms })
+  const sampleSend = (scenario: string) => (status: number, ms: number) => {
+    if (status === 201) sendSamples.push({ scenario, poolSize: pooled, ms })
   }
   const auth = { authorization: `Bearer ${senderToken}` }
   const base = { url, connections: plan.connections }
@@ -177,7 +177,7 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
   try {
     // Warm-up (not reported): JIT, connection pools, the routing projection.
     await cannon({ ...base, url: `${url}/bench/noop`, duration: plan.warmupS, headers: auth })
-    await cannon({ ...base, duration: plan.warmupS, requests: [sendRequest()] }, sampleSend)
+    await cannon({ ...base, duration: plan.warmupS, requests: [sendRequest()] }, sampleSend('warm-up'))
 
     await run('noop', 'GET /bench/noop (authenticated, no domain work)', {
       ...base,
@@ -191,13 +191,19 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
       'send-1',
       'POST /referrals (choose-for-me), one connection: no contention',
       { ...base, connections: 1, duration: plan.send1S, requests: [sendRequest()] },
-      sampleSend,
+      sampleSend('send-1'),
     )
     await run(
       'send',
       'POST /referrals (choose-for-me, new id per request)',
       { ...base, duration: plan.sendS, requests: [sendRequest()] },
-      sampleSend,
+      sampleSend('send'),
+    )
+    await run(
+      'send-1b',
+      'POST /referrals (choose-for-me), one connection, after `send` (larger pool)',
+      { ...base, connections: 1, duration: plan.send1S, requests: [sendRequest()] },
+      sampleSend('send-1b'),
     )
     const fromSend = sent.slice(sentBefore)
     const misrouted = fromSend.filter(
@@ -281,8 +287,10 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
   const table = markdownTable(rows)
   const byPoolSize = latencyByPoolSize(sendSamples, plan.quick ? 25 : 50)
   const poolTable =
-    '| referrals already in the pool | sends | p50 ms | p90 ms |\n|---|--:|--:|--:|\n' +
-    byPoolSize.map((b) => `| ${b.poolSizeFrom}–${b.poolSizeTo} | ${b.n} | ${b.p50} | ${b.p90} |`).join('\n') +
+    '| scenario | referrals already routed in the pool | sends | p50 ms | p90 ms |\n|---|---|--:|--:|--:|\n' +
+    byPoolSize
+      .map((b) => `| ${b.scenario} | ${b.poolSizeFrom}–${b.poolSizeTo} | ${b.n} | ${b.p50} | ${b.p90} |`)
+      .join('\n') +
     '\n'
   const cpu = cpus()
   const machine = {
@@ -312,7 +320,7 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     `(${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, 1-min load average ${machine.loadAverage1m.before} before, ${machine.loadAverage1m.after} after). Latencies in ms; ratios against \`noop\`. ` +
     'See `bench/http/README.md`.\n\n' +
     table +
-    '\nSend latency (warm-up, `send-1` and `send` together) against the number of referrals the pool had already routed:\n\n' +
+    '\nSend latency against the number of referrals the pool had already routed, per scenario:\n\n' +
     poolTable +
     (notes.length > 0 ? `\n${notes.map((n) => `- ${n}`).join('\n')}\n` : '')
   await writeFile(path.join(resultsDir, `${name}.md`), md)

@@ -93,18 +93,20 @@ describe('send latency by pool size', () => {
     expect(percentile([], 0.5)).toBeNaN()
   })
 
-  it('groups samples into consecutive pool-size buckets in order', () => {
+  it('groups samples per scenario into consecutive pool-size buckets in order', () => {
     const samples = [
-      { poolSize: 0, ms: 10 },
-      { poolSize: 1, ms: 30 },
-      { poolSize: 2, ms: 20 },
-      { poolSize: 7, ms: 100 },
-      { poolSize: 5, ms: 80 },
+      { scenario: 'send-1', poolSize: 0, ms: 10 },
+      { scenario: 'send-1', poolSize: 1, ms: 30 },
+      { scenario: 'send', poolSize: 4, ms: 500 },
+      { scenario: 'send-1', poolSize: 2, ms: 20.04 },
+      { scenario: 'send-1', poolSize: 7, ms: 100 },
+      { scenario: 'send-1', poolSize: 5, ms: 80 },
     ]
     expect(latencyByPoolSize(samples, 3)).toEqual([
-      { poolSizeFrom: 0, poolSizeTo: 2, n: 3, p50: 20, p90: 30 },
-      { poolSizeFrom: 3, poolSizeTo: 5, n: 1, p50: 80, p90: 80 },
-      { poolSizeFrom: 6, poolSizeTo: 8, n: 1, p50: 100, p90: 100 },
+      { scenario: 'send-1', poolSizeFrom: 0, poolSizeTo: 2, n: 3, p50: 20, p90: 30 },
+      { scenario: 'send-1', poolSizeFrom: 3, poolSizeTo: 5, n: 1, p50: 80, p90: 80 },
+      { scenario: 'send-1', poolSizeFrom: 6, poolSizeTo: 8, n: 1, p50: 100, p90: 100 },
+      { scenario: 'send', poolSizeFrom: 3, poolSizeTo: 5, n: 1, p50: 500, p90: 500 },
     ])
   })
 })

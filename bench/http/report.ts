@@ -105,11 +105,14 @@ export const markdownTable = (scenarios: readonly ScenarioWithRatios[]): string 
 
 /** One send's latency and how many pooled referrals the pool stream already held when it was answered. */
 export interface SendSample {
+  /** The scenario (or warm-up) the send belonged to. */
+  readonly scenario: string
   readonly poolSize: number
   readonly ms: number
 }
 
 export interface LatencyBucket {
+  readonly scenario: string
   readonly poolSizeFrom: number
   readonly poolSizeTo: number
   readonly n: number
@@ -125,27 +128,32 @@ export const percentile = (sorted: readonly number[], q: number): number => {
 }
 
 /**
- * Send latency by pool size, in buckets of `size` consecutive pool sizes (0..size-1, size..2·size-1, …);
- * percentiles rounded to 0.1 ms.
+ * Send latency by pool size, per scenario (in the order first seen), in buckets of `size`
+ * consecutive pool sizes (0..size-1, size..2·size-1, …); percentiles rounded to 0.1 ms.
  */
 export const latencyByPoolSize = (samples: readonly SendSample[], size: number): LatencyBucket[] => {
-  const buckets = new Map<number, number[]>()
-  for (const s of samples) {
-    const b = Math.floor(s.poolSize / size)
-    const list = buckets.get(b) ?? []
-    list.push(s.ms)
-    buckets.set(b, list)
-  }
-  return [...buckets.entries()]
-    .sort(([a], [b]) => a - b)
-    .map(([b, list]) => {
-      const sorted = [...list].sort((x, y) => x - y)
-      return {
-        poolSizeFrom: b * size,
-        poolSizeTo: b * size + size - 1,
-        n: sorted.length,
-        p50: round(percentile(sorted, 0.5), 1),
-        p90: round(percentile(sorted, 0.9), 1),
-      }
-    })
+  const scenarios = [...new Set(samples.map((s) => s.scenario))]
+  return scenarios.flatMap((scenario) => {
+    const buckets = new Map<number, number[]>()
+    for (const s of samples) {
+      if (s.scenario !== scenario) continue
+      const b = Math.floor(s.poolSize / size)
+      const list = buckets.get(b) ?? []
+      list.push(s.ms)
+      buckets.set(b, list)
+    }
+    return [...buckets.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([b, list]) => {
+        const sorted = [...list].sort((x, y) => x - y)
+        return {
+          scenario,
+          poolSizeFrom: b * size,
+          poolSizeTo: b * size + size - 1,
+          n: sorted.length,
+          p50: round(percentile(sorted, 0.5), 1),
+          p90: round(percentile(sorted, 0.9), 1),
+        }
+      })
+  })
 }
