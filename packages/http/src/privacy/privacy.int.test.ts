@@ -563,6 +563,8 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
     await h.ok(firstOwner, 'POST', `/referrals/${referralId}/decline`, { reasonCode: 'capacity' })
     const holder = firstHolder === 'spec-a' ? 'spec-b' : 'spec-a'
     const holderOwner = ownerOfPractice[holder] as Who
+    const attachmentId = await upload(h, 'gp', referralId, c)
+    const attachmentUrl = `/referrals/${referralId}/attachments/${attachmentId}`
 
     // Read with plain SQL: the store's readAll shows an event only once every older transaction in
     // the cluster has ended, and other test files share the server.
@@ -592,6 +594,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
     }
     const detail = '/referrals/:referralId'
     const history = '/referrals/:referralId/history'
+    const download = '/referrals/:referralId/attachments/:attachmentId'
     const cases: Case[] = [
       {
         who: 'gp',
@@ -712,6 +715,68 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
           purpose: 'treatment',
           outcome: 'denied',
           resource: history,
+        },
+      },
+      {
+        who: 'gp',
+        url: attachmentUrl,
+        headers: { 'x-purpose-of-use': 'patient_request' },
+        status: 200,
+        record: {
+          role: 'owner',
+          practiceId: 'clinic',
+          purpose: 'patient_request',
+          outcome: 'granted',
+          resource: download,
+        },
+      },
+      {
+        who: holderOwner,
+        url: attachmentUrl,
+        status: 200,
+        record: {
+          role: 'owner',
+          practiceId: holder,
+          purpose: 'treatment',
+          outcome: 'granted',
+          resource: download,
+        },
+      },
+      {
+        who: 'auditor',
+        url: attachmentUrl,
+        status: 200,
+        record: {
+          role: 'auditor',
+          practiceId: null,
+          purpose: 'audit',
+          outcome: 'granted',
+          resource: download,
+        },
+      },
+      {
+        who: 'stranger',
+        url: attachmentUrl,
+        status: 404,
+        record: {
+          role: 'staff',
+          practiceId: null,
+          purpose: 'treatment',
+          outcome: 'denied',
+          resource: download,
+        },
+      },
+      // The attachment content is PHI: a former recipient is refused, and the refusal recorded.
+      {
+        who: firstOwner,
+        url: attachmentUrl,
+        status: 404,
+        record: {
+          role: 'owner',
+          practiceId: firstHolder,
+          purpose: 'treatment',
+          outcome: 'denied',
+          resource: download,
         },
       },
       // A former recipient sees the record without PHI: nothing to audit.
