@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { fifoWaits, gini, jainIndex, runAll, runScenario, type Scenario } from './harness.js'
+import { fifoWaits, gini, jainIndex, runAll, runScenario, type Scenario, staticSweep } from './harness.js'
 import { markdownTable, svgChart } from './report.js'
 
 const equalPool = (n: number, referrals: number): Scenario => ({
@@ -104,5 +104,16 @@ describe('the full harness at a small scale', () => {
     expect(a).toHaveLength(8 * 5)
     expect(markdownTable(a).split('\n')).toHaveLength(2 + 40)
     expect(svgChart(a, 't').match(/<rect [^>]*><title>/g)).toHaveLength(4 * 40)
+  })
+})
+
+describe('static weight-vector sweep', () => {
+  it('ours stays below one referral of lag on every vector; FTE-blind round-robin does not', () => {
+    const rows = staticSweep(6, 120)
+    const ours = rows.find((r) => r.algorithm === 'ours')
+    const rr = rows.find((r) => r.algorithm === 'round-robin')
+    expect(ours?.vectorsWithLagAtLeastOne).toBe(0)
+    expect(ours?.worstMaxAbsLag).toBeLessThan(1)
+    expect(rr?.vectorsWithLagAtLeastOne).toBeGreaterThan(0)
   })
 })

@@ -620,3 +620,49 @@ export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metri
 /** Every scenario under every algorithm. */
 export const runAll = (scale = 1, seed = 1): Metrics[] =>
   scenarios(scale, seed).flatMap((s) => ALGORITHMS.map((a) => runScenario(s, a)))
+
+export interface SweepRow {
+  readonly algorithm: AlgorithmName
+  /** Worst max |lag| over all weight vectors. */
+  readonly worstMaxAbsLag: number
+  /** Weight vectors on which some member's |lag| reached 1 at some prefix. */
+  readonly vectorsWithLagAtLeastOne: number
+  readonly longestRun: number
+}
+
+/**
+ * Static pools with seeded random weight vectors (n 2–30, FTE 0.1–1.0), `referrals` each: does
+ * each algorithm keep every member within one referral of its FTE share at every prefix (SPEC
+ * routing property 3)?
+ */
+export const staticSweep = (vectors = 200, referrals = 600, seed = 1): SweepRow[] => {
+  const rows = new Map<AlgorithmName, { worst: number; over: number; run: number }>()
+  for (let v = 0; v < vectors; v++) {
+    const r = mulberry32(10_000 * seed + v)
+    const n = 2 + (r() % 29)
+    const scenario: Scenario = {
+      name: `sweep-${v}`,
+      description: 'static weight vector',
+      seed: 10_000 * seed + v,
+      initial: Array.from({ length: n }, (_, i) => ({
+        id: pad(i + 1),
+        fteMilli: 100 + (r() % 901),
+        networks: null,
+      })),
+      referrals,
+      changes: [],
+    }
+    for (const a of ALGORITHMS) {
+      const m = runScenario(scenario, a)
+      const e = rows.get(a) ?? { worst: 0, over: 0, run: 0 }
+      e.worst = Math.max(e.worst, m.maxAbsLag)
+      if (m.maxAbsLag >= 1) e.over++
+      e.run = Math.max(e.run, m.longestRun)
+      rows.set(a, e)
+    }
+  }
+  return ALGORITHMS.map((a) => {
+    const e = rows.get(a) ?? { worst: 0, over: 0, run: 0 }
+    return { algorithm: a, worstMaxAbsLag: e.worst, vectorsWithLagAtLeastOne: e.over, longestRun: e.run }
+  })
+}

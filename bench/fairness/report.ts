@@ -51,22 +51,26 @@ const COLOURS: Readonly<Record<AlgorithmName, string>> = {
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 
-const PANELS: readonly { title: string; value: (m: Metrics) => number }[] = [
-  { title: 'max |lag| (referrals)', value: (m) => m.maxAbsLag },
-  { title: 'spread of FTE-normalised counts', value: (m) => m.normalisedSpread },
-  { title: 'longest run after a join/resume', value: (m) => m.longestRunAfterJoin },
-  { title: 'spread of mean waits across specialists (days)', value: (m) => m.waitSpreadDays },
+const PANELS: readonly { title: string; log: boolean; value: (m: Metrics) => number }[] = [
+  { title: 'max |lag| (referrals, log scale)', log: true, value: (m) => m.maxAbsLag },
+  { title: 'spread of FTE-normalised counts (linear)', log: false, value: (m) => m.normalisedSpread },
+  { title: 'longest run after a join/resume (log scale)', log: true, value: (m) => m.longestRunAfterJoin },
+  {
+    title: 'spread of mean waits across specialists, days (log scale)',
+    log: true,
+    value: (m) => m.waitSpreadDays,
+  },
 ]
 
 /**
- * Grouped bar chart, one panel per metric, one group per scenario, one bar per algorithm. Bars use
- * a log scale (log10(1 + x)) because the algorithms differ by orders of magnitude.
+ * Grouped bar chart, one panel per metric, one group per scenario, one bar per algorithm. Most
+ * panels use a log scale (log10(1 + x)) because the algorithms differ by orders of magnitude.
  */
 export const svgChart = (rows: readonly Metrics[], title: string): string => {
   const scenarios = [...new Set(rows.map((r) => r.scenario))]
   const algorithms = [...new Set(rows.map((r) => r.algorithm))]
-  const barW = 9
-  const groupW = algorithms.length * barW + 14
+  const barW = 11
+  const groupW = algorithms.length * barW + 22
   const left = 60
   const panelW = left + scenarios.length * groupW + 10
   const panelH = 210
@@ -87,16 +91,15 @@ export const svgChart = (rows: readonly Metrics[], title: string): string => {
   PANELS.forEach((panel, p) => {
     const y0 = top + p * panelH
     const baseY = y0 + 20 + plotH
-    const values = rows.map((r) => Math.log10(1 + Math.max(0, panel.value(r))))
-    const maxV = Math.max(0.0001, ...values)
+    const t = (v: number) => (panel.log ? Math.log10(1 + Math.max(0, v)) : Math.max(0, v))
+    const maxV = Math.max(0.0001, ...rows.map((r) => t(panel.value(r))))
     const scale = plotH / Math.ceil(maxV)
     out.push(`<text x="${left}" y="${y0 + 12}" font-size="11" font-weight="bold">${esc(panel.title)}</text>`)
     for (let tick = 0; tick <= Math.ceil(maxV); tick++) {
       const y = baseY - tick * scale
+      const label = panel.log && tick > 0 ? 10 ** tick - 1 : tick
       out.push(`<line x1="${left - 4}" y1="${y}" x2="${panelW - 10}" y2="${y}" stroke="#e0e0e0"/>`)
-      out.push(
-        `<text x="${left - 6}" y="${y + 3}" text-anchor="end">${tick === 0 ? 0 : 10 ** tick - 1}</text>`,
-      )
+      out.push(`<text x="${left - 6}" y="${y + 3}" text-anchor="end">${label}</text>`)
     }
     scenarios.forEach((s, g) => {
       const gx = left + g * groupW + 7
@@ -104,7 +107,7 @@ export const svgChart = (rows: readonly Metrics[], title: string): string => {
         const m = rows.find((r) => r.scenario === s && r.algorithm === a)
         if (m === undefined) return
         const v = panel.value(m)
-        const h = Math.log10(1 + Math.max(0, v)) * scale
+        const h = t(v) * scale
         out.push(
           `<rect x="${gx + i * barW}" y="${(baseY - h).toFixed(1)}" width="${barW - 1}" height="${h.toFixed(1)}" fill="${COLOURS[a]}"><title>${esc(`${s} / ${a}: ${v}`)}</title></rect>`,
         )
@@ -116,7 +119,7 @@ export const svgChart = (rows: readonly Metrics[], title: string): string => {
     out.push(`<line x1="${left}" y1="${baseY}" x2="${panelW - 10}" y2="${baseY}" stroke="#333"/>`)
   })
   out.push(
-    `<text x="${left}" y="${height - 12}" fill="#555">log scale: bar height ∝ log10(1 + value); hover a bar for its value</text>`,
+    `<text x="${left}" y="${height - 12}" fill="#555">log-scale panels: bar height ∝ log10(1 + value). Hover a bar for its value; the full table is fairness.md</text>`,
   )
   out.push('</svg>')
   return `${out.join('\n')}\n`

@@ -17,12 +17,15 @@ const option = (name: string, fallback: number): number => {
 }
 
 const main = async (): Promise<void> => {
-  const { runAll, scenarios } = await import('./harness.js')
+  const { runAll, scenarios, staticSweep } = await import('./harness.js')
   const { markdownTable, svgChart, textTable } = await import('./report.js')
   const seed = Math.floor(option('--seed', 1))
   const scale = option('--scale', 1)
   const started = process.hrtime.bigint()
   const rows = runAll(scale, seed)
+  const vectors = 200
+  const perVector = Math.max(10, Math.round(600 * scale))
+  const sweep = staticSweep(vectors, perVector, seed)
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   const list = scenarios(scale, seed)
   const command = `npx tsx bench/fairness/run.ts${seed === 1 ? '' : ` --seed ${seed}`}${scale === 1 ? '' : ` --scale ${scale}`}`
@@ -30,7 +33,20 @@ const main = async (): Promise<void> => {
 
   console.log(`Routing fairness: ${list.length} scenarios × 5 algorithms (seed ${seed}, scale ${scale})\n`)
   console.log(textTable(rows))
-  console.log(`\n${rows.length} runs in ${seconds.toFixed(1)} s`)
+  const sweepHead = ['algorithm', 'worst max |lag|', 'vectors with |lag| ≥ 1', 'longest run']
+  const sweepCells = sweep.map((r) => [
+    r.algorithm,
+    r.worstMaxAbsLag.toFixed(2),
+    `${r.vectorsWithLagAtLeastOne} / ${vectors}`,
+    String(r.longestRun),
+  ])
+  const sweepTitle = `Static pools: ${vectors} seeded weight vectors (n 2–30, FTE 0.1–1.0), ${perVector} referrals each`
+  console.log(`\n${sweepTitle}\n`)
+  const w = sweepHead.map((h, i) => Math.max(h.length, ...sweepCells.map((c) => (c[i] as string).length)))
+  for (const c of [sweepHead, ...sweepCells]) {
+    console.log(c.map((x, i) => (i === 0 ? x.padEnd(w[i] as number) : x.padStart(w[i] as number))).join('  '))
+  }
+  console.log(`\n${rows.length} scenario runs + ${vectors * 5} sweep runs in ${seconds.toFixed(1)} s`)
 
   const dir = fileURLToPath(new URL('../results/', import.meta.url))
   await mkdir(dir, { recursive: true })
@@ -43,6 +59,15 @@ const main = async (): Promise<void> => {
     ...scenarioLines,
     '',
     markdownTable(rows),
+    '',
+    `## ${sweepTitle}`,
+    '',
+    `| ${sweepHead.join(' | ')} |`,
+    `|---|${sweepHead
+      .slice(1)
+      .map(() => '---:')
+      .join('|')}|`,
+    ...sweepCells.map((c) => `| ${c.join(' | ')} |`),
     '',
     'Definitions: `bench/README.md`. Chart: `fairness.svg`.',
     '',
@@ -70,6 +95,7 @@ const main = async (): Promise<void> => {
           expiryRate: s.expiryRate ?? 0,
         })),
         rows,
+        staticSweep: { vectors, referralsPerVector: perVector, rows: sweep },
       },
       null,
       2,
