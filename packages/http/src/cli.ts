@@ -24,6 +24,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import { issueDevToken, runTokenCommand } from './auth.js'
 import { type Config, ConfigError, loadConfig } from './config.js'
 import { DEMO, demoReferralBody, seedDemo } from './demo.js'
+import { NotificationConfigError, type Notifications, startNotifications } from './notifications/index.js'
 import { csvCell } from './routes/resources.js'
 import { buildServer, openRuntime, type Runtime, stopServer } from './server.js'
 
@@ -109,9 +110,11 @@ const serve = async (config: Config, argv: readonly string[]) => {
   const flags = flagsOf(argv)
   const runtime = await openRuntime(config)
   let app: Awaited<ReturnType<typeof buildServer>> | undefined
+  let notifications: Notifications | undefined
   try {
     if (flags.has('demo') && (await seedDemo(runtime.engine))) info('Loaded the demo dataset.')
-    app = await buildServer(runtime)
+    notifications = await startNotifications(runtime)
+    app = await buildServer(runtime, notifications)
     const address = await app.listen({ port: config.port, host: config.host })
     const base = address.replace('[::1]', 'localhost')
     info(`Referral engine listening on ${base} (${runtime.storeDescription})`)
@@ -130,6 +133,7 @@ const serve = async (config: Config, argv: readonly string[]) => {
     }
   } catch (error) {
     if (app !== undefined) await app.close()
+    await notifications?.stop()
     await runtime.close()
     throw error
   }
@@ -139,6 +143,7 @@ const serve = async (config: Config, argv: readonly string[]) => {
     if (stopping) return
     stopping = true
     info(`${signal}: finishing in-flight requests…`)
+    await notifications?.stop()
     await stopServer(server, runtime)
     process.exit(0)
   }
@@ -293,7 +298,7 @@ export const main = async (argv: readonly string[]): Promise<number> => {
         throw new UsageError(`unknown command ${JSON.stringify(command.slice(0, 40))}`)
     }
   } catch (error) {
-    if (error instanceof ConfigError) {
+    if (error instanceof ConfigError || error instanceof NotificationConfigError) {
       info(error.message)
       return 78
     }

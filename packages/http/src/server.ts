@@ -38,6 +38,7 @@ import { buildApp, closeGracefully } from './app.js'
 import type { Config } from './config.js'
 import { encryptedIdempotencyStore, type IdempotencyStore, inMemoryIdempotencyStore } from './idempotency.js'
 import { postgresIdempotencyStore } from './idempotency-postgres.js'
+import type { Notifications } from './notifications/index.js'
 import { registerResourceRoutes } from './routes/resources.js'
 
 /** The system clock and random UUIDs: the production implementations of the core's ports. */
@@ -54,6 +55,8 @@ export interface Runtime {
   /** Closes stores and pools, then stops the embedded database if one was started. */
   readonly close: () => Promise<void>
   readonly storeDescription: string
+  /** The PostgreSQL pool of the key store and idempotency records (absent on the in-memory store). */
+  readonly pool?: pg.Pool | undefined
   /** The PostgreSQL read model of referrals, when the store is PostgreSQL. */
   readonly readModel: PostgresReferralReadModel | undefined
 }
@@ -82,6 +85,7 @@ export const openRuntime = async (
   let idempotency: IdempotencyStore
   let storeDescription: string
   let postgresStore: PostgresEventStore | undefined
+  let sharedPool: pg.Pool | undefined
   if (config.store === 'memory') {
     inner = createInMemoryEventStore(options.clock === undefined ? {} : { clock: options.clock })
     keys = createInMemoryPatientKeyStore({ masterKey })
@@ -103,6 +107,7 @@ export const openRuntime = async (
     // connections (a database restart) surface on the next query instead of crashing the process.
     const pool = new pg.Pool({ connectionString: database.connectionString, max: 10 })
     pool.on('error', () => undefined)
+    sharedPool = pool
     closers.unshift(() => pool.end())
     keys = await createPostgresPatientKeyStore({ pool, masterKey })
     idempotency = await postgresIdempotencyStore({ pool })
@@ -149,20 +154,27 @@ export const openRuntime = async (
     idempotencyStore: encryptedIdempotencyStore(idempotency, masterBytes),
     storeDescription,
     readModel,
+    pool: sharedPool,
     close: async () => {
       for (const close of closers) await close()
     },
   }
 }
 
-/** The HTTP application on a runtime. */
-export const buildServer = (runtime: Runtime): Promise<FastifyInstance> =>
+/** The HTTP application on a runtime (with the notification routes when notifications run). */
+export const buildServer = (
+  runtime: Runtime,
+  notifications?: Pick<Notifications, 'registerRoutes'>,
+): Promise<FastifyInstance> =>
   buildApp({
     store: runtime.store,
     config: runtime.config,
     resolveActor: (userId, roles) => runtime.engine.directory.resolveActor(userId as UserId, roles),
     idempotencyStore: runtime.idempotencyStore,
-    registerRoutes: registerResourceRoutes({ engine: runtime.engine, routing: runtime.routing }),
+    registerRoutes: async (app) => {
+      await registerResourceRoutes({ engine: runtime.engine, routing: runtime.routing })(app)
+      await notifications?.registerRoutes(app)
+    },
   })
 
 /** Stops the server gracefully (in-flight requests finish), then the runtime. */
