@@ -987,6 +987,42 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
     ] as const) {
       await record(label, await h.call(who, 'POST', `/referrals/${referralId}/${path}`, body))
     }
+    // Uploads: file names and contents are canaries.
+    const attachmentsUrl = `/referrals/${referralId}/attachments`
+    const pdf = pdfUpload(c.attachmentName, c.attachmentContent)
+    const text = {
+      payload: Buffer.from(pdf.payload.toString('latin1').replace('application/pdf', 'text/plain'), 'latin1'),
+      headers: pdf.headers,
+    }
+    const notPdf = {
+      payload: Buffer.from(pdf.payload.toString('latin1').replace('%PDF-1.4', c.attachmentContent), 'latin1'),
+      headers: pdf.headers,
+    }
+    await record('upload valid', await h.call('gp', 'POST', attachmentsUrl, pdf.payload, pdf.headers))
+    await record('upload text type', await h.call('gp', 'POST', attachmentsUrl, text.payload, text.headers))
+    await record(
+      'upload not a PDF',
+      await h.call('gp', 'POST', attachmentsUrl, notPdf.payload, notPdf.headers),
+    )
+    await record(
+      'upload by stranger',
+      await h.call('stranger', 'POST', attachmentsUrl, pdf.payload, pdf.headers),
+    )
+    await record(
+      'upload by recipient',
+      await h.call(holderOwner, 'POST', attachmentsUrl, pdf.payload, pdf.headers),
+    )
+    await record(
+      'upload truncated multipart',
+      await h.call(
+        'gp',
+        'POST',
+        attachmentsUrl,
+        pdf.payload.subarray(0, pdf.payload.length - 20),
+        pdf.headers,
+      ),
+    )
+    await record('upload as JSON', await h.call('gp', 'POST', attachmentsUrl, { file: c.attachmentContent }))
     for (const url of [
       `/referrals/${c.givenName}`,
       `/referrals/${referralId}?asOf=${c.healthNumber}`,
@@ -995,6 +1031,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
       `/practices/clinic/referrals.csv?box=sent&patient=${c.familyName}&cursor=${c.reason}`,
       `/practices/clinic/referrals?box=sent&cursor=${Buffer.from(JSON.stringify([c.address, c.email])).toString('base64url')}`,
       `/no-such-route/${c.givenName}?q=${c.reason}`,
+      `/referrals/${referralId}/attachments/${c.attachmentName}`,
     ]) {
       await record(`GET ${url}`, await h.call('gp', 'GET', url))
     }
@@ -1008,6 +1045,9 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
     expect(statuses.get('malformed JSON')).toBe(400)
     expect(statuses.get('body too large')).toBe(413)
     expect(statuses.get('token canary')).toBe(401)
+    expect(statuses.get('upload valid')).toBe(201)
+    expect(statuses.get('upload text type')).toBe(415)
+    expect(statuses.get('upload not a PDF')).toBe(415)
     for (const label of ['urgency canary', 'array body', 'decline canary code', 'appointment at canary'])
       expect(statuses.get(label), label).toBe(400)
 
@@ -1016,10 +1056,10 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
       responses.length,
     )
     expect(hitsIn(logs, needles)).toEqual([])
-    // Responses echo no canary either, except the PHI that a permitted read returns (none here).
+    // Responses echo no canary either, except the file name the sender's own upload answers with.
     const echoes = responses.flatMap((r) =>
       hitsIn(r.body, needles).map((n) => `${r.label} (${r.status}): ${n}`),
     )
-    expect(echoes).toEqual([])
+    expect(echoes).toEqual([`upload valid (201): ${c.attachmentName}`])
   })
 })
