@@ -1,0 +1,599 @@
+import fc from 'fast-check'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  buildRoutesTestApp,
+  CANARY_NAME,
+  CANARY_REASON,
+  type RoutesTestApp,
+  type Who,
+} from './testing-routes.js'
+
+/**
+ * Fuzzing every route with malformed input: broken params (ids with forbidden characters, too
+ * long, unicode), query junk, bodies with a required field missing or of the wrong type, huge
+ * strings, nested junk, prototype-pollution keys, non-JSON text and wrong content types. Each
+ * request is sent by a caller who could act on the resource, so decoding is the only barrier.
+ * Whatever the input: never a 5xx, never a crash, no stored event (audit streams excepted), no
+ * PHI in the logs and no polluted `Object.prototype`.
+ */
+
+interface FuzzRow {
+  readonly who: Who
+  /** The URL with `{name}` placeholders for `params`. */
+  readonly path: string
+  readonly params: Readonly<Record<string, string>>
+  /** A valid body holding only required fields (so removing or retyping any field breaks it). */
+  readonly body?: unknown
+  /** The body codec accepts any object (commands without data): only non-objects are malformed. */
+  readonly anyObjectBody?: boolean
+  readonly query?: Readonly<Record<string, string>>
+}
+
+const SETTINGS = {
+  specialtyId: 'ortho',
+  regions: ['north'],
+  categories: [{ categoryId: 'knee' }],
+  fte: 1,
+  insuranceNetworks: [],
+  preferredProviderListed: true,
+}
+const referralBody = {
+  referralId: 'fz-new',
+  senderPracticeId: 'clinic',
+  patientId: 'pat-fz-new',
+  phi: {
+    patient: { givenName: CANARY_NAME, familyName: 'Example', dateOfBirth: '1975-06-01' },
+    reason: CANARY_REASON,
+  },
+  specialtyId: 'ortho',
+  category: { categoryId: 'knee' },
+  regionId: 'north',
+  urgency: 'routine',
+  target: { kind: 'pooled' },
+}
+const R = { referralId: 'fz-1' }
+const P = { practiceId: 'spec-a' }
+const S = { specialtyId: 'ortho' }
+
+const ROWS: Readonly<Record<string, FuzzRow>> = {
+  'GET /health': { who: 'gp', path: '/health', params: {} },
+  'GET /ready': { who: 'gp', path: '/ready', params: {} },
+  'GET /me': { who: 'gp', path: '/me', params: {} },
+  'POST /practices': {
+    who: 'gp',
+    path: '/practices',
+    params: {},
+    body: { practiceId: 'fz-p', name: 'Fz', kind: 'clinic' },
+  },
+  'GET /practices/{practiceId}': {
+    who: 'spec',
+    path: '/practices/{practiceId}',
+    params: P,
+    query: { asOf: '2026-04-01T09:00:00.000Z' },
+  },
+  'POST /practices/{practiceId}/members': {
+    who: 'spec',
+    path: '/practices/{practiceId}/members',
+    params: P,
+    body: { userId: 'fz-u', role: 'staff' },
+  },
+  'POST /practices/{practiceId}/members/remove': {
+    who: 'spec',
+    path: '/practices/{practiceId}/members/remove',
+    params: P,
+    body: { userId: 'fz-staff' },
+  },
+  'POST /practices/{practiceId}/members/role': {
+    who: 'spec',
+    path: '/practices/{practiceId}/members/role',
+    params: P,
+    body: { userId: 'fz-staff', role: 'specialist' },
+  },
+  'POST /practices/{practiceId}/specialist-settings': {
+    who: 'spec',
+    path: '/practices/{practiceId}/specialist-settings',
+    params: P,
+    body: { ...SETTINGS, fte: 0.7 },
+  },
+  'POST /practices/{practiceId}/fte': {
+    who: 'spec',
+    path: '/practices/{practiceId}/fte',
+    params: P,
+    body: { fte: 0.5 },
+  },
+  'POST /practices/{practiceId}/pause': {
+    who: 'spec',
+    path: '/practices/{practiceId}/pause',
+    params: P,
+    body: {},
+    anyObjectBody: true,
+  },
+  'POST /practices/{practiceId}/resume': {
+    who: 'spec',
+    path: '/practices/{practiceId}/resume',
+    params: { practiceId: 'spec-paused' },
+    body: {},
+    anyObjectBody: true,
+  },
+  'POST /practices/{practiceId}/verify': {
+    who: 'admin',
+    path: '/practices/{practiceId}/verify',
+    params: { practiceId: 'spec-unverified' },
+    body: {},
+    anyObjectBody: true,
+  },
+  'POST /practices/{practiceId}/revoke-verification': {
+    who: 'admin',
+    path: '/practices/{practiceId}/revoke-verification',
+    params: P,
+    body: {},
+    anyObjectBody: true,
+  },
+  'GET /practices/{practiceId}/referrals': {
+    who: 'gp',
+    path: '/practices/{practiceId}/referrals',
+    params: { practiceId: 'clinic' },
+    query: { box: 'sent', status: 'pending', limit: '5' },
+  },
+  'GET /practices/{practiceId}/referrals.csv': {
+    who: 'gp',
+    path: '/practices/{practiceId}/referrals.csv',
+    params: { practiceId: 'clinic' },
+    query: { box: 'sent' },
+  },
+  'POST /specialties': {
+    who: 'admin',
+    path: '/specialties',
+    params: {},
+    body: { specialtyId: 'fz-s', name: 'Fz' },
+  },
+  'GET /specialties/{specialtyId}': { who: 'gp', path: '/specialties/{specialtyId}', params: S },
+  'POST /specialties/{specialtyId}/categories': {
+    who: 'admin',
+    path: '/specialties/{specialtyId}/categories',
+    params: S,
+    body: { categoryId: 'fz-c', name: 'Fz category' },
+  },
+  'POST /specialties/{specialtyId}/categories/approve': {
+    who: 'admin',
+    path: '/specialties/{specialtyId}/categories/approve',
+    params: S,
+    body: { categoryId: 'fz-proposed' },
+  },
+  'POST /specialties/{specialtyId}/categories/rename': {
+    who: 'admin',
+    path: '/specialties/{specialtyId}/categories/rename',
+    params: S,
+    body: { categoryId: 'knee', name: 'Knee joint' },
+  },
+  'POST /specialties/{specialtyId}/categories/retire': {
+    who: 'admin',
+    path: '/specialties/{specialtyId}/categories/retire',
+    params: S,
+    body: { categoryId: 'knee' },
+  },
+  'POST /referrals': { who: 'gp', path: '/referrals', params: {}, body: referralBody },
+  'GET /referrals/{referralId}': {
+    who: 'gp',
+    path: '/referrals/{referralId}',
+    params: R,
+    query: { asOf: '2026-04-01T09:00:00.000Z' },
+  },
+  'GET /referrals/{referralId}/history': { who: 'gp', path: '/referrals/{referralId}/history', params: R },
+  'GET /referrals/{referralId}/routing': { who: 'gp', path: '/referrals/{referralId}/routing', params: R },
+  'POST /referrals/{referralId}/accept': {
+    who: 'spec',
+    path: '/referrals/{referralId}/accept',
+    params: R,
+    body: {},
+    anyObjectBody: true,
+  },
+  'POST /referrals/{referralId}/decline': {
+    who: 'spec',
+    path: '/referrals/{referralId}/decline',
+    params: R,
+    body: { reasonCode: 'capacity' },
+  },
+  'POST /referrals/{referralId}/redirect': {
+    who: 'gp',
+    path: '/referrals/{referralId}/redirect',
+    params: { referralId: 'fz-returned' },
+    body: { target: { kind: 'direct', practiceId: 'spec-b' } },
+  },
+  'POST /referrals/{referralId}/cancel': {
+    who: 'gp',
+    path: '/referrals/{referralId}/cancel',
+    params: R,
+    body: { reasonCode: 'duplicate' },
+  },
+  'POST /referrals/{referralId}/appointment': {
+    who: 'spec',
+    path: '/referrals/{referralId}/appointment',
+    params: { referralId: 'fz-accepted' },
+    body: { at: '2026-05-01T10:00:00.000Z' },
+  },
+  'POST /referrals/{referralId}/appointment/reschedule': {
+    who: 'spec',
+    path: '/referrals/{referralId}/appointment/reschedule',
+    params: { referralId: 'fz-scheduled' },
+    body: { at: '2026-05-02T10:00:00.000Z' },
+  },
+  'POST /referrals/{referralId}/no-show': {
+    who: 'spec',
+    path: '/referrals/{referralId}/no-show',
+    params: { referralId: 'fz-scheduled' },
+    body: {},
+    anyObjectBody: true,
+  },
+  'POST /referrals/{referralId}/complete': {
+    who: 'spec',
+    path: '/referrals/{referralId}/complete',
+    params: { referralId: 'fz-scheduled' },
+    body: {},
+    anyObjectBody: true,
+  },
+  'POST /referrals/{referralId}/urgency': {
+    who: 'spec',
+    path: '/referrals/{referralId}/urgency',
+    params: R,
+    body: { urgency: 'urgent' },
+  },
+  'POST /referrals/{referralId}/category': {
+    who: 'spec',
+    path: '/referrals/{referralId}/category',
+    params: R,
+    body: { category: { categoryId: 'knee' } },
+  },
+  'POST /referrals/{referralId}/messages': {
+    who: 'gp',
+    path: '/referrals/{referralId}/messages',
+    params: R,
+    body: { messageId: 'fz-m', phi: { body: 'Hello' } },
+  },
+  'POST /referrals/{referralId}/attachments': {
+    who: 'gp',
+    path: '/referrals/{referralId}/attachments',
+    params: R,
+  },
+  'GET /referrals/{referralId}/attachments/{attachmentId}': {
+    who: 'gp',
+    path: '/referrals/{referralId}/attachments/{attachmentId}',
+    params: { ...R, attachmentId: 'fz-attachment' },
+  },
+}
+
+// ------------------------------------------------------------------------------ generators
+
+/** Ids that can never decode (ids are `[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}`). */
+const badId = fc.oneof(
+  fc.string({ maxLength: 20 }).map((s) => `-${s}`),
+  fc.string({ maxLength: 20 }).map((s) => `${s} x`),
+  fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }).map((s) => `é${s}`),
+  fc.integer({ min: 129, max: 5000 }).map((n) => 'a'.repeat(n)),
+  fc.constantFrom('__proto__', 'constructor', '..', '%', '%00', '\u0000', '💥', 'a/b', 'a?b=1', 'a#b'),
+)
+
+const POLLUTION = [
+  '"__proto__":{"polluted":"yes"}',
+  '"constructor":{"prototype":{"polluted":"yes"}}',
+  '"__proto__":[1,2]',
+]
+
+/** Any JSON-like junk, including deep nesting and long or unicode strings. */
+const junk: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    fc.constant(null),
+    fc.boolean(),
+    fc.double({ noDefaultInfinity: false }),
+    fc.integer(),
+    fc.string({ unit: 'grapheme', maxLength: 40 }),
+    fc.integer({ min: 1000, max: 200_000 }).map((n) => 'Ω'.repeat(n)),
+    fc.array(tie('value'), { maxLength: 4 }),
+    fc.dictionary(fc.string({ maxLength: 8 }), tie('value'), { maxKeys: 4 }),
+  ),
+})).value
+
+/** A value of another JSON type than `original` (so no codec of the original's type accepts it). */
+const otherType = (original: unknown): fc.Arbitrary<unknown> => {
+  const candidates: fc.Arbitrary<unknown>[] = []
+  if (typeof original !== 'string') candidates.push(fc.string({ unit: 'grapheme', maxLength: 30 }))
+  if (typeof original !== 'number') candidates.push(fc.oneof(fc.integer(), fc.double()))
+  if (typeof original !== 'boolean') candidates.push(fc.boolean())
+  if (original !== null) candidates.push(fc.constant(null))
+  if (!Array.isArray(original)) candidates.push(fc.array(junk, { maxLength: 3 }))
+  if (typeof original !== 'object' || original === null || Array.isArray(original))
+    candidates.push(fc.dictionary(fc.string({ maxLength: 6 }), junk, { maxKeys: 3 }))
+  return fc.oneof(...candidates)
+}
+
+type Path = readonly (string | number)[]
+/** Paths to retype or remove: every object member, array elements only to retype (removing one is valid). */
+const leaves = (value: unknown, at: Path = []): Path[] => {
+  if (Array.isArray(value)) return value.flatMap((v, i) => leaves(v, [...at, i]))
+  if (value !== null && typeof value === 'object')
+    return [
+      ...(at.length > 0 ? [at] : []),
+      ...Object.entries(value).flatMap(([k, v]) => leaves(v, [...at, k])),
+    ]
+  return [at]
+}
+const getAt = (value: unknown, path: Path): unknown =>
+  path.reduce<unknown>((v, k) => (v as Record<string | number, unknown>)[k], value)
+const setAt = (value: unknown, path: Path, replacement: unknown, remove: boolean): unknown => {
+  if (path.length === 0) return replacement
+  const [head, ...rest] = path as [string | number, ...Path]
+  if (Array.isArray(value)) {
+    const copy = [...value]
+    if (rest.length === 0 && remove) copy.splice(Number(head), 1)
+    else copy[Number(head)] = setAt(copy[Number(head)], rest, replacement, remove)
+    return copy
+  }
+  const copy: Record<string, unknown> = { ...(value as Record<string, unknown>) }
+  if (rest.length === 0 && remove) delete copy[head]
+  else copy[head] = setAt(copy[head], rest, replacement, remove)
+  return copy
+}
+
+/** Free text accepts any non-blank string up to its limit, so only ids and enums get unicode. */
+const FREE_TEXT = new Set(['name', 'givenName', 'familyName', 'reason', 'body'])
+
+interface Payload {
+  readonly text: string
+  readonly contentType: string
+}
+const json = (value: unknown): Payload => ({
+  text: JSON.stringify(value) ?? 'null',
+  contentType: 'application/json',
+})
+/** Adds prototype-pollution members to a serialised object (JSON.stringify cannot write `__proto__` keys). */
+const withPollution = (text: string, member: string): string =>
+  text.startsWith('{') ? (text === '{}' ? `{${member}}` : `{${member},${text.slice(1)}`) : text
+
+const malformedBody = (row: FuzzRow): fc.Arbitrary<Payload> => {
+  const sample = row.body ?? {}
+  const paths = leaves(sample)
+  const nonObjects = fc.oneof(
+    fc.array(junk, { maxLength: 4 }),
+    fc.string({ maxLength: 30 }),
+    fc.integer(),
+    fc.boolean(),
+  )
+  const options: fc.Arbitrary<Payload>[] = [
+    nonObjects.map(json),
+    fc.string({ maxLength: 60 }).map((text) => ({ text: `{,${text}`, contentType: 'application/json' })),
+    fc
+      .tuple(
+        fc.constantFrom(
+          'text/plain',
+          'application/xml',
+          'application/octet-stream',
+          'application/x-www-form-urlencoded',
+        ),
+        fc.string({ maxLength: 40 }),
+      )
+      .map(([contentType, text]) => ({ text, contentType })),
+  ]
+  if (!row.anyObjectBody) {
+    options.push(
+      fc
+        .dictionary(
+          fc.string({ maxLength: 8 }).map((k) => `~${k}`),
+          junk,
+          { maxKeys: 5 },
+        )
+        .map(json),
+    )
+  }
+  if (paths.length > 0) {
+    const path = fc.constantFrom(...paths)
+    options.push(
+      path.chain((p) => otherType(getAt(sample, p)).map((v) => json(setAt(sample, p, v, false)))),
+      fc
+        .constantFrom(...paths.filter((p) => typeof p.at(-1) === 'string'))
+        .map((p) => json(setAt(sample, p, undefined, true))),
+      fc.tuple(path, fc.constantFrom(...POLLUTION)).chain(([p, member]) =>
+        otherType(getAt(sample, p)).map((v) => ({
+          text: withPollution(JSON.stringify(setAt(sample, p, v, false)), member),
+          contentType: 'application/json',
+        })),
+      ),
+    )
+    const stringPaths = paths.filter((p) => typeof getAt(sample, p) === 'string')
+    if (stringPaths.length > 0) {
+      options.push(
+        fc
+          .tuple(fc.constantFrom(...stringPaths), fc.integer({ min: 20_001, max: 400_000 }))
+          .map(([p, n]) => json(setAt(sample, p, 'x'.repeat(n), false))),
+      )
+    }
+    const idPaths = stringPaths.filter((p) => !FREE_TEXT.has(String(p.at(-1))))
+    if (idPaths.length > 0) {
+      options.push(
+        fc
+          .tuple(fc.constantFrom(...idPaths), fc.string({ unit: 'grapheme', maxLength: 10 }))
+          .map(([p, s]) => json(setAt(sample, p, `${String(getAt(sample, p))}ü${s}`, false))),
+      )
+    }
+  }
+  return fc.oneof(...options)
+}
+
+const BOUNDARY = 'fz-boundary'
+const malformedMultipart = fc.oneof(
+  fc
+    .uint8Array({ maxLength: 300 })
+    .map((bytes) => ({ text: Buffer.from(bytes), contentType: `multipart/form-data; boundary=${BOUNDARY}` })),
+  fc.string({ maxLength: 200 }).map((s) => ({
+    text: Buffer.from(`--${BOUNDARY}\r\n${s}`),
+    contentType: `multipart/form-data; boundary=${BOUNDARY}`,
+  })),
+  fc.string({ maxLength: 200 }).map((s) => ({ text: Buffer.from(s), contentType: 'multipart/form-data' })),
+  fc
+    .tuple(fc.string({ maxLength: 40 }), fc.string({ maxLength: 40 }), fc.string({ maxLength: 60 }))
+    .map(([name, type, content]) => ({
+      text: Buffer.from(
+        `--${BOUNDARY}\r\nContent-Disposition: form-data; name="${name}"; filename="${name}"\r\nContent-Type: ${type}\r\n\r\n${content}\r\n--${BOUNDARY}--\r\n`,
+      ),
+      contentType: `multipart/form-data; boundary=${BOUNDARY}`,
+    })),
+)
+
+const junkQuery = fc.dictionary(
+  fc.oneof(
+    fc.constantFrom(
+      'box',
+      'status',
+      'limit',
+      'cursor',
+      'asOf',
+      'patient',
+      'sentFrom',
+      '__proto__',
+      'constructor',
+    ),
+    fc.string({ maxLength: 10 }),
+  ),
+  fc.oneof(
+    fc.string({ unit: 'grapheme', maxLength: 30 }),
+    fc.integer({ min: 1000, max: 20_000 }).map((n) => 'q'.repeat(n)),
+  ),
+  { maxKeys: 4 },
+)
+
+const urlOf = (
+  row: FuzzRow,
+  params: Readonly<Record<string, string>>,
+  query?: Readonly<Record<string, string>>,
+) => {
+  let url = row.path
+  for (const [name, value] of Object.entries(params))
+    url = url.replace(`{${name}}`, encodeURIComponent(value))
+  const search = query === undefined ? '' : new URLSearchParams(Object.entries(query)).toString()
+  return search === '' ? url : `${url}?${search}`
+}
+
+/** One malformed request for the row: broken params, junk query, or a malformed body. */
+const malformedRequest = (route: string, row: FuzzRow) => {
+  const method = route.split(' ')[0] as 'GET' | 'POST'
+  const names = Object.keys(row.params)
+  const badParams =
+    names.length === 0
+      ? []
+      : [
+          fc.tuple(fc.constantFrom(...names), badId).map(([name, value]) => ({
+            url: urlOf(row, { ...row.params, [name]: value }, row.query),
+            payload: undefined,
+          })),
+        ]
+  const query =
+    method === 'GET'
+      ? [junkQuery.map((q) => ({ url: urlOf(row, row.params, { ...row.query, ...q }), payload: undefined }))]
+      : []
+  const bodies =
+    method !== 'POST'
+      ? []
+      : route.endsWith('/attachments')
+        ? [malformedMultipart.map((payload) => ({ url: urlOf(row, row.params), payload }))]
+        : [malformedBody(row).map((payload) => ({ url: urlOf(row, row.params), payload }))]
+  return fc.oneof(...badParams, ...query, ...bodies)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** The fuzzing world: referrals in each state the command rows need, a paused and an unverified practice. */
+const buildWorld = async (): Promise<RoutesTestApp> => {
+  const t = await buildRoutesTestApp()
+  const ok = t.ok
+  await ok('gp', 'POST', '/referrals', t.referral('fz-1'))
+  await ok('gp', 'POST', '/referrals', t.referral('fz-returned'))
+  await ok('spec', 'POST', '/referrals/fz-returned/decline', { reasonCode: 'capacity' })
+  await ok('gp', 'POST', '/referrals', t.referral('fz-accepted'))
+  await ok('spec', 'POST', '/referrals/fz-accepted/accept', {})
+  await ok('gp', 'POST', '/referrals', t.referral('fz-scheduled'))
+  await ok('spec', 'POST', '/referrals/fz-scheduled/accept', {})
+  await ok('spec', 'POST', '/referrals/fz-scheduled/appointment', { at: '2026-04-01T09:30:00.000Z' })
+  t.clock.advance(3_600_000)
+  await ok('spec', 'POST', '/practices/spec-a/members', { userId: 'fz-staff', role: 'staff' })
+  for (const [id, verify, pause] of [
+    ['spec-paused', true, true],
+    ['spec-unverified', false, false],
+  ] as const) {
+    await ok('spec', 'POST', '/practices', { practiceId: id, name: id, kind: 'specialist' })
+    await ok('spec', 'POST', `/practices/${id}/specialist-settings`, SETTINGS)
+    if (verify) await ok('admin', 'POST', `/practices/${id}/verify`, {})
+    if (pause) await ok('spec', 'POST', `/practices/${id}/pause`, {})
+  }
+  await ok('spec', 'POST', '/specialties/ortho/categories', { categoryId: 'fz-proposed', name: 'Proposed' })
+  return t
+}
+
+describe('fuzzing every route with malformed input', () => {
+  let t: RoutesTestApp
+  beforeAll(async () => {
+    t = await buildWorld()
+  })
+  afterAll(async () => {
+    await t.app.close()
+  })
+
+  it('has a row for every documented route', async () => {
+    const doc = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json()
+    const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(
+      ([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`),
+    )
+    expect([...documented].sort()).toEqual(Object.keys(ROWS).sort())
+  })
+
+  it('accepts the valid samples the mutations start from (on a world of their own)', async () => {
+    const w = await buildWorld()
+    try {
+      for (const route of [
+        'POST /practices',
+        'POST /practices/{practiceId}/members',
+        'POST /practices/{practiceId}/specialist-settings',
+        'POST /practices/{practiceId}/fte',
+        'POST /specialties',
+        'POST /specialties/{specialtyId}/categories',
+        'POST /referrals',
+        'POST /referrals/{referralId}/urgency',
+        'POST /referrals/{referralId}/messages',
+      ]) {
+        const row = ROWS[route] as FuzzRow
+        const res = await w.call(row.who, 'POST', urlOf(row, row.params), row.body)
+        expect(res.statusCode, route).toBeLessThan(300)
+      }
+    } finally {
+      await w.app.close()
+    }
+  })
+
+  for (const [route, row] of Object.entries(ROWS)) {
+    it(`${route}: malformed requests get 4xx and change nothing`, async () => {
+      const method = route.split(' ')[0] as 'GET' | 'POST'
+      const before = t.domainEvents().length
+      await fc.assert(
+        fc.asyncProperty(malformedRequest(route, row), async ({ url, payload }) => {
+          const res =
+            payload === undefined
+              ? await t.call(row.who, method, url)
+              : await t.call(row.who, method, url, payload.text, { 'content-type': payload.contentType })
+          if (res.statusCode >= 500) throw new Error(`${res.statusCode} for ${method} ${url.slice(0, 200)}`)
+          if (method === 'POST' && res.statusCode < 400)
+            throw new Error(`${res.statusCode} for a malformed ${method} ${url.slice(0, 200)}`)
+          const added = t.domainEvents().slice(before)
+          if (added.length > 0)
+            throw new Error(
+              `stored ${added.map((e) => `${e.streamId}:${e.type}`).join(', ')} (status ${res.statusCode})`,
+            )
+        }),
+        // No shrinking: once a request changed the store every later one fails too, so the first
+        // failure is the one to report.
+        { numRuns: Number(process.env.FUZZ_RUNS ?? 200), endOnFailure: true },
+      )
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+      expect(t.logs()).not.toContain(CANARY_NAME)
+      expect(t.logs()).not.toContain(CANARY_REASON)
+    })
+  }
+})
