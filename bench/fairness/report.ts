@@ -19,8 +19,11 @@ const COLUMNS: readonly { head: string; cell: (m: Metrics) => string }[] = [
 
 const NUMERIC_FROM = 2
 
+/** A Markdown table cell: `|` escaped so `|lag|` does not split the cell. */
+export const mdCell = (s: string): string => s.replace(/\|/g, '\\|')
+
 export const markdownTable = (rows: readonly Metrics[]): string => {
-  const head = `| ${COLUMNS.map((c) => c.head).join(' | ')} |`
+  const head = `| ${COLUMNS.map((c) => mdCell(c.head)).join(' | ')} |`
   const rule = `|${COLUMNS.map((_, i) => (i < NUMERIC_FROM ? '---' : '---:')).join('|')}|`
   const body = rows.map((m, i) => {
     const cells = COLUMNS.map((c) => c.cell(m))

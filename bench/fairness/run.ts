@@ -18,7 +18,7 @@ const option = (name: string, fallback: number): number => {
 
 const main = async (): Promise<void> => {
   const { runAll, scenarios, staticSweep } = await import('./harness.js')
-  const { markdownTable, svgChart, textTable } = await import('./report.js')
+  const { markdownTable, mdCell, svgChart, textTable } = await import('./report.js')
   const seed = Math.floor(option('--seed', 1))
   const scale = option('--scale', 1)
   const started = process.hrtime.bigint()
@@ -62,7 +62,7 @@ const main = async (): Promise<void> => {
     '',
     `## ${sweepTitle}`,
     '',
-    `| ${sweepHead.join(' | ')} |`,
+    `| ${sweepHead.map(mdCell).join(' | ')} |`,
     `|---|${sweepHead
       .slice(1)
       .map(() => '---:')
