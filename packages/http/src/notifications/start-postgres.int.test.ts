@@ -66,10 +66,16 @@ describe('startNotifications with a PostgreSQL pool', () => {
         timeout: 10_000,
         interval: 25,
       })
-      const rows = await pool.query<{ channel: string; status: string }>(
-        `SELECT channel, status FROM ${SCHEMA}.outbox WHERE id LIKE '%:recipient.new_referral:%'`,
+      // The receiver sees the delivery before the worker records it: wait for the record.
+      await vi.waitFor(
+        async () => {
+          const rows = await pool.query<{ channel: string; status: string }>(
+            `SELECT channel, status FROM ${SCHEMA}.outbox WHERE id LIKE '%:recipient.new_referral:%'`,
+          )
+          expect(rows.rows).toEqual([{ channel: 'webhook', status: 'delivered' }])
+        },
+        { timeout: 10_000, interval: 50 },
       )
-      expect(rows.rows).toEqual([{ channel: 'webhook', status: 'delivered' }])
       // Both projectors fed the same outbox; the notification went out once.
       expect(kinds.filter((k) => k === 'recipient.new_referral')).toHaveLength(1)
 
