@@ -20,6 +20,18 @@ import {
  * category (`c<random>-…`), filtering `readAll` by that prefix, so it runs against a shared,
  * non-empty database. Event ids are UUIDs because some stores require them.
  */
+/**
+ * A random UUID v4 for test streams and event ids (the suite runs against shared databases, so
+ * ids must not repeat across runs). Test support only: domain code gets ids from the IdGenerator.
+ */
+const uuid4 = (): string => {
+  const b = globalThis.crypto.getRandomValues(new Uint8Array(16))
+  b[6] = ((b[6] as number) & 0x0f) | 0x40
+  b[8] = ((b[8] as number) & 0x3f) | 0x80
+  const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('')
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
+}
+
 export const describeEventStoreConformance = (label: string, open: () => Promise<EventStore>): void => {
   describe(`event store conformance: ${label}`, () => {
     let store: EventStore
@@ -30,7 +42,7 @@ export const describeEventStoreConformance = (label: string, open: () => Promise
       await store?.close()
     })
 
-    const category = () => `c${globalThis.crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
+    const category = () => `c${uuid4().replaceAll('-', '').slice(0, 12)}`
     const streamIn = (cat: string, n: number | string) => unsafeId<StreamId>(`${cat}-${n}`)
     const freshStream = () => streamIn(category(), 1)
     const metadata: EventMetadata = {
@@ -46,7 +58,7 @@ export const describeEventStoreConformance = (label: string, open: () => Promise
       causationId: unsafeId('cmd-0'),
     }
     const event = (type = 'Happened', data: unknown = { n: 1 }): NewEvent => ({
-      id: unsafeId<EventId>(globalThis.crypto.randomUUID()),
+      id: unsafeId<EventId>(uuid4()),
       type,
       schemaVersion: 1,
       data,
