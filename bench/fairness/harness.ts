@@ -460,6 +460,60 @@ export interface Metrics {
 
 /** Days of work one patient needs at 1.0 FTE on average (a specialist at 1.0 FTE sees 1 / this per day). */
 const SERVICE_DAYS_AT_FULL_TIME = 1
+/** Independent replications of the queueing simulation per run, pooled to tame its variance. */
+export const QUEUE_REPLICATIONS = 20
+
+/**
+ * Queueing simulation of one routing outcome. Referral k arrives after an exponential gap at rate
+ * `utilisation × capacities[k]` (patients per day the active specialists can see), and, if placed,
+ * needs an exponential amount of work (mean 1 day at 1.0 FTE) from its specialist, who works at
+ * a speed equal to its FTE, first come first served. Replication r uses its own seeded streams,
+ * the same for every algorithm. Returns the spread (max − min over specialists) of each
+ * specialist's mean wait pooled over the replications, and the overall mean wait.
+ */
+export const simulateQueues = (
+  seed: number,
+  utilisation: number,
+  capacities: readonly number[],
+  placed: readonly ({ readonly id: string; readonly fte: number } | null)[],
+  replications: number,
+): { waitSpread: number; meanWait: number } => {
+  const perServer = new Map<string, { sum: number; n: number }>()
+  let total = 0
+  let patients = 0
+  for (let r = 0; r < replications; r++) {
+    const arrivalDraw = unit(mulberry32(seed * 7 + 3 + 1_000_003 * r))
+    const serviceDraw = unit(mulberry32(seed * 7 + 4 + 1_000_003 * r))
+    let clock = 0
+    const arrivals: number[] = []
+    const servers: string[] = []
+    const services: number[] = []
+    capacities.forEach((capacity, k) => {
+      const gap = -Math.log(arrivalDraw()) / (utilisation * capacity)
+      const work = -Math.log(serviceDraw()) * SERVICE_DAYS_AT_FULL_TIME
+      clock += Number.isFinite(gap) ? gap : 0
+      const p = placed[k]
+      if (p === null || p === undefined) return
+      arrivals.push(clock)
+      servers.push(p.id)
+      services.push(work / p.fte)
+    })
+    fifoWaits(arrivals, servers, services).forEach((w, k) => {
+      const s = servers[k] as string
+      const e = perServer.get(s) ?? { sum: 0, n: 0 }
+      e.sum += w
+      e.n++
+      perServer.set(s, e)
+      total += w
+      patients++
+    })
+  }
+  const means = [...perServer.values()].map((e) => e.sum / e.n)
+  return {
+    waitSpread: means.length === 0 ? 0 : Math.max(...means) - Math.min(...means),
+    meanWait: patients === 0 ? 0 : total / patients,
+  }
+}
 
 /** Runs one scenario under one algorithm and computes every metric. */
 export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metrics => {
@@ -467,8 +521,6 @@ export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metri
   // Independent streams, identical for every algorithm (common random numbers).
   const networkDraw = unit(mulberry32(scenario.seed * 7 + 1))
   const declineDraw = unit(mulberry32(scenario.seed * 7 + 2))
-  const arrivalDraw = unit(mulberry32(scenario.seed * 7 + 3))
-  const serviceDraw = unit(mulberry32(scenario.seed * 7 + 4))
   const utilisation = scenario.utilisation ?? 0.85
   const declineRate = scenario.declineRate ?? 0
   const expiryRate = scenario.expiryRate ?? 0
@@ -510,10 +562,9 @@ export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metri
   let runAfterJoin = false
   let unrouted = 0
   let offers = 0
-  let clock = 0
-  const arrivals: number[] = []
-  const servers: string[] = []
-  const services: number[] = []
+  /** Per referral: the active capacity when it arrived and where it was placed (queueing input). */
+  const capacities: number[] = []
+  const placed: ({ id: string; fte: number } | null)[] = []
   const sorted = () => [...members.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
 
   for (let k = 0; k < scenario.referrals; k++) {
@@ -523,13 +574,11 @@ export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metri
     }
     const all = sorted()
     const network = scenario.networkOf === undefined ? null : scenario.networkOf(networkDraw)
-    // Poisson arrivals at `utilisation` of the active capacity.
+    // Patients seen per day by the active specialists (1 per day at 1.0 FTE).
     const capacity = all
       .filter((m) => m.active)
       .reduce((s, m) => s + m.fteMilli / 1000 / SERVICE_DAYS_AT_FULL_TIME, 0)
-    const gap = -Math.log(arrivalDraw()) / (utilisation * capacity)
-    const work = -Math.log(serviceDraw()) * SERVICE_DAYS_AT_FULL_TIME
-    clock += Number.isFinite(gap) ? gap : 0
+    capacities.push(capacity)
     const referralId = `r${k}`
     const excluded: string[] = []
     let holder: string | null = null
@@ -556,6 +605,7 @@ export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metri
     }
     if (holder === null) {
       unrouted++
+      placed.push(null)
       continue
     }
     // Fluid fair share: this referral split over its final candidates in proportion to FTE.
@@ -580,21 +630,10 @@ export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metri
     longestRun = Math.max(longestRun, run)
     if (runAfterJoin) longestRunAfterJoin = Math.max(longestRunAfterJoin, run)
     const h = members.get(holder) as Member
-    arrivals.push(clock)
-    servers.push(holder)
-    services.push(work / (h.fteMilli / 1000))
+    placed.push({ id: holder, fte: h.fteMilli / 1000 })
   }
 
-  const waits = fifoWaits(arrivals, servers, services)
-  const perServer = new Map<string, { sum: number; n: number }>()
-  waits.forEach((w, k) => {
-    const s = servers[k] as string
-    const e = perServer.get(s) ?? { sum: 0, n: 0 }
-    e.sum += w
-    e.n++
-    perServer.set(s, e)
-  })
-  const means = [...perServer.values()].map((e) => e.sum / e.n)
+  const queue = simulateQueues(scenario.seed, utilisation, capacities, placed, QUEUE_REPLICATIONS)
   const ratios = [...members.values()]
     .filter((m) => (expected.get(m.id) ?? 0) >= 1)
     .map((m) => (count.get(m.id) ?? 0) / (expected.get(m.id) as number))
@@ -611,8 +650,8 @@ export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metri
     gini: r4(gini(ratios)),
     longestRun,
     longestRunAfterJoin,
-    waitSpreadDays: means.length === 0 ? 0 : r4(Math.max(...means) - Math.min(...means)),
-    meanWaitDays: waits.length === 0 ? 0 : r4(waits.reduce((s, w) => s + w, 0) / waits.length),
+    waitSpreadDays: r4(queue.waitSpread),
+    meanWaitDays: r4(queue.meanWait),
     counts: Object.fromEntries(sorted().map((m) => [m.id, count.get(m.id) ?? 0])),
   }
 }
