@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import { fifoWaits, gini, jainIndex, runAll, runScenario, type Scenario, staticSweep } from './harness.js'
+import {
+  fifoWaits,
+  gini,
+  jainIndex,
+  runAll,
+  runScenario,
+  type Scenario,
+  simulateQueues,
+  staticSweep,
+} from './harness.js'
 import { markdownTable, svgChart } from './report.js'
 
 const equalPool = (n: number, referrals: number): Scenario => ({
@@ -30,6 +39,48 @@ describe('metric functions (hand-computed)', () => {
     // a: arrives 0 (needs 3), arrives 1 → starts 3 (waits 2), needs 1; b: arrives 2, free → 0;
     // a: arrives 10, a is free since 4 → 0.
     expect(fifoWaits([0, 1, 2, 10], ['a', 'a', 'b', 'a'], [3, 1, 5, 2])).toEqual([0, 2, 0, 0])
+  })
+})
+
+describe('queueing simulation', () => {
+  it('one specialist has no spread; nobody placed means no wait; a slower twin waits longer', () => {
+    const capacities = Array.from({ length: 200 }, () => 2)
+    const one = simulateQueues(
+      1,
+      0.85,
+      capacities,
+      capacities.map(() => ({ id: 'a', fte: 1 })),
+      3,
+    )
+    expect(one.waitSpread).toBe(0)
+    expect(one.meanWait).toBeGreaterThan(0)
+    expect(
+      simulateQueues(
+        1,
+        0.85,
+        capacities,
+        capacities.map(() => null),
+        3,
+      ),
+    ).toEqual({ waitSpread: 0, meanWait: 0 })
+    // Alternating between a 1.0 and a 0.5 FTE specialist: the same arrivals, half the speed.
+    const twins = simulateQueues(
+      1,
+      0.85,
+      capacities,
+      capacities.map((_, k) => (k % 2 === 0 ? { id: 'fast', fte: 1 } : { id: 'slow', fte: 0.5 })),
+      3,
+    )
+    expect(twins.waitSpread).toBeGreaterThan(0)
+    expect(
+      simulateQueues(
+        1,
+        0.85,
+        capacities,
+        capacities.map(() => ({ id: 'a', fte: 1 })),
+        3,
+      ),
+    ).toEqual(one)
   })
 })
 
