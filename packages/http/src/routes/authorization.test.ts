@@ -218,6 +218,11 @@ const MATRIX: Readonly<Record<string, Row>> = {
     expect: catalogAdmin(),
   },
 
+  'GET /audit.csv': {
+    prepare: async () => ({ url: '/audit.csv?from=2026-04-01T00:00:00.000Z&to=2026-04-02T00:00:00.000Z' }),
+    expect: only({ auditor: 200 }, 403),
+  },
+
   'POST /referrals': {
     prepare: async (t, n) => ({ url: '/referrals', body: t.referral(`new-${n}`) }),
     // Only members of the sending practice may send on its behalf.

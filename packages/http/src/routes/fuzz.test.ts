@@ -172,6 +172,12 @@ const ROWS: Readonly<Record<string, FuzzRow>> = {
     params: S,
     body: { categoryId: 'knee' },
   },
+  'GET /audit.csv': {
+    who: 'auditor',
+    path: '/audit.csv',
+    params: {},
+    query: { from: '2026-04-01T00:00:00.000Z', to: '2026-04-02T00:00:00.000Z' },
+  },
   'POST /referrals': { who: 'gp', path: '/referrals', params: {}, body: referralBody },
   'GET /referrals/{referralId}': {
     who: 'gp',

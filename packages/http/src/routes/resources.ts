@@ -47,6 +47,8 @@ import { IntFromQuery, route } from '../openapi/route.js'
 import { httpProblem, ProblemError } from '../problem.js'
 import type { AttachmentStore } from './attachment-store.js'
 import { type AttachmentLimits, DEFAULT_ATTACHMENT_LIMITS, registerAttachmentRoutes } from './attachments.js'
+import { registerAuditRoutes } from './audit.js'
+import { csvCell } from './csv.js'
 import { forbidden, must, notFound, pinnedVersion, requestContext } from './failures.js'
 import { accessOf, phiReadAuditor } from './referral-access.js'
 import {
@@ -586,6 +588,7 @@ export const registerResourceRoutes =
       },
     })
 
+    await registerAuditRoutes(app, { engine })
     if (deps.attachments !== undefined) {
       await registerAttachmentRoutes(app, {
         engine,
@@ -595,8 +598,4 @@ export const registerResourceRoutes =
     }
   }
 
-/** RFC 4180 quoting, and a leading quote against spreadsheet formula injection. */
-export const csvCell = (value: string): string => {
-  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value
-  return /[",\r\n]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe
-}
+export { csvCell } from './csv.js'
