@@ -75,7 +75,12 @@ export interface RequestContext {
  * process manager) stays in one place.
  */
 export interface RoutingHooks {
-  readonly afterReferralChange: (referralId: ReferralId, ctx: RequestContext) => Promise<void>
+  /** `produced`: the events the command just wrote (routing only reacts to some of them). */
+  readonly afterReferralChange: (
+    referralId: ReferralId,
+    ctx: RequestContext,
+    produced: readonly ReferralEvent[],
+  ) => Promise<void>
   readonly afterPracticeChange: (practiceId: PracticeId, ctx: RequestContext) => Promise<void>
 }
 
@@ -291,7 +296,11 @@ export const createEngine = (options: EngineOptions) => {
         if (E.isLeft(command)) return command
         const r = await executeCommand(referral, deps, streamId, command.right, opts)()
         if (E.isRight(r) && r.right.produced.length > 0) {
-          await routing?.afterReferralChange(referralId, { ...ctx, causationId: commandMeta.commandId })
+          await routing?.afterReferralChange(
+            referralId,
+            { ...ctx, causationId: commandMeta.commandId },
+            r.right.produced,
+          )
         }
         return r
       },

@@ -1,7 +1,10 @@
 import * as E from 'fp-ts/lib/Either.js'
 import { describe, expect, it } from 'vitest'
+import { sequentialUuids } from '../shared/id-generator.js'
 import { type ReferralId, type StreamId, unsafeId } from '../shared/ids.js'
 import { createWorld } from '../testing/world.js'
+import { createEngine } from './engine.js'
+import { attachRouting } from './routing-manager.js'
 
 const rid = (s: string) => unsafeId<ReferralId>(s)
 
@@ -113,5 +116,31 @@ describe('routing process manager (engine + pool decider + referral decider)', (
     expect(next).not.toBeNull()
     expect(next).not.toBe(holder)
     expect(await poolEvents('hip')).toEqual(expect.arrayContaining(['ReferralReleased', 'ReferralRouted']))
+  })
+
+  it('keeps pool decisions exact when two engines (processes) share the store and each caches pools', async () => {
+    const w = await createWorld()
+    await w.addSpecialist('spec-a', 1)
+    await w.addSpecialist('spec-b', 0.5)
+    const other = createEngine({ store: w.store, clock: w.clock, ids: sequentialUuids(7) })
+    attachRouting(other)
+    const ctx = await w.as(w.ownerOf(w.ids.clinic))
+    const engines = [w.engine, other]
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        w.must(
+          (engines[i % 2] as typeof other).referrals.execute(
+            rid(`m-${i}`),
+            { type: 'SendReferral', data: w.sendData(`m-${i}`) },
+            ctx,
+          ),
+        ),
+      ),
+    )
+    const holders = await Promise.all(Array.from({ length: 30 }, (_, i) => w.holderOf(`m-${i}`)))
+    expect(holders.filter((h) => h === 'spec-a')).toHaveLength(20)
+    expect(holders.filter((h) => h === 'spec-b')).toHaveLength(10)
+    const verified = await w.routing.verifyPoolOf(rid('m-0'))
+    expect(E.isRight(verified) && verified.right?.ok).toBe(true)
   })
 })

@@ -19,7 +19,13 @@ import { fteMilli, type PoolKey, poolStreamName, receivesCategory } from '../sha
 import type { DomainError } from '../shared/errors.js'
 import { type PracticeId, type ReferralId, type StreamId, unsafeId } from '../shared/ids.js'
 import { type AppendRequest, expected, type NewEvent } from '../store/port.js'
-import { type Aggregate, type CommandFailure, loadAggregate, toNewEvents } from './command-handler.js'
+import {
+  type Aggregate,
+  type CommandFailure,
+  decodeStored,
+  loadAggregate,
+  toNewEvents,
+} from './command-handler.js'
 import type { Engine, RequestContext } from './engine.js'
 import { defineEventCatalog } from './event-catalog.js'
 
@@ -32,6 +38,15 @@ export const poolAggregate = (
   decider: makePoolDecider(policy),
   catalog: poolEventCatalog,
 })
+
+/** Referral events after which a pooled referral may need a routing decision (or a pool update). */
+const ROUTING_TRIGGERS: ReadonlySet<string> = new Set([
+  'ReferralSent',
+  'ReferralDeclined',
+  'ReferralExpired',
+  'ReferralRedirected',
+  'ReferralCategoryChanged',
+])
 
 export const poolKeyOf = (referral: ReferralAggregate): PoolKey => ({
   regionId: referral.regionId,
@@ -114,6 +129,34 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
     return syncs
   }
 
+  /**
+   * Pools are read on every routing decision, so each process keeps the pools it has seen and only
+   * reads the events appended since (by any process). The cache is an optimisation, never a source
+   * of truth: every decision is still appended at the version it was decided on.
+   */
+  const pools = new Map<StreamId, { state: PoolState; version: number; events: PoolEvent[] }>()
+  const loadPool = async (
+    streamId: StreamId,
+  ): Promise<
+    E.Either<CommandFailure, { state: PoolState; version: number; events: readonly PoolEvent[] }>
+  > => {
+    const cached = pools.get(streamId) ?? { state: pool.decider.initialState, version: 0, events: [] }
+    const read = await store.readStream(streamId, { fromVersion: cached.version + 1 })()
+    if (E.isLeft(read)) return read
+    let { state, version } = cached
+    const events = [...cached.events]
+    for (const stored of read.right) {
+      const decoded = await decodeStored(pool, stored)
+      if (E.isLeft(decoded)) return decoded
+      state = pool.decider.evolve(state, decoded.right)
+      events.push(decoded.right)
+      version = stored.version
+    }
+    const entry = { state, version, events }
+    pools.set(streamId, entry)
+    return E.right(entry)
+  }
+
   const routeOnce = async (
     referralId: ReferralId,
     ctx: RequestContext,
@@ -125,7 +168,7 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
     const key = poolKeyOf(r)
     const poolStream = unsafeId<StreamId>(poolStreamName(key))
     await engine.directory.refresh()
-    const loadedPool = await loadAggregate(pool, store, poolStream)()
+    const loadedPool = await loadPool(poolStream)
     if (E.isLeft(loadedPool)) return loadedPool
     const meta = systemMeta(ctx)
 
@@ -266,7 +309,7 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
     ctx: RequestContext,
   ): Promise<E.Either<CommandFailure, RoutingOutcome>> => {
     let last: E.Either<CommandFailure, RoutingOutcome> = E.right({ kind: 'not_needed' })
-    for (let attempt = 0; attempt < 20; attempt++) {
+    for (let attempt = 0; attempt < 50; attempt++) {
       last = await routeOnce(referralId, ctx)
       if (E.isRight(last) || last.left._tag !== 'WrongExpectedVersion') return last
     }
@@ -322,8 +365,6 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
     const loaded = await engine.referrals.load(referralId)()
     if (E.isLeft(loaded) || !loaded.right.state.exists) return
     const r = loaded.right.state
-    // Only right after the change; a crash in between is repaired by the next category change.
-    if (loaded.right.events.at(-1)?.type !== 'ReferralCategoryChanged') return
     if (r.previousCategory === null || r.route !== 'pooled') return
     const oldKey = poolKeyOf({ ...r, category: r.previousCategory })
     await onPool(
@@ -341,9 +382,9 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
   }
 
   engine.useRouting({
-    afterReferralChange: async (referralId, ctx) => {
-      await refile(referralId, ctx)
-      await route(referralId, ctx)
+    afterReferralChange: async (referralId, ctx, produced) => {
+      if (produced.some((e) => e.type === 'ReferralCategoryChanged')) await refile(referralId, ctx)
+      if (produced.some((e) => ROUTING_TRIGGERS.has(e.type))) await route(referralId, ctx)
     },
     afterPracticeChange: async (_practiceId, ctx) => {
       await routeWaiting(ctx)
