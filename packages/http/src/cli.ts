@@ -250,7 +250,10 @@ const forgetPatient = async (config: Config, argv: readonly string[]) => {
   if (patient === undefined || patient === 'true') throw new UsageError('forget-patient needs --patient <id>')
   return withRuntime(config, async (runtime) => {
     await runtime.keys.destroy(patient as PatientId)
-    info(`The data key of patient ${patient} is destroyed; their PHI now reads as redacted.`)
+    const tokens = (await runtime.readModel?.forgetPatient(patient)) ?? 0
+    info(
+      `The data key of patient ${patient} is destroyed; their PHI now reads as redacted and ${tokens} search tokens were removed.`,
+    )
     return 0
   })
 }

@@ -106,4 +106,12 @@ describe('referral read model in PostgreSQL', () => {
     const open = await readModel.open()
     expect(open.map((s) => s.referralId).sort()).toEqual(['r-1', 'r-2', 'r-3', 'r-4'])
   })
+
+  it('forgets a patient: their search tokens go at once, other patients stay findable', async () => {
+    expect(ids(await readModel.list({ practiceId: clinic, box: 'sent', patient: 'HN-r-4' }))).toEqual(['r-4'])
+    expect(await readModel.forgetPatient('pat-r-4')).toBeGreaterThan(0)
+    expect(ids(await readModel.list({ practiceId: clinic, box: 'sent', patient: 'HN-r-4' }))).toEqual([])
+    expect(ids(await readModel.list({ practiceId: clinic, box: 'sent', patient: 'Patient-r-4' }))).toEqual([])
+    expect(ids(await readModel.list({ practiceId: clinic, box: 'sent', patient: 'HN-r-3' }))).toEqual(['r-3'])
+  })
 })

@@ -34,8 +34,13 @@ import { createPostgresProjection, type PostgresProjection } from './projection.
  */
 export interface PostgresReferralReadModel extends ReferralIndex {
   readonly projection: PostgresProjection
-  /** Truncates the tables and replays the whole log (after forgetting a patient, or a schema change). */
+  /** Truncates the tables and replays the whole log (after a schema change). */
   readonly rebuild: () => Promise<void>
+  /**
+   * Removes a forgotten patient's search tokens at once (a rebuild would also drop them, since
+   * their PHI can no longer be decrypted); returns how many tokens were removed.
+   */
+  readonly forgetPatient: (patientId: string) => Promise<number>
 }
 
 const PAGE_MAX = 200
@@ -262,6 +267,14 @@ export const createPostgresReferralReadModel = async (options: {
     projection,
     refresh: () => projection.catchUp(),
     rebuild: () => projection.rebuild(),
+    forgetPatient: async (patientId) => {
+      await projection.catchUp()
+      const r = await store.pool.query(
+        `DELETE FROM ${tokens} WHERE referral_id IN (SELECT referral_id FROM ${summaries} WHERE patient_id = $1)`,
+        [patientId],
+      )
+      return r.rowCount ?? 0
+    },
     list,
     get: async (referralId) => {
       const found = await rows(
