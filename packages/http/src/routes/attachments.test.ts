@@ -219,6 +219,11 @@ describe('attachments (upload and download through the engine)', () => {
     )
     expect(truncated.statusCode).toBeGreaterThanOrEqual(400)
     expect(truncated.statusCode).toBeLessThan(500)
+    const manyFields = await upload(t, 'gp', [
+      ...Array.from({ length: 12 }, (_, i) => ({ name: `f${i}`, content: Buffer.from('x') })),
+      filePart(pdf()),
+    ])
+    expect(manyFields.statusCode).toBe(413)
     const fieldOnly = await upload(t, 'gp', [{ name: 'note', content: Buffer.from('x') }])
     expect(fieldOnly.statusCode).toBe(400)
     const twoFiles = await upload(t, 'gp', [filePart(pdf()), filePart(pdf())])

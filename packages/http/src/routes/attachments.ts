@@ -75,7 +75,12 @@ const malformed = () => new ProblemError(httpProblem('bad_request', 'The multipa
 /** Errors from the multipart parser as problems: limits are 413, anything else malformed input. */
 const uploadProblem = (error: unknown, limit: number): ProblemError => {
   if (error instanceof ProblemError) return error
-  if ((error as { statusCode?: unknown }).statusCode === 413) return tooLarge(limit)
+  const { code, statusCode } = error as { code?: unknown; statusCode?: unknown }
+  if (code === 'FST_REQ_FILE_TOO_LARGE') return tooLarge(limit)
+  if (statusCode === 413)
+    return new ProblemError(
+      httpProblem('payload_too_large', 'The multipart body has too many parts or fields.'),
+    )
   return malformed()
 }
 
