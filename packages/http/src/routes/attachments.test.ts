@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import type { AttachmentId, PatientId, ReferralId } from '@referrals/core'
 import { encryptAttachment } from '@referrals/crypto'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type AttachmentStore, fileAttachmentStore } from './attachment-store.js'
+import { type AttachmentStore, fileAttachmentStore, inMemoryAttachmentStore } from './attachment-store.js'
 import { buildRoutesTestApp, type RoutesTestApp, type RoutesTestOptions } from './testing-routes.js'
 
 const BOUNDARY = '----referrals-test-boundary-7f3a'
@@ -229,6 +229,22 @@ describe('attachments (upload and download through the engine)', () => {
     const twoFiles = await upload(t, 'gp', [filePart(pdf()), filePart(pdf())])
     expect(twoFiles.statusCode).toBe(201)
     expect(t.store.snapshot().filter((e) => e.type === 'AttachmentAdded')).toHaveLength(1)
+  })
+
+  it('answers 500 and records nothing when the store fails', async () => {
+    const t = await setup({
+      attachmentStore: (keys) => ({
+        ...inMemoryAttachmentStore({ keys }),
+        write: async (_at, _kid, ciphertext) => {
+          for await (const _chunk of ciphertext) throw new Error('disk full')
+        },
+      }),
+    })
+    const before = t.domainEvents().length
+    const res = await upload(t, 'gp', [filePart(pdf())])
+    expect(res.statusCode).toBe(500)
+    expect(res.json().code).toBe('internal')
+    expect(t.domainEvents()).toHaveLength(before)
   })
 
   it('answers 500 without content when the stored file does not match the recorded hash', async () => {

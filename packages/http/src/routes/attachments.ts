@@ -205,14 +205,19 @@ export const registerAttachmentRoutes = async (
         async function* checkedContent(): AsyncGenerator<Uint8Array> {
           let head = Buffer.alloc(0)
           let received = 0
-          for await (const chunk of file as AsyncIterable<Buffer>) {
-            received += chunk.length
-            if (signature !== undefined && head.length < signature.length) {
-              head = Buffer.concat([head, chunk])
-              if (!head.subarray(0, signature.length).equals(signature.subarray(0, head.length)))
-                throw unsupportedType()
+          try {
+            for await (const chunk of file as AsyncIterable<Buffer>) {
+              received += chunk.length
+              if (signature !== undefined && head.length < signature.length) {
+                head = Buffer.concat([head, chunk])
+                if (!head.subarray(0, signature.length).equals(signature.subarray(0, head.length)))
+                  throw unsupportedType()
+              }
+              yield chunk
             }
-            yield chunk
+          } catch (error) {
+            // The request stream failed (malformed or cut short): the client's fault, not ours.
+            throw uploadProblem(error, limits.attachmentLimitBytes)
           }
           if (file.truncated) throw tooLarge(limits.attachmentLimitBytes)
           if (received === 0) throw new ProblemError(httpProblem('bad_request', 'The file is empty.'))
@@ -224,8 +229,9 @@ export const registerAttachmentRoutes = async (
         try {
           await store.write(at, kid, encrypted)
         } catch (error) {
+          // Problems come from the upload; anything else is the store failing (a 500).
           file.resume()
-          throw uploadProblem(error, limits.attachmentLimitBytes)
+          throw error
         }
         const summary = encrypted.summary()
         const data = {
