@@ -60,11 +60,13 @@ describe('HMAC blind index', () => {
 
   it('never contains the value and has a fixed length', () => {
     fc.assert(
-      fc.property(fc.string({ minLength: 3 }), (value) => {
+      fc.property(fc.string({ minLength: 6 }), (value) => {
         const token = index.token('patient_name', value)
         expect(token).toMatch(/^[A-Za-z0-9_-]{22}$/)
-        const normalised = normaliseForBlindIndex('patient_name', value)
-        if (normalised.length >= 3) expect(token.toLowerCase()).not.toContain(normalised.replace(/ /g, ''))
+        // Only values long enough that a random 22-character token cannot contain them by chance
+        // (a 2-letter value appears in a random token about once in 60 draws: a false alarm).
+        const compact = normaliseForBlindIndex('patient_name', value).replace(/ /g, '')
+        if (compact.length >= 6) expect(token.toLowerCase()).not.toContain(compact)
       }),
     )
   })
