@@ -39,6 +39,7 @@ import type { Config } from './config.js'
 import { encryptedIdempotencyStore, type IdempotencyStore, inMemoryIdempotencyStore } from './idempotency.js'
 import { postgresIdempotencyStore } from './idempotency-postgres.js'
 import type { Notifications } from './notifications/index.js'
+import { fileAttachmentStore, inMemoryAttachmentStore } from './routes/attachment-store.js'
 import { registerResourceRoutes } from './routes/resources.js'
 
 /** The system clock and random UUIDs: the production implementations of the core's ports. */
@@ -172,7 +173,15 @@ export const buildServer = (
     resolveActor: (userId, roles) => runtime.engine.directory.resolveActor(userId as UserId, roles),
     idempotencyStore: runtime.idempotencyStore,
     registerRoutes: async (app) => {
-      await registerResourceRoutes({ engine: runtime.engine, routing: runtime.routing })(app)
+      await registerResourceRoutes({
+        engine: runtime.engine,
+        routing: runtime.routing,
+        attachments:
+          runtime.config.store === 'memory'
+            ? inMemoryAttachmentStore({ keys: runtime.keys })
+            : fileAttachmentStore({ dir: join(runtime.config.dataDir, 'attachments'), keys: runtime.keys }),
+        attachmentLimits: runtime.config,
+      })(app)
       await notifications?.registerRoutes(app)
     },
   })

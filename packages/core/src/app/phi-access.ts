@@ -27,7 +27,8 @@ export const PhiAccessed = t.readonly(
     data: t.readonly(
       t.type({
         userId: UserId,
-        role: t.union([PracticeRole, PlatformRole, t.literal('system')]),
+        /** The reader's role in the practice it read through; `none` when it had no role there (denied reads). */
+        role: t.union([PracticeRole, PlatformRole, t.literal('system'), t.literal('none')]),
         practiceId: t.union([PracticeId, t.null]),
         referralId: t.union([ReferralId, t.null]),
         patientId: t.union([PatientId, t.null]),

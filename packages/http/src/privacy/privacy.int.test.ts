@@ -626,8 +626,8 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
         url: `/referrals/${referralId}?asOf=2000-01-01T00:00:00.000Z`,
         status: 404,
         record: {
-          // Denied before the referral existed: no membership matches, so the fallback role.
-          role: 'staff',
+          // Denied before the referral existed: no membership matches, so no role.
+          role: 'none',
           practiceId: null,
           purpose: 'treatment',
           outcome: 'denied',
@@ -647,7 +647,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
         headers: { 'x-purpose-of-use': 'not-a-purpose' },
         status: 404,
         record: {
-          role: 'staff',
+          role: 'none',
           practiceId: null,
           purpose: 'treatment',
           outcome: 'denied',
@@ -659,7 +659,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
         url: `/referrals/ref-missing-${tag}`,
         status: 404,
         record: {
-          role: 'staff',
+          role: 'none',
           practiceId: null,
           purpose: 'treatment',
           outcome: 'denied',
@@ -710,7 +710,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
         url: `/referrals/${referralId}/history`,
         status: 404,
         record: {
-          role: 'staff',
+          role: 'none',
           practiceId: null,
           purpose: 'treatment',
           outcome: 'denied',
@@ -759,7 +759,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
         url: attachmentUrl,
         status: 404,
         record: {
-          role: 'staff',
+          role: 'none',
           practiceId: null,
           purpose: 'treatment',
           outcome: 'denied',

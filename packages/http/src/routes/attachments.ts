@@ -287,7 +287,13 @@ export const registerAttachmentRoutes = async (
         const open = async () => {
           const blob = await store.read(at)
           const key = blob === null ? null : await store.key(blob.kid)
-          if (blob === null || key === null) throw notFound('Attachment content')
+          if (blob === null || key === null) {
+            // Forgotten patient: close the file the store opened before answering 404.
+            const stream = blob?.ciphertext as { destroy?: () => void; return?: () => unknown } | undefined
+            if (typeof stream?.destroy === 'function') stream.destroy()
+            else await stream?.return?.()
+            throw notFound('Attachment content')
+          }
           return decryptAttachment(blob.ciphertext, {
             key,
             associatedData: associatedData(at),

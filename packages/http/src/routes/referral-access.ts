@@ -56,7 +56,7 @@ export const phiReadAuditor =
     must(
       await recordPhiAccess(engine, {
         userId: actor.userId,
-        role: membership?.role ?? actor.platformRoles[0] ?? 'staff',
+        role: membership?.role ?? actor.platformRoles[0] ?? 'none',
         practiceId: membership?.practiceId ?? null,
         referralId,
         patientId: state.exists ? state.patientId : null,
