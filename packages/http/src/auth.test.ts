@@ -100,6 +100,24 @@ describe('bearer authentication', () => {
     await expectUnauthorized(`Bearer ${otherAlg}`, INVALID)
   })
 
+  it('refuses RS256 tokens and a valid token whose payload was tampered with', async () => {
+    const rsa = await generateKeyPair('RS256')
+    const rs = await new SignJWT({ sub: 'u-1', roles: [] })
+      .setProtectedHeader({ alg: 'RS256' })
+      .setIssuer(TEST_ISSUER)
+      .setAudience(TEST_AUDIENCE)
+      .setExpirationTime('1h')
+      .sign(rsa.privateKey)
+    await expectUnauthorized(`Bearer ${rs}`, INVALID)
+
+    const valid = await current.token({ userId: 'u-1' })
+    const [header, payload, signature] = valid.split('.') as [string, string, string]
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))
+    const escalated = Buffer.from(JSON.stringify({ ...claims, roles: ['admin'] })).toString('base64url')
+    await expectUnauthorized(`Bearer ${header}.${escalated}.${signature}`, INVALID)
+    expect((await get(`Bearer ${valid}`)).statusCode).toBe(200)
+  })
+
   it('answers 401 when the claims do not decode (bad subject, unknown role, no expiry)', async () => {
     const sign = (claims: Record<string, unknown>, exp: boolean) => {
       const jwt = new SignJWT(claims)
