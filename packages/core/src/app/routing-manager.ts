@@ -304,16 +304,39 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
   }
 
   /** Routes one referral if it needs it; retries when another writer got to the pool or referral first. */
+  /**
+   * Routing in one pool is serialized inside this process (a queue per pool stream), so concurrent
+   * requests do not race each other into version conflicts; across processes the pool stream's
+   * expected version still decides, and the loser retries.
+   */
+  const queues = new Map<string, Promise<unknown>>()
+  const inPoolQueue = <A>(key: string, work: () => Promise<A>): Promise<A> => {
+    const previous = queues.get(key) ?? Promise.resolve()
+    const run = previous.then(work, work)
+    const tail = run.catch(() => undefined)
+    queues.set(key, tail)
+    void tail.then(() => {
+      if (queues.get(key) === tail) queues.delete(key)
+    })
+    return run
+  }
+
   const route = async (
     referralId: ReferralId,
     ctx: RequestContext,
   ): Promise<E.Either<CommandFailure, RoutingOutcome>> => {
-    let last: E.Either<CommandFailure, RoutingOutcome> = E.right({ kind: 'not_needed' })
-    for (let attempt = 0; attempt < 50; attempt++) {
-      last = await routeOnce(referralId, ctx)
-      if (E.isRight(last) || last.left._tag !== 'WrongExpectedVersion') return last
-    }
-    return last
+    const loaded = await engine.referrals.load(referralId)()
+    if (E.isLeft(loaded)) return loaded
+    const r = loaded.right.state
+    if (!r.exists || r.route !== 'pooled') return E.right({ kind: 'not_needed' })
+    return inPoolQueue(poolStreamName(poolKeyOf(r)), async () => {
+      let last: E.Either<CommandFailure, RoutingOutcome> = E.right({ kind: 'not_needed' })
+      for (let attempt = 0; attempt < 50; attempt++) {
+        last = await routeOnce(referralId, ctx)
+        if (E.isRight(last) || last.left._tag !== 'WrongExpectedVersion') return last
+      }
+      return last
+    })
   }
 
   /** Every referral waiting in the intake queue is tried again (after a join, resume, verification…). */
