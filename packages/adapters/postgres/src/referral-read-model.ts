@@ -1,7 +1,9 @@
 import {
   type Aggregate,
   type BlindIndex,
+  decodeReferralCursor,
   decodeStored,
+  encodeReferralCursor,
   evolveReferral,
   initialReferralState,
   type ReferralCommand,
@@ -10,6 +12,7 @@ import {
   type ReferralListQuery,
   type ReferralState,
   type ReferralSummary,
+  referralSummaryOf,
 } from '@referrals/core'
 import * as E from 'fp-ts/lib/Either.js'
 import type pg from 'pg'
@@ -52,37 +55,8 @@ interface SummaryRow {
   readonly state: ReferralState & { exists: true }
 }
 
-const summaryOf = (row: SummaryRow): ReferralSummary => {
-  const s = row.state
-  return {
-    referralId: s.referralId,
-    senderPracticeId: s.senderPracticeId,
-    recipientPracticeId: s.recipientPracticeId,
-    formerRecipients: s.formerRecipients,
-    patientId: s.patientId,
-    status: s.status,
-    urgency: s.urgency,
-    specialtyId: s.specialtyId,
-    category: s.category,
-    route: s.route,
-    sentAt: s.sentAt,
-    updatedAt: row.updated_at as ReferralSummary['updatedAt'],
-    version: row.version,
-  }
-}
-
-const encodeCursor = (s: ReferralSummary) =>
-  Buffer.from(JSON.stringify([s.sentAt, s.referralId])).toString('base64url')
-const decodeCursor = (cursor: string): readonly [string, string] | null => {
-  try {
-    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-    return Array.isArray(parsed) && parsed.length === 2 && parsed.every((p) => typeof p === 'string')
-      ? [parsed[0] as string, parsed[1] as string]
-      : null
-  } catch {
-    return null
-  }
-}
+const summaryOf = (row: SummaryRow): ReferralSummary =>
+  referralSummaryOf(row.state, row.version, row.updated_at as ReferralSummary['updatedAt'])
 
 export const createPostgresReferralReadModel = async (options: {
   readonly store: PostgresEventStore
@@ -219,7 +193,7 @@ export const createPostgresReferralReadModel = async (options: {
   }
 
   const list = async (q: ReferralListQuery) => {
-    const after = q.cursor === undefined ? null : decodeCursor(q.cursor)
+    const after = q.cursor === undefined ? null : decodeReferralCursor(q.cursor)
     if (q.cursor !== undefined && after === null) return E.left('invalid_cursor' as const)
     const where: string[] = []
     const params: unknown[] = []
@@ -260,7 +234,7 @@ export const createPostgresReferralReadModel = async (options: {
     )
     const items = found.slice(0, limit).map(summaryOf)
     const last = items.at(-1)
-    return E.right({ items, nextCursor: found.length > limit && last ? encodeCursor(last) : null })
+    return E.right({ items, nextCursor: found.length > limit && last ? encodeReferralCursor(last) : null })
   }
 
   return {

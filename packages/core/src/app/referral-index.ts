@@ -53,6 +53,42 @@ export interface ReferralPage {
   readonly nextCursor: string | null
 }
 
+/** The list row of a referral state (no PHI). Shared by every read model implementation. */
+export const referralSummaryOf = (
+  s: ReferralState & { readonly exists: true },
+  version: number,
+  updatedAt: Instant,
+): ReferralSummary => ({
+  referralId: s.referralId,
+  senderPracticeId: s.senderPracticeId,
+  recipientPracticeId: s.recipientPracticeId,
+  formerRecipients: s.formerRecipients,
+  patientId: s.patientId,
+  status: s.status,
+  urgency: s.urgency,
+  specialtyId: s.specialtyId,
+  category: s.category,
+  route: s.route,
+  sentAt: s.sentAt,
+  updatedAt,
+  version,
+})
+
+/** Keyset cursor of the lists: the last row's (sentAt, referralId), opaque to clients. */
+export const encodeReferralCursor = (s: ReferralSummary): string =>
+  Buffer.from(JSON.stringify([s.sentAt, s.referralId])).toString('base64url')
+
+export const decodeReferralCursor = (cursor: string): readonly [string, string] | null => {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
+    return Array.isArray(parsed) && parsed.length === 2 && parsed.every((p) => typeof p === 'string')
+      ? [parsed[0] as string, parsed[1] as string]
+      : null
+  } catch {
+    return null
+  }
+}
+
 /**
  * The sent/received lists: a catch-up read model over the `referral-` streams, rebuilt from the
  * log on start. Patient search goes through keyed blind-index tokens computed from the decrypted
@@ -125,43 +161,13 @@ export const createReferralIndex = (options: {
     state: ReferralState
     version: number
     updatedAt: Instant
-  }): ReferralSummary | null => {
-    const s = entry.state
-    if (!s.exists) return null
-    return {
-      referralId: s.referralId,
-      senderPracticeId: s.senderPracticeId,
-      recipientPracticeId: s.recipientPracticeId,
-      formerRecipients: s.formerRecipients,
-      patientId: s.patientId,
-      status: s.status,
-      urgency: s.urgency,
-      specialtyId: s.specialtyId,
-      category: s.category,
-      route: s.route,
-      sentAt: s.sentAt,
-      updatedAt: entry.updatedAt,
-      version: entry.version,
-    }
-  }
-
-  const encodeCursor = (s: ReferralSummary) =>
-    Buffer.from(JSON.stringify([s.sentAt, s.referralId])).toString('base64url')
-  const decodeCursor = (cursor: string): readonly [string, string] | null => {
-    try {
-      const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-      return Array.isArray(parsed) && parsed.length === 2 && parsed.every((p) => typeof p === 'string')
-        ? [parsed[0] as string, parsed[1] as string]
-        : null
-    } catch {
-      return null
-    }
-  }
+  }): ReferralSummary | null =>
+    entry.state.exists ? referralSummaryOf(entry.state, entry.version, entry.updatedAt) : null
 
   /** Newest first (sentAt descending, then referral id); keyset pagination. */
   const list = async (q: ReferralListQuery): Promise<E.Either<'invalid_cursor', ReferralPage>> => {
     await refresh()
-    const after = q.cursor === undefined ? null : decodeCursor(q.cursor)
+    const after = q.cursor === undefined ? null : decodeReferralCursor(q.cursor)
     if (q.cursor !== undefined && after === null) return E.left('invalid_cursor')
     let matchIds: Set<ReferralId> | null = null
     if (q.patient !== undefined) {
@@ -199,7 +205,7 @@ export const createReferralIndex = (options: {
       )
     const items = rows.slice(0, limit)
     const last = items.at(-1)
-    return E.right({ items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null })
+    return E.right({ items, nextCursor: rows.length > limit && last ? encodeReferralCursor(last) : null })
   }
 
   return {

@@ -15,6 +15,7 @@ import {
   type ReferralState,
   ReferralStatus,
   type ReferralSummary,
+  referralSummaryOf,
   SpecialistSettings,
   SpecialtyId,
   type StoredEvent,
@@ -211,22 +212,7 @@ export const summaryFromState = (
   state: ReferralState & { exists: true },
   version: number,
   updatedAt: Instant,
-): ReferralSummaryView =>
-  summaryView({
-    referralId: state.referralId,
-    senderPracticeId: state.senderPracticeId,
-    recipientPracticeId: state.recipientPracticeId,
-    formerRecipients: state.formerRecipients,
-    patientId: state.patientId,
-    status: state.status,
-    urgency: state.urgency,
-    specialtyId: state.specialtyId,
-    category: state.category,
-    route: state.route,
-    sentAt: state.sentAt,
-    updatedAt,
-    version,
-  })
+): ReferralSummaryView => summaryView(referralSummaryOf(state, version, updatedAt))
 
 /** One entry of a referral's history: the event as recorded, PHI removed unless visible. */
 export const HistoryEntry = t.type({
