@@ -31,6 +31,7 @@ import { buildServer, openRuntime, type Runtime, stopServer } from './server.js'
 const USAGE = `usage: referrals <command>
 
   serve [--demo]            start the HTTP API (embedded PostgreSQL unless DATABASE_URL is set)
+  scheduler                 deadlines (reminders, expiries) and notification delivery, without the API
   token --user <id> [--role admin|auditor]...   print a development bearer token
   verify [--checkpoint <file>]   check every stream's hash chain; print the first problem or a summary hash
   replay                    decode and fold every stored event; report counts per stream type
@@ -104,6 +105,27 @@ const withRuntime = async <A>(config: Config, run: (runtime: Runtime) => Promise
   } finally {
     await runtime.close()
   }
+}
+
+/**
+ * Deadlines and notifications without the HTTP API (e.g. one scheduler process beside several API
+ * processes; running several is safe: each deadline fires once, each notification is sent once).
+ */
+const scheduler = async (config: Config) => {
+  const runtime = await openRuntime(config)
+  const notifications = await startNotifications(runtime)
+  info(`Deadline scheduler and notification delivery running (${runtime.storeDescription}); Ctrl-C to stop.`)
+  let stopping = false
+  const stop = async (signal: string) => {
+    if (stopping) return
+    stopping = true
+    info(`${signal}: stopping…`)
+    await notifications.stop()
+    await runtime.close()
+    process.exit(0)
+  }
+  process.on('SIGINT', () => void stop('SIGINT'))
+  process.on('SIGTERM', () => void stop('SIGTERM'))
 }
 
 const serve = async (config: Config, argv: readonly string[]) => {
@@ -280,6 +302,9 @@ export const main = async (argv: readonly string[]): Promise<number> => {
     switch (command) {
       case 'serve':
         await serve(config, rest)
+        return 0
+      case 'scheduler':
+        await scheduler(config)
         return 0
       case 'token': {
         const r = await runTokenCommand(rest, config)
