@@ -6,6 +6,7 @@ import type { Actor, Membership, PlatformRole } from '../shared/actor.js'
 import type { RecipientProfile } from '../shared/domain-types.js'
 import type { PracticeId, UserId } from '../shared/ids.js'
 import type { EventStore, GlobalPosition } from '../store/port.js'
+import { serializedRefresh } from './catch-up.js'
 import type { EventCatalog } from './event-catalog.js'
 
 /**
@@ -30,34 +31,29 @@ export const createPracticeDirectory = (
 ): PracticeDirectory => {
   const states = new Map<PracticeId, PracticeState>()
   let position: GlobalPosition = 0n
-  let refreshing: Promise<void> | null = null
 
   const catchUp = async () => {
     for (;;) {
       const page = await store.readAll({ after: position, maxCount: 500, streamPrefixes: ['practice-'] })()
       if (E.isLeft(page)) throw new Error(`practice directory: ${page.left.message}`)
       for (const stored of page.right) {
-        position = stored.globalPosition
         const practiceId = practiceIdFromStreamId(stored.streamId)
-        if (practiceId === null) continue
-        const decoded = catalog.decode(stored)
-        if (E.isLeft(decoded)) throw new Error(`practice directory: ${decoded.left.message}`)
-        states.set(
-          practiceId,
-          practiceDecider.evolve(states.get(practiceId) ?? practiceDecider.initialState, decoded.right),
-        )
+        if (practiceId !== null) {
+          const decoded = catalog.decode(stored)
+          if (E.isLeft(decoded)) throw new Error(`practice directory: ${decoded.left.message}`)
+          states.set(
+            practiceId,
+            practiceDecider.evolve(states.get(practiceId) ?? practiceDecider.initialState, decoded.right),
+          )
+        }
+        // Only once applied: a failure retries this event on the next refresh instead of skipping it.
+        position = stored.globalPosition
       }
       if (page.right.length < 500) return
     }
   }
 
-  const refresh = () => {
-    // Concurrent callers share one catch-up.
-    refreshing ??= catchUp().finally(() => {
-      refreshing = null
-    })
-    return refreshing
-  }
+  const refresh = serializedRefresh(catchUp)
 
   const all = () => [...states.values()].filter((s): s is PracticeState & { exists: true } => s.exists)
   const membershipsOf = (userId: UserId): readonly Membership[] =>

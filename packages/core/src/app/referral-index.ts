@@ -12,6 +12,7 @@ import type { CategoryRef, Urgency } from '../shared/domain-types.js'
 import type { PatientId, PracticeId, ReferralId, SpecialtyId } from '../shared/ids.js'
 import type { Instant } from '../shared/time.js'
 import type { EventStore, GlobalPosition } from '../store/port.js'
+import { serializedRefresh } from './catch-up.js'
 import { type Aggregate, decodeStored } from './command-handler.js'
 
 /** A referral as lists show it: no PHI, only ids, codes and times. */
@@ -103,7 +104,6 @@ export const createReferralIndex = (options: {
   const states = new Map<ReferralId, { state: ReferralState; version: number; updatedAt: Instant }>()
   const tokens = new Map<string, Set<ReferralId>>()
   let position: GlobalPosition = 0n
-  let refreshing: Promise<void> | null = null
 
   const addToken = (token: string, referralId: ReferralId) => {
     const set = tokens.get(token) ?? new Set<ReferralId>()
@@ -133,7 +133,6 @@ export const createReferralIndex = (options: {
       })()
       if (E.isLeft(page)) throw new Error(`referral index: ${page.left.message}`)
       for (const stored of page.right) {
-        position = stored.globalPosition
         const decoded = await decodeStored(options.aggregate, stored)
         if (E.isLeft(decoded)) throw new Error(`referral index: ${decoded.left.message}`)
         const event = decoded.right
@@ -145,17 +144,14 @@ export const createReferralIndex = (options: {
           updatedAt: stored.recordedAt,
         })
         indexPhi(event)
+        // Only once applied: a failure retries this event on the next refresh instead of skipping it.
+        position = stored.globalPosition
       }
       if (page.right.length < 500) return
     }
   }
 
-  const refresh = () => {
-    refreshing ??= catchUp().finally(() => {
-      refreshing = null
-    })
-    return refreshing
-  }
+  const refresh = serializedRefresh(catchUp)
 
   const summaryOf = (entry: {
     state: ReferralState
