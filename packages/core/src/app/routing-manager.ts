@@ -134,27 +134,40 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
    * reads the events appended since (by any process). The cache is an optimisation, never a source
    * of truth: every decision is still appended at the version it was decided on.
    */
-  const pools = new Map<StreamId, { state: PoolState; version: number; events: PoolEvent[] }>()
-  const loadPool = async (
-    streamId: StreamId,
-  ): Promise<
-    E.Either<CommandFailure, { state: PoolState; version: number; events: readonly PoolEvent[] }>
-  > => {
-    const cached = pools.get(streamId) ?? { state: pool.decider.initialState, version: 0, events: [] }
-    const read = await store.readStream(streamId, { fromVersion: cached.version + 1 })()
+  interface CachedPool {
+    state: PoolState
+    version: number
+    readonly events: PoolEvent[]
+  }
+  const pools = new Map<StreamId, CachedPool>()
+  const loadPool = async (streamId: StreamId): Promise<E.Either<CommandFailure, CachedPool>> => {
+    const entry = pools.get(streamId) ?? { state: pool.decider.initialState, version: 0, events: [] }
+    pools.set(streamId, entry)
+    const read = await store.readStream(streamId, { fromVersion: entry.version + 1 })()
     if (E.isLeft(read)) return read
-    let { state, version } = cached
-    const events = [...cached.events]
     for (const stored of read.right) {
       const decoded = await decodeStored(pool, stored)
       if (E.isLeft(decoded)) return decoded
-      state = pool.decider.evolve(state, decoded.right)
-      events.push(decoded.right)
-      version = stored.version
+      entry.state = pool.decider.evolve(entry.state, decoded.right)
+      entry.events.push(decoded.right)
+      entry.version = stored.version
     }
-    const entry = { state, version, events }
-    pools.set(streamId, entry)
-    return E.right(entry)
+    // A snapshot: routing evolves its own copy of `state` and only writes back after its append.
+    return E.right({ state: entry.state, version: entry.version, events: entry.events })
+  }
+  /** After a successful append, the decided state is the pool's state at `version`. */
+  const remember = (
+    streamId: StreamId,
+    from: CachedPool,
+    state: PoolState,
+    events: readonly PoolEvent[],
+    version: number,
+  ) => {
+    const entry = pools.get(streamId)
+    if (entry === undefined || entry.version !== from.version) return
+    entry.state = state
+    entry.events.push(...events)
+    entry.version = version
   }
 
   const routeOnce = async (
@@ -167,9 +180,11 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
     if (!r.exists || r.route !== 'pooled') return E.right({ kind: 'not_needed' })
     const key = poolKeyOf(r)
     const poolStream = unsafeId<StreamId>(poolStreamName(key))
-    await engine.directory.refresh()
     const loadedPool = await loadPool(poolStream)
     if (E.isLeft(loadedPool)) return loadedPool
+    // The directory is read after the pool, so it is at least as new as any sync the pool holds;
+    // a newer sync written meanwhile by another process makes this decision's append fail.
+    await engine.directory.refresh()
     const meta = systemMeta(ctx)
 
     let poolState = loadedPool.right.state
@@ -292,13 +307,19 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
       requests.push({ streamId, expected: expected.exact(loadedReferral.right.version), events })
     }
     if (requests.length === 0) return E.right(outcome)
+    const poolWritten = (version: number) =>
+      remember(poolStream, loadedPool.right, poolState, poolEvents, version)
     if (store.capabilities.atomicMultiStreamAppend) {
       const written = await store.appendMany(requests)()
-      return E.isLeft(written) ? written : E.right(outcome)
+      if (E.isLeft(written)) return written
+      const poolResult = written.right.find((w) => w.streamId === poolStream)
+      if (poolResult !== undefined) poolWritten(poolResult.version)
+      return E.right(outcome)
     }
     for (const request of requests) {
       const written = await store.append(request)()
       if (E.isLeft(written)) return written
+      if (request.streamId === poolStream) poolWritten(written.right.version)
     }
     return E.right(outcome)
   }
