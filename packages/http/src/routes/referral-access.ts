@@ -16,7 +16,7 @@ import { must } from './failures.js'
 
 type ReferralStateOf = Parameters<typeof canSeePhi>[0]
 
-const Purpose = t.keyof(
+export const Purpose = t.keyof(
   Object.fromEntries(PHI_PURPOSES.map((p) => [p, null])) as Record<(typeof PHI_PURPOSES)[number], null>,
 )
 
@@ -29,6 +29,13 @@ export const accessOf = (actor: Actor, state: ReferralStateOf): 'phi' | 'limited
   if (actor.memberships.some((m) => canAccessReferral(state, m.practiceId))) return 'limited'
   return 'none'
 }
+
+const ACCESS_RANK = { none: 0, limited: 1, phi: 2 } as const
+/** The lesser of two access levels. */
+export const stricterAccess = (
+  a: 'phi' | 'limited' | 'none',
+  b: 'phi' | 'limited' | 'none',
+): 'phi' | 'limited' | 'none' => (ACCESS_RANK[a] <= ACCESS_RANK[b] ? a : b)
 
 /**
  * Records a PHI read (granted or denied) as a `PhiAccessed` audit event, before any PHI leaves the

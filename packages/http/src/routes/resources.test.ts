@@ -7,6 +7,7 @@ import {
   sequentialUuids,
   type UserId,
 } from '@referrals/core'
+import { createHmacBlindIndex } from '@referrals/crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import { buildTestApp, type TestApp } from '../testing.js'
 import { registerResourceRoutes } from './resources.js'
@@ -24,7 +25,12 @@ describe('resource routes (API tests on the in-memory engine)', () => {
   const setup = async () => {
     const clock = manualClock('2026-04-01T09:00:00.000Z' as Instant)
     const store = createInMemoryEventStore({ clock })
-    const engine = createEngine({ store, clock, ids: sequentialUuids() })
+    const engine = createEngine({
+      store,
+      clock,
+      ids: sequentialUuids(),
+      blindIndex: createHmacBlindIndex({ key: new Uint8Array(32).fill(7) }),
+    })
     const routing = attachRouting(engine)
     current = await buildTestApp({
       store,
@@ -228,5 +234,35 @@ describe('resource routes (API tests on the in-memory engine)', () => {
     }
     const body = doc.paths['/referrals'].post.requestBody.content['application/json'].schema
     expect(JSON.stringify(body)).toContain('urgency')
+  })
+
+  it('does not give a former recipient PHI back through asOf, nor patient search over what it declined', async () => {
+    const { ok, call, referral, clock, store } = await setup()
+    await ok('gp', 'POST', '/referrals', referral('r-1'))
+    const whileHeld = clock.now()
+    clock.advance(60_000)
+    await ok('spec', 'POST', '/referrals/r-1/decline', { reasonCode: 'capacity' })
+    const now = await ok('spec', 'GET', '/referrals/r-1')
+    expect(now.json().phiVisible).toBe(false)
+    const then = await ok('spec', 'GET', `/referrals/r-1?asOf=${whileHeld}`)
+    expect(then.json().phiVisible).toBe(false)
+    expect(then.body).not.toContain(CANARY_NAME)
+    // The sender still finds the patient; the former recipient's search matches nothing.
+    const bySender = await ok('gp', 'GET', '/practices/clinic/referrals?box=sent&patient=HN-CANARY-1')
+    expect(bySender.json().items.map((i: { referralId: string }) => i.referralId)).toEqual(['r-1'])
+    const before = store.snapshot().filter((e) => e.type === 'PhiAccessed').length
+    const byFormer = await call('spec', 'GET', '/practices/spec-a/referrals?box=received&patient=HN-CANARY-1')
+    expect(byFormer.json().items).toEqual([])
+    const searches = store
+      .snapshot()
+      .filter((e) => e.type === 'PhiAccessed')
+      .slice(before)
+    expect(searches).toHaveLength(1)
+    expect(searches[0]?.data).toMatchObject({
+      userId: 'dr-spec',
+      practiceId: 'spec-a',
+      referralId: null,
+      outcome: 'granted',
+    })
   })
 })

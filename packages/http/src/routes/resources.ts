@@ -9,6 +9,7 @@ import {
   ChangeUrgencyData,
   CompleteReferralData,
   ConfigureSpecialistPayload,
+  type CorrelationId,
   CreatePracticePayload,
   DeclineReferralData,
   DefineSpecialtyPayload,
@@ -32,10 +33,12 @@ import {
   RetireCategoryPayload,
   RevokeVerificationPayload,
   type Routing,
+  recordPhiAccess,
   ScheduleAppointmentData,
   SendReferralData,
   SpecialtyId,
   Urgency,
+  unsafeId,
   VerifyPracticePayload,
 } from '@referrals/core'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -50,7 +53,7 @@ import { type AttachmentLimits, DEFAULT_ATTACHMENT_LIMITS, registerAttachmentRou
 import { registerAuditRoutes } from './audit.js'
 import { csvCell } from './csv.js'
 import { forbidden, must, notFound, pinnedVersion, requestContext } from './failures.js'
-import { accessOf, phiReadAuditor } from './referral-access.js'
+import { accessOf, Purpose, phiReadAuditor, stricterAccess } from './referral-access.js'
 import {
   CatalogView,
   catalogView,
@@ -439,7 +442,11 @@ export const registerResourceRoutes =
             query.asOf === undefined ? {} : { asOf: query.asOf },
           )(),
         )
-        const access = accessOf(actor, loaded.state)
+        // Access is what the caller may see now, further limited by what it could see then: a
+        // former recipient must not regain PHI by asking for an instant when it held the referral.
+        const current =
+          query.asOf === undefined ? loaded : must(await engine.referrals.load(params.referralId)())
+        const access = stricterAccess(accessOf(actor, current.state), accessOf(actor, loaded.state))
         if (access === 'none' || !loaded.state.exists) {
           await auditRead(request, actor, loaded.state, params.referralId, 'denied')
           throw notFound('Referral')
@@ -523,7 +530,32 @@ export const registerResourceRoutes =
         ...(query.cursor === undefined ? {} : { cursor: query.cursor }),
       })
       if (E.isLeft(page)) throw new ProblemError(httpProblem('bad_request', 'The cursor is not valid.'))
-      return page.right
+      if (query.patient === undefined) return page.right
+      // A patient search is a PHI lookup: it is audited, and it only matches referrals whose PHI the
+      // practice may see now (a former recipient cannot test names against what it declined).
+      if (actor.kind === 'user') {
+        const purposeHeader = request.headers['x-purpose-of-use']
+        must(
+          await recordPhiAccess(engine, {
+            userId: actor.userId,
+            role: actor.memberships.find((m) => m.practiceId === practiceId)?.role ?? 'none',
+            practiceId,
+            referralId: null,
+            patientId: null,
+            purpose: Purpose.is(purposeHeader) ? purposeHeader : 'treatment',
+            outcome: 'granted',
+            resource: request.routeOptions.url ?? 'unknown',
+            correlationId: unsafeId<CorrelationId>(String(request.id)),
+            channel: 'api',
+          }),
+        )
+      }
+      return {
+        ...page.right,
+        items: page.right.items.filter(
+          (s) => s.senderPracticeId === practiceId || s.recipientPracticeId === practiceId,
+        ),
+      }
     }
 
     route(app, {
