@@ -2,6 +2,7 @@ import type { EventStore } from '@referrals/core'
 import { left } from 'fp-ts/lib/TaskEither.js'
 import * as t from 'io-ts'
 import { afterEach, describe, expect, it } from 'vitest'
+import { addressKey } from './app.js'
 import { route } from './openapi/route.js'
 import { buildTestApp, probeOnlyStore, type TestApp } from './testing.js'
 import { demoRoutes, demoState } from './testing-demo.js'
@@ -144,8 +145,8 @@ describe('buildApp', () => {
     expect(limited.json().type).toBe('https://referrals.dev/problems/rate_limited')
   })
 
-  it('throttles repeated authentication failures per address before checking more tokens', async () => {
-    const { app, auth } = await setup({ env: { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW: '1m' } })
+  it('throttles repeated authentication failures per address with 429, counting only failures', async () => {
+    const { app } = await setup({ env: { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW: '1m' } })
     const statuses: number[] = []
     for (let i = 0; i < 5; i++) {
       const res = await app.inject({
@@ -156,10 +157,66 @@ describe('buildApp', () => {
       statuses.push(res.statusCode)
     }
     expect(statuses).toEqual([401, 401, 401, 429, 429])
-    const blocked = await app.inject({ method: 'GET', url: '/demo/items', headers: auth })
+    const blocked = await app.inject({ method: 'GET', url: '/demo/items' })
     expect(blocked.statusCode).toBe(429)
     expect(blocked.headers['content-type']).toMatch(/^application\/problem\+json/)
+    expect(blocked.json().type).toBe('https://referrals.dev/problems/rate_limited')
     expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200)
+  })
+
+  it('never refuses a valid token because of failed logins from the same address', async () => {
+    const { app, auth } = await setup({ env: { RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW: '1m' } })
+    const garbage = []
+    for (let i = 0; i < 6; i++) {
+      garbage.push(
+        (
+          await app.inject({
+            method: 'GET',
+            url: '/demo/items',
+            headers: { authorization: 'Bearer garbage' },
+          })
+        ).statusCode,
+      )
+    }
+    expect(garbage).toEqual([401, 401, 401, 401, 401, 429])
+    const valid = await app.inject({ method: 'GET', url: '/demo/items', headers: auth })
+    expect(valid.statusCode).toBe(200)
+    // Still throttled for bad tokens; the valid request did not reset or consume the failure budget.
+    const again = await app.inject({
+      method: 'GET',
+      url: '/demo/items',
+      headers: { authorization: 'Bearer garbage' },
+    })
+    expect(again.statusCode).toBe(429)
+  })
+
+  it('counts failed authentications of IPv6 clients per /64', async () => {
+    const { app } = await setup({ env: { RATE_LIMIT_MAX: '2', RATE_LIMIT_WINDOW: '1m' } })
+    const fail = async (remoteAddress: string) =>
+      (
+        await app.inject({
+          method: 'GET',
+          url: '/demo/items',
+          headers: { authorization: 'Bearer garbage' },
+          remoteAddress,
+        })
+      ).statusCode
+    expect(await fail('2001:db8:1:2::1')).toBe(401)
+    expect(await fail('2001:db8:1:2:ffff::9')).toBe(401)
+    expect(await fail('2001:0db8:0001:0002:aaaa:bbbb:cccc:dddd')).toBe(429)
+    expect(await fail('2001:db8:1:3::1')).toBe(401)
+    expect(await fail('192.0.2.1')).toBe(401)
+  })
+
+  it('keys addresses: IPv4 as is, IPv4-mapped as IPv4, IPv6 by /64', () => {
+    expect(addressKey('192.0.2.7')).toBe('192.0.2.7')
+    expect(addressKey('::ffff:192.0.2.7')).toBe('192.0.2.7')
+    expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64')
+    expect(addressKey('2001:db8:0:0:1:2:3:4')).toBe('2001:db8:0:0::/64')
+    expect(addressKey('2001:db8:a:b:c:d:e:f%eth0')).toBe('2001:db8:a:b::/64')
+    expect(addressKey('::1')).toBe('0:0:0:0::/64')
+    expect(addressKey('fe80::1:2:3.4.5.6')).toBe('fe80:0:0:0::/64')
+    expect(addressKey('not-an-address')).toBe('not-an-address')
   })
 
   it('counts the rate limit per user, not per address', async () => {

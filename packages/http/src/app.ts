@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { isIPv4, isIPv6 } from 'node:net'
 import helmet from '@fastify/helmet'
 import rateLimit from '@fastify/rate-limit'
 import type { EventStore } from '@referrals/core'
@@ -49,6 +50,53 @@ const PUBLIC_PREFIXES = ['/docs', '/openapi.json', '/health', '/ready']
 /** A client-supplied correlation id is kept when it is a safe id, otherwise a new one is made. */
 const correlationIdOf = (header: string | string[] | undefined): string =>
   typeof header === 'string' && CORRELATION_ID.test(header) ? header : randomUUID()
+
+/** The eight 16-bit groups of an IPv6 address (zone id dropped, embedded IPv4 tail expanded). */
+const ipv6Groups = (address: string): number[] | undefined => {
+  let text = address.split('%')[0] ?? ''
+  const tail = /:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(text)
+  if (tail?.[1] !== undefined) {
+    const [a = 0, b = 0, c = 0, d = 0] = tail[1].split('.').map(Number)
+    text = `${text.slice(0, tail.index)}:${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+  }
+  const [head = '', rest] = text.split('::')
+  const parse = (part: string) => (part === '' ? [] : part.split(':').map((g) => Number.parseInt(g, 16)))
+  const left = parse(head)
+  const right = rest === undefined ? [] : parse(rest)
+  const groups =
+    rest === undefined ? left : [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right]
+  return groups.length === 8 && groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff)
+    ? groups
+    : undefined
+}
+
+/**
+ * The key under which an address is rate limited: an IPv4 address as is (also when IPv4-mapped),
+ * an IPv6 address by its /64 prefix, since one client usually holds a whole /64 and could
+ * otherwise rotate addresses to escape the per-address budgets.
+ */
+export const addressKey = (ip: string): string => {
+  if (isIPv4(ip)) return ip
+  if (!isIPv6(ip)) return ip
+  const groups = ipv6Groups(ip)
+  if (groups === undefined) return ip
+  const [a, b, c, d, e, f, g, h] = groups
+  if (
+    a === 0 &&
+    b === 0 &&
+    c === 0 &&
+    d === 0 &&
+    e === 0 &&
+    f === 0xffff &&
+    g !== undefined &&
+    h !== undefined
+  )
+    return `${g >> 8}.${g & 0xff}.${h >> 8}.${h & 0xff}`
+  return `${groups
+    .slice(0, 4)
+    .map((n) => n.toString(16))
+    .join(':')}::/64`
+}
 
 /**
  * The HTTP application: security headers, rate limiting (per user, or per IP before
@@ -103,14 +151,15 @@ export const buildApp = async (options: BuildAppOptions): Promise<FastifyInstanc
     // Runs after authentication (route-level hooks follow the global ones), so a signed-in user
     // has one budget across addresses; anonymous requests are counted per IP.
     keyGenerator: (request) =>
-      request.actor?.kind === 'user' ? `user:${request.actor.userId}` : `ip:${request.ip}`,
+      request.actor?.kind === 'user' ? `user:${request.actor.userId}` : `ip:${addressKey(request.ip)}`,
   })
   // Requests that fail authentication never reach the per-user limit, so failures are counted
-  // per address separately; a client over the limit is refused before its token is checked.
+  // per address (IPv6 per /64) separately. The count is only looked at when a token fails: a
+  // client over the budget gets 429 instead of 401, but a token that verifies is always accepted.
   const failures = app.createRateLimit({
     max: config.rateLimit.max,
     timeWindow: config.rateLimit.windowMs,
-    keyGenerator: (request) => `auth-failure:${request.ip}`,
+    keyGenerator: (request) => `auth-failure:${addressKey(request.ip)}`,
   })
   const verify = options.verifyToken ?? (await verifierFromConfig(config))
   app.addHook(
@@ -118,12 +167,9 @@ export const buildApp = async (options: BuildAppOptions): Promise<FastifyInstanc
     authenticationHook(verify, options.resolveActor, {
       publicPrefixes: PUBLIC_PREFIXES,
       failureLimiter: {
-        isBlocked: async (request) => {
-          const state = await failures(request, { increment: false })
-          return !state.isAllowed && state.remaining === 0
-        },
         recordFailure: async (request) => {
-          await failures(request)
+          const state = await failures(request)
+          return !state.isAllowed && state.isExceeded ? 'blocked' : 'allowed'
         },
       },
     }),

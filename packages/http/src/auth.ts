@@ -235,11 +235,13 @@ const unauthorized = (error?: 'invalid_token') =>
 
 /**
  * Throttles clients that keep failing authentication (the per-user rate limit only applies once a
- * user is known): `isBlocked` is asked before verifying, `recordFailure` after each failure.
+ * user is known). It is consulted only after a token failed to verify: `recordFailure` counts the
+ * failure and says whether the client is now over its budget (429 instead of 401). A token that
+ * verifies is never refused by it, so a flood of bad tokens from a shared address (NAT, proxy)
+ * cannot lock out the users behind it.
  */
 export interface AuthFailureLimiter {
-  readonly isBlocked: (request: FastifyRequest) => Promise<boolean>
-  readonly recordFailure: (request: FastifyRequest) => Promise<void>
+  readonly recordFailure: (request: FastifyRequest) => Promise<'allowed' | 'blocked'>
 }
 
 export interface AuthenticationHookOptions {
@@ -265,9 +267,9 @@ export const authenticationHook =
     const publicPrefixes = options.publicPrefixes ?? []
     if (publicPrefixes.some((prefix) => routeUrl === prefix || routeUrl.startsWith(`${prefix}/`))) return
     const limiter = options.failureLimiter
-    if (limiter !== undefined && (await limiter.isBlocked(request))) throw tooManyFailures()
     const fail = async (error?: 'invalid_token'): Promise<never> => {
-      await limiter?.recordFailure(request)
+      if (limiter !== undefined && (await limiter.recordFailure(request)) === 'blocked')
+        throw tooManyFailures()
       throw unauthorized(error)
     }
     const header = request.headers.authorization
