@@ -588,7 +588,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
         readonly purpose: string
         readonly outcome: 'granted' | 'denied'
         readonly resource: string
-        readonly referralId?: string
+        readonly referralId?: string | null
         readonly patientId?: string | null
       }
     }
@@ -785,11 +785,20 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
       // Routes that never return PHI.
       { who: 'gp', url: `/referrals/${referralId}/routing`, status: 200, record: null },
       { who: 'gp', url: '/practices/clinic/referrals?box=sent', status: 200, record: null },
+      // A patient search is a PHI lookup: audited, with no referral or patient named.
       {
         who: 'gp',
         url: `/practices/clinic/referrals?box=sent&patient=${c.familyName}`,
         status: 200,
-        record: null,
+        record: {
+          role: 'owner',
+          practiceId: 'clinic',
+          purpose: 'treatment',
+          outcome: 'granted',
+          resource: '/practices/:practiceId/referrals',
+          referralId: null,
+          patientId: null,
+        },
       },
       { who: 'gp', url: '/practices/clinic/referrals.csv?box=sent', status: 200, record: null },
     ]
@@ -817,7 +826,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
         userId: USERS[test.who].userId,
         role: test.record.role,
         practiceId: test.record.practiceId,
-        referralId: test.record.referralId ?? referralId,
+        referralId: test.record.referralId === undefined ? referralId : test.record.referralId,
         patientId: test.record.patientId === undefined ? patientId : test.record.patientId,
         purpose: test.record.purpose,
         outcome: test.record.outcome,
