@@ -1,10 +1,15 @@
+import type { Actor, Membership, PlatformRole, PracticeId, UserId } from '@referrals/core'
 import { afterEach, describe, expect, it } from 'vitest'
+import type { ResolveActor } from './auth.js'
 import {
+  authorizationOf,
+  canonicalJson,
   encryptedIdempotencyStore,
   type IdempotencyStore,
   inMemoryIdempotencyStore,
   requestFingerprint,
 } from './idempotency.js'
+import { buildRoutesTestApp } from './routes/testing-routes.js'
 import { buildTestApp, type TestApp } from './testing.js'
 import { type DemoState, demoRoutes, demoState, slowEntered } from './testing-demo.js'
 
@@ -227,6 +232,117 @@ describe('Idempotency-Key on POST', () => {
   })
 })
 
+describe('Idempotency-Key: authorization, uploads and hostile bodies', () => {
+  const cleanups: (() => Promise<void>)[] = []
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0)) await cleanup()
+  })
+
+  it('does not replay to a caller whose memberships or platform roles changed (422), and replays again once restored', async () => {
+    const state = demoState()
+    const memberships: Membership[] = [{ practiceId: 'clinic' as PracticeId, role: 'staff' }]
+    let roles: PlatformRole[] = []
+    const resolveActor: ResolveActor = async (userId) => ({
+      kind: 'user',
+      userId,
+      platformRoles: roles,
+      memberships: [...memberships],
+    })
+    const app = await buildTestApp({ registerRoutes: demoRoutes(state), resolveActor })
+    cleanups.push(() => app.app.close())
+    const post = async () =>
+      app.app.inject({
+        method: 'POST',
+        url: '/demo/items',
+        headers: {
+          authorization: `Bearer ${await app.token({ userId: 'u-1' })}`,
+          'idempotency-key': 'k-auth',
+        },
+        payload: item,
+      })
+    const first = await post()
+    expect(first.statusCode).toBe(201)
+
+    memberships.pop()
+    const removed = await post()
+    expect(removed.statusCode).toBe(422)
+    expect(removed.json().type).toBe('https://referrals.dev/problems/idempotency.key_reused')
+    expect(removed.headers['idempotent-replayed']).toBeUndefined()
+    expect(removed.body).not.toContain('Crutches')
+
+    memberships.push({ practiceId: 'clinic' as PracticeId, role: 'owner' })
+    expect((await post()).statusCode).toBe(422)
+    memberships.pop()
+    memberships.push({ practiceId: 'clinic' as PracticeId, role: 'staff' })
+    roles = ['auditor']
+    expect((await post()).statusCode).toBe(422)
+
+    roles = []
+    const restored = await post()
+    expect(restored.statusCode).toBe(201)
+    expect(restored.headers['idempotent-replayed']).toBe('true')
+    expect(restored.body).toBe(first.body)
+    expect(state.writes).toBe(1)
+  })
+
+  it('refuses Idempotency-Key on a multipart upload with 400, storing nothing, while the upload works without it', async () => {
+    const t = await buildRoutesTestApp()
+    cleanups.push(() => t.app.close())
+    await t.ok('gp', 'POST', '/referrals', t.referral('r-1'))
+    const boundary = '----idempotency-test-boundary'
+    const upload = (content: string, key?: string) =>
+      t.call(
+        'gp',
+        'POST',
+        '/referrals/r-1/attachments',
+        Buffer.from(
+          `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="scan.pdf"\r\n` +
+            `Content-Type: application/pdf\r\n\r\n%PDF-1.7\n${content}\r\n--${boundary}--\r\n`,
+        ),
+        {
+          'content-type': `multipart/form-data; boundary=${boundary}`,
+          ...(key === undefined ? {} : { 'idempotency-key': key }),
+        },
+      )
+    const attachments = () => t.domainEvents().filter((e) => e.type === 'AttachmentAdded')
+    const first = await upload('first file', 'upload-1')
+    expect(first.statusCode).toBe(400)
+    expect(first.headers['content-type']).toMatch(/^application\/problem\+json/)
+    expect(first.json().detail).toMatch(/multipart/)
+    const second = await upload('another file', 'upload-1')
+    expect(second.statusCode).toBe(400)
+    expect(second.headers['idempotent-replayed']).toBeUndefined()
+    expect(attachments()).toHaveLength(0)
+    expect((await upload('without a key')).statusCode).toBe(201)
+    expect(attachments()).toHaveLength(1)
+  })
+
+  it('answers a body with a deeply nested field normally, never 5xx, and replays it', async () => {
+    const state = demoState()
+    const app = await buildTestApp({ registerRoutes: demoRoutes(state) })
+    cleanups.push(() => app.app.close())
+    const depth = 200_000
+    const payload = `{"name":"Crutches","quantity":2,"kind":"box","dueAt":null,"junk":${'['.repeat(depth)}${']'.repeat(depth)}}`
+    const post = async () =>
+      app.app.inject({
+        method: 'POST',
+        url: '/demo/items',
+        headers: {
+          authorization: `Bearer ${await app.token({ userId: 'u-1' })}`,
+          'idempotency-key': 'k-deep',
+          'content-type': 'application/json',
+        },
+        payload,
+      })
+    const first = await post()
+    expect(first.statusCode).toBe(201)
+    const again = await post()
+    expect(again.statusCode).toBe(201)
+    expect(again.headers['idempotent-replayed']).toBe('true')
+    expect(state.writes).toBe(1)
+  })
+})
+
 describe('inMemoryIdempotencyStore', () => {
   const now = new Date('2026-03-01T00:00:00.000Z')
   it('claims, reports in flight, mismatch, replay, and release', async () => {
@@ -247,6 +363,25 @@ describe('inMemoryIdempotencyStore', () => {
   })
 })
 
+describe('canonicalJson', () => {
+  it('sorts object keys at every level, keeps array order, and drops undefined members', () => {
+    expect(canonicalJson({ b: [3, { d: 1, c: 'x' }], a: null, u: undefined })).toBe(
+      '{"a":null,"b":[3,{"c":"x","d":1}]}',
+    )
+    expect(canonicalJson([[], {}, [[1]], 'a"b', true])).toBe('[[],{},[[1]],"a\\"b",true]')
+    expect(canonicalJson([undefined])).toBe('[null]')
+  })
+
+  it('handles nesting far deeper than the call stack', () => {
+    const depth = 500_000
+    let deep: unknown = []
+    for (let i = 1; i < depth; i++) deep = [deep]
+    const text = canonicalJson({ deep })
+    expect(text.length).toBe(depth * 2 + '{"deep":}'.length)
+    expect(text.startsWith('{"deep":[[[')).toBe(true)
+  })
+})
+
 describe('requestFingerprint', () => {
   it('ignores key order but not values, route or params', () => {
     const base = requestFingerprint('POST', '/r/:id', { id: '1' }, { a: 1, b: [1, 2] })
@@ -254,6 +389,24 @@ describe('requestFingerprint', () => {
     expect(requestFingerprint('POST', '/r/:id', { id: '1' }, { a: 1, b: [2, 1] })).not.toBe(base)
     expect(requestFingerprint('POST', '/r/:id', { id: '2' }, { a: 1, b: [1, 2] })).not.toBe(base)
     expect(requestFingerprint('POST', '/s/:id', { id: '1' }, { a: 1, b: [1, 2] })).not.toBe(base)
+  })
+
+  it('depends on the authorization, which ignores the order of roles and memberships', () => {
+    const actor = (memberships: Membership[], platformRoles: PlatformRole[]): Actor => ({
+      kind: 'user',
+      userId: 'u-1' as UserId,
+      platformRoles,
+      memberships,
+    })
+    const a = { practiceId: 'a' as PracticeId, role: 'owner' as const }
+    const b = { practiceId: 'b' as PracticeId, role: 'staff' as const }
+    const fp = (who: Actor | null) => requestFingerprint('POST', '/r', {}, { x: 1 }, authorizationOf(who))
+    const base = fp(actor([a, b], ['admin', 'auditor']))
+    expect(fp(actor([b, a], ['auditor', 'admin']))).toBe(base)
+    expect(fp(actor([a], ['admin', 'auditor']))).not.toBe(base)
+    expect(fp(actor([a, { ...b, role: 'owner' }], ['admin', 'auditor']))).not.toBe(base)
+    expect(fp(actor([a, b], ['admin']))).not.toBe(base)
+    expect(fp(null)).not.toBe(base)
   })
 })
 

@@ -1,14 +1,17 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto'
+import type { Actor } from '@referrals/core'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { httpProblem, ProblemError } from './problem.js'
 
 /**
  * `Idempotency-Key` on POST. A key is scoped to the authenticated user. The first request with a
  * key claims it ("in flight"); its response (status, body, selected headers) is stored when sent,
- * and any later request with the same key and the same fingerprint (method, route, body hash)
- * gets that response replayed with `Idempotent-Replayed: true`. Same key with another body → 422;
+ * and any later request with the same key and the same fingerprint (method, route, params, body,
+ * and the caller's current platform roles and memberships) gets that response replayed with
+ * `Idempotent-Replayed: true`. Same key with another body or another authorization → 422;
  * same key while the first is still running → 409. Server errors (5xx) release the key so the
- * client can retry. Records expire after `ttlMs` (24 h by default).
+ * client can retry. Records expire after `ttlMs` (24 h by default). Multipart requests with a key
+ * are refused (400): their body is a stream that cannot be fingerprinted before the handler reads it.
  */
 export interface StoredResponse {
   readonly status: number
@@ -76,16 +79,54 @@ export const inMemoryIdempotencyStore = (): IdempotencyStore => {
   }
 }
 
-/** JSON with object keys sorted, so `{"a":1,"b":2}` and `{"b":2,"a":1}` hash alike. */
-const canonicalJson = (value: unknown): string => {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
+/**
+ * JSON with object keys sorted, so `{"a":1,"b":2}` and `{"b":2,"a":1}` hash alike. Iterative (an
+ * explicit stack), so a deeply nested body cannot overflow the call stack.
+ */
+export const canonicalJson = (root: unknown): string => {
+  const out: string[] = []
+  // Each entry is either text to emit as is (`true`) or a value still to serialise (`false`).
+  const stack: [boolean, unknown][] = [[false, root]]
+  for (let entry = stack.pop(); entry !== undefined; entry = stack.pop()) {
+    const [literal, value] = entry
+    if (literal) {
+      out.push(value as string)
+    } else if (Array.isArray(value)) {
+      out.push('[')
+      stack.push([true, ']'])
+      for (let i = value.length - 1; i >= 0; i--) {
+        stack.push([false, value[i]])
+        if (i > 0) stack.push([true, ','])
+      }
+    } else if (value !== null && typeof value === 'object') {
+      const entries = Object.entries(value as Record<string, unknown>)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      out.push('{')
+      stack.push([true, '}'])
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [k, v] = entries[i] as [string, unknown]
+        stack.push([false, v], [true, `${JSON.stringify(k)}:`])
+        if (i > 0) stack.push([true, ','])
+      }
+    } else {
+      out.push(JSON.stringify(value) ?? 'null')
+    }
   }
-  return JSON.stringify(value) ?? 'null'
+  return out.join('')
+}
+
+/**
+ * What the actor is allowed to do, as a stable string: platform roles and practice memberships,
+ * sorted. Part of the fingerprint, so a stored response is only replayed to the same user with
+ * the same authorization (a user removed from a practice cannot replay a response of it).
+ */
+export const authorizationOf = (actor: Actor | null | undefined): string => {
+  if (actor === null || actor === undefined) return 'anonymous'
+  if (actor.kind === 'system') return `system:${actor.component}`
+  const roles = [...actor.platformRoles].sort()
+  const memberships = actor.memberships.map((m) => `${m.practiceId}\u0000${m.role}`).sort()
+  return canonicalJson({ user: actor.userId, roles, memberships })
 }
 
 export const requestFingerprint = (
@@ -93,12 +134,18 @@ export const requestFingerprint = (
   routeUrl: string,
   params: unknown,
   body: unknown,
+  authorization = '',
 ): string =>
   createHash('sha256')
-    .update(`${method} ${routeUrl}\n${canonicalJson(params)}\n${canonicalJson(body)}`)
+    .update(
+      `${method} ${routeUrl}\n${canonicalJson(params)}\n${canonicalJson(body)}\n${createHash('sha256')
+        .update(authorization)
+        .digest('base64url')}`,
+    )
     .digest('base64url')
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/
+const MULTIPART = /^\s*multipart\//i
 const REPLAYED_HEADERS = ['content-type', 'location', 'etag'] as const
 
 export interface IdempotencyOptions {
@@ -139,12 +186,23 @@ export const idempotencyHooks = (options: IdempotencyOptions) => {
         httpProblem('bad_request', 'Idempotency-Key must be 1-255 visible ASCII characters.'),
       )
     }
+    // The body of a multipart upload is a stream the handler reads: it cannot be fingerprinted
+    // without consuming it, so the same key with another file would replay the first response.
+    if (MULTIPART.test(request.headers['content-type'] ?? '')) {
+      throw new ProblemError(
+        httpProblem(
+          'bad_request',
+          'Idempotency-Key is not supported on multipart uploads (they are not replayable): send the upload without it, and list the attachments to see whether an earlier attempt arrived.',
+        ),
+      )
+    }
     const scope = request.actor?.kind === 'user' ? `user:${request.actor.userId}` : 'anonymous'
     const fingerprint = requestFingerprint(
       request.method,
       request.routeOptions.url ?? request.url,
       request.params,
       request.body,
+      authorizationOf(request.actor),
     )
     const result = await options.store.begin(scope, header, fingerprint, now(), ttlMs)
     switch (result.kind) {
