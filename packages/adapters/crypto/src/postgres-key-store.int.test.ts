@@ -1,4 +1,4 @@
-import { type PatientId, unsafeId } from '@referrals/core'
+import { PatientForgottenError, type PatientId, unsafeId } from '@referrals/core'
 import { createTestDatabase, type TestDatabase } from '@referrals/postgres/testing'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -73,13 +73,71 @@ describe('PostgreSQL patient key store', () => {
     await expect(store.get(kid)).rejects.toBeInstanceOf(KeyUnwrapError)
   })
 
-  it('forgets: destroy deletes the key, a second destroy is a no-op, a new key is a different one', async () => {
+  it('forgets for good: destroy deletes the key, leaves a tombstone, getOrCreate then refuses, also from another instance', async () => {
     const store = await open()
     const { kid } = await store.getOrCreate(patient(6))
+    const kept = await store.getOrCreate(patient('6-kept'))
     await store.destroy(patient(6))
     expect(await store.get(kid)).toBeNull()
+    const refused = await store.getOrCreate(patient(6)).then(
+      () => null,
+      (e: unknown) => e,
+    )
+    expect(refused).toBeInstanceOf(PatientForgottenError)
+    expect((refused as Error).message).not.toContain('pat-6')
     await store.destroy(patient(6))
-    expect((await store.getOrCreate(patient(6))).kid).not.toBe(kid)
+    const other = await open()
+    await expect(other.getOrCreate(patient(6))).rejects.toBeInstanceOf(PatientForgottenError)
+    expect(await other.get(kid)).toBeNull()
+    const keys = await pool.query(
+      `SELECT count(*)::int AS n FROM referrals_keys.patient_keys WHERE patient_id = $1`,
+      ['pat-6'],
+    )
+    expect(keys.rows[0].n).toBe(0)
+    // The tombstone holds the pseudonymous id and a time, no key material.
+    const tombstone = await pool.query(
+      `SELECT * FROM referrals_keys.forgotten_patients WHERE patient_id = $1`,
+      ['pat-6'],
+    )
+    expect(tombstone.rows).toHaveLength(1)
+    expect(Object.keys(tombstone.rows[0]).sort()).toEqual(['forgotten_at', 'patient_id'])
+    // Other patients keep their keys.
+    expect((await store.getOrCreate(patient('6-kept'))).kid).toBe(kept.kid)
+  })
+
+  it('forgetting a patient who has no key yet also stops a key being created for them', async () => {
+    const store = await open()
+    await store.destroy(patient('never-keyed'))
+    await expect(store.getOrCreate(patient('never-keyed'))).rejects.toBeInstanceOf(PatientForgottenError)
+    const keys = await pool.query(
+      `SELECT count(*)::int AS n FROM referrals_keys.patient_keys WHERE patient_id = $1`,
+      ['pat-never-keyed'],
+    )
+    expect(keys.rows[0].n).toBe(0)
+  })
+
+  it('never leaves a key behind when creating and forgetting race', async () => {
+    const store = await open({ vacuumOnDestroy: 'none' })
+    const other = await open({ vacuumOnDestroy: 'none' })
+    for (let round = 0; round < 10; round++) {
+      const p = patient(`race-forget-${round}`)
+      const results = await Promise.allSettled([
+        ...Array.from({ length: 5 }, () => store.getOrCreate(p)),
+        other.destroy(p),
+        ...Array.from({ length: 5 }, () => other.getOrCreate(p)),
+      ])
+      for (const r of results)
+        if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(PatientForgottenError)
+      await expect(store.getOrCreate(p)).rejects.toBeInstanceOf(PatientForgottenError)
+      const keys = await pool.query(
+        `SELECT count(*)::int AS n FROM referrals_keys.patient_keys WHERE patient_id = $1`,
+        [p],
+      )
+      expect(keys.rows[0].n).toBe(0)
+      for (const r of results)
+        if (r.status === 'fulfilled' && 'kid' in (r.value ?? {}))
+          expect(await store.get((r.value as { kid: string }).kid)).toBeNull()
+    }
   })
 
   it('VACUUM (FULL) on destroy leaves no copy of the wrapped key in the table file', async () => {
@@ -100,6 +158,7 @@ describe('PostgreSQL patient key store', () => {
     await store.destroy(patient(7))
     expect(await fileHolds()).toBe(false)
     expect(await store.get(kid)).toBeNull()
+    await expect(store.getOrCreate(patient(7))).rejects.toBeInstanceOf(PatientForgottenError)
   })
 
   it('without VACUUM the deleted wrapped key stays in the table file (why FULL is the default)', async () => {

@@ -1,4 +1,4 @@
-import type { PatientId, PatientKeyStore } from '@referrals/core'
+import { PatientForgottenError, type PatientId, type PatientKeyStore } from '@referrals/core'
 import pg from 'pg'
 import { KeyUnwrapError, type MasterKey, newDataKey, unwrapDataKey, wrapDataKey } from './master-key.js'
 
@@ -6,7 +6,7 @@ export interface PostgresPatientKeyStoreOptions {
   /** A pool to use (not closed by `close()`), or a connection string for a pool of its own. */
   readonly pool?: pg.Pool
   readonly connectionString?: string
-  /** Schema of the key table; created on start. Default `referrals_keys`. */
+  /** Schema of the key and tombstone tables; created on start. Default `referrals_keys`. */
   readonly schema?: string
   /** Wraps every new data key, and re-wraps old ones in `rewrapAll`. */
   readonly masterKey: MasterKey
@@ -44,7 +44,11 @@ const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/
  * Patient data keys in PostgreSQL, in a schema of their own (give it its own database role in
  * production: the event store's role needs no access to it). Each row holds a data key wrapped
  * with AES-256-GCM under the master key, bound to its kid and patient id. Forgetting deletes the
- * row; the wrapped key left in PostgreSQL files, WAL or backups opens only with the master key.
+ * row and, in the same transaction, records the patient in `forgotten_patients` (patient id and
+ * time, no key material), so no new key is ever created for them: `getOrCreate` throws
+ * `PatientForgottenError`. Creating a key and forgetting take a per-patient advisory lock, so a
+ * key cannot be created alongside a concurrent forget. The wrapped key left in PostgreSQL files,
+ * WAL or backups opens only with the master key.
  */
 export const createPostgresPatientKeyStore = async (
   options: PostgresPatientKeyStoreOptions,
@@ -56,6 +60,7 @@ export const createPostgresPatientKeyStore = async (
   const pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: 5 })
   if (ownPool) pool.on('error', () => undefined)
   const table = `"${schema}".patient_keys`
+  const forgottenTable = `"${schema}".forgotten_patients`
   const vacuum = options.vacuumOnDestroy ?? 'full'
 
   const client = await pool.connect()
@@ -70,6 +75,12 @@ export const createPostgresPatientKeyStore = async (
          wrapped_key bytea NOT NULL,
          master_key_id text NOT NULL,
          created_at timestamptz NOT NULL DEFAULT now()
+       )`,
+    )
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${forgottenTable} (
+         patient_id text PRIMARY KEY,
+         forgotten_at timestamptz NOT NULL DEFAULT now()
        )`,
     )
     await client.query('COMMIT')
@@ -103,16 +114,42 @@ export const createPostgresPatientKeyStore = async (
     return found.rows[0]
   }
 
+  /** Runs `work` in a transaction holding the patient's advisory lock (key creation vs forgetting). */
+  const lockedForPatient = async <A>(patientId: PatientId, work: (c: pg.PoolClient) => Promise<A>) => {
+    const c = await pool.connect()
+    try {
+      await c.query('BEGIN')
+      await c.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [
+        `referrals-key-store:${schema}:patient:${patientId}`,
+      ])
+      const result = await work(c)
+      await c.query('COMMIT')
+      return result
+    } catch (error) {
+      await c.query('ROLLBACK').catch(() => undefined)
+      throw error
+    } finally {
+      c.release()
+    }
+  }
+
   return {
     getOrCreate: async (patientId) => {
       const existing = await find(patientId)
       if (existing !== undefined) return { kid: existing.kid, key: unwrap(existing) }
       const { kid, key } = newDataKey()
-      const inserted = await pool.query(
-        `INSERT INTO ${table} (patient_id, kid, wrapped_key, master_key_id) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (patient_id) DO NOTHING`,
-        [patientId, kid, wrapDataKey(current, kid, patientId, key), currentId],
-      )
+      const inserted = await lockedForPatient(patientId, async (c) => {
+        const tombstone = await c.query(`SELECT 1 FROM ${forgottenTable} WHERE patient_id = $1`, [patientId])
+        if (tombstone.rowCount !== 0) throw new PatientForgottenError()
+        return c.query(
+          `INSERT INTO ${table} (patient_id, kid, wrapped_key, master_key_id) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (patient_id) DO NOTHING`,
+          [patientId, kid, wrapDataKey(current, kid, patientId, key), currentId],
+        )
+      }).catch((error: unknown) => {
+        key.fill(0)
+        throw error
+      })
       if (inserted.rowCount === 1) return { kid, key }
       key.fill(0)
       const winner = await find(patientId)
@@ -125,7 +162,12 @@ export const createPostgresPatientKeyStore = async (
       return row === undefined ? null : unwrap(row)
     },
     destroy: async (patientId) => {
-      const deleted = await pool.query(`DELETE FROM ${table} WHERE patient_id = $1`, [patientId])
+      const deleted = await lockedForPatient(patientId, async (c) => {
+        await c.query(`INSERT INTO ${forgottenTable} (patient_id) VALUES ($1) ON CONFLICT DO NOTHING`, [
+          patientId,
+        ])
+        return c.query(`DELETE FROM ${table} WHERE patient_id = $1`, [patientId])
+      })
       if (deleted.rowCount !== 0) await runVacuum()
     },
     rewrapAll: async () => {

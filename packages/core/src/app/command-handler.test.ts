@@ -1,13 +1,24 @@
 import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { describe, expect, it } from 'vitest'
+import { PatientForgottenError, type PhiCipher } from '../privacy/port.js'
 import type { CommandMeta, Decider } from '../shared/decider.js'
 import { domainError } from '../shared/errors.js'
 import { sequentialIds } from '../shared/id-generator.js'
-import { type CommandId, type CorrelationId, type EventId, type StreamId, unsafeId } from '../shared/ids.js'
+import {
+  type CommandId,
+  type CorrelationId,
+  type EventId,
+  type MessageId,
+  type PatientId,
+  type ReferralId,
+  type StreamId,
+  unsafeId,
+} from '../shared/ids.js'
 import type { Instant } from '../shared/time.js'
 import { createInMemoryEventStore } from '../store/in-memory.js'
 import { expected } from '../store/port.js'
+import { createWorld } from '../testing/world.js'
 import { type Aggregate, executeCommand, loadAggregate } from './command-handler.js'
 import { defineEventCatalog } from './event-catalog.js'
 
@@ -166,5 +177,126 @@ describe('loadAggregate', () => {
     await storeRaw(store, 9, { wrapped: { by: 1 } })
     const loaded = await loadAggregate(aggregate(), store, stream)()
     expect(E.isLeft(loaded) && loaded.left).toMatchObject({ code: 'event.unknown_schema_version' })
+  })
+})
+
+describe('executeCommand and forgotten patients', () => {
+  const forgettingAggregate = (
+    failure: Error,
+    sealed: string[] = [],
+  ): Aggregate<CounterCommand, CounterEvent, number> => {
+    const base = aggregate(sealed)
+    return {
+      ...base,
+      sealer: {
+        seal: async () => {
+          throw failure
+        },
+        open: base.sealer?.open ?? (async (_ctx, data) => data),
+      },
+    }
+  }
+
+  it('turns PatientForgottenError from sealing into the domain error patient.forgotten and writes nothing', async () => {
+    const store = createInMemoryEventStore()
+    const r = await executeCommand(
+      forgettingAggregate(new PatientForgottenError()),
+      { store, ids: sequentialIds() },
+      stream,
+      increment(1),
+    )()
+    expect(E.isLeft(r) && r.left).toEqual({
+      _tag: 'DomainError',
+      code: 'patient.forgotten',
+      message: 'This patient was forgotten; new patient data cannot be recorded',
+    })
+    expect(store.snapshot()).toHaveLength(0)
+  })
+
+  it('recognises the error by name too (another copy of the module), and still throws any other failure', async () => {
+    const store = createInMemoryEventStore()
+    const foreign = Object.assign(new Error('x'), { name: 'PatientForgottenError' })
+    const r = await executeCommand(
+      forgettingAggregate(foreign),
+      { store, ids: sequentialIds() },
+      stream,
+      increment(1),
+    )()
+    expect(E.isLeft(r) && r.left).toMatchObject({ code: 'patient.forgotten' })
+    await expect(
+      executeCommand(
+        forgettingAggregate(new Error('disk on fire')),
+        { store, ids: sequentialIds() },
+        stream,
+        increment(1),
+      )(),
+    ).rejects.toThrow('disk on fire')
+    expect(store.snapshot()).toHaveLength(0)
+  })
+})
+
+describe('forgetting through the engine (test cipher with tombstones)', () => {
+  // Models the key store contract: a forgotten patient's values open as `forgotten` and sealing
+  // anything new for them throws PatientForgottenError. Not cryptography (see @referrals/crypto).
+  const tombstoneCipher = (): PhiCipher => {
+    const forgotten = new Set<string>()
+    return {
+      seal: async (_ctx, patientId, phi) => {
+        if (forgotten.has(patientId)) throw new PatientForgottenError()
+        const ct = Buffer.from(JSON.stringify(phi)).toString('base64url')
+        return { sealed: { v: 1, alg: 'A256GCM', kid: patientId, iv: 'aXY', ct, tag: 'dGFn' } }
+      },
+      open: async (_ctx, sealed) =>
+        forgotten.has(sealed.sealed.kid)
+          ? { kind: 'forgotten' }
+          : { kind: 'plain', phi: JSON.parse(Buffer.from(sealed.sealed.ct, 'base64url').toString()) },
+      forgetPatient: async (p) => {
+        forgotten.add(p)
+      },
+    }
+  }
+
+  it('refuses PostMessage on a forgotten patient referral and stores nothing; AcceptReferral and CancelReferral without a note still work', async () => {
+    const cipher = tombstoneCipher()
+    const w = await createWorld({ cipher })
+    const specialist = await w.addSpecialist('spec-a', 1)
+    await w.send('r1', { kind: 'direct', practiceId: specialist })
+    const referralId = unsafeId<ReferralId>('r1')
+    const count = async () => {
+      const read = await w.store.readStream(unsafeId<StreamId>('referral-r1'))()
+      return E.isRight(read) ? read.right.map((e) => e.type) : []
+    }
+    await cipher.forgetPatient(unsafeId<PatientId>('pat-r1'))
+    const before = await count()
+
+    const posted = await w.engine.referrals.execute(
+      referralId,
+      { type: 'PostMessage', data: { messageId: unsafeId<MessageId>('m-1'), phi: { body: 'Canary body' } } },
+      await w.as(w.ownerOf(specialist)),
+    )()
+    expect(E.isLeft(posted) && posted.left).toMatchObject({ _tag: 'DomainError', code: 'patient.forgotten' })
+    expect(JSON.stringify(posted)).not.toContain('Canary')
+    expect(await count()).toEqual(before)
+
+    await w.must(
+      w.engine.referrals.execute(
+        referralId,
+        { type: 'AcceptReferral', data: {} },
+        await w.as(w.ownerOf(specialist)),
+      ),
+    )
+    await w.must(
+      w.engine.referrals.execute(
+        referralId,
+        { type: 'CancelReferral', data: { reasonCode: 'no_longer_needed' } },
+        await w.as(w.ownerOf('clinic')),
+      ),
+    )
+    expect(await count()).toEqual([...before, 'ReferralAccepted', 'ReferralCancelled'])
+    const loaded = await w.must(w.engine.referrals.load(referralId))
+    expect(loaded.state.exists && loaded.state.status).toBe('cancelled')
+    expect(loaded.events.map((e) => ('phi' in e.data ? e.data.phi : null)).filter((p) => p !== null)).toEqual(
+      [{ redacted: true }, { redacted: true }],
+    )
   })
 })

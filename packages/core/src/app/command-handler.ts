@@ -1,8 +1,9 @@
 import * as E from 'fp-ts/lib/Either.js'
 import type { TaskEither } from 'fp-ts/lib/TaskEither.js'
 import type { EventMetadata } from '../envelope/metadata.js'
+import { isPatientForgottenError } from '../privacy/port.js'
 import type { CommandMeta, Decider, DomainEvent } from '../shared/decider.js'
-import type { DomainError } from '../shared/errors.js'
+import { type DomainError, domainError } from '../shared/errors.js'
 import type { IdGenerator } from '../shared/id-generator.js'
 import { type EventId, type StreamId, unsafeId } from '../shared/ids.js'
 import { type EventStore, expected, type NewEvent, type StoredEvent, type StoreError } from '../store/port.js'
@@ -114,6 +115,29 @@ export const toNewEvents = async <C extends { readonly meta: CommandMeta }, Ev e
   return out
 }
 
+/** The refusal of a command that would record new PHI of a forgotten patient (names no patient). */
+export const patientForgottenError = (): DomainError =>
+  domainError('patient.forgotten', 'This patient was forgotten; new patient data cannot be recorded')
+
+/**
+ * `toNewEvents`, with a forgotten patient (the sealer's `PatientForgottenError`) reported as the
+ * domain error `patient.forgotten` instead of thrown. Any other failure still throws.
+ */
+export const toNewEventsOrRefusal = async <
+  C extends { readonly meta: CommandMeta },
+  Ev extends DomainEvent,
+  S,
+>(
+  ...args: Parameters<typeof toNewEvents<C, Ev, S>>
+): Promise<E.Either<DomainError, NewEvent[]>> => {
+  try {
+    return E.right(await toNewEvents(...args))
+  } catch (error) {
+    if (isPatientForgottenError(error)) return E.left(patientForgottenError())
+    throw error
+  }
+}
+
 export interface ExecuteOptions {
   /** Optimistic concurrency from the client (`If-Match`): the version the client saw. No retry. */
   readonly expectedVersion?: number
@@ -124,7 +148,8 @@ export interface ExecuteOptions {
 /**
  * Load → decide → append with `exact(version)`. Business rules run against the state the append
  * is conditional on, so a concurrent writer makes the append fail and the command is decided again
- * on the new state (or, with a pinned `expectedVersion`, fails with the conflict).
+ * on the new state (or, with a pinned `expectedVersion`, fails with the conflict). A command whose
+ * events carry new PHI of a forgotten patient fails with `patient.forgotten` and writes nothing.
  */
 export const executeCommand =
   <C extends { readonly meta: CommandMeta }, Ev extends DomainEvent, S>(
@@ -153,11 +178,19 @@ export const executeCommand =
       const decided = aggregate.decider.decide(command, state)
       if (E.isLeft(decided)) return decided
       if (decided.right.length === 0) return E.right({ ...loaded.right, produced: [] })
-      const newEvents = await toNewEvents(aggregate, deps.ids, streamId, state, decided.right, command.meta)
+      const newEvents = await toNewEventsOrRefusal(
+        aggregate,
+        deps.ids,
+        streamId,
+        state,
+        decided.right,
+        command.meta,
+      )
+      if (E.isLeft(newEvents)) return newEvents
       const appended = await deps.store.append({
         streamId,
         expected: version === 0 ? expected.noStream : expected.exact(version),
-        events: newEvents,
+        events: newEvents.right,
       })()
       if (E.isRight(appended)) {
         const next = decided.right.reduce(aggregate.decider.evolve, state)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { PhiCipher, SealedPhi } from '../privacy/port.js'
+import { PatientForgottenError, type PhiCipher, type SealedPhi } from '../privacy/port.js'
 import { type EventId, type PatientId, type StreamId, unsafeId } from '../shared/ids.js'
 import { phiSealer, REDACTED } from './phi-sealer.js'
 
@@ -10,6 +10,7 @@ const recordingCipher = () => {
   const calls: { patientId: string; streamId: string; eventId: string }[] = []
   const cipher: PhiCipher = {
     seal: async (ctx, patientId, phi) => {
+      if (forgotten.has(patientId)) throw new PatientForgottenError()
       calls.push({ patientId, streamId: ctx.streamId, eventId: ctx.eventId })
       const ct = Buffer.from(JSON.stringify(phi)).toString('base64url')
       return { sealed: { v: 1, alg: 'A256GCM', kid: patientId, iv: 'aXY', ct, tag: 'dGFn' } }
@@ -50,6 +51,22 @@ describe('phiSealer', () => {
     const sealed = await sealer.seal(ctx, { phi: { body: 'hello' } }, patient)
     await cipher.forgetPatient(patient)
     expect(await sealer.open(ctx, sealed)).toEqual({ phi: REDACTED })
+  })
+
+  it('refuses new PHI of a forgotten patient (PatientForgottenError), but stores an empty phi as redacted', async () => {
+    const { cipher } = recordingCipher()
+    const sealer = phiSealer<PatientId>(cipher, (s) => s)
+    await cipher.forgetPatient(patient)
+    await expect(sealer.seal(ctx, { phi: { body: 'Canary Person' } }, patient)).rejects.toBeInstanceOf(
+      PatientForgottenError,
+    )
+    expect(await sealer.seal(ctx, { reasonCode: 'capacity', phi: {} }, patient)).toEqual({
+      reasonCode: 'capacity',
+      phi: REDACTED,
+    })
+    // Another patient is still sealed as usual.
+    const other = unsafeId<PatientId>('pat-2')
+    expect(await sealer.seal(ctx, { phi: {} }, other)).toMatchObject({ phi: { sealed: { kid: 'pat-2' } } })
   })
 
   it('leaves events without PHI, and already redacted PHI, untouched', async () => {

@@ -76,24 +76,55 @@ export class SealedPhiAuthenticationError extends Error {
   }
 }
 
+/**
+ * Thrown by `PatientKeyStore.getOrCreate` (and so by `PhiCipher.seal`) for a patient who was
+ * forgotten: forgetting lasts, so no new data key is ever created for them and no new PHI of theirs
+ * can be recorded. `executeCommand` turns it into the domain error `patient.forgotten`. The message
+ * names no patient.
+ */
+export class PatientForgottenError extends Error {
+  override readonly name = 'PatientForgottenError'
+  constructor() {
+    super('the patient was forgotten: no new data key can be created and no new PHI sealed for them')
+  }
+}
+
+/** True for a `PatientForgottenError`, also one thrown by another copy of this module. */
+export const isPatientForgottenError = (u: unknown): u is PatientForgottenError =>
+  u instanceof PatientForgottenError || (u instanceof Error && u.name === 'PatientForgottenError')
+
 export interface PhiCipher {
-  /** Serialises `phi` as JSON and seals it under the patient's data key (created on first use). */
+  /**
+   * Serialises `phi` as JSON and seals it under the patient's data key (created on first use).
+   * Throws `PatientForgottenError` once the patient was forgotten.
+   */
   seal(ctx: SealContext, patientId: PatientId, phi: unknown): Promise<SealedPhi>
   /**
    * Opens a sealed value sealed for exactly this context. `{ kind: 'forgotten' }` once the
    * patient's key is destroyed; throws `SealedPhiAuthenticationError` on tampering.
    */
   open(ctx: SealContext, sealed: SealedPhi): Promise<OpenResult>
-  /** Destroys the patient's data key: every value sealed for the patient becomes unreadable. */
+  /**
+   * Destroys the patient's data key: every value sealed for the patient becomes unreadable, and
+   * no new value can be sealed for them (`seal` throws `PatientForgottenError`).
+   */
   forgetPatient(patientId: PatientId): Promise<void>
 }
 
 /** Per-patient data keys, stored wrapped by a master key, in a store separate from the events. */
 export interface PatientKeyStore {
+  /**
+   * The patient's data key, created on first use. Throws `PatientForgottenError` for a patient
+   * that `destroy` forgot: a forgotten patient never gets a new key.
+   */
   getOrCreate(patientId: PatientId): Promise<{ kid: string; key: Uint8Array }>
   /** The data key named `kid`, or `null` when it never existed or was destroyed. */
   get(kid: string): Promise<Uint8Array | null>
-  /** Forgets the patient: destroys the data key. Idempotent. */
+  /**
+   * Forgets the patient for good: destroys the data key and leaves a tombstone (no key material),
+   * so a later `getOrCreate` throws `PatientForgottenError`. Idempotent; also forgets a patient who
+   * has no key yet.
+   */
   destroy(patientId: PatientId): Promise<void>
 }
 
