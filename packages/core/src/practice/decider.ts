@@ -51,9 +51,12 @@ const roleOf = (actor: Actor, practice: ExistingPractice): PracticeRole | null =
   return practice.members.find((m) => m.userId === actor.userId)?.role ?? null
 }
 
-/** Platform admins may do anything; everyone else needs one of `roles` in this practice. */
+/**
+ * The actor needs one of `roles` in this practice. Platform admins get no bypass: their platform
+ * role covers verification (and the catalog), not membership or settings, so an admin cannot make
+ * itself a member of a practice and read its patients' data.
+ */
 const mayAct = (actor: Actor, practice: ExistingPractice, roles: readonly PracticeRole[]): boolean => {
-  if (isAdmin(actor)) return true
   const role = roleOf(actor, practice)
   return role !== null && roles.includes(role)
 }

@@ -93,8 +93,11 @@ const sender = (status = 200): Expected => only({ gp: status, spec: 403, auditor
 const recipient: Expected = only({ gp: 403, spec: 200, auditor: 403 }, 404)
 /** Reads of a referral with PHI: both sides and auditors. */
 const referralRead: Expected = only({ gp: 200, spec: 200, auditor: 200 }, 404)
-/** Commands on a practice owned by `spec`: owner and admin act, auditors may not, outsiders 404. */
-const practiceOwner: Expected = only({ spec: 200, admin: 200, auditor: 403 }, 404)
+/**
+ * Commands on a practice owned by `spec`: the owner acts; admins (verification only) and auditors
+ * (read-only) may see the practice but not change it: 403; outsiders 404.
+ */
+const practiceOwner: Expected = only({ spec: 200, admin: 403, auditor: 403 }, 404)
 /** Admin-only practice commands. */
 const practiceAdmin: Expected = only({ spec: 403, admin: 200, auditor: 403 }, 404)
 /** Admin-only catalog commands (the catalog is not secret, so 403 rather than 404). */
@@ -110,7 +113,8 @@ const MATRIX: Readonly<Record<string, Row>> = {
       url: '/practices',
       body: { practiceId: `new-${n}`, name: 'New', kind: 'clinic' },
     }),
-    expect: everyone(201),
+    // Anyone signed in may create a practice, except read-only auditor accounts.
+    expect: { ...everyone(201), auditor: 403 },
     isolated: true,
   },
   'GET /practices/{practiceId}': {

@@ -115,6 +115,16 @@ export const registerResourceRoutes =
     const { engine, routing } = deps
     const auditRead = phiReadAuditor(engine)
 
+    // Auditor accounts are read-only (SPEC §3): no command, upload or settings change.
+    app.addHook('preHandler', async (request) => {
+      const actor = request.actor
+      if (request.method === 'GET' || request.method === 'HEAD' || actor === null || actor.kind !== 'user')
+        return
+      if (hasPlatformRole(actor, 'auditor')) {
+        throw new ProblemError(httpProblem('forbidden', 'Auditor accounts are read-only.'))
+      }
+    })
+
     route(app, {
       method: 'GET',
       url: '/me',
