@@ -1,8 +1,12 @@
 import { createTestDatabase, type TestDatabase } from '@referrals/postgres/testing'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { IdempotencyStore } from './idempotency.js'
-import { postgresIdempotencyStore, purgeExpiredIdempotencyKeys } from './idempotency-postgres.js'
+import {
+  postgresIdempotencyStore,
+  purgeExpiredIdempotencyKeys,
+  startIdempotencyPurge,
+} from './idempotency-postgres.js'
 import { buildTestApp } from './testing.js'
 import { demoRoutes, demoState } from './testing-demo.js'
 
@@ -55,6 +59,59 @@ describe('postgresIdempotencyStore', () => {
     expect(await store.begin('user:c', 'k', 'f3', later(60_001), 60_000)).toEqual({ kind: 'in_flight' })
   })
 
+  it('lets a retry take over an unanswered claim once its lease ran out (the process died), not before', async () => {
+    // The default lease is 60 s: within it the key is busy, after it a new claim starts.
+    expect(await store.begin('user:l', 'k', 'f1', now, 86_400_000)).toEqual({ kind: 'started' })
+    expect(await store.begin('user:l', 'k', 'f1', later(59_999), 86_400_000)).toEqual({ kind: 'in_flight' })
+    expect(await store.begin('user:l', 'k', 'f1', later(60_000), 86_400_000)).toEqual({ kind: 'started' })
+    // A completed record is not subject to the lease: it lasts its whole lifetime.
+    await store.complete('user:l', 'k', response, later(60_000))
+    expect(await store.begin('user:l', 'k', 'f1', later(3_600_000), 86_400_000)).toEqual({
+      kind: 'replay',
+      response,
+    })
+    expect(await store.begin('user:l', 'k', 'f2', later(3_600_000), 86_400_000)).toEqual({ kind: 'mismatch' })
+
+    const short = await postgresIdempotencyStore({ pool, inFlightLeaseMs: 5_000 })
+    expect(await short.begin('user:l', 'k2', 'f1', now, 86_400_000)).toEqual({ kind: 'started' })
+    expect(await short.begin('user:l', 'k2', 'f1', later(4_999), 86_400_000)).toEqual({ kind: 'in_flight' })
+    expect(await short.begin('user:l', 'k2', 'f2', later(5_000), 86_400_000)).toEqual({ kind: 'started' })
+    await expect(postgresIdempotencyStore({ pool, inFlightLeaseMs: 0 })).rejects.toThrow(TypeError)
+  })
+
+  it('ignores completion and release by a claim that was taken over', async () => {
+    expect(await store.begin('user:t', 'k', 'f1', now, 86_400_000)).toEqual({ kind: 'started' })
+    expect(await store.begin('user:t', 'k', 'f1', later(60_000), 86_400_000)).toEqual({ kind: 'started' })
+    // The first, slow request ends: it neither stores its response nor frees the new claim.
+    await store.complete('user:t', 'k', { ...response, body: '{"id":"stale"}' }, now)
+    await store.release('user:t', 'k', now)
+    expect(await store.begin('user:t', 'k', 'f1', later(60_001), 86_400_000)).toEqual({ kind: 'in_flight' })
+    await store.complete('user:t', 'k', response, later(60_000))
+    expect(await store.begin('user:t', 'k', 'f1', later(60_002), 86_400_000)).toEqual({
+      kind: 'replay',
+      response,
+    })
+  })
+
+  it('adds the lease column to a table created by an earlier version, keeping its records', async () => {
+    await pool.query('CREATE SCHEMA old_http')
+    await pool.query(`CREATE TABLE old_http.idempotency_keys (
+      scope text NOT NULL, key text NOT NULL, fingerprint text NOT NULL, status integer, headers jsonb,
+      body text, created_at timestamptz NOT NULL, expires_at timestamptz NOT NULL, PRIMARY KEY (scope, key))`)
+    await pool.query(
+      `INSERT INTO old_http.idempotency_keys (scope, key, fingerprint, created_at, expires_at)
+       VALUES ('user:o', 'k', 'f', $1, $2)`,
+      [now, later(86_400_000)],
+    )
+    const upgraded = await postgresIdempotencyStore({ pool, schema: 'old_http' })
+    // An old claim has no lease: it stays busy until it expires, as it did before.
+    expect(await upgraded.begin('user:o', 'k', 'f', later(3_600_000), 86_400_000)).toEqual({
+      kind: 'in_flight',
+    })
+    expect(await upgraded.begin('user:o', 'k2', 'f', now, 86_400_000)).toEqual({ kind: 'started' })
+    expect(await upgraded.begin('user:o', 'k2', 'f', later(60_000), 86_400_000)).toEqual({ kind: 'started' })
+  })
+
   it('lets exactly one of many concurrent claims start', async () => {
     const results = await Promise.all(
       Array.from({ length: 20 }, () => store.begin('user:d', 'race', 'f', now, 60_000)),
@@ -69,6 +126,43 @@ describe('postgresIdempotencyStore', () => {
     expect(await purgeExpiredIdempotencyKeys(pool, later(5000))).toBeGreaterThanOrEqual(1)
     const left = await pool.query("SELECT key FROM referrals_http.idempotency_keys WHERE scope = 'user:e'")
     expect(left.rows).toEqual([{ key: 'new' }])
+  })
+
+  it('purges in-flight claims whose lease ran out, keeping live claims and completed records', async () => {
+    await store.begin('user:s', 'stuck', 'f', now, 86_400_000)
+    await store.begin('user:s', 'done', 'f', now, 86_400_000)
+    await store.complete('user:s', 'done', response, now)
+    await store.begin('user:s', 'live', 'f', later(30_000), 86_400_000)
+    expect(await purgeExpiredIdempotencyKeys(pool, later(60_000))).toBeGreaterThanOrEqual(1)
+    const left = await pool.query(
+      "SELECT key FROM referrals_http.idempotency_keys WHERE scope = 'user:s' ORDER BY key",
+    )
+    expect(left.rows).toEqual([{ key: 'done' }, { key: 'live' }])
+  })
+
+  it('startIdempotencyPurge purges periodically until stopped', async () => {
+    await store.begin('user:p', 'old', 'f', now, 1000)
+    await store.begin('user:p', 'new', 'f', now, 86_400_000)
+    await store.complete('user:p', 'new', response, now)
+    const count = async () =>
+      (
+        await pool.query(
+          "SELECT count(*)::int AS n FROM referrals_http.idempotency_keys WHERE scope = 'user:p'",
+        )
+      ).rows[0].n
+    const errors: unknown[] = []
+    const purge = startIdempotencyPurge(pool, {
+      intervalMs: 20,
+      now: () => later(10_000),
+      onError: (e) => errors.push(e),
+    })
+    await vi.waitFor(async () => expect(await count()).toBe(1), { timeout: 5000, interval: 20 })
+    await purge.stop()
+    await store.begin('user:p', 'old2', 'f', now, 1000)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(await count()).toBe(2)
+    expect(errors).toEqual([])
+    expect(() => startIdempotencyPurge(pool, { intervalMs: 0 })).toThrow(TypeError)
   })
 
   it('backs the HTTP protocol: replay across two app instances sharing the database', async () => {

@@ -34,9 +34,14 @@ export interface IdempotencyStore {
     now: Date,
     ttlMs: number,
   ) => Promise<BeginResult>
-  readonly complete: (scope: string, key: string, response: StoredResponse) => Promise<void>
+  /**
+   * Stores the response of the claim made by `begin` at `claimedAt` (the `now` given to it); a
+   * store that lets a stale claim be taken over ignores the call when the claim is no longer
+   * that one.
+   */
+  readonly complete: (scope: string, key: string, response: StoredResponse, claimedAt?: Date) => Promise<void>
   /** Forgets an in-flight claim (the request failed with a server error or was aborted). */
-  readonly release: (scope: string, key: string) => Promise<void>
+  readonly release: (scope: string, key: string, claimedAt?: Date) => Promise<void>
   readonly close?: () => Promise<void>
 }
 
@@ -157,6 +162,7 @@ export interface IdempotencyOptions {
 interface Claim {
   readonly scope: string
   readonly key: string
+  readonly claimedAt: Date
   settled: boolean
 }
 
@@ -204,10 +210,11 @@ export const idempotencyHooks = (options: IdempotencyOptions) => {
       request.body,
       authorizationOf(request.actor),
     )
-    const result = await options.store.begin(scope, header, fingerprint, now(), ttlMs)
+    const claimedAt = now()
+    const result = await options.store.begin(scope, header, fingerprint, claimedAt, ttlMs)
     switch (result.kind) {
       case 'started':
-        claims.set(request, { scope, key: header, settled: false })
+        claims.set(request, { scope, key: header, claimedAt, settled: false })
         return undefined
       case 'in_flight':
         throw new ProblemError(
@@ -239,11 +246,12 @@ export const idempotencyHooks = (options: IdempotencyOptions) => {
       const value = reply.getHeader(name)
       if (value !== undefined) headers[name] = String(value)
     }
-    await options.store.complete(claim.scope, claim.key, {
-      status: reply.statusCode,
-      headers,
-      body: body ?? '',
-    })
+    await options.store.complete(
+      claim.scope,
+      claim.key,
+      { status: reply.statusCode, headers, body: body ?? '' },
+      claim.claimedAt,
+    )
     claim.settled = true
     return payload
   }
@@ -253,7 +261,7 @@ export const idempotencyHooks = (options: IdempotencyOptions) => {
     const claim = claims.get(request)
     if (claim === undefined || claim.settled) return
     claim.settled = true
-    await options.store.release(claim.scope, claim.key)
+    await options.store.release(claim.scope, claim.key, claim.claimedAt)
   }
 
   return { preHandler, onSend, onResponse, onRequestAbort: onResponse }
@@ -296,9 +304,9 @@ export const encryptedIdempotencyStore = (store: IdempotencyStore, masterKey: Bu
         ? { kind: 'in_flight' }
         : { kind: 'replay', response: { ...result.response, body } }
     },
-    complete: (scope, k, response) =>
-      store.complete(scope, k, { ...response, body: seal(scope, k, response.body) }),
-    release: (scope, k) => store.release(scope, k),
+    complete: (scope, k, response, claimedAt) =>
+      store.complete(scope, k, { ...response, body: seal(scope, k, response.body) }, claimedAt),
+    release: (scope, k, claimedAt) => store.release(scope, k, claimedAt),
     ...(store.close === undefined ? {} : { close: store.close }),
   }
 }
