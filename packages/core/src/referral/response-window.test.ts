@@ -109,7 +109,7 @@ describe('dueDeadlines: urgent (reminder 4 h, expiry 8 h)', () => {
     }
   })
 
-  it('a later change of urgency moves the window', () => {
+  it('a later change of urgency does not move the current window (it applies from the next delivery)', () => {
     const raised: ReferralEvent = {
       type: 'ReferralUrgencyChanged',
       data: {
@@ -120,7 +120,8 @@ describe('dueDeadlines: urgent (reminder 4 h, expiry 8 h)', () => {
         phi: {},
       },
     }
-    expect(due([...f.pendingPooled, raised], f.at(8)).map((d) => d.kind)).toEqual(['expiry'])
+    expect(due([...f.pendingPooled, raised], f.at(8)).map((d) => d.kind)).toEqual([])
+    expect(due([...f.pendingPooled, raised], f.at(48)).map((d) => d.kind)).toContain('expiry')
   })
 })
 
@@ -253,5 +254,28 @@ describe('a scheduler driving the decider', () => {
       after,
     )
     expect(result).toEqual({ _tag: 'Right', right: [] })
+  })
+})
+
+describe('an urgency change while pending', () => {
+  it('never shortens the window the recipient was given (it applies from the next delivery)', () => {
+    const routinePending: readonly ReferralEvent[] = [
+      f.sent({ kind: 'pooled' }, 'routine'),
+      f.delivered(f.specA, 1, f.t0),
+      {
+        type: 'ReferralUrgencyChanged',
+        data: {
+          referralId: f.referralId,
+          practiceId: f.specA,
+          urgency: 'emergent',
+          previousUrgency: 'routine',
+          phi: {},
+        },
+      },
+    ]
+    // Emergent would expire after 2 h: at 3 h nothing is due, the routine window (24 h / 48 h) holds.
+    expect(due(routinePending, f.at(3))).toEqual([])
+    expect(due(routinePending, f.at(24)).map((d) => d.kind)).toEqual(['recipient_reminder'])
+    expect(due(routinePending, f.at(48)).map((d) => d.kind)).toContain('expiry')
   })
 })

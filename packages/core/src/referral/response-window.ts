@@ -46,7 +46,8 @@ export const responseWindowOf = (
   policy: ReferralResponsePolicy,
 ): { readonly remindAt: Instant; readonly expireAt: Instant } | null => {
   if (state.status !== 'pending' || state.deliveredAt === null) return null
-  const window = policy.byUrgency[state.urgency]
+  // The window the recipient was given at delivery: changing urgency later never shortens it.
+  const window = policy.byUrgency[state.deliveredUrgency ?? state.urgency]
   return {
     remindAt: addMillis(state.deliveredAt, window.reminderAfterMs),
     expireAt: addMillis(state.deliveredAt, window.expireAfterMs),

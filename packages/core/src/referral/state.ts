@@ -96,6 +96,12 @@ export interface ReferralAggregate {
   readonly deliveryNo: number
   /** When the current pending delivery was made; null when nothing is pending. */
   readonly deliveredAt: Instant | null
+  /**
+   * The urgency the current delivery was made at: its response window (and the `respondBy` the
+   * recipient was told) follows it. A later urgency change applies from the next delivery, so it can
+   * never expire the current one retroactively.
+   */
+  readonly deliveredUrgency: Urgency | null
   /** The delivery whose recipient reminder has been issued. */
   readonly reminderIssuedFor: number | null
   readonly patientReminderSequence: number
@@ -156,6 +162,7 @@ export const evolveReferral = (state: ReferralState, event: ReferralEvent): Refe
       deliveries: [],
       deliveryNo: 0,
       deliveredAt: null,
+      deliveredUrgency: null,
       reminderIssuedFor: null,
       patientReminderSequence: 0,
       acceptedAt: null,
@@ -180,6 +187,7 @@ export const evolveReferral = (state: ReferralState, event: ReferralEvent): Refe
         recipientPracticeId: d.recipientPracticeId,
         deliveryNo: d.deliveryNo,
         deliveredAt: d.deliveredAt,
+        deliveredUrgency: state.urgency,
         deliveries: [
           ...state.deliveries,
           {
