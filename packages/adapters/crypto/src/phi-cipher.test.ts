@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import {
   type EventId,
+  PatientForgottenError,
   type PatientId,
   type SealContext,
   type SealedPhi,
@@ -134,9 +135,20 @@ describe('AES-256-GCM PHI cipher', () => {
     expect(await cipher.open(ctx, janes)).toEqual({ kind: 'forgotten' })
     expect(await cipher.open(ctx, johns)).toEqual({ kind: 'plain', phi: { name: 'John' } })
     await cipher.forgetPatient(jane)
-    const afresh = await cipher.seal(ctx, jane, canary)
-    expect(afresh.sealed.kid).not.toBe(janes.sealed.kid)
     expect(await cipher.open(ctx, janes)).toEqual({ kind: 'forgotten' })
+    expect((await cipher.seal(ctx, john, { name: 'John' })).sealed.kid).toBe(johns.sealed.kid)
+  })
+
+  it('forgetting lasts: sealing anything new for a forgotten patient throws PatientForgottenError, without PHI', async () => {
+    const { cipher } = setup()
+    await cipher.seal(ctx, jane, canary)
+    await cipher.forgetPatient(jane)
+    const error = await cipher.seal(ctx, jane, canary).then(
+      () => null,
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(PatientForgottenError)
+    expect(String((error as Error).message)).not.toMatch(/Canary|9876543210|canary reason|pat-jane/)
   })
 
   it('uses one data key per patient', async () => {

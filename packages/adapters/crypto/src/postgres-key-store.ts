@@ -137,24 +137,32 @@ export const createPostgresPatientKeyStore = async (
     getOrCreate: async (patientId) => {
       const existing = await find(patientId)
       if (existing !== undefined) return { kid: existing.kid, key: unwrap(existing) }
+      // Under the patient's lock: no forget can run between the tombstone check, the insert and
+      // reading a concurrent creator's key.
       const { kid, key } = newDataKey()
-      const inserted = await lockedForPatient(patientId, async (c) => {
+      const row = await lockedForPatient(patientId, async (c) => {
         const tombstone = await c.query(`SELECT 1 FROM ${forgottenTable} WHERE patient_id = $1`, [patientId])
         if (tombstone.rowCount !== 0) throw new PatientForgottenError()
-        return c.query(
+        await c.query(
           `INSERT INTO ${table} (patient_id, kid, wrapped_key, master_key_id) VALUES ($1, $2, $3, $4)
            ON CONFLICT (patient_id) DO NOTHING`,
           [patientId, kid, wrapDataKey(current, kid, patientId, key), currentId],
         )
+        const found = await c.query<KeyRow>(`SELECT ${columns} FROM ${table} WHERE patient_id = $1`, [
+          patientId,
+        ])
+        return found.rows[0]
       }).catch((error: unknown) => {
         key.fill(0)
         throw error
       })
-      if (inserted.rowCount === 1) return { kid, key }
+      if (row === undefined) {
+        key.fill(0)
+        throw new Error('patient data key vanished while being created')
+      }
+      if (row.kid === kid) return { kid, key }
       key.fill(0)
-      const winner = await find(patientId)
-      if (winner === undefined) throw new Error('patient data key vanished while being created')
-      return { kid: winner.kid, key: unwrap(winner) }
+      return { kid: row.kid, key: unwrap(row) }
     },
     get: async (kid) => {
       const found = await pool.query<KeyRow>(`SELECT ${columns} FROM ${table} WHERE kid = $1`, [kid])
