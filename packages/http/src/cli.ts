@@ -26,7 +26,7 @@ import { type Config, ConfigError, loadConfig } from './config.js'
 import { DEMO, demoReferralBody, seedDemo } from './demo.js'
 import { NotificationConfigError, type Notifications, startNotifications } from './notifications/index.js'
 import { csvCell } from './routes/resources.js'
-import { buildServer, openRuntime, type Runtime, stopServer } from './server.js'
+import { buildServer, openRuntime, type Runtime, startRoutingRepair, stopServer } from './server.js'
 
 const USAGE = `usage: referrals <command>
 
@@ -114,12 +114,14 @@ const withRuntime = async <A>(config: Config, run: (runtime: Runtime) => Promise
 const scheduler = async (config: Config) => {
   const runtime = await openRuntime(config)
   const notifications = await startNotifications(runtime)
+  const repair = startRoutingRepair(runtime)
   info(`Deadline scheduler and notification delivery running (${runtime.storeDescription}); Ctrl-C to stop.`)
   let stopping = false
   const stop = async (signal: string) => {
     if (stopping) return
     stopping = true
     info(`${signal}: stopping…`)
+    repair.stop()
     await notifications.stop()
     await runtime.close()
     process.exit(0)
@@ -133,9 +135,11 @@ const serve = async (config: Config, argv: readonly string[]) => {
   const runtime = await openRuntime(config)
   let app: Awaited<ReturnType<typeof buildServer>> | undefined
   let notifications: Notifications | undefined
+  let repair: { stop: () => void } | undefined
   try {
     if (flags.has('demo') && (await seedDemo(runtime.engine))) info('Loaded the demo dataset.')
     notifications = await startNotifications(runtime)
+    repair = startRoutingRepair(runtime)
     app = await buildServer(runtime, notifications)
     const address = await app.listen({ port: config.port, host: config.host })
     const base = address.replace('[::1]', 'localhost')
@@ -155,6 +159,7 @@ const serve = async (config: Config, argv: readonly string[]) => {
     }
   } catch (error) {
     if (app !== undefined) await app.close()
+    repair?.stop()
     await notifications?.stop()
     await runtime.close()
     throw error
@@ -165,6 +170,7 @@ const serve = async (config: Config, argv: readonly string[]) => {
     if (stopping) return
     stopping = true
     info(`${signal}: finishing in-flight requests…`)
+    repair?.stop()
     await notifications?.stop()
     await stopServer(server, runtime)
     process.exit(0)

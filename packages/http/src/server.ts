@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import {
   attachRouting,
   type Clock,
+  type CorrelationId,
   createEngine,
   createInMemoryEventStore,
   type Engine,
@@ -15,6 +16,7 @@ import {
   type Routing,
   referralAggregate,
   type UserId,
+  unsafeId,
 } from '@referrals/core'
 import {
   createAesGcmPhiCipher,
@@ -37,7 +39,7 @@ import pg from 'pg'
 import { buildApp, closeGracefully } from './app.js'
 import type { Config } from './config.js'
 import { encryptedIdempotencyStore, type IdempotencyStore, inMemoryIdempotencyStore } from './idempotency.js'
-import { postgresIdempotencyStore } from './idempotency-postgres.js'
+import { postgresIdempotencyStore, startIdempotencyPurge } from './idempotency-postgres.js'
 import type { Notifications } from './notifications/index.js'
 import { fileAttachmentStore, inMemoryAttachmentStore } from './routes/attachment-store.js'
 import { registerResourceRoutes } from './routes/resources.js'
@@ -112,6 +114,8 @@ export const openRuntime = async (
     closers.unshift(() => pool.end())
     keys = await createPostgresPatientKeyStore({ pool, masterKey })
     idempotency = await postgresIdempotencyStore({ pool })
+    const purge = startIdempotencyPurge(pool)
+    closers.unshift(() => purge.stop())
     if (config.store === 'eventstoredb') {
       const connectionString = config.eventStoreConnectionString?.reveal() ?? ''
       inner = createEventStoreDbEventStore({ connectionString })
@@ -185,6 +189,30 @@ export const buildServer = (
       await notifications?.registerRoutes(app)
     },
   })
+
+/**
+ * Routes referrals left waiting in the intake queue — after a crash between a command and its
+ * routing, a store blip, or (EventStoreDB) a half-written routing step — every `intervalMs`.
+ * Idempotent, so any number of processes may run it.
+ */
+export const startRoutingRepair = (runtime: Runtime, intervalMs = 30_000): { stop: () => void } => {
+  let running = false
+  const timer = setInterval(() => {
+    if (running) return
+    running = true
+    runtime.routing
+      .repairAll({
+        actor: { kind: 'system', component: 'routing-repair' },
+        correlationId: unsafeId<CorrelationId>(`routing-repair:${randomUUID()}`),
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        running = false
+      })
+  }, intervalMs)
+  timer.unref()
+  return { stop: () => clearInterval(timer) }
+}
 
 /** Stops the server gracefully (in-flight requests finish), then the runtime. */
 export const stopServer = async (app: FastifyInstance, runtime: Runtime): Promise<void> => {

@@ -136,6 +136,20 @@ export const referralAggregate = (
     : {}),
 })
 
+/**
+ * Work that follows a committed command (routing). The command has succeeded whatever happens
+ * here: a failure (store blip, exhausted retries) must not turn it into an error the client
+ * retries. What was not done is picked up by `routing.repairAll`, which the service runs
+ * periodically (and which is idempotent).
+ */
+const afterCommit = async (work: () => Promise<void> | undefined): Promise<void> => {
+  try {
+    await work()
+  } catch {
+    // deliberately ignored: see above
+  }
+}
+
 /** Options for reading an aggregate as it was: events recorded after `asOf` are left out. */
 export interface ReadOptions {
   readonly asOf?: Instant
@@ -200,7 +214,7 @@ export const createEngine = (options: EngineOptions) => {
         )()
         if (E.isRight(r) && r.right.produced.length > 0) {
           await directory.refresh()
-          await routing?.afterPracticeChange(practiceId, ctx)
+          await afterCommit(() => routing?.afterPracticeChange(practiceId, ctx))
         }
         return r
       },
@@ -296,10 +310,12 @@ export const createEngine = (options: EngineOptions) => {
         if (E.isLeft(command)) return command
         const r = await executeCommand(referral, deps, streamId, command.right, opts)()
         if (E.isRight(r) && r.right.produced.length > 0) {
-          await routing?.afterReferralChange(
-            referralId,
-            { ...ctx, causationId: commandMeta.commandId },
-            r.right.produced,
+          await afterCommit(() =>
+            routing?.afterReferralChange(
+              referralId,
+              { ...ctx, causationId: commandMeta.commandId },
+              r.right.produced,
+            ),
           )
         }
         return r

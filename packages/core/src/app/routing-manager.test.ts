@@ -2,6 +2,8 @@ import * as E from 'fp-ts/lib/Either.js'
 import { describe, expect, it } from 'vitest'
 import { sequentialUuids } from '../shared/id-generator.js'
 import { type ReferralId, type StreamId, unsafeId } from '../shared/ids.js'
+import { createInMemoryEventStore } from '../store/in-memory.js'
+import type { EventStore } from '../store/port.js'
 import { createWorld } from '../testing/world.js'
 import { createEngine } from './engine.js'
 import { attachRouting } from './routing-manager.js'
@@ -142,5 +144,31 @@ describe('routing process manager (engine + pool decider + referral decider)', (
     expect(holders.filter((h) => h === 'spec-b')).toHaveLength(10)
     const verified = await w.routing.verifyPoolOf(rid('m-0'))
     expect(E.isRight(verified) && verified.right?.ok).toBe(true)
+  })
+
+  it('keeps a committed send when routing fails afterwards, and repairAll routes it later', async () => {
+    const inner = createInMemoryEventStore()
+    let failPoolReads = true
+    const flaky: EventStore = {
+      ...inner,
+      readStream: (streamId, options) =>
+        failPoolReads && streamId.startsWith('pool-')
+          ? // A broken connection surfaces as a rejected promise, not a typed error.
+            () => Promise.reject(new Error('connection reset'))
+          : inner.readStream(streamId, options),
+    }
+    const w = await createWorld({ store: flaky })
+    await w.addSpecialist('spec-a', 1)
+    const sent = await w.engine.referrals.execute(
+      rid('r-1'),
+      { type: 'SendReferral', data: w.sendData('r-1') },
+      await w.as(w.ownerOf(w.ids.clinic)),
+    )()
+    expect(E.isRight(sent)).toBe(true)
+    expect(await w.statusOf('r-1')).toBe('unassigned')
+    failPoolReads = false
+    await w.routing.repairAll(w.adminCtx)
+    expect(await w.statusOf('r-1')).toBe('pending')
+    expect(await w.holderOf('r-1')).toBe('spec-a')
   })
 })

@@ -161,7 +161,7 @@ export const registerAttachmentRoutes = async (
       tags: ['referrals'],
       summary: 'Add an attachment (sender): multipart/form-data with one file part',
       description:
-        'The file is encrypted and hashed (SHA-256) as it streams in. 413 beyond the size limit, 415 for a type that is not accepted (PDF, PNG and JPEG content is checked against its declared type). Idempotency-Key replays the first response for the same referral whatever file is sent again.',
+        'The file is encrypted and hashed (SHA-256) as it streams in. 413 beyond the size limit, 415 for a type that is not accepted (PDF, PNG and JPEG content is checked against its declared type). Uploads are not replayable: a request with Idempotency-Key is refused with 400 (the file cannot be part of the fingerprint).',
       params: t.type({ referralId: ReferralId }),
       response: AttachmentView,
       handler: async ({ params }, request, reply) => {
