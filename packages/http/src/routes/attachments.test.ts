@@ -285,5 +285,9 @@ describe('attachments (upload and download through the engine)', () => {
     const forgotten = await t.call('gp', 'GET', url)
     expect(forgotten.statusCode).toBe(404)
     expect(forgotten.body).not.toContain(MARKER)
+    // No new PHI for a forgotten patient: a new upload is refused and nothing is recorded.
+    const again = await upload(t, 'gp', [filePart(pdf())])
+    expect(again.statusCode).toBe(422)
+    expect(again.json().code).toBe('patient.forgotten')
   })
 })

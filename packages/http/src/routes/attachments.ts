@@ -9,6 +9,8 @@ import {
   type Engine,
   type Instant,
   isMemberOf,
+  isPatientForgottenError,
+  patientForgottenError,
   type ReferralCommand,
   ReferralCommandPayload,
   ReferralId,
@@ -224,7 +226,16 @@ export const registerAttachmentRoutes = async (
           if (signature !== undefined && head.length < signature.length) throw unsupportedType()
         }
 
-        const { kid, key } = await store.keyFor(state.patientId)
+        let patientKey: Awaited<ReturnType<typeof store.keyFor>>
+        try {
+          patientKey = await store.keyFor(state.patientId)
+        } catch (error) {
+          // A forgotten patient: no new PHI may be recorded (422), and the upload is discarded.
+          if (!isPatientForgottenError(error)) throw error
+          file.resume()
+          throw toProblemError(patientForgottenError())
+        }
+        const { kid, key } = patientKey
         const encrypted = encryptAttachment(checkedContent(), { key, associatedData: associatedData(at) })
         try {
           await store.write(at, kid, encrypted)
