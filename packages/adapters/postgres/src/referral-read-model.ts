@@ -192,6 +192,8 @@ export const createPostgresReferralReadModel = async (options: {
     return r.rows
   }
 
+  // Code-point order ("C" collation), the same as the in-memory read model's string comparison, so
+  // both page identically whatever the database's default collation.
   const list = async (q: ReferralListQuery) => {
     const after = q.cursor === undefined ? null : decodeReferralCursor(q.cursor)
     if (q.cursor !== undefined && after === null) return E.left('invalid_cursor' as const)
@@ -223,13 +225,13 @@ export const createPostgresReferralReadModel = async (options: {
       where.push(`referral_id IN (SELECT referral_id FROM ${tokens} WHERE token = ANY(${p(candidates)}))`)
     }
     if (after !== null) {
-      where.push(`(sent_at, referral_id) < (${p(after[0])}, ${p(after[1])})`)
+      where.push(`(sent_at COLLATE "C", referral_id COLLATE "C") < (${p(after[0])}, ${p(after[1])})`)
     }
     const limit = Math.min(Math.max(q.limit ?? 25, 1), PAGE_MAX)
     const found = await rows(
       `SELECT referral_id, version, updated_at, state FROM ${summaries}
        WHERE ${where.join(' AND ')}
-       ORDER BY sent_at DESC, referral_id DESC LIMIT ${limit + 1}`,
+       ORDER BY sent_at COLLATE "C" DESC, referral_id COLLATE "C" DESC LIMIT ${limit + 1}`,
       params,
     )
     const items = found.slice(0, limit).map(summaryOf)
