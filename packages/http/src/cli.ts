@@ -37,7 +37,7 @@ const USAGE = `usage: referrals <command>
   replay                    decode and fold every stored event; report counts per stream type
   export-audit [--user <id>] [--practice <id>] [--patient <id>] [--from <iso>] [--to <iso>]
                             CSV of PHI reads to stdout
-  forget-patient --patient <id>   destroy the patient's data key (PHI becomes unreadable)
+  forget-patient --patient <id>   destroy the patient's data key (PHI becomes unreadable); API ids are <senderPracticeId>:<patientId>
   rebuild-projections       truncate the PostgreSQL read models and replay them from the log
 
 Configuration comes from environment variables (see packages/http/README.md).`

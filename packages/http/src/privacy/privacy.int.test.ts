@@ -393,7 +393,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
 
     // Forget through the CLI (its own runtime: another process's view of the same databases), then
     // rebuild the PostgreSQL read models from the log, as the runbook says.
-    const forget = await runCli(['forget-patient', '--patient', patientId], env)
+    const forget = await runCli(['forget-patient', '--patient', `clinic:${patientId}`], env)
     expect(forget.code).toBe(0)
     const rebuild = await runCli(['rebuild-projections'], env)
     expect(rebuild.code).toBe(0)
@@ -418,7 +418,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
         attachments: [{ attachmentId, contentType: 'application/pdf', fileName: null }],
         referral: {
           referralId,
-          patientId,
+          patientId: `clinic:${patientId}`,
           status: 'completed',
           urgency: 'urgent',
           recipientPracticeId: second,
@@ -487,10 +487,10 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
     const replay = await runCli(['replay'], env)
     expect(replay.code).toBe(0)
     expect(replay.output).toMatch(/^referral\t13 events$/m)
-    const audit = await runCli(['export-audit', '--patient', patientId], env)
+    const audit = await runCli(['export-audit', '--patient', `clinic:${patientId}`], env)
     expect(audit.code).toBe(0)
     expect(
-      audit.output.split('\r\n').filter((l) => l.includes(`,${referralId},${patientId},`)).length,
+      audit.output.split('\r\n').filter((l) => l.includes(`,${referralId},clinic:${patientId},`)).length,
     ).toBeGreaterThan(0)
 
     // Every table of the database, every file of the server, every log line and CLI output.
@@ -827,7 +827,7 @@ describe('privacy and audit on PostgreSQL (production wiring, HTTP API and CLI)'
         role: test.record.role,
         practiceId: test.record.practiceId,
         referralId: test.record.referralId === undefined ? referralId : test.record.referralId,
-        patientId: test.record.patientId === undefined ? patientId : test.record.patientId,
+        patientId: test.record.patientId === undefined ? `clinic:${patientId}` : test.record.patientId,
         purpose: test.record.purpose,
         outcome: test.record.outcome,
         channel: 'api',

@@ -149,7 +149,7 @@ describe('attachments (upload and download through the engine)', () => {
         userId: 'dr-spec',
         practiceId: 'spec-a',
         referralId: 'r-1',
-        patientId: 'pat-r-1',
+        patientId: 'clinic:pat-r-1',
         outcome: 'granted',
         resource: '/referrals/:referralId/attachments/:attachmentId',
       },
@@ -281,7 +281,7 @@ describe('attachments (upload and download through the engine)', () => {
     await t.ok('spec', 'POST', '/referrals/r-1/decline', { reasonCode: 'capacity' })
     expect((await t.call('spec', 'GET', url)).statusCode).toBe(404)
     expect((await t.call('gp', 'GET', url)).statusCode).toBe(200)
-    await t.keys.destroy('pat-r-1' as PatientId)
+    await t.keys.destroy('clinic:pat-r-1' as PatientId)
     const forgotten = await t.call('gp', 'GET', url)
     expect(forgotten.statusCode).toBe(404)
     expect(forgotten.body).not.toContain(MARKER)

@@ -27,9 +27,9 @@ describe('GET /audit.csv (PHI access log export)', () => {
     )
     const rows = lines.slice(1).map((l) => l.split(','))
     expect(rows.map((r) => [r[1], r[3], r[4], r[5], r[6], r[7]])).toEqual([
-      ['dr-gp', 'clinic', 'r-1', 'pat-r-1', 'operations', 'granted'],
-      ['dr-spec', 'spec-a', 'r-1', 'pat-r-1', 'treatment', 'granted'],
-      ['stranger', '', 'r-1', 'pat-r-1', 'treatment', 'denied'],
+      ['dr-gp', 'clinic', 'r-1', 'clinic:pat-r-1', 'operations', 'granted'],
+      ['dr-spec', 'spec-a', 'r-1', 'clinic:pat-r-1', 'treatment', 'granted'],
+      ['stranger', '', 'r-1', 'clinic:pat-r-1', 'treatment', 'denied'],
       // The export is recorded before it is read, so it lists itself.
       ['auditor', '', '', '', 'audit', 'granted'],
     ])

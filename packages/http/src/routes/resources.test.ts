@@ -142,7 +142,7 @@ describe('resource routes (API tests on the in-memory engine)', () => {
       role: 'owner',
       practiceId: 'clinic',
       referralId: 'r-1',
-      patientId: 'pat-r-1',
+      patientId: 'clinic:pat-r-1',
       purpose: 'operations',
       outcome: 'granted',
       channel: 'api',

@@ -18,6 +18,7 @@ import {
   Instant,
   isDomainError,
   isMemberOf,
+  PatientId,
   PauseReceivingPayload,
   PostMessageData,
   PracticeCommandPayload,
@@ -356,14 +357,24 @@ export const registerResourceRoutes =
       tags: ['referrals'],
       summary: 'Send a referral to a specialist (direct) or let the engine choose (pooled)',
       description:
-        'The client chooses `referralId` (e.g. a UUID) and a pseudonymous `patientId` (never a health number). A pooled referral is routed at once when a specialist is available, otherwise it waits `unassigned`.',
+        'The client chooses `referralId` (e.g. a UUID) and a pseudonymous `patientId` (its own patient key, never a health number). The stored patient id is scoped by the sending practice (`<senderPracticeId>:<patientId>`, at most 128 characters), so two practices using the same local id never share a patient data key, a forgetting or an audit trail. A pooled referral is routed at once when a specialist is available, otherwise it waits `unassigned`.',
       body: SendReferralData,
       response: ReferralSummaryView,
       handler: async ({ body }, request, reply) => {
+        const scoped = `${body.senderPracticeId}:${body.patientId}`
+        if (!PatientId.is(scoped)) {
+          throw new ProblemError(
+            httpProblem('validation_failed', 'The request body is invalid.', {
+              errors: [
+                { path: 'body.patientId', expected: 'at most 127 characters together with senderPracticeId' },
+              ],
+            }),
+          )
+        }
         must(
           await engine.referrals.execute(
             body.referralId,
-            { type: 'SendReferral', data: body },
+            { type: 'SendReferral', data: { ...body, patientId: scoped } },
             requestContext(request),
           )(),
         )
