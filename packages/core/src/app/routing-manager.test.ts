@@ -171,4 +171,45 @@ describe('routing process manager (engine + pool decider + referral decider)', (
     expect(await w.statusOf('r-1')).toBe('pending')
     expect(await w.holderOf('r-1')).toBe('spec-a')
   })
+
+  it('on a store without multi-stream appends, releases a pool decision whose referral was cancelled before delivery', async () => {
+    const inner = createInMemoryEventStore()
+    let crashAfterPoolAppend = true
+    const nonAtomic: EventStore = {
+      ...inner,
+      capabilities: { atomicMultiStreamAppend: false },
+      // The process "dies" between the pool append and the referral append, once.
+      append: (request) => async () => {
+        if (
+          crashAfterPoolAppend &&
+          request.streamId.startsWith('referral-') &&
+          request.events.some((e) => e.type === 'ReferralDelivered')
+        ) {
+          crashAfterPoolAppend = false
+          throw new Error('killed between the two appends')
+        }
+        return inner.append(request)()
+      },
+    }
+    const w = await createWorld({ store: nonAtomic })
+    await w.addSpecialist('spec-a', 1)
+    const sent = await w.engine.referrals.execute(
+      rid('r-1'),
+      { type: 'SendReferral', data: w.sendData('r-1') },
+      await w.as(w.ownerOf(w.ids.clinic)),
+    )()
+    expect(E.isRight(sent)).toBe(true)
+    expect(await w.statusOf('r-1')).toBe('unassigned')
+    await w.must(
+      w.engine.referrals.execute(
+        rid('r-1'),
+        { type: 'CancelReferral', data: { reasonCode: 'no_longer_needed' } },
+        await w.as(w.ownerOf(w.ids.clinic)),
+      ),
+    )
+    const pool = await w.store.readStream(unsafeId<StreamId>('pool-north:ortho:knee:*'))()
+    const types = E.isRight(pool) ? pool.right.map((e) => e.type) : []
+    expect(types).toContain('ReferralRouted')
+    expect(types.at(-1)).toBe('ReferralReleased')
+  })
 })

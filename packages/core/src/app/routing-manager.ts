@@ -46,6 +46,7 @@ const ROUTING_TRIGGERS: ReadonlySet<string> = new Set([
   'ReferralExpired',
   'ReferralRedirected',
   'ReferralCategoryChanged',
+  'ReferralCancelled',
 ])
 
 export const poolKeyOf = (referral: ReferralAggregate): PoolKey => ({
@@ -220,6 +221,18 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
       }
       // Re-filed here after a category change and then declined: the pool lets go of it.
       if (entry?.state === 'direct' && r.declinedBy.includes(entry.practiceId)) {
+        const released = run({ type: 'ReleaseReferral', data: { referralId } })
+        if (E.isLeft(released)) return released
+      }
+      // A decision the referral never received (non-atomic store: the process died between the two
+      // appends) while the referral moved on — cancelled, say: the pool lets go of it.
+      const held = poolEngine(poolState).referral(referralId)
+      if (
+        held?.state === 'assigned' &&
+        r.status !== 'unassigned' &&
+        r.recipientPracticeId !== held.practiceId &&
+        !r.declinedBy.includes(held.practiceId)
+      ) {
         const released = run({ type: 'ReleaseReferral', data: { referralId } })
         if (E.isLeft(released)) return released
       }
