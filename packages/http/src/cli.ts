@@ -24,6 +24,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import { issueDevToken, runTokenCommand } from './auth.js'
 import { type Config, ConfigError, loadConfig } from './config.js'
 import { DEMO, demoReferralBody, seedDemo } from './demo.js'
+import { createLogger } from './logger.js'
 import { NotificationConfigError, type Notifications, startNotifications } from './notifications/index.js'
 import { csvCell } from './routes/resources.js'
 import { buildServer, openRuntime, type Runtime, startRoutingRepair, stopServer } from './server.js'
@@ -113,7 +114,7 @@ const withRuntime = async <A>(config: Config, run: (runtime: Runtime) => Promise
  */
 const scheduler = async (config: Config) => {
   const runtime = await openRuntime(config)
-  const notifications = await startNotifications(runtime)
+  const notifications = await startNotifications(runtime, { log: createLogger({ level: config.logLevel }) })
   const repair = startRoutingRepair(runtime)
   info(`Deadline scheduler and notification delivery running (${runtime.storeDescription}); Ctrl-C to stop.`)
   let stopping = false
@@ -122,9 +123,14 @@ const scheduler = async (config: Config) => {
     stopping = true
     info(`${signal}: stopping…`)
     repair.stop()
-    await notifications.stop()
-    await runtime.close()
-    process.exit(0)
+    try {
+      await notifications.stop()
+      await runtime.close()
+      process.exit(0)
+    } catch (error) {
+      info(`stopping failed: ${error instanceof Error ? error.name : 'error'}`)
+      process.exit(1)
+    }
   }
   process.on('SIGINT', () => void stop('SIGINT'))
   process.on('SIGTERM', () => void stop('SIGTERM'))
@@ -138,7 +144,7 @@ const serve = async (config: Config, argv: readonly string[]) => {
   let repair: { stop: () => void } | undefined
   try {
     if (flags.has('demo') && (await seedDemo(runtime.engine))) info('Loaded the demo dataset.')
-    notifications = await startNotifications(runtime)
+    notifications = await startNotifications(runtime, { log: createLogger({ level: config.logLevel }) })
     repair = startRoutingRepair(runtime)
     app = await buildServer(runtime, notifications)
     const address = await app.listen({ port: config.port, host: config.host })
@@ -171,9 +177,14 @@ const serve = async (config: Config, argv: readonly string[]) => {
     stopping = true
     info(`${signal}: finishing in-flight requests…`)
     repair?.stop()
-    await notifications?.stop()
-    await stopServer(server, runtime)
-    process.exit(0)
+    try {
+      await notifications?.stop()
+      await stopServer(server, runtime)
+      process.exit(0)
+    } catch (error) {
+      info(`stopping failed: ${error instanceof Error ? error.name : 'error'}`)
+      process.exit(1)
+    }
   }
   process.on('SIGINT', () => void stop('SIGINT'))
   process.on('SIGTERM', () => void stop('SIGTERM'))
