@@ -244,6 +244,16 @@ describe('resource routes (API tests on the in-memory engine)', () => {
     await ok('spec', 'POST', '/referrals/r-1/decline', { reasonCode: 'capacity' })
     const now = await ok('spec', 'GET', '/referrals/r-1')
     expect(now.json().phiVisible).toBe(false)
+    expect(now.json().referral.recipientPracticeId).toBeNull()
+    const history = await ok('spec', 'GET', '/referrals/r-1/history')
+    // Up to its own decline; not what happened to the referral afterwards (it was returned).
+    expect(history.json().entries.map((e: { type: string }) => e.type)).toEqual([
+      'ReferralSent',
+      'ReferralDelivered',
+      'ReferralDeclined',
+    ])
+    const senderHistory = await ok('gp', 'GET', '/referrals/r-1/history')
+    expect(senderHistory.json().entries.map((e: { type: string }) => e.type)).toContain('ReferralReturned')
     const then = await ok('spec', 'GET', `/referrals/r-1?asOf=${whileHeld}`)
     expect(then.json().phiVisible).toBe(false)
     expect(then.body).not.toContain(CANARY_NAME)

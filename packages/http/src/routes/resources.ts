@@ -480,7 +480,16 @@ export const registerResourceRoutes =
           loaded.version,
           last?.recordedAt ?? loaded.state.sentAt,
         )
-        return referralDetail(loaded, summary, access === 'phi')
+        const detail = referralDetail(loaded, summary, access === 'phi')
+        if (access === 'phi') return detail
+        // A former recipient keeps the record of what it was sent, not where the referral went next.
+        return {
+          ...detail,
+          referral: { ...detail.referral, recipientPracticeId: null },
+          appointment: null,
+          messages: [],
+          attachments: [],
+        }
       },
     })
 
@@ -500,12 +509,20 @@ export const registerResourceRoutes =
           throw notFound('Referral')
         }
         if (access === 'phi') await auditRead(request, actor, loaded.state, params.referralId, 'granted')
-        return {
-          referralId: params.referralId,
-          entries: loaded.stored.map((s, i) =>
-            historyEntry(s, loaded.events[i] as (typeof loaded.events)[number], access === 'phi'),
-          ),
-        }
+        const entries = loaded.stored.map((s, i) =>
+          historyEntry(s, loaded.events[i] as (typeof loaded.events)[number], access === 'phi'),
+        )
+        if (access === 'phi') return { referralId: params.referralId, entries }
+        // A former recipient sees the history up to the moment it gave the referral back, not
+        // where the referral went afterwards.
+        const mine = new Set(
+          actor.kind === 'user' ? actor.memberships.map((m) => m.practiceId as string) : [],
+        )
+        const end = loaded.events.findLastIndex(
+          (e) =>
+            (e.type === 'ReferralDeclined' || e.type === 'ReferralExpired') && mine.has(e.data.practiceId),
+        )
+        return { referralId: params.referralId, entries: entries.slice(0, end + 1) }
       },
     })
 
