@@ -173,6 +173,8 @@ export const createInMemoryEventStore = (options: InMemoryEventStoreOptions = {}
         }
         waiters.add(w)
         wake = w
+        // An append between the empty read and this registration would otherwise go unnoticed.
+        if (BigInt(log.length) > position) w()
       })
     const settleIdle = () => {
       const waiting = idle
@@ -184,24 +186,22 @@ export const createInMemoryEventStore = (options: InMemoryEventStoreOptions = {}
       let saved = loaded
       position = loaded ?? 0n
       while (!stopped) {
-        const batch = await readAll({
-          after: position,
-          maxCount: so.batchSize ?? 100,
-          ...(so.streamPrefixes ? { streamPrefixes: so.streamPrefixes } : {}),
-        })()
+        // Read unfiltered and filter here, so the position moves past every event seen, matching or
+        // not, and never past one that was not seen (an append may land during any await).
+        const batch = await readAll({ after: position, maxCount: so.batchSize ?? 100 })()
         if (E.isLeft(batch)) throw new Error(batch.left.message)
         for (const event of batch.right) {
           if (stopped) return
-          await so.handler(event)
-          if (!(await checkpoints.save(so.subscriptionId, saved, event.globalPosition))) {
-            throw new Error(`checkpoint of subscription ${so.subscriptionId} was moved by another worker`)
+          if (matchesPrefixes(event.streamId, so.streamPrefixes)) {
+            await so.handler(event)
+            if (!(await checkpoints.save(so.subscriptionId, saved, event.globalPosition))) {
+              throw new Error(`checkpoint of subscription ${so.subscriptionId} was moved by another worker`)
+            }
+            saved = event.globalPosition
           }
-          saved = event.globalPosition
           position = event.globalPosition
         }
-        // Filtered events are skipped: move past everything read so far.
         if (batch.right.length === 0) {
-          position = BigInt(log.length) > position ? BigInt(log.length) : position
           settleIdle()
           await idleWait()
         }

@@ -314,6 +314,31 @@ export const describeEventStoreConformance = (label: string, open: () => Promise
         expect(seen).toEqual(['A1', 'A2', 'B1', 'B2', 'A3'])
       })
 
+      it('delivers every event exactly once while appends race with it', async () => {
+        const cat = category()
+        const seen: string[] = []
+        const sub = store.subscribe({
+          subscriptionId: `conformance-race-${cat}`,
+          streamPrefixes: [`${cat}-`],
+          handler: async (e) => {
+            seen.push(e.id)
+          },
+        })
+        const ids: string[] = []
+        // Interleave appends to matching and non-matching streams with the subscription's reads.
+        await Promise.all(
+          Array.from({ length: 40 }, async (_, i) => {
+            const mine = event('Raced', { i })
+            ids.push(mine.id)
+            await ok(append(streamIn(cat, i % 4), expected.any, [mine]))
+            await ok(append(freshStream(), expected.any, [event('Elsewhere')]))
+          }),
+        )
+        await sub.caughtUp()
+        await sub.stop()
+        expect([...seen].sort()).toEqual([...ids].sort())
+      })
+
       it('stops and reports when the handler fails', async () => {
         const cat = category()
         await ok(append(streamIn(cat, 'a'), expected.noStream, [event('A1')]))
