@@ -12,11 +12,13 @@ export const requestContext = (request: FastifyRequest) => ({
 })
 
 /** The version a client pinned with `If-Match` (first entity tag), if any. */
-export const pinnedVersion = (request: FastifyRequest): number | undefined => {
+export const pinnedVersion = (request: FastifyRequest, current?: number): number | undefined => {
   const ifMatch = parseIfMatch(request.headers['if-match'])
   if (ifMatch.kind === 'invalid')
     throw new ProblemError(httpProblem('bad_request', 'If-Match must be * or a list of entity tags.'))
-  return ifMatch.kind === 'versions' ? ifMatch.versions[0] : undefined
+  if (ifMatch.kind !== 'versions') return undefined
+  // Any listed tag may match (RFC 9110): pin the current version when the client listed it.
+  return current !== undefined && ifMatch.versions.includes(current) ? current : ifMatch.versions[0]
 }
 
 /** Turns an engine failure into the problem the client sees (412 when its If-Match is stale). */

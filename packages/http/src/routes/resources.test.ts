@@ -157,7 +157,7 @@ describe('resource routes (API tests on the in-memory engine)', () => {
     const stale = await call('spec', 'POST', '/referrals/r-1/accept', {}, { 'if-match': 'W/"1"' })
     expect(stale.statusCode).toBe(412)
     expect(stale.headers['content-type']).toContain('application/problem+json')
-    const fresh = await call('spec', 'POST', '/referrals/r-1/accept', {}, { 'if-match': 'W/"2"' })
+    const fresh = await call('spec', 'POST', '/referrals/r-1/accept', {}, { 'if-match': 'W/"99", W/"2"' })
     expect(fresh.statusCode).toBe(200)
     expect(fresh.json().status).toBe('accepted')
   })

@@ -430,7 +430,7 @@ export const registerResourceRoutes =
           // Like the GET: a referral's existence is not disclosed to users outside it.
           const loaded = must(await engine.referrals.load(params.referralId)())
           if (accessOf(requireActor(request), loaded.state) === 'none') throw notFound('Referral')
-          const pinned = pinnedVersion(request)
+          const pinned = pinnedVersion(request, loaded.version)
           const r = await engine.referrals.execute(
             params.referralId,
             payload.right,
