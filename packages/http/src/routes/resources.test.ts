@@ -275,4 +275,27 @@ describe('resource routes (API tests on the in-memory engine)', () => {
       outcome: 'granted',
     })
   })
+
+  it('honours If-Match on catalog changes (412 when stale)', async () => {
+    const { call, ok } = await setup()
+    const etag = String((await ok('admin', 'GET', '/specialties/ortho')).headers.etag)
+    await ok('admin', 'POST', '/specialties/ortho/categories', { categoryId: 'hip', name: 'Hip' })
+    const stale = await call(
+      'admin',
+      'POST',
+      '/specialties/ortho/categories/rename',
+      { categoryId: 'knee', name: 'Knees' },
+      { 'if-match': etag },
+    )
+    expect(stale.statusCode).toBe(412)
+    const fresh = String((await ok('admin', 'GET', '/specialties/ortho')).headers.etag)
+    const renamed = await call(
+      'admin',
+      'POST',
+      '/specialties/ortho/categories/rename',
+      { categoryId: 'knee', name: 'Knees' },
+      { 'if-match': fresh },
+    )
+    expect(renamed.statusCode).toBe(200)
+  })
 })

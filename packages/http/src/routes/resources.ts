@@ -335,7 +335,16 @@ export const registerResourceRoutes =
         handler: async ({ params, body: data }, request, reply) => {
           const payload = CatalogCommandPayload.decode({ type, data })
           if (E.isLeft(payload)) throw new ProblemError(httpProblem('bad_request'))
-          must(await engine.catalog.execute(params.specialtyId, payload.right, requestContext(request))())
+          const pinned = pinnedVersion(request)
+          must(
+            await engine.catalog.execute(
+              params.specialtyId,
+              payload.right,
+              requestContext(request),
+              pinned === undefined ? {} : { expectedVersion: pinned },
+            )(),
+            pinned,
+          )
           return catalogResponse(params.specialtyId, reply)
         },
       })
