@@ -122,8 +122,8 @@ const scheduler = async (config: Config) => {
     if (stopping) return
     stopping = true
     info(`${signal}: stopping…`)
-    repair.stop()
     try {
+      await repair.stop()
       await notifications.stop()
       await runtime.close()
       process.exit(0)
@@ -141,7 +141,7 @@ const serve = async (config: Config, argv: readonly string[]) => {
   const runtime = await openRuntime(config)
   let app: Awaited<ReturnType<typeof buildServer>> | undefined
   let notifications: Notifications | undefined
-  let repair: { stop: () => void } | undefined
+  let repair: { stop: () => Promise<void> } | undefined
   try {
     if (flags.has('demo') && (await seedDemo(runtime.engine))) info('Loaded the demo dataset.')
     notifications = await startNotifications(runtime, { log: createLogger({ level: config.logLevel }) })
@@ -165,7 +165,7 @@ const serve = async (config: Config, argv: readonly string[]) => {
     }
   } catch (error) {
     if (app !== undefined) await app.close()
-    repair?.stop()
+    await repair?.stop()
     await notifications?.stop()
     await runtime.close()
     throw error
@@ -176,8 +176,8 @@ const serve = async (config: Config, argv: readonly string[]) => {
     if (stopping) return
     stopping = true
     info(`${signal}: finishing in-flight requests…`)
-    repair?.stop()
     try {
+      await repair?.stop()
       await notifications?.stop()
       await stopServer(server, runtime)
       process.exit(0)

@@ -27,6 +27,7 @@ import {
   sha256Hasher,
 } from '@referrals/crypto'
 import { createEventStoreDbEventStore } from '@referrals/eventstoredb'
+import { runScheduler } from '@referrals/notify'
 import {
   createPostgresEventStore,
   createPostgresReferralReadModel,
@@ -195,23 +196,23 @@ export const buildServer = (
  * routing, a store blip, or (EventStoreDB) a half-written routing step — every `intervalMs`.
  * Idempotent, so any number of processes may run it.
  */
-export const startRoutingRepair = (runtime: Runtime, intervalMs = 30_000): { stop: () => void } => {
-  let running = false
-  const timer = setInterval(() => {
-    if (running) return
-    running = true
-    runtime.routing
-      .repairAll({
+export const startRoutingRepair = (runtime: Runtime, intervalMs = 30_000): { stop: () => Promise<void> } => {
+  const abort = new AbortController()
+  const loop = runScheduler({
+    intervalMs,
+    signal: abort.signal,
+    tick: () =>
+      runtime.routing.repairAll({
         actor: { kind: 'system', component: 'routing-repair' },
         correlationId: unsafeId<CorrelationId>(`routing-repair:${randomUUID()}`),
-      })
-      .catch(() => undefined)
-      .finally(() => {
-        running = false
-      })
-  }, intervalMs)
-  timer.unref()
-  return { stop: () => clearInterval(timer) }
+      }),
+  })
+  return {
+    stop: async () => {
+      abort.abort()
+      await loop
+    },
+  }
 }
 
 /** Stops the server gracefully (in-flight requests finish), then the runtime. */
