@@ -7,13 +7,12 @@ import {
   type DomainEvent,
   decodeStored,
   type EventStore,
-  isSealedPhi,
   type PatientId,
   PhiAccessed,
   poolAggregate,
   practiceAggregate,
-  REDACTED,
   readAllEvents,
+  redactingSealer,
   type StoredEvent,
   StoreReadError,
   verifyStore,
@@ -93,11 +92,6 @@ async function* counted(events: AsyncIterable<StoredEvent>, tick: () => void): A
     yield e
   }
 }
-
-const redactSealed = (data: unknown): unknown =>
-  typeof data === 'object' && data !== null && 'phi' in data && isSealedPhi((data as { phi: unknown }).phi)
-    ? { ...data, phi: REDACTED }
-    : data
 
 const withRuntime = async <A>(config: Config, run: (runtime: Runtime) => Promise<A>): Promise<A> => {
   const runtime = await openRuntime(config)
@@ -223,10 +217,7 @@ const verify = async (config: Config) =>
 const replay = async (config: Config) =>
   withRuntime(config, async (runtime) => {
     const p = progress('replayed')
-    const withoutPhi = {
-      open: async (_ctx: unknown, data: unknown) => redactSealed(data),
-      seal: async (_c: unknown, d: unknown) => d,
-    }
+    const withoutPhi = redactingSealer()
     const aggregates: Record<string, Aggregate<never, DomainEvent, unknown> | undefined> = {
       practice: practiceAggregate as unknown as Aggregate<never, DomainEvent, unknown>,
       catalog: catalogAggregate as unknown as Aggregate<never, DomainEvent, unknown>,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { PatientForgottenError, type PhiCipher, type SealedPhi } from '../privacy/port.js'
 import { type EventId, type PatientId, type StreamId, unsafeId } from '../shared/ids.js'
-import { phiSealer, REDACTED } from './phi-sealer.js'
+import { phiSealer, REDACTED, redactingSealer } from './phi-sealer.js'
 
 // A transparent stand-in cipher that records what it was asked to do; the AES-GCM cipher itself is
 // tested in @referrals/crypto. This checks the sealer's routing of PHI, not cryptography.
@@ -82,5 +82,18 @@ describe('phiSealer', () => {
     const sealer = phiSealer<null>(cipher, () => null)
     await expect(sealer.seal(ctx, { phi: { name: 'Canary Person' } }, null)).rejects.toThrow(/no patient/)
     await expect(sealer.seal(ctx, { phi: { name: 'Canary Person' } }, null)).rejects.not.toThrow(/Canary/)
+  })
+
+  it('redactingSealer reads sealed PHI as redacted without the cipher, and refuses to seal', async () => {
+    const { cipher } = recordingCipher()
+    const sealed = await phiSealer<PatientId>(cipher, (s) => s).seal(
+      ctx,
+      { phi: { body: 'Canary' }, n: 1 },
+      patient,
+    )
+    const reader = redactingSealer<null>()
+    expect(await reader.open(ctx, sealed)).toEqual({ phi: REDACTED, n: 1 })
+    expect(await reader.open(ctx, { n: 2 })).toEqual({ n: 2 })
+    await expect(reader.seal(ctx, { phi: {} }, null)).rejects.toThrow(/cannot write/)
   })
 })

@@ -51,3 +51,17 @@ export const phiSealer = <S>(
     return { ...withPhi, phi: opened.kind === 'plain' ? opened.phi : REDACTED }
   },
 })
+
+/**
+ * A sealer for readers that must not decrypt (replay, verification tooling): sealed PHI reads as
+ * `{ redacted: true }` without touching any key, so folding reads no PHI. It never seals.
+ */
+export const redactingSealer = <S>(): EventDataSealer<S> => ({
+  seal: async (ctx) => {
+    throw new Error(`a redacting sealer cannot write events (${ctx.type})`)
+  },
+  open: async (_ctx, data) => {
+    const withPhi = phiOf(data)
+    return withPhi !== null && isSealedPhi(withPhi.phi) ? { ...withPhi, phi: REDACTED } : data
+  },
+})
