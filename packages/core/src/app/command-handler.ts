@@ -145,6 +145,11 @@ export interface ExecuteOptions {
   readonly maxRetries?: number
 }
 
+/** The stream as the caller just read it: the first attempt decides on it instead of reading again. */
+export interface PreloadedExecuteOptions<Ev, S> extends ExecuteOptions {
+  readonly preloaded?: Loaded<Ev, S>
+}
+
 /**
  * Load → decide → append with `exact(version)`. Business rules run against the state the append
  * is conditional on, so a concurrent writer makes the append fail and the command is decided again
@@ -157,13 +162,16 @@ export const executeCommand =
     deps: CommandDeps,
     streamId: StreamId,
     command: C,
-    options: ExecuteOptions = {},
+    options: PreloadedExecuteOptions<Ev, S> = {},
   ): TaskEither<CommandFailure, CommandResult<Ev, S>> =>
   async () => {
     const attempts = options.expectedVersion === undefined ? (options.maxRetries ?? 5) + 1 : 1
     let last: CommandFailure | null = null
     for (let attempt = 0; attempt < attempts; attempt++) {
-      const loaded = await loadAggregate(aggregate, deps.store, streamId)()
+      const loaded =
+        attempt === 0 && options.preloaded !== undefined
+          ? E.right(options.preloaded)
+          : await loadAggregate(aggregate, deps.store, streamId)()
       if (E.isLeft(loaded)) return loaded
       const { state, version } = loaded.right
       if (options.expectedVersion !== undefined && options.expectedVersion !== version) {

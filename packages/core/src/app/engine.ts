@@ -308,7 +308,11 @@ export const createEngine = (options: EngineOptions) => {
         if (E.isLeft(current)) return current
         const command = await withContext(payload, current.right.state, commandMeta)
         if (E.isLeft(command)) return command
-        const r = await executeCommand(referral, deps, streamId, command.right, opts)()
+        // The command decides on the state its context was resolved from (re-read only on a conflict).
+        const r = await executeCommand(referral, deps, streamId, command.right, {
+          ...opts,
+          preloaded: current.right,
+        })()
         if (E.isRight(r) && r.right.produced.length > 0) {
           await afterCommit(() =>
             routing?.afterReferralChange(
