@@ -3,11 +3,14 @@ import type { ReferralCommand } from '../referral/decider.js'
 import type { ReferralAggregate, ReferralEvent } from '../referral/index.js'
 import {
   explainRouting,
+  forkPoolState,
   makePoolDecider,
+  POOL_EVENT_SCHEMA_VERSION,
   type PoolCommandBody,
   PoolEvent,
   type PoolState,
   poolEngine,
+  poolUpcasters,
   type ReferralRoutingExplanation,
   type RoutingPolicy,
   routingPolicyV1,
@@ -29,7 +32,11 @@ import {
 import type { Engine, RequestContext } from './engine.js'
 import { defineEventCatalog } from './event-catalog.js'
 
-export const poolEventCatalog = defineEventCatalog({ codec: PoolEvent })
+export const poolEventCatalog = defineEventCatalog({
+  codec: PoolEvent,
+  schemaVersions: POOL_EVENT_SCHEMA_VERSION,
+  upcasters: poolUpcasters,
+})
 
 export const poolAggregate = (
   policy: RoutingPolicy = routingPolicyV1,
@@ -154,7 +161,7 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
       entry.version = stored.version
     }
     // A snapshot: routing evolves its own copy of `state` and only writes back after its append.
-    return E.right({ state: entry.state, version: entry.version, events: entry.events })
+    return E.right({ state: forkPoolState(entry.state), version: entry.version, events: entry.events })
   }
   /** After a successful append, the decided state is the pool's state at `version`. */
   const remember = (

@@ -1,6 +1,6 @@
 import type { InsuranceNetworkId, PracticeId, ReferralId } from '../shared/ids.js'
 import type { PoolEvent } from './codecs.js'
-import { routingEvent, routingPolicyV1 } from './decider.js'
+import { currentRoutingPolicy, routingEvent } from './decider.js'
 import { PoolEngine } from './engine.js'
 
 /** Policies a pool's history can be replayed under. */
@@ -91,7 +91,7 @@ const engineChooser = (): Chooser => {
     choose: (_candidates, arrival) => {
       const request = { insuranceNetworkId: arrival.insuranceNetworkId, excludedPracticeIds: [] }
       const ranking = engine.rank(request, 1)
-      const event = routingEvent('backtest', arrival.referralId, request, ranking, routingPolicyV1)
+      const event = routingEvent('backtest', arrival.referralId, request, ranking, currentRoutingPolicy)
       engine.apply(event)
       return ranking.chosen as PracticeId
     },

@@ -28,8 +28,21 @@ export const RoutingPolicyOptions = t.readonly(
 )
 export type RoutingPolicyOptions = t.TypeOf<typeof RoutingPolicyOptions>
 
+/**
+ * The routing policy a decision was taken under. Version 1: the engine before issue 12 (a resumer
+ * or rejoiner placed at lag 0, refunds capped at max(lag, 0), out-of-turn debt clamped at −1); kept
+ * so that old streams still re-derive. Version 2: lag-preserving placement and exact refunds (see
+ * `engine.ts`).
+ */
+export const RoutingPolicyVersion = t.union([t.literal(1), t.literal(2)])
+export type RoutingPolicyVersion = t.TypeOf<typeof RoutingPolicyVersion>
+
 export const RoutingPolicy = t.readonly(
-  t.type({ name: t.literal('weighted-virtual-time'), version: t.literal(1), options: RoutingPolicyOptions }),
+  t.type({
+    name: t.literal('weighted-virtual-time'),
+    version: RoutingPolicyVersion,
+    options: RoutingPolicyOptions,
+  }),
 )
 export type RoutingPolicy = t.TypeOf<typeof RoutingPolicy>
 
@@ -89,7 +102,11 @@ export type PoolCommand = PoolCommandBody & { readonly meta: CommandMeta }
 
 // ---- events ----------------------------------------------------------------------------------
 
-/** One ranked candidate of a decision. Virtual-time values are exact fractions in slot units. */
+/**
+ * One ranked candidate as an explanation shows it: virtual-time values are exact fractions in slot
+ * units ("3/2"). Derived from the recorded numbers (`RecordedCandidate`) when explaining; it was
+ * the recorded shape of schema version 1 of `ReferralRouted`.
+ */
 export const RankedCandidate = t.readonly(
   t.type({
     practiceId: PracticeId,
@@ -102,6 +119,34 @@ export const RankedCandidate = t.readonly(
   }),
 )
 export type RankedCandidate = t.TypeOf<typeof RankedCandidate>
+
+const SafeInteger = t.refinement(t.number, Number.isSafeInteger, 'SafeInteger')
+const PositiveSafeInteger = t.refinement(
+  t.number,
+  (n) => Number.isSafeInteger(n) && n >= 1,
+  'PositiveSafeInteger',
+)
+
+/**
+ * One ranked candidate as `ReferralRouted` (schema version 2) records it: integers only.
+ * `startUnits` is the member's virtual start times its FTE (the engine's p): virtual start =
+ * startUnits / fteMilli slots, virtual finish = (startUnits + totalWeight) / fteMilli, lag =
+ * (virtualTime.num · fteMilli − startUnits · virtualTime.den) / (virtualTime.den · totalWeight).
+ */
+export const RecordedCandidate = t.readonly(
+  t.type({
+    practiceId: PracticeId,
+    count: t.number,
+    fteMilli: FteMilli,
+    eligible: t.boolean,
+    startUnits: SafeInteger,
+  }),
+)
+export type RecordedCandidate = t.TypeOf<typeof RecordedCandidate>
+
+/** An exact fraction num/den (den ≥ 1), reduced. */
+export const Fraction = t.readonly(t.type({ num: SafeInteger, den: PositiveSafeInteger }))
+export type Fraction = t.TypeOf<typeof Fraction>
 
 const event = <T extends string, D extends t.Mixed>(type: T, data: D) =>
   t.readonly(t.type({ type: t.literal(type), data }))
@@ -136,9 +181,11 @@ const ReferralRouted = event(
       chosenPracticeId: PracticeId,
       request: RouteRequest,
       /** The pool's virtual time (slots since the last re-placement) at which the decision was taken. */
-      virtualTime: t.string,
+      virtualTime: Fraction,
+      /** Σ FTE (thousandths) of the active members: the slot length of a member is totalWeight / fteMilli. */
+      totalWeight: PositiveSafeInteger,
       candidateCount: t.number,
-      candidates: t.readonlyArray(RankedCandidate),
+      candidates: t.readonlyArray(RecordedCandidate),
       exclusions: t.readonlyArray(Exclusion),
       policy: RoutingPolicy,
     }),

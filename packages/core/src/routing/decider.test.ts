@@ -6,7 +6,15 @@ import type { Instant } from '../shared/time.js'
 import { given } from '../testing/given.js'
 import { backtest, fairnessOf, giniCoefficient, mulberry32 } from './backtest.js'
 import type { FteMilli, PoolCommand, PoolCommandBody, PoolEvent, RoutingPolicy } from './codecs.js'
-import { makePoolDecider, type PoolState, poolDecider, poolEngine, routingPolicyV1 } from './decider.js'
+import {
+  forkPoolState,
+  makePoolDecider,
+  type PoolState,
+  poolDecider,
+  poolEngine,
+  routingPolicyV1,
+  routingPolicyV2,
+} from './decider.js'
 import { explainRouting, verifyRouting } from './explain.js'
 
 const meta: CommandMeta = {
@@ -152,30 +160,15 @@ describe('RouteReferral', () => {
             referralId: rid('r1'),
             chosenPracticeId: pid('a'),
             request: { insuranceNetworkId: null, excludedPracticeIds: [] },
-            virtualTime: '0',
+            virtualTime: { num: 0, den: 1 },
+            totalWeight: 1500,
             candidateCount: 2,
             candidates: [
-              {
-                practiceId: pid('a'),
-                count: 0,
-                fteMilli: fte(1000),
-                eligible: true,
-                virtualStart: '0',
-                virtualFinish: '3/2',
-                lag: '0',
-              },
-              {
-                practiceId: pid('b'),
-                count: 0,
-                fteMilli: fte(500),
-                eligible: true,
-                virtualStart: '0',
-                virtualFinish: '3',
-                lag: '0',
-              },
+              { practiceId: pid('a'), count: 0, fteMilli: fte(1000), eligible: true, startUnits: 0 },
+              { practiceId: pid('b'), count: 0, fteMilli: fte(500), eligible: true, startUnits: 0 },
             ],
             exclusions: [],
-            policy: routingPolicyV1,
+            policy: routingPolicyV2,
           },
         },
       ])
@@ -198,7 +191,7 @@ describe('RouteReferral', () => {
           referralId: rid('r1'),
           request: { insuranceNetworkId: null, excludedPracticeIds: [] },
           exclusions: [],
-          policy: routingPolicyV1,
+          policy: routingPolicyV2,
         },
       },
     ])
@@ -227,7 +220,7 @@ describe('RouteReferral', () => {
               { practiceId: pid('a'), reason: 'declined' },
               { practiceId: pid('b'), reason: 'declined' },
             ],
-            policy: routingPolicyV1,
+            policy: routingPolicyV2,
           },
         },
       ])
@@ -428,21 +421,46 @@ describe('declines, direct referrals and releases', () => {
   })
 })
 
-describe('state is a value', () => {
-  it('deciding on an older state gives what that state would give', () => {
+describe('pool state: no history, explicit forks', () => {
+  it('deciding on or evolving a superseded state throws; a fork taken before is a value', () => {
     const pool = new Pool()
     pool.run(sync('a', 1000))
     pool.run(sync('b', 1000))
     const before = pool.state
+    const fork = forkPoolState(before)
     expect(pool.route('r1')).toBe('a')
-    const again = poolDecider.decide(route('r1'), before)
+    expect(() => poolDecider.decide(route('r1'), before)).toThrow(/superseded.*forkPoolState/)
+    expect(() => poolDecider.evolve(before, joined('c', 1000))).toThrow(/superseded/)
+    // The fork still is the state before r1, and deciding on it does not disturb the latest state.
+    const again = poolDecider.decide(route('r1'), fork)
     expect(
       isLeft(again)
         ? null
         : again.right[0]?.type === 'ReferralRouted' && again.right[0].data.chosenPracticeId,
     ).toBe('a')
-    // and the latest state was not disturbed by that
+    const forked = (again as { right: readonly PoolEvent[] }).right.reduce(poolDecider.evolve, fork)
+    expect(poolEngine(forked).member('a')?.count).toBe(1)
     expect(pool.route('r2')).toBe('b')
+    expect(poolEngine(forked).member('b')?.count).toBe(0)
+  })
+
+  it('the initial state can be evolved any number of times', () => {
+    const a = poolDecider.evolve(poolDecider.initialState, joined('a', 1000))
+    const b = poolDecider.evolve(poolDecider.initialState, joined('b', 1000))
+    expect(poolEngine(a).memberIds()).toEqual(['a'])
+    expect(poolEngine(b).memberIds()).toEqual(['b'])
+  })
+
+  it('keeps no entry for a released referral, and a fork sees the referrals of its origin', () => {
+    const pool = new Pool()
+    pool.run(sync('a', 1000))
+    for (let i = 0; i < 3000; i++) pool.route(`r${i}`)
+    const fork = forkPoolState(pool.state)
+    expect(poolEngine(fork).referral('r2999')).toEqual({ practiceId: 'a', state: 'assigned', counted: true })
+    pool.run(cmd({ type: 'ReleaseReferral', data: { referralId: rid('r2999') } }))
+    expect(poolEngine(pool.state).referral('r2999')).toBeUndefined()
+    expect(poolEngine(fork).referral('r2999')?.state).toBe('assigned')
+    expect(poolEngine(pool.state).referralEntries()).toBe(2999)
   })
 })
 
@@ -484,14 +502,14 @@ describe('verifyRouting and explainRouting', () => {
     })
   })
 
-  it('reports a decision whose recorded loads were altered (z1 went to b, by hand)', () => {
+  it('reports a decision whose recorded loads were altered (z1, which went to a)', () => {
     const log = [...history().log]
     const position = log.findIndex((e) => e.type === 'ReferralRouted' && e.data.referralId === 'z1')
     const original = log[position] as Extract<PoolEvent, { type: 'ReferralRouted' }>
     const candidates = original.data.candidates.map((c, i) => (i === 0 ? { ...c, count: c.count + 7 } : c))
     log[position] = { ...original, data: { ...original.data, candidates } }
     expect(verifyRouting(log).mismatches).toEqual([
-      { position, referralId: 'z1', recorded: 'b', rederived: 'b', kind: 'record' },
+      { position, referralId: 'z1', recorded: 'a', rederived: 'a', kind: 'record' },
     ])
   })
 
@@ -566,5 +584,40 @@ describe('backtest', () => {
     const xs = Array.from({ length: 5 }, () => a())
     expect(Array.from({ length: 5 }, () => b())).toEqual(xs)
     expect(xs.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32)).toBe(true)
+  })
+})
+
+describe('the RouteReferral schema check by hand', () => {
+  it('agrees with the codec on valid, invalid and odd shapes', async () => {
+    const fc = (await import('fast-check')).default
+    const { PoolCommandBody } = await import('./codecs.js')
+    const { isRouteReferral } = await import('./decider.js')
+    const id = fc.oneof(fc.constantFrom('r1', 'p-2', '', ' x', 'a'.repeat(129), 'ok.id:1'), fc.string())
+    const value = fc.oneof(
+      id,
+      fc.constant(null),
+      fc.integer(),
+      fc.array(id, { maxLength: 3 }),
+      fc.constant(undefined),
+    )
+    const data = fc.oneof(
+      fc.record(
+        {
+          referralId: value,
+          insuranceNetworkId: value,
+          excludedPracticeIds: fc.oneof(fc.array(id, { maxLength: 3 }), value),
+          direct: fc.oneof(fc.constant(false), fc.constant(true), fc.constant(undefined)),
+        },
+        { requiredKeys: [] },
+      ),
+      value,
+    )
+    fc.assert(
+      fc.property(data, (d) => {
+        const body = { type: 'RouteReferral', data: d }
+        expect(isRouteReferral(body)).toBe(PoolCommandBody.is(body))
+      }),
+      { numRuns: 2000 },
+    )
   })
 })

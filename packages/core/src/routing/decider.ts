@@ -1,7 +1,7 @@
 import { left, right } from 'fp-ts/lib/Either.js'
 import type { Decider } from '../shared/decider.js'
 import { absurd, domainError } from '../shared/errors.js'
-import type { ReferralId } from '../shared/ids.js'
+import { InsuranceNetworkId, PracticeId, ReferralId } from '../shared/ids.js'
 import {
   type PoolCommand,
   PoolCommandBody,
@@ -12,69 +12,74 @@ import {
 } from './codecs.js'
 import { PoolEngine, type Ranking } from './engine.js'
 
-/** The engine's routing policy: weighted least-count by FTE with virtual-time placement. */
+/** Routing policy v1: the engine before issue 12, kept so that decisions of old streams re-derive. */
 export const routingPolicyV1: RoutingPolicy = {
   name: 'weighted-virtual-time',
   version: 1,
   options: { countDirectReferrals: false, onDecline: 'refund', recordCandidates: 10 },
 }
 
-interface History {
-  readonly event: PoolEvent
-  readonly prev: History | null
-}
+/**
+ * Routing policy v2 (the default since issue 12): weighted least-count by FTE with virtual-time
+ * placement, lag-preserving pauses and exact refunds. Same options as v1.
+ */
+export const routingPolicyV2: RoutingPolicy = { ...routingPolicyV1, version: 2 }
 
-/** The engine object currently reflects the state whose history is `at`. */
-interface EngineCell {
-  readonly engine: PoolEngine
-  at: History | null
-}
+/** The policy new decisions are taken under. */
+export const currentRoutingPolicy: RoutingPolicy = routingPolicyV2
 
 /**
- * A pool's state. It is a value: `evolve` never changes a state it is given. Internally the latest
- * state of a fold shares one mutable engine (so a decision costs O(log n), not a copy of the pool);
- * deciding on or evolving an older state rebuilds its engine from its own history.
+ * A pool's state: the pool's engine and how many events it has seen. No event history is kept.
+ *
+ * The latest state of a fold owns its engine, which `evolve` advances in place (a decision costs
+ * O(log n), not a copy of the pool). So once a state has been evolved, it is *superseded*: deciding
+ * on it or evolving it again throws an Error (a bug in the caller, not bad input). A caller that
+ * wants to decide speculatively on a state and maybe keep using it (say, to retry after a lost
+ * race) forks it first with `forkPoolState`, an O(members) copy. `initialPoolState()` (and the
+ * decider's `initialState`) is the empty pool and can be evolved any number of times.
  */
 export interface PoolState {
-  readonly history: History | null
+  /** null: the empty pool (no event yet). */
+  readonly engine: PoolEngine | null
+  /** Events folded into this state. */
   readonly length: number
-  readonly cell: EngineCell
 }
 
-const rebuild = (history: History | null): PoolEngine => {
-  const events: PoolEvent[] = []
-  for (let h = history; h !== null; h = h.prev) events.push(h.event)
-  const engine = new PoolEngine()
-  for (let i = events.length - 1; i >= 0; i--) engine.apply(events[i] as PoolEvent)
+const EMPTY_STATE: PoolState = Object.freeze({ engine: null, length: 0 })
+
+const superseded = (state: PoolState): Error =>
+  new Error(
+    `pool state at event ${state.length} is superseded (its engine has moved on to event ${state.engine?.applied}): ` +
+      'fork it with forkPoolState before deciding on it or evolving it more than once',
+  )
+
+/** The engine for a state. Throws if the state is superseded (see `PoolState`). */
+export const poolEngine = (state: PoolState): PoolEngine => {
+  const engine = state.engine
+  if (engine === null) return new PoolEngine()
+  if (engine.applied !== state.length) throw superseded(state)
   return engine
 }
 
-/** The engine for a state (shared when the state is the latest of its fold, rebuilt otherwise). */
-export const poolEngine = (state: PoolState): PoolEngine =>
-  state.cell.at === state.history ? state.cell.engine : rebuild(state.history)
+export const initialPoolState = (): PoolState => EMPTY_STATE
 
-export const initialPoolState = (): PoolState => ({
-  history: null,
-  length: 0,
-  cell: { engine: new PoolEngine(), at: null },
-})
+/** An independent copy of a (current) state: O(members) plus at most 1,024 referral entries. */
+export const forkPoolState = (state: PoolState): PoolState => {
+  if (state.engine === null) return EMPTY_STATE
+  return { engine: poolEngine(state).clone(), length: state.length }
+}
 
 export const evolvePool = (state: PoolState, event: PoolEvent): PoolState => {
-  const node: History = { event, prev: state.history }
-  if (state.cell.at === state.history) {
-    state.cell.engine.apply(event)
-    state.cell.at = node
-    return { history: node, length: state.length + 1, cell: state.cell }
-  }
-  const engine = rebuild(state.history)
+  const engine = state.engine === null ? new PoolEngine() : poolEngine(state)
   engine.apply(event)
-  return { history: node, length: state.length + 1, cell: { engine, at: node } }
+  return { engine, length: engine.applied }
 }
 
 const sameSet = (a: readonly string[], b: readonly string[]): boolean =>
   a.length === b.length && a.every((x, i) => x === b[i])
 
 const uniqueSorted = <T extends string>(xs: readonly T[]): T[] => [...new Set(xs)].sort()
+const NONE: readonly never[] = Object.freeze([])
 
 const syncMember = (data: SyncPoolMemberData, engine: PoolEngine): PoolEvent[] => {
   const { practiceId, eligible, fteMilli } = data
@@ -115,7 +120,8 @@ export const routingEvent = (
 ): PoolEvent => {
   const req: RouteRequest = {
     insuranceNetworkId: request.insuranceNetworkId,
-    excludedPracticeIds: uniqueSorted(request.excludedPracticeIds),
+    excludedPracticeIds:
+      request.excludedPracticeIds.length === 0 ? NONE : uniqueSorted(request.excludedPracticeIds),
   }
   const first = ranking.ranked[0]
   return first === undefined
@@ -131,12 +137,31 @@ export const routingEvent = (
           chosenPracticeId: first.practiceId,
           request: req,
           virtualTime: ranking.virtualTime,
+          totalWeight: ranking.totalWeight,
           candidateCount: ranking.candidateCount,
           candidates: ranking.ranked,
           exclusions: ranking.exclusions,
           policy,
         },
       }
+}
+
+const isId = (x: unknown): boolean => PracticeId.is(x)
+
+/**
+ * The schema check of a RouteReferral, by hand: what `PoolCommandBody.is` checks for it (the
+ * decision's hot path; the general check costs more than the decision). Tested to agree.
+ */
+export const isRouteReferral = (command: { readonly type: string; readonly data: unknown }): boolean => {
+  if (command.type !== 'RouteReferral') return false
+  const d = command.data as Record<string, unknown> | null
+  if (typeof d !== 'object' || d === null) return false
+  const { referralId, insuranceNetworkId, excludedPracticeIds, direct } = d
+  if (!ReferralId.is(referralId)) return false
+  if (insuranceNetworkId !== null && !InsuranceNetworkId.is(insuranceNetworkId)) return false
+  if (!Array.isArray(excludedPracticeIds)) return false
+  for (const x of excludedPracticeIds) if (!isId(x)) return false
+  return direct === undefined || direct === false
 }
 
 /**
@@ -147,7 +172,7 @@ export const makePoolDecider = (policy: RoutingPolicy): Decider<PoolCommand, Poo
   initialState: initialPoolState(),
   evolve: evolvePool,
   decide: (command, state) => {
-    if (!PoolCommandBody.is({ type: command.type, data: command.data })) {
+    if (!isRouteReferral(command) && !PoolCommandBody.is({ type: command.type, data: command.data })) {
       return left(domainError('routing.invalid_command', 'pool command does not match its schema'))
     }
     const engine = poolEngine(state)
@@ -218,5 +243,5 @@ export const makePoolDecider = (policy: RoutingPolicy): Decider<PoolCommand, Poo
   },
 })
 
-/** The pool decider with the default policy (`routingPolicyV1`). */
-export const poolDecider = makePoolDecider(routingPolicyV1)
+/** The pool decider with the current policy (`routingPolicyV2`). */
+export const poolDecider = makePoolDecider(currentRoutingPolicy)

@@ -15,12 +15,37 @@ import {
   rankRequest,
   routingEvent,
 } from './decider.js'
-import { compareFractions } from './rational.js'
+import { recordedLag } from './engine.js'
+import { compareFractions, fractionString } from './rational.js'
 
 type DecisionEvent = ReferralRoutedEvent | RoutingFoundNoCandidateEvent
 
 const isDecision = (e: PoolEvent): e is DecisionEvent =>
   e.type === 'ReferralRouted' || e.type === 'RoutingFoundNoCandidate'
+
+/**
+ * The candidates of a decision as an explanation shows them: the recorded integers formatted as
+ * exact fractions (virtual start p/w, finish (p+W)/w, lag (V·w − p)/W, in slot units).
+ */
+export const explainCandidates = (e: ReferralRoutedEvent): RankedCandidate[] =>
+  e.data.candidates.map((c) => {
+    const p = BigInt(c.startUnits)
+    const w = BigInt(c.fteMilli)
+    const lag = recordedLag(c, e.data.virtualTime, e.data.totalWeight)
+    return {
+      practiceId: c.practiceId,
+      count: c.count,
+      fteMilli: c.fteMilli,
+      eligible: c.eligible,
+      virtualStart: fractionString(p, w),
+      virtualFinish: fractionString(p + BigInt(e.data.totalWeight), w),
+      lag: fractionString(lag.num, lag.den),
+    }
+  })
+
+/** The virtual time of a decision as an exact fraction string ("0", "7/2"). */
+export const virtualTimeString = (e: ReferralRoutedEvent): string =>
+  fractionString(BigInt(e.data.virtualTime.num), BigInt(e.data.virtualTime.den))
 
 const parseFraction = (s: string): readonly [bigint, bigint] => {
   const [n, d] = s.split('/')
@@ -74,13 +99,14 @@ export interface RoutingExplanation {
 
 const describeDecision = (position: number, e: DecisionEvent, verified: boolean): RoutingExplanation => {
   const { policy, exclusions } = e.data
-  const candidates = e.type === 'ReferralRouted' ? e.data.candidates : []
+  const candidates = e.type === 'ReferralRouted' ? explainCandidates(e) : []
+  const virtualTime = e.type === 'ReferralRouted' ? virtualTimeString(e) : null
   const rule = decidedBy(candidates)
   const lines: string[] = []
   const policyText = `${policy.name} v${policy.version} (onDecline=${policy.options.onDecline}, countDirectReferrals=${policy.options.countDirectReferrals})`
   if (e.type === 'ReferralRouted') {
     lines.push(
-      `decision #${position}: routed to ${e.data.chosenPracticeId} among ${e.data.candidateCount} candidate(s) at virtual time ${e.data.virtualTime}; policy ${policyText}`,
+      `decision #${position}: routed to ${e.data.chosenPracticeId} among ${e.data.candidateCount} candidate(s) at virtual time ${virtualTime}; policy ${policyText}`,
     )
     lines.push(
       `rule: least load relative to FTE — earliest virtual finish among eligible members; decided by ${rule}`,
@@ -99,7 +125,7 @@ const describeDecision = (position: number, e: DecisionEvent, verified: boolean)
     position,
     outcome: e.type === 'ReferralRouted' ? 'routed' : 'no_candidate',
     chosenPracticeId: e.type === 'ReferralRouted' ? e.data.chosenPracticeId : null,
-    virtualTime: e.type === 'ReferralRouted' ? e.data.virtualTime : null,
+    virtualTime,
     candidateCount: e.type === 'ReferralRouted' ? e.data.candidateCount : 0,
     candidates,
     exclusions,
@@ -128,9 +154,23 @@ export interface RoutingVerification {
 const chosenOf = (e: PoolEvent): PracticeId | null =>
   e.type === 'ReferralRouted' ? e.data.chosenPracticeId : null
 
+/** JSON with the keys of every object sorted: stores may give the keys back in another order. */
+const canonical = (x: unknown): string => {
+  if (Array.isArray(x)) return `[${x.map(canonical).join(',')}]`
+  if (typeof x === 'object' && x !== null) {
+    const o = x as Record<string, unknown>
+    return `{${Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+      .join(',')}}`
+  }
+  return JSON.stringify(x)
+}
+
 const recordOf = (e: PoolEvent): string =>
   isDecision(e)
-    ? JSON.stringify({
+    ? canonical({
         ...e.data,
         decisionId: '',
         request: { ...e.data.request, excludedPracticeIds: [...e.data.request.excludedPracticeIds].sort() },

@@ -1,5 +1,6 @@
 export * from './backtest.js'
 export * from './codecs.js'
 export * from './decider.js'
-export type { LagView, MemberView, PoolEngine, Ranking } from './engine.js'
+export type { LagView, MemberView, PoolEngine, Ranking, ReferralEntry } from './engine.js'
 export * from './explain.js'
+export * from './upcasters.js'

@@ -1,11 +1,11 @@
 import fc from 'fast-check'
 import { isLeft } from 'fp-ts/lib/Either.js'
-import { describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import type { CommandMeta } from '../shared/decider.js'
 import type { CommandId, CorrelationId, InsuranceNetworkId, PracticeId, ReferralId } from '../shared/ids.js'
 import type { Instant } from '../shared/time.js'
 import type { FteMilli, PoolCommandBody, PoolEvent } from './codecs.js'
-import { type PoolState, poolDecider, poolEngine } from './decider.js'
+import { makePoolDecider, type PoolState, poolDecider, poolEngine, routingPolicyV1 } from './decider.js'
 import { verifyRouting } from './explain.js'
 
 // ---- harness ---------------------------------------------------------------------------------
@@ -17,20 +17,24 @@ const meta = (n: number): CommandMeta => ({
   correlationId: 'corr-1' as CorrelationId,
 })
 
+/** Both policies are checked: v1 (kept for old streams) and v2 (the default). */
+let decider = poolDecider
+let version: 1 | 2 = 2
+
 class Pool {
   readonly log: PoolEvent[] = []
-  state: PoolState = poolDecider.initialState
+  state: PoolState = decider.initialState
   private n = 0
 
   run(body: PoolCommandBody): readonly PoolEvent[] {
-    const result = poolDecider.decide(
+    const result = decider.decide(
       { ...body, meta: meta(++this.n) } as Parameters<typeof poolDecider.decide>[0],
       this.state,
     )
     if (isLeft(result)) throw new Error(`${result.left.code}: ${result.left.message}`)
     for (const e of result.right) {
       this.log.push(e)
-      this.state = poolDecider.evolve(this.state, e)
+      this.state = decider.evolve(this.state, e)
     }
     return result.right
   }
@@ -72,6 +76,19 @@ class Pool {
     return poolEngine(this.state)
       .lags()
       .every((l) => (l.num < 0n ? -l.num : l.num) < l.den)
+  }
+
+  /**
+   * Policy v2 after declines or insurance filters: Σλ = the refunded slots no decision has used
+   * yet (0 after every decision that follows a refund), and nobody owed 2 or more beyond those.
+   */
+  lagsWithinDeclineBound(): boolean {
+    const engine = poolEngine(this.state)
+    const lags = engine.lags()
+    const pending = BigInt(engine.pendingRefundSlots())
+    const den = lags.reduce((d, l) => d * l.den, 1n)
+    const sum = lags.reduce((s, l) => s + (l.num * den) / l.den, 0n)
+    return sum === pending * den && lags.every((l) => l.num < (2n + pending) * l.den)
   }
 }
 
@@ -139,14 +156,23 @@ interface Lag {
   readonly den: bigint
 }
 
-/** λ at the start of a period, read from the engine and checked: Σλ = 0, |λ| < 1, newcomers at 0. */
-const startLags = (pool: Pool, fresh: ReadonlySet<string>): Map<string, Lag> => {
+/**
+ * λ at the start of a period, read from the engine and checked: Σλ = 0, |λ| < 1, newcomers at 0,
+ * returners (resumed or rejoined) at 0 under v1 and at most 0 (the debt they kept) under v2.
+ */
+const startLags = (
+  pool: Pool,
+  fresh: ReadonlySet<string>,
+  returning: ReadonlySet<string> = new Set(),
+): Map<string, Lag> => {
   const lags = poolEngine(pool.state).lags()
   const sum = lags.reduce((s, l) => s + l.num, 0n)
   if (sum !== 0n) throw new Error('lags at the start of a period do not sum to zero')
   for (const l of lags) {
     if ((l.num < 0n ? -l.num : l.num) >= l.den) throw new Error(`${l.practiceId} starts outside (−1, 1)`)
     if (fresh.has(l.practiceId) && l.num !== 0n) throw new Error(`${l.practiceId} joined but is not at λ = 0`)
+    if (returning.has(l.practiceId) && (version === 1 ? l.num !== 0n : l.num > 0n))
+      throw new Error(`${l.practiceId} came back at λ > 0 (or ≠ 0 under v1)`)
   }
   return new Map(lags.map((l) => [l.practiceId as string, { num: l.num, den: l.den }]))
 }
@@ -165,9 +191,16 @@ interface Period {
   readonly counts: Map<string, number>
   start: Map<string, Lag> | null
   readonly fresh: Set<string>
+  readonly returning: Set<string>
 }
 
-const newPeriod = (): Period => ({ k: 0, counts: new Map(), start: null, fresh: new Set() })
+const newPeriod = (): Period => ({
+  k: 0,
+  counts: new Map(),
+  start: null,
+  fresh: new Set(),
+  returning: new Set(),
+})
 
 /**
  * Runs a schedule and checks, in every static period, each active member's count in the period
@@ -180,6 +213,9 @@ const runSchedule = (ops: readonly Op[], check: boolean): Pool => {
   const members = new Map<string, Member>()
   const assigned: { referralId: string; practiceId: string; declined: string[] }[] = []
   let referrals = 0
+  const seen = new Set<string>()
+  // v2: a decline or an insurance filter since the last membership change (lags may leave (−1, 1)).
+  let disturbed = false
   // The current static period; null while it is disturbed (until the next membership change).
   let period: Period | null = newPeriod()
   const onEvents = (events: readonly PoolEvent[]) => {
@@ -191,19 +227,23 @@ const runSchedule = (ops: readonly Op[], check: boolean): Pool => {
         continue
       }
       if (period === null || period.start !== null) period = newPeriod()
+      disturbed = false
       switch (e.type) {
         case 'MemberJoined':
           members.set(e.data.practiceId, { fte: e.data.fteMilli, active: true })
-          period.fresh.add(e.data.practiceId)
+          if (seen.has(e.data.practiceId)) period.returning.add(e.data.practiceId)
+          else period.fresh.add(e.data.practiceId)
+          seen.add(e.data.practiceId)
           break
         case 'MemberResumed':
           ;(members.get(e.data.practiceId) as Member).active = true
-          period.fresh.add(e.data.practiceId)
+          period.returning.add(e.data.practiceId)
           break
         case 'MemberLeft':
         case 'MemberPaused':
           ;(members.get(e.data.practiceId) as Member).active = false
           period.fresh.delete(e.data.practiceId)
+          period.returning.delete(e.data.practiceId)
           break
         case 'MemberFteChanged':
           ;(members.get(e.data.practiceId) as Member).fte = e.data.toFteMilli
@@ -247,9 +287,12 @@ const runSchedule = (ops: readonly Op[], check: boolean): Pool => {
       }
       case 'route': {
         const referralId = `r${++referrals}`
-        if (op.network !== null) period = null
+        if (op.network !== null) {
+          period = null
+          disturbed = true
+        }
         const p = period as Period | null
-        if (check && p !== null && p.start === null) p.start = startLags(pool, p.fresh)
+        if (check && p !== null && p.start === null) p.start = startLags(pool, p.fresh, p.returning)
         const chosen = pool.route(referralId, op.network)
         if (chosen !== null) assigned.push({ referralId, practiceId: chosen, declined: [] })
         if (p !== null && chosen !== null) {
@@ -266,11 +309,14 @@ const runSchedule = (ops: readonly Op[], check: boolean): Pool => {
         const next = pool.route(last.referralId, null, declined)
         if (next !== null) assigned.push({ referralId: last.referralId, practiceId: next, declined })
         period = null
+        disturbed = true
         break
       }
     }
     if (check) {
-      if (!pool.lagsWithinOne()) throw new Error(`lag out of (−1, 1) after ${op.op}`)
+      if (version === 2 && disturbed) {
+        if (!pool.lagsWithinDeclineBound()) throw new Error(`lag sum ≠ 0 or lag ≥ 2 after ${op.op}`)
+      } else if (!pool.lagsWithinOne()) throw new Error(`lag out of (−1, 1) after ${op.op}`)
       const p = period as Period | null
       if (p?.start != null) {
         const active = [...members.entries()].filter(([, m]) => m.active)
@@ -290,9 +336,16 @@ const runSchedule = (ops: readonly Op[], check: boolean): Pool => {
 
 // ---- properties ------------------------------------------------------------------------------
 
-let checkedDecisions = 0
+describe.each([
+  ['policy v2', 2 as const],
+  ['policy v1', 1 as const],
+])('routing properties (SPEC §3 Routing), %s', (_name, v) => {
+  let checkedDecisions = 0
+  beforeAll(() => {
+    version = v
+    decider = v === 2 ? poolDecider : makePoolDecider(routingPolicyV1)
+  })
 
-describe('routing properties (SPEC §3 Routing)', () => {
   it('1. deterministic: the same history gives the same decisions, and the log re-derives', () => {
     fc.assert(
       fc.property(schedule, (ops) => {

@@ -1,0 +1,71 @@
+import { readFileSync } from 'node:fs'
+import { isRight } from 'fp-ts/lib/Either.js'
+import { describe, expect, it } from 'vitest'
+import { upcasterChain } from '../envelope/upcast.js'
+import { PoolEvent, type RankedCandidate, type ReferralRoutedEvent } from './codecs.js'
+import { explainCandidates, explainRouting, verifyRouting, virtualTimeString } from './explain.js'
+import { poolEventSchemaVersion, poolUpcasters, referralRoutedV1ToV2 } from './upcasters.js'
+
+interface Stored {
+  readonly type: string
+  readonly schemaVersion: number
+  readonly data: unknown
+}
+
+/** A pool stream written before issue 12 (policy v1, ReferralRouted at schema version 1). */
+const fixture = JSON.parse(
+  readFileSync(new URL('./fixtures/v1-pool-stream.json', import.meta.url), 'utf8'),
+) as { events: Stored[] }
+
+const upcast = upcasterChain(poolUpcasters)
+
+const decode = (stored: Stored): PoolEvent => {
+  const current = upcast(stored)
+  expect(current.schemaVersion).toBe(poolEventSchemaVersion(current.type))
+  const decoded = PoolEvent.decode({ type: current.type, data: current.data })
+  if (!isRight(decoded)) throw new Error(`stored ${stored.type} does not decode after upcasting`)
+  return decoded.right
+}
+
+describe('ReferralRouted v1 → v2 (old pool streams)', () => {
+  const events = fixture.events.map(decode)
+
+  it('every stored event of a v1 stream decodes after upcasting', () => {
+    expect(events).toHaveLength(fixture.events.length)
+    expect(fixture.events.filter((e) => e.type === 'ReferralRouted').length).toBeGreaterThan(200)
+  })
+
+  it('verifyRouting re-derives every decision of the old stream (policy v1 is replayed as v1)', () => {
+    const v = verifyRouting(events)
+    expect(v.mismatches).toEqual([])
+    expect(v.decisions).toBe(
+      fixture.events.filter((e) => e.type.startsWith('R') && e.type !== 'ReferralReleased').length,
+    )
+  })
+
+  it('the explanation formats exactly the fractions version 1 recorded', () => {
+    for (const [i, stored] of fixture.events.entries()) {
+      if (stored.type !== 'ReferralRouted') continue
+      const old = stored.data as { virtualTime: string; candidates: RankedCandidate[] }
+      const e = events[i] as ReferralRoutedEvent
+      expect(virtualTimeString(e)).toBe(old.virtualTime)
+      expect(explainCandidates(e)).toEqual(old.candidates)
+    }
+    const declined = fixture.events.find((e) => e.type === 'DeclineRecorded')
+    const someone = (declined?.data as { referralId: string } | undefined)?.referralId ?? ''
+    const x = explainRouting(events, someone as ReferralRoutedEvent['data']['referralId'])
+    expect(x.decisions.length).toBeGreaterThan(1)
+    expect(x.decisions.every((d) => d.verified)).toBe(true)
+  })
+
+  it('a ReferralRouted already at version 2 and foreign data are left alone', () => {
+    const v2 = events.find((e) => e.type === 'ReferralRouted') as ReferralRoutedEvent
+    expect(upcast({ type: 'ReferralRouted', schemaVersion: 2, data: v2.data }).data).toBe(v2.data)
+    expect(referralRoutedV1ToV2.upcast('garbage')).toBe('garbage')
+    expect(referralRoutedV1ToV2.upcast({ virtualTime: 'x/y', candidates: [] })).toEqual({
+      virtualTime: 'x/y',
+      candidates: [],
+    })
+    expect(poolEventSchemaVersion('MemberJoined')).toBe(1)
+  })
+})
