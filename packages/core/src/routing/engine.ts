@@ -167,60 +167,76 @@ const GONE = -1
 const encodeReferral = (member: number, state: number, counted: boolean): number =>
   member * 8 + state * 2 + (counted ? 1 : 0)
 
-/**
- * Referral id → holder, state and counted flag, packed in one small integer. Two layers so that a
- * fork is cheap: `shared` is never written once a fork may see it, `own` holds this engine's
- * changes since. `own` is folded into a fresh `shared` when it outgrows it (amortised O(1) per
- * write) or, at a fork, when it is large (so a fork copies at most 1,024 entries).
- */
 /** A packed entry, or the practiceId of a non-member holding a direct (uncounted) referral. */
 type BookValue = number | PracticeId
 
+/**
+ * Referral id → holder, state and counted flag, packed in one small integer. Two layers so that a
+ * fork is cheap: `base` is written in place while no fork can see it (`frozen` false: the common
+ * case, one Map); after a fork both engines share it, frozen, and write to their own `own` layer,
+ * which is folded into a fresh private `base` when it outgrows it (amortised O(1) per write) or,
+ * at the next fork, when it holds more than 1,024 entries (so a fork copies at most that many).
+ */
 class ReferralBook {
+  private own: Map<string, BookValue> | null = null
+
   constructor(
-    private shared: Map<string, BookValue> = new Map(),
-    private own: Map<string, BookValue> = new Map(),
+    private base: Map<string, BookValue> = new Map(),
+    private frozen = false,
   ) {}
 
   get(id: string): BookValue | undefined {
-    const v = this.own.get(id)
-    if (v !== undefined) return v === GONE ? undefined : v
-    return this.shared.get(id)
+    if (this.own !== null) {
+      const v = this.own.get(id)
+      if (v !== undefined) return v === GONE ? undefined : v
+    }
+    return this.base.get(id)
   }
 
   set(id: string, value: BookValue): void {
-    this.own.set(id, value)
-    if (this.own.size > 1024 && this.own.size > this.shared.size) this.fold()
+    if (!this.frozen) {
+      this.base.set(id, value)
+      return
+    }
+    if (this.own === null) this.own = new Map()
+    const own = this.own
+    own.set(id, value)
+    if (own.size > 1024 && own.size > this.base.size) this.fold()
   }
 
   delete(id: string): void {
-    if (this.shared.has(id)) this.own.set(id, GONE)
-    else this.own.delete(id)
+    if (!this.frozen) this.base.delete(id)
+    else if (this.base.has(id)) this.set(id, GONE)
+    else this.own?.delete(id)
   }
 
   get size(): number {
-    let n = this.shared.size
-    for (const [id, v] of this.own) {
-      const inShared = this.shared.has(id)
-      if (v === GONE) n -= inShared ? 1 : 0
-      else if (!inShared) n++
+    let n = this.base.size
+    for (const [id, v] of this.own ?? []) {
+      const inBase = this.base.has(id)
+      if (v === GONE) n -= inBase ? 1 : 0
+      else if (!inBase) n++
     }
     return n
   }
 
   fork(): ReferralBook {
-    if (this.own.size > 1024) this.fold()
-    return new ReferralBook(this.shared, new Map(this.own))
+    if (this.own !== null && this.own.size > 1024) this.fold()
+    this.frozen = true
+    const child = new ReferralBook(this.base, true)
+    if (this.own !== null) child.own = new Map(this.own)
+    return child
   }
 
   private fold(): void {
-    const merged = new Map(this.shared)
-    for (const [id, v] of this.own) {
+    const merged = new Map(this.base)
+    for (const [id, v] of this.own ?? []) {
       if (v === GONE) merged.delete(id)
       else merged.set(id, v)
     }
-    this.shared = merged
-    this.own = new Map()
+    this.base = merged
+    this.own = null
+    this.frozen = false
   }
 }
 
@@ -238,6 +254,9 @@ export class PoolEngine {
   private count: number[] = []
   /** S = p/w slots; meaningful only while active and the engine is clean. */
   private p: number[] = []
+  /** S and F as doubles (p/w, (p+W)/w): the comparators decide by them unless they are too close. */
+  private sKey: number[] = []
+  private fKey: number[] = []
   private networks: ReadonlySet<string>[] = []
   /** Rank of each member's practiceId among all members (the tie-break), maintained on join. */
   private idRank: number[] = []
@@ -277,8 +296,8 @@ export class PoolEngine {
 
   constructor(referrals?: ReferralBook) {
     this.referrals = referrals ?? new ReferralBook()
-    this.eligible = new IndexHeap((a, b) => this.lessByFinish(a, b))
-    this.waiting = new IndexHeap((a, b) => this.lessByStart(a, b))
+    this.eligible = new IndexHeap(this.fKey, (a, b) => this.exactLessByFinish(a, b))
+    this.waiting = new IndexHeap(this.sKey, (a, b) => this.exactLessByStart(a, b))
   }
 
   /** An independent copy: O(members) plus at most 1,024 referral entries. */
@@ -290,6 +309,8 @@ export class PoolEngine {
     c.status = this.status.slice()
     c.count = this.count.slice()
     c.p = this.p.slice()
+    c.sKey = this.sKey.slice()
+    c.fKey = this.fKey.slice()
     c.networks = this.networks.slice()
     c.idRank = this.idRank.slice()
     c.savedNum = this.savedNum.slice()
@@ -305,8 +326,8 @@ export class PoolEngine {
     c.snapshot = this.snapshot === null ? null : new Map(this.snapshot)
     c.snapshotDen = this.snapshotDen
     c.inactiveExclusions = this.inactiveExclusions
-    c.eligible = this.eligible.cloneWith((a, b) => c.lessByFinish(a, b))
-    c.waiting = this.waiting.cloneWith((a, b) => c.lessByStart(a, b))
+    c.eligible = this.eligible.cloneWith(c.fKey, (a, b) => c.exactLessByFinish(a, b))
+    c.waiting = this.waiting.cloneWith(c.sKey, (a, b) => c.exactLessByStart(a, b))
     c.applied = this.applied
     return c
   }
@@ -574,13 +595,17 @@ export class PoolEngine {
     if (this.status[i] !== ACTIVE) return
     this.placeForService()
     this.jumpIfNobodyEligible()
+    if (this.mode === 2 && this.eligible.has(i)) {
+      this.serveEligible(i)
+      return
+    }
     this.detach(i)
-    this.p[i] = checkSafe((this.p[i] as number) + this.W)
+    this.setP(i, (this.p[i] as number) + this.W)
     if (this.mode === 1) {
       this.vNum = checkSafe(this.vNum + this.vDen)
       // v1: a member served out of turn (only possible with exclusions) is kept above λ = −1.
       const highest = ceilProductDiv(this.vNum, this.w[i] as number, this.vDen) + this.W - 1
-      if ((this.p[i] as number) > highest) this.p[i] = highest
+      if ((this.p[i] as number) > highest) this.setP(i, highest)
       this.attach(i)
       this.promoteDue()
       this.clampMissed()
@@ -589,6 +614,21 @@ export class PoolEngine {
     if (this.owedSlots > 0) this.owedSlots--
     else this.vNum = checkSafe(this.vNum + this.vDen)
     this.attach(i)
+    this.promoteDue()
+    this.forfeitOverdue(i)
+  }
+
+  /** v2 service of an eligible member (the usual case): its entry is re-positioned in place. */
+  private serveEligible(i: number): void {
+    this.setP(i, (this.p[i] as number) + this.W)
+    if (this.owedSlots > 0) this.owedSlots--
+    else this.vNum = checkSafe(this.vNum + this.vDen)
+    if (cmpProducts(this.p[i] as number, this.vDen, this.vNum, this.w[i] as number) <= 0)
+      this.eligible.update(i)
+    else {
+      this.eligible.remove(i)
+      this.waiting.push(i)
+    }
     this.promoteDue()
     this.forfeitOverdue(i)
   }
@@ -608,7 +648,7 @@ export class PoolEngine {
     const w = this.w[i] as number
     if (this.mode === 2) {
       this.detach(i)
-      this.p[i] = checkSafe((this.p[i] as number) - this.W)
+      this.setP(i, (this.p[i] as number) - this.W)
       this.owedSlots++
       this.attach(i)
       return
@@ -617,7 +657,7 @@ export class PoolEngine {
     const p = this.p[i] as number
     if (p <= atZero) return
     this.detach(i)
-    this.p[i] = p - this.W > atZero ? p - this.W : atZero
+    this.setP(i, p - this.W > atZero ? p - this.W : atZero)
     this.attach(i)
   }
 
@@ -633,7 +673,7 @@ export class PoolEngine {
     this.detach(i)
     const highest = ceilProductDiv(this.vNum, this.w[i] as number, this.vDen) + this.W - 1
     const next = (this.p[i] as number) + this.W
-    this.p[i] = next > highest ? highest : next
+    this.setP(i, next > highest ? highest : next)
     this.attach(i)
   }
 
@@ -659,7 +699,7 @@ export class PoolEngine {
       const w = this.w[i] as number
       if (cmpProducts((this.p[i] as number) + this.W, this.vDen, this.vNum, w) > 0) return
       this.eligible.remove(i)
-      this.p[i] = floorProductDiv(this.vNum, w, this.vDen) - this.W + 1
+      this.setP(i, floorProductDiv(this.vNum, w, this.vDen) - this.W + 1)
       this.eligible.push(i)
     }
   }
@@ -688,13 +728,13 @@ export class PoolEngine {
       if (p > limit) continue
       const forfeited = limit + 1 - p
       this.detach(i)
-      this.p[i] = limit + 1
+      this.setP(i, limit + 1)
       this.attach(i)
       this.forfeited[i] = (this.forfeited[i] as number) + forfeited / this.W
       if (i !== served && this.status[served] === ACTIVE) {
         this.forfeited[served] = (this.forfeited[served] as number) - forfeited / this.W
         this.detach(served)
-        this.p[served] = checkSafe((this.p[served] as number) - forfeited)
+        this.setP(served, (this.p[served] as number) - forfeited)
         this.attach(served)
       }
     }
@@ -727,6 +767,8 @@ export class PoolEngine {
     this.status.push(LEFT)
     this.count.push(0)
     this.p.push(0)
+    this.sKey.push(0)
+    this.fKey.push(0)
     this.networks.push(new Set())
     this.savedNum.push(0n)
     this.savedDen.push(1n)
@@ -798,8 +840,8 @@ export class PoolEngine {
       this.mode === 1
         ? this.placeV1(members, ws, total, snapshot)
         : this.placeV2(members, ws, total, snapshot)
-    for (const [k, i] of members.entries()) this.p[i] = checkSafe(Number(-(lags[k] as bigint)))
     this.W = Number(total)
+    for (const [k, i] of members.entries()) this.setP(i, Number(-(lags[k] as bigint)))
     this.vNum = 0
     this.vDen = 1
     this.owedSlots = 0
@@ -885,7 +927,14 @@ export class PoolEngine {
     return lags
   }
 
-  private lessByFinish(a: number, b: number): boolean {
+  private setP(i: number, p: number): void {
+    this.p[i] = checkSafe(p)
+    const w = this.w[i] as number
+    this.sKey[i] = p / w
+    this.fKey[i] = (p + this.W) / w
+  }
+
+  private exactLessByFinish(a: number, b: number): boolean {
     const p = this.p
     const w = this.w
     const pa = p[a] as number
@@ -898,7 +947,7 @@ export class PoolEngine {
     return s !== 0 ? s < 0 : (this.idRank[a] as number) < (this.idRank[b] as number)
   }
 
-  private lessByStart(a: number, b: number): boolean {
+  private exactLessByStart(a: number, b: number): boolean {
     const p = this.p
     const w = this.w
     const pa = p[a] as number
@@ -1023,7 +1072,7 @@ const feasiblePlacement = (ws: readonly bigint[], lags: readonly bigint[], W: bi
   // Deadlines (in slots) of each member's units j = 1, 2, …: ceil((j·W − L)/w).
   const next: bigint[] = new Array(ws.length).fill(0n)
   const unit: bigint[] = new Array(ws.length).fill(0n)
-  const due = new IndexHeap((a, b) => {
+  const due = new IndexHeap(new Array(ws.length).fill(0), (a, b) => {
     const x = next[a] as bigint
     const y = next[b] as bigint
     return x !== y ? x < y : a < b

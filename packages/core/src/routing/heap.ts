@@ -1,7 +1,16 @@
 /**
+ * Keys that differ by more than FLOAT_GAP·|a| + FLOAT_GAP are ordered by their doubles; closer ones
+ * by the exact comparison (see `IndexHeap`).
+ */
+export const FLOAT_GAP = 2 ** -40
+
+/**
  * A binary min-heap of member indexes (small non-negative integers) with position tracking, so an
- * arbitrary member can be removed or re-positioned in O(log n). The order is given by `less`,
- * which must be a strict total order. No allocation after the arrays have grown to the pool size.
+ * arbitrary member can be removed or re-positioned in O(log n). The order is given by `exactLess`,
+ * which must be a strict total order; `keys[i]` is a double approximating member i's sort value
+ * (an exact integer ratio, correctly rounded: relative error ≤ 2^−53), used to decide without
+ * calling `exactLess` whenever two keys are far enough apart for the rounding not to matter
+ * (FLOAT_GAP = 2^−40 ≫ 2^−52). No allocation after the arrays have grown to the pool size.
  */
 export class IndexHeap {
   private items: Int32Array = new Int32Array(16)
@@ -11,7 +20,19 @@ export class IndexHeap {
   /** Scratch frontier of the best-first walk (heap positions). */
   private frontier: Int32Array = new Int32Array(16)
 
-  constructor(private readonly less: (a: number, b: number) => boolean) {}
+  constructor(
+    private readonly keys: readonly number[],
+    private readonly exactLess: (a: number, b: number) => boolean,
+  ) {}
+
+  private less(a: number, b: number): boolean {
+    const ka = this.keys[a] as number
+    const d = ka - (this.keys[b] as number)
+    const gap = FLOAT_GAP * (ka < 0 ? -ka : ka) + FLOAT_GAP
+    if (d > gap) return false
+    if (d < -gap) return true
+    return this.exactLess(a, b)
+  }
 
   get size(): number {
     return this.length
@@ -30,13 +51,14 @@ export class IndexHeap {
     return this.items[i] as number
   }
 
-  /** A copy sharing nothing with this heap; `less` is the copy's own order. */
-  cloneWith(less: (a: number, b: number) => boolean): IndexHeap {
-    const h = new IndexHeap(less)
+  /** A copy sharing nothing with this heap, ordered by the copy's own keys and comparison. */
+  cloneWith(keys: readonly number[], exactLess: (a: number, b: number) => boolean): IndexHeap {
+    const h = new IndexHeap(keys, exactLess)
     h.items = this.items.slice()
     h.positions = this.positions.slice()
     h.length = this.length
     h.frontier = new Int32Array(this.frontier.length)
+    h.frontierKeys = new Float64Array(this.frontierKeys.length)
     return h
   }
 
@@ -79,6 +101,13 @@ export class IndexHeap {
     this.up(this.length - 1)
   }
 
+  /** Restores the order after `key`'s value changed (it must be in the heap). */
+  update(key: number): void {
+    const i = this.positions[key] as number
+    this.down(i)
+    this.up(this.positions[key] as number)
+  }
+
   pop(): number {
     if (this.length === 0) return -1
     const top = this.items[0] as number
@@ -103,63 +132,94 @@ export class IndexHeap {
   /**
    * Visits keys in heap order (smallest first) without modifying the heap, until `visit` returns
    * false. Cost O(m log m) for m visited keys: a best-first walk of the heap tree over a reused
-   * scratch frontier (no allocation once it has grown).
+   * scratch frontier of heap positions and their keys (no allocation once it has grown). The
+   * visited entry is replaced by its first child (one sift) and the second child is pushed.
    */
   walk(visit: (key: number) => boolean): void {
     if (this.length === 0) return
-    let f = this.frontier
+    this.growFrontier(2)
     let size = 1
-    f[0] = 0
+    this.frontier[0] = 0
+    this.frontierKeys[0] = this.keys[this.items[0] as number] as number
     while (size > 0) {
-      const top = f[0] as number
-      size--
-      if (size > 0) {
-        f[0] = f[size] as number
-        this.siftFrontierDown(f, size)
-      }
+      const top = this.frontier[0] as number
       if (!visit(this.items[top] as number)) return
       const l = 2 * top + 1
-      for (let child = l; child <= l + 1 && child < this.length; child++) {
-        if (size === f.length) {
-          const g = new Int32Array(f.length * 2)
-          g.set(f)
-          this.frontier = f = g
-        }
-        f[size] = child
-        this.siftFrontierUp(f, size)
+      if (l < this.length) {
+        this.frontier[0] = l
+        this.frontierKeys[0] = this.keys[this.items[l] as number] as number
+      } else {
+        size--
+        this.frontier[0] = this.frontier[size] as number
+        this.frontierKeys[0] = this.frontierKeys[size] as number
+      }
+      if (size > 1) this.siftFrontierDown(size)
+      if (l + 1 < this.length) {
+        this.growFrontier(size + 1)
+        this.frontier[size] = l + 1
+        this.frontierKeys[size] = this.keys[this.items[l + 1] as number] as number
+        this.siftFrontierUp(size)
         size++
       }
     }
   }
 
-  private lessAt(a: number, b: number): boolean {
-    return this.less(this.items[a] as number, this.items[b] as number)
+  private frontierKeys: Float64Array = new Float64Array(16)
+
+  private growFrontier(n: number): void {
+    if (n <= this.frontier.length) return
+    const f = new Int32Array(this.frontier.length * 2)
+    f.set(this.frontier)
+    this.frontier = f
+    const k = new Float64Array(this.frontierKeys.length * 2)
+    k.set(this.frontierKeys)
+    this.frontierKeys = k
   }
 
-  private siftFrontierUp(f: Int32Array, i: number): void {
+  /** Frontier order: by key, exactly when the keys are close. */
+  private frontierLess(a: number, b: number): boolean {
+    const ka = this.frontierKeys[a] as number
+    const d = ka - (this.frontierKeys[b] as number)
+    const gap = FLOAT_GAP * (ka < 0 ? -ka : ka) + FLOAT_GAP
+    if (d > gap) return false
+    if (d < -gap) return true
+    return this.exactLess(
+      this.items[this.frontier[a] as number] as number,
+      this.items[this.frontier[b] as number] as number,
+    )
+  }
+
+  private swapFrontier(a: number, b: number): void {
+    const f = this.frontier
+    const k = this.frontierKeys
+    const t = f[a] as number
+    f[a] = f[b] as number
+    f[b] = t
+    const u = k[a] as number
+    k[a] = k[b] as number
+    k[b] = u
+  }
+
+  private siftFrontierUp(i: number): void {
     let j = i
     while (j > 0) {
       const p = (j - 1) >> 1
-      if (!this.lessAt(f[j] as number, f[p] as number)) return
-      const t = f[j] as number
-      f[j] = f[p] as number
-      f[p] = t
+      if (!this.frontierLess(j, p)) return
+      this.swapFrontier(j, p)
       j = p
     }
   }
 
-  private siftFrontierDown(f: Int32Array, size: number): void {
+  private siftFrontierDown(size: number): void {
     let j = 0
     for (;;) {
       const l = 2 * j + 1
       const r = l + 1
       let m = j
-      if (l < size && this.lessAt(f[l] as number, f[m] as number)) m = l
-      if (r < size && this.lessAt(f[r] as number, f[m] as number)) m = r
+      if (l < size && this.frontierLess(l, m)) m = l
+      if (r < size && this.frontierLess(r, m)) m = r
       if (m === j) return
-      const t = f[j] as number
-      f[j] = f[m] as number
-      f[m] = t
+      this.swapFrontier(j, m)
       j = m
     }
   }
