@@ -3,11 +3,14 @@ import {
   fifoWaits,
   gini,
   jainIndex,
+  type Member,
   runAll,
   runScenario,
   type Scenario,
+  scenarios,
   simulateQueues,
   staticSweep,
+  waterFill,
 } from './harness.js'
 import { markdownTable, svgChart } from './report.js'
 
@@ -152,9 +155,65 @@ describe('the full harness at a small scale', () => {
     const a = runAll(0.05)
     const b = runAll(0.05)
     expect(a).toEqual(b)
-    expect(a).toHaveLength(8 * 5)
-    expect(markdownTable(a).split('\n')).toHaveLength(2 + 40)
-    expect(svgChart(a, 't').match(/<rect [^>]*><title>/g)).toHaveLength(4 * 40)
+    expect(a).toHaveLength(11 * 6)
+    expect(markdownTable(a).split('\n')).toHaveLength(2 + 66)
+    expect(svgChart(a, 't').match(/<rect [^>]*><title>/g)).toHaveLength(5 * 66)
+  })
+})
+
+describe('issue 12 metrics and scenarios', () => {
+  const m = (id: string, fteMilli: number): Member => ({
+    id,
+    fteMilli,
+    networks: null,
+    active: true,
+    present: true,
+  })
+
+  it('water-filling: the FTE share where feasible, max-min where a filter makes it infeasible', () => {
+    const a = m('a', 1000)
+    const b = m('b', 1000)
+    const c = m('c', 2000)
+    // One class: plain FTE share.
+    expect(Object.fromEntries(waterFill([{ eligible: [a, b, c], count: 40 }]))).toEqual({
+      a: 10,
+      b: 10,
+      c: 20,
+    })
+    // 30 only a can take, 10 anyone: a is over its share whatever happens; b and c split the 10 by FTE.
+    const x = waterFill([
+      { eligible: [a], count: 30 },
+      { eligible: [a, b, c], count: 10 },
+    ])
+    expect(x.get('a')).toBeCloseTo(30, 9)
+    expect(x.get('b')).toBeCloseTo(10 / 3, 9)
+    expect(x.get('c')).toBeCloseTo(20 / 3, 9)
+    // Feasible with a filter: 10 only a or b can take, 30 anyone → the FTE share 10 : 10 : 20.
+    const y = waterFill([
+      { eligible: [a, b], count: 10 },
+      { eligible: [a, b, c], count: 30 },
+    ])
+    expect([y.get('a'), y.get('b'), y.get('c')].map((v) => Math.round((v as number) * 1e9) / 1e9)).toEqual([
+      10, 10, 20,
+    ])
+  })
+
+  const byName = (name: string) => scenarios(0.25).find((s) => s.name === name) as Scenario
+
+  it('gaming pauses: ours keeps the gamer at its share, the engine before issue 12 did not', () => {
+    for (const name of ['gaming-pause', 'gaming-pause-service']) {
+      const ours = runScenario(byName(name), 'ours')
+      const v1 = runScenario(byName(name), 'ours-v1')
+      expect(ours.maxAbsLagRebased).toBeLessThan(1)
+      expect(v1.maxAbsLagRebased).toBeGreaterThan(10)
+    }
+  })
+
+  it('declines every 7th offer: ours keeps the accepted loads at the FTE shares, v1 drifts', () => {
+    const ours = runScenario(byName('decline-every-7th'), 'ours')
+    const v1 = runScenario(byName('decline-every-7th'), 'ours-v1')
+    expect(ours.acceptedLag).toBeLessThan(2)
+    expect(v1.acceptedLag).toBeGreaterThan(50)
   })
 })
 

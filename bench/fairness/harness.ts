@@ -9,11 +9,13 @@
  */
 import {
   initialPoolState,
+  makePoolDecider,
   mulberry32,
   type PoolCommand,
   type PoolEvent,
   type PoolState,
   poolDecider,
+  routingPolicyV1,
 } from '@referrals/core'
 
 // ---- scenarios --------------------------------------------------------------------------------
@@ -48,6 +50,16 @@ export interface Scenario {
   readonly expiryRate?: number
   /** Queueing simulation: utilisation of the active capacity (arrival rate / Σ service rates). */
   readonly utilisation?: number
+  /**
+   * A member gaming pauses: it pauses right after each referral it receives and resumes after
+   * `routeWhilePaused` more referrals (0: at once, before the next referral).
+   */
+  readonly gamer?: { readonly id: string; readonly routeWhilePaused: number }
+  /**
+   * Deterministic declines instead of the random draws: does specialist `id` decline its n-th
+   * offer (n from 1, counting every offer it got, re-routes included)?
+   */
+  readonly declines?: (id: string, offer: number) => boolean
 }
 
 /** Uniform in (0, 1) from a uint32 generator. */
@@ -164,6 +176,45 @@ const baseScenarios = (scale: number): Scenario[] => {
       networkOf: (u) => (u() < 0.25 ? null : pick(networks, u())),
     },
     yearScenario(scale),
+    // Issue 12, defect 1: a member that pauses and resumes right after every referral it gets.
+    {
+      name: 'gaming-pause',
+      description:
+        'a 0.2-FTE specialist among four at 1.0 pauses and resumes right after every referral it gets',
+      seed: 109,
+      initial: [
+        { id: 'a-gamer', fteMilli: 200, networks: null },
+        ...['s01', 's02', 's03', 's04'].map((id) => ({ id, fteMilli: 1000, networks: null })),
+      ],
+      referrals: n(4200),
+      changes: [],
+      gamer: { id: 'a-gamer', routeWhilePaused: 0 },
+    },
+    {
+      name: 'gaming-pause-service',
+      description: 'the same, but one referral is routed while it is paused (as through the service)',
+      seed: 110,
+      initial: [
+        { id: 'a-gamer', fteMilli: 200, networks: null },
+        ...['s01', 's02', 's03', 's04'].map((id) => ({ id, fteMilli: 1000, networks: null })),
+      ],
+      referrals: n(4200),
+      changes: [],
+      gamer: { id: 'a-gamer', routeWhilePaused: 1 },
+    },
+    // Issue 12, defect 2: the 1.0 member declines every 7th offer.
+    {
+      name: 'decline-every-7th',
+      description: 'two specialists, 1.0 and 0.2 FTE; the 1.0 one declines every 7th offer it gets',
+      seed: 111,
+      initial: [
+        { id: 's01', fteMilli: 1000, networks: null },
+        { id: 's02', fteMilli: 200, networks: null },
+      ],
+      referrals: n(4800),
+      changes: [],
+      declines: (id, offer) => id === 's01' && offer % 7 === 0,
+    },
   ]
 }
 
@@ -234,12 +285,13 @@ export interface Router {
   decline(referralId: string, id: string, kind: 'decline' | 'expiry'): void
 }
 
-export type AlgorithmName = 'random' | 'round-robin' | 'least-count' | 'smooth-wrr' | 'ours'
+export type AlgorithmName = 'random' | 'round-robin' | 'least-count' | 'smooth-wrr' | 'ours-v1' | 'ours'
 export const ALGORITHMS: readonly AlgorithmName[] = [
   'random',
   'round-robin',
   'least-count',
   'smooth-wrr',
+  'ours-v1',
   'ours',
 ]
 
@@ -328,13 +380,16 @@ const META = {
   correlationId: 'bench',
 } as unknown as PoolCommand['meta']
 
-/** The engine itself: every call is a `poolDecider.decide` + `evolve` on the pool's state. */
-const oursRouter = (): Router => {
+/**
+ * The engine itself: every call is a `decide` + `evolve` on the pool's state — `ours` with the
+ * current policy (v2), `ours-v1` with routing policy v1 (the engine before issue 12).
+ */
+const oursRouter = (name: 'ours' | 'ours-v1', decider = poolDecider): Router => {
   let state: PoolState = initialPoolState()
   const run = (body: unknown): readonly PoolEvent[] => {
-    const result = poolDecider.decide({ ...(body as object), meta: META } as PoolCommand, state)
+    const result = decider.decide({ ...(body as object), meta: META } as PoolCommand, state)
     if (result._tag === 'Left') throw new Error(`engine refused a bench command: ${result.left.code}`)
-    for (const e of result.right) state = poolDecider.evolve(state, e)
+    for (const e of result.right) state = decider.evolve(state, e)
     return result.right
   }
   const sync = (m: Member) =>
@@ -349,7 +404,7 @@ const oursRouter = (): Router => {
       },
     })
   return {
-    name: 'ours',
+    name,
     membership: (_op, m) => {
       sync(m)
     },
@@ -383,7 +438,9 @@ export const makeRouter = (name: AlgorithmName, seed: number): Router => {
     case 'smooth-wrr':
       return smoothWrrRouter()
     case 'ours':
-      return oursRouter()
+      return oursRouter('ours')
+    case 'ours-v1':
+      return oursRouter('ours-v1', makePoolDecider(routingPolicyV1))
   }
 }
 
@@ -437,6 +494,24 @@ export interface Metrics {
    * it) in proportion to FTE.
    */
   readonly maxAbsLag: number
+  /**
+   * The same, re-based when a member resumes or rejoins as the engine's invariant is stated: a
+   * positive lag (what it is owed) is dropped, a negative one (what it is ahead) kept.
+   */
+  readonly maxAbsLagRebased: number
+  /**
+   * Lag of the accepted referrals: every placed referral adds FTE / Σ active FTE to every active
+   * member (declines and insurance ignored), minus the member's placed count; re-based on resume;
+   * the worst |·| after any referral.
+   */
+  readonly acceptedLag: number
+  /**
+   * Lag against the water-filling entitlement: per static period, the placed referrals divided by
+   * weighted max-min over who can take them (active and accepting the network); equals the FTE
+   * share where that is feasible. Re-based on resume; worst |·| at period ends and every 100
+   * referrals.
+   */
+  readonly waterFillingLag: number
   /**
    * max − min of the FTE-normalised count, count / pool share, over members with a pool share
    * ≥ 1; a member's pool share grows by FTE / Σ active FTE with every referral routed while it is
@@ -515,6 +590,60 @@ export const simulateQueues = (
   }
 }
 
+/**
+ * Weighted max-min fair (water-filling) split of placed referrals over who could take them: each
+ * class is a number of referrals and the members that could take each of them. Peels off, from
+ * the top, the member set M with the largest forced load per FTE, Σ{classes that only M can
+ * take} / FTE(M): its members get that level × FTE and those classes; then the rest likewise.
+ * With a single class (no insurance filter) this is the plain FTE share. Exact for up to 20
+ * members (subsets are enumerated).
+ */
+export const waterFill = (
+  classes: readonly { readonly eligible: readonly Member[]; readonly count: number }[],
+): Map<string, number> => {
+  const out = new Map<string, number>()
+  const live = classes.filter((c) => c.count > 0 && c.eligible.length > 0)
+  if (live.length === 0) return out
+  const ids = [...new Set(live.flatMap((c) => c.eligible.map((m) => m.id)))].sort()
+  const weight = new Map(live.flatMap((c) => c.eligible.map((m) => [m.id, m.fteMilli] as const)))
+  if (live.length === 1) {
+    const c = live[0] as (typeof live)[number]
+    const total = c.eligible.reduce((s, m) => s + m.fteMilli, 0)
+    for (const m of c.eligible) out.set(m.id, (c.count * m.fteMilli) / total)
+    return out
+  }
+  if (ids.length > 20) throw new Error('waterFill: more than 20 members with insurance classes')
+  const bit = new Map(ids.map((id, i) => [id, 1 << i] as const))
+  let rest = live.map((c) => ({
+    mask: c.eligible.reduce((x, m) => x | (bit.get(m.id) as number), 0),
+    count: c.count,
+  }))
+  let remaining = (1 << ids.length) - 1
+  while (remaining !== 0 && rest.length > 0) {
+    let best = -1
+    let bestMask = 0
+    for (let m = remaining; m > 0; m = (m - 1) & remaining) {
+      let demand = 0
+      for (const c of rest) if ((c.mask & remaining & ~m) === 0) demand += c.count
+      if (demand === 0) continue
+      let w = 0
+      for (const [i, id] of ids.entries()) if (m & (1 << i)) w += weight.get(id) as number
+      const level = demand / w
+      // Ties: the larger set (the union of maximisers is a maximiser).
+      if (level > best * (1 + 1e-12) || (Math.abs(level - best) <= best * 1e-12 && (m | bestMask) === m)) {
+        best = level
+        bestMask = m
+      }
+    }
+    if (best < 0) break
+    for (const [i, id] of ids.entries())
+      if (bestMask & (1 << i)) out.set(id, best * (weight.get(id) as number))
+    rest = rest.filter((c) => (c.mask & remaining & ~bestMask) !== 0)
+    remaining &= ~bestMask
+  }
+  return out
+}
+
 /** Runs one scenario under one algorithm and computes every metric. */
 export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metrics => {
   const router = makeRouter(algorithm, scenario.seed)
@@ -530,12 +659,47 @@ export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metri
   const count = new Map<string, number>()
   const expected = new Map<string, number>()
   const fresh = new Set<string>()
+  // New metrics (issue 12): re-based per-candidate share, pool-wide share of accepted referrals,
+  // water-filling entitlement (per static period: `period` holds its placed referrals by who could
+  // take them; `entitled` the entitlement of the periods closed so far).
+  const rebasedShare = new Map<string, number>()
+  const acceptedShare = new Map<string, number>()
+  const entitled = new Map<string, number>()
+  let period = new Map<string, { readonly eligible: readonly Member[]; count: number }>()
+  let maxAbsLagRebased = 0
+  let acceptedLag = 0
+  let waterFillingLag = 0
+  const periodEntitlement = (): Map<string, number> => waterFill([...period.values()])
+  const checkWaterFilling = (): void => {
+    const e = periodEntitlement()
+    for (const id of members.keys()) {
+      const lag = Math.abs((entitled.get(id) ?? 0) + (e.get(id) ?? 0) - (count.get(id) ?? 0))
+      if (lag > waterFillingLag) waterFillingLag = lag
+    }
+  }
+  const closePeriod = (): void => {
+    if (period.size === 0) return
+    checkWaterFilling()
+    for (const [id, x] of periodEntitlement()) entitled.set(id, (entitled.get(id) ?? 0) + x)
+    period = new Map()
+  }
+  /** On resume or rejoin: a positive lag (owed) is dropped, a negative one (ahead) kept. */
+  const rebase = (id: string): void => {
+    const c = count.get(id) ?? 0
+    for (const m of [rebasedShare, acceptedShare, entitled]) {
+      const x = m.get(id) ?? 0
+      if (x > c) m.set(id, c)
+    }
+  }
   const apply = (op: MembershipOp) => {
+    closePeriod()
     let m: Member
     if (op.kind === 'join') {
+      const again = members.has(op.specialist.id)
       m = { ...op.specialist, active: true, present: true }
       members.set(m.id, m)
       fresh.add(m.id)
+      if (again) rebase(m.id)
     } else {
       const found = members.get(op.id)
       if (found === undefined) throw new Error(`scenario ${scenario.name}: unknown member ${op.id}`)
@@ -545,6 +709,7 @@ export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metri
       else if (op.kind === 'resume') {
         m.active = true
         fresh.add(m.id)
+        rebase(m.id)
       } else m.fteMilli = op.fteMilli
     }
     router.membership(op, m)
@@ -567,11 +732,18 @@ export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metri
   const placed: ({ id: string; fte: number } | null)[] = []
   const sorted = () => [...members.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
 
+  const memberOffers = new Map<string, number>()
+  let gamerResumesAt = -1
   for (let k = 0; k < scenario.referrals; k++) {
     while (changeIndex < changes.length && (changes[changeIndex] as (typeof changes)[number]).before <= k) {
       apply((changes[changeIndex] as (typeof changes)[number]).op)
       changeIndex++
     }
+    if (k === gamerResumesAt && scenario.gamer !== undefined) {
+      apply({ kind: 'resume', id: scenario.gamer.id })
+      gamerResumesAt = -1
+    }
+    if (k > 0 && k % 100 === 0) checkWaterFilling()
     const all = sorted()
     const network = scenario.networkOf === undefined ? null : scenario.networkOf(networkDraw)
     // Patients seen per day by the active specialists (1 per day at 1.0 FTE).
@@ -594,9 +766,19 @@ export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metri
       const chosen = router.route(referralId, network, excluded, candidates)
       if (!candidates.some((c) => c.id === chosen)) throw new Error(`${algorithm} chose a non-candidate`)
       offers++
+      const offer = (memberOffers.get(chosen) ?? 0) + 1
+      memberOffers.set(chosen, offer)
       const u = declineDraw()
-      if (u < declineRate + expiryRate) {
-        router.decline(referralId, chosen, u < declineRate ? 'decline' : 'expiry')
+      const declined =
+        scenario.declines !== undefined
+          ? scenario.declines(chosen, offer) && candidates.length > 1
+          : u < declineRate + expiryRate
+      if (declined) {
+        router.decline(
+          referralId,
+          chosen,
+          scenario.declines !== undefined || u < declineRate ? 'decline' : 'expiry',
+        )
         excluded.push(chosen)
         continue
       }
@@ -615,10 +797,24 @@ export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metri
     const active = all.filter((m) => m.active)
     const activeTotal = active.reduce((s, m) => s + m.fteMilli, 0)
     for (const m of active) expected.set(m.id, (expected.get(m.id) ?? 0) + m.fteMilli / activeTotal)
+    for (const c of candidates) rebasedShare.set(c.id, (rebasedShare.get(c.id) ?? 0) + c.fteMilli / total)
+    for (const m of active) acceptedShare.set(m.id, (acceptedShare.get(m.id) ?? 0) + m.fteMilli / activeTotal)
+    const eligible = active.filter(
+      (m) => network === null || m.networks === null || m.networks.includes(network),
+    )
+    const key = eligible.map((m) => m.id).join(',')
+    const cls = period.get(key) ?? { eligible, count: 0 }
+    cls.count++
+    period.set(key, cls)
     count.set(holder, (count.get(holder) ?? 0) + 1)
     for (const m of all) {
-      const lag = Math.abs((share.get(m.id) ?? 0) - (count.get(m.id) ?? 0))
+      const c = count.get(m.id) ?? 0
+      const lag = Math.abs((share.get(m.id) ?? 0) - c)
       if (lag > maxAbsLag) maxAbsLag = lag
+      const rebased = Math.abs((rebasedShare.get(m.id) ?? 0) - c)
+      if (rebased > maxAbsLagRebased) maxAbsLagRebased = rebased
+      const accepted = Math.abs((acceptedShare.get(m.id) ?? 0) - c)
+      if (accepted > acceptedLag) acceptedLag = accepted
     }
     if (holder === last) run++
     else {
@@ -631,8 +827,14 @@ export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metri
     if (runAfterJoin) longestRunAfterJoin = Math.max(longestRunAfterJoin, run)
     const h = members.get(holder) as Member
     placed.push({ id: holder, fte: h.fteMilli / 1000 })
+    if (scenario.gamer !== undefined && holder === scenario.gamer.id) {
+      apply({ kind: 'pause', id: holder })
+      if (scenario.gamer.routeWhilePaused === 0) apply({ kind: 'resume', id: holder })
+      else gamerResumesAt = k + 1 + scenario.gamer.routeWhilePaused
+    }
   }
 
+  closePeriod()
   const queue = simulateQueues(scenario.seed, utilisation, capacities, placed, QUEUE_REPLICATIONS)
   const ratios = [...members.values()]
     .filter((m) => (expected.get(m.id) ?? 0) >= 1)
@@ -645,6 +847,9 @@ export const runScenario = (scenario: Scenario, algorithm: AlgorithmName): Metri
     unrouted,
     offers,
     maxAbsLag: r4(maxAbsLag),
+    maxAbsLagRebased: r4(maxAbsLagRebased),
+    acceptedLag: r4(acceptedLag),
+    waterFillingLag: r4(waterFillingLag),
     normalisedSpread: ratios.length === 0 ? 0 : r4(Math.max(...ratios) - Math.min(...ratios)),
     jain: r4(jainIndex(ratios)),
     gini: r4(gini(ratios)),

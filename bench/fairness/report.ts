@@ -8,6 +8,9 @@ const COLUMNS: readonly { head: string; cell: (m: Metrics) => string }[] = [
   { head: 'scenario', cell: (m) => m.scenario },
   { head: 'algorithm', cell: (m) => m.algorithm },
   { head: 'max |lag|', cell: (m) => m.maxAbsLag.toFixed(2) },
+  { head: 'lag re-based', cell: (m) => m.maxAbsLagRebased.toFixed(2) },
+  { head: 'accepted lag', cell: (m) => m.acceptedLag.toFixed(2) },
+  { head: 'WF lag', cell: (m) => m.waterFillingLag.toFixed(2) },
   { head: 'norm. spread', cell: (m) => m.normalisedSpread.toFixed(3) },
   { head: 'Jain', cell: (m) => m.jain.toFixed(4) },
   { head: 'Gini', cell: (m) => m.gini.toFixed(4) },
@@ -49,13 +52,19 @@ const COLOURS: Readonly<Record<AlgorithmName, string>> = {
   'round-robin': '#f4a261',
   'least-count': '#e76f51',
   'smooth-wrr': '#2a9d8f',
+  'ours-v1': '#8ab6d6',
   ours: '#264653',
 }
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 
 const PANELS: readonly { title: string; log: boolean; value: (m: Metrics) => number }[] = [
-  { title: 'max |lag| (referrals, log scale)', log: true, value: (m) => m.maxAbsLag },
+  { title: 'max |lag| (per-candidate share, referrals, log scale)', log: true, value: (m) => m.maxAbsLag },
+  {
+    title: 'lag against the water-filling entitlement, re-based on resume (referrals, log scale)',
+    log: true,
+    value: (m) => m.waterFillingLag,
+  },
   { title: 'spread of FTE-normalised counts (linear)', log: false, value: (m) => m.normalisedSpread },
   { title: 'longest run after a join/resume (log scale)', log: true, value: (m) => m.longestRunAfterJoin },
   {

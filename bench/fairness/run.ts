@@ -17,7 +17,7 @@ const option = (name: string, fallback: number): number => {
 }
 
 const main = async (): Promise<void> => {
-  const { runAll, scenarios, staticSweep } = await import('./harness.js')
+  const { ALGORITHMS, runAll, scenarios, staticSweep } = await import('./harness.js')
   const { markdownTable, mdCell, svgChart, textTable } = await import('./report.js')
   const seed = Math.floor(option('--seed', 1))
   const scale = option('--scale', 1)
@@ -31,7 +31,9 @@ const main = async (): Promise<void> => {
   const command = `npx tsx bench/fairness/run.ts${seed === 1 ? '' : ` --seed ${seed}`}${scale === 1 ? '' : ` --scale ${scale}`}`
   const date = new Date().toISOString().slice(0, 10)
 
-  console.log(`Routing fairness: ${list.length} scenarios × 5 algorithms (seed ${seed}, scale ${scale})\n`)
+  console.log(
+    `Routing fairness: ${list.length} scenarios × ${ALGORITHMS.length} algorithms (seed ${seed}, scale ${scale})\n`,
+  )
   console.log(textTable(rows))
   const sweepHead = ['algorithm', 'worst max |lag|', 'vectors with |lag| ≥ 1', 'longest run']
   const sweepCells = sweep.map((r) => [
@@ -46,7 +48,9 @@ const main = async (): Promise<void> => {
   for (const c of [sweepHead, ...sweepCells]) {
     console.log(c.map((x, i) => (i === 0 ? x.padEnd(w[i] as number) : x.padStart(w[i] as number))).join('  '))
   }
-  console.log(`\n${rows.length} scenario runs + ${vectors * 5} sweep runs in ${seconds.toFixed(1)} s`)
+  console.log(
+    `\n${rows.length} scenario runs + ${vectors * ALGORITHMS.length} sweep runs in ${seconds.toFixed(1)} s`,
+  )
 
   const dir = fileURLToPath(new URL('../results/', import.meta.url))
   await mkdir(dir, { recursive: true })
@@ -93,6 +97,8 @@ const main = async (): Promise<void> => {
           changes: s.changes,
           declineRate: s.declineRate ?? 0,
           expiryRate: s.expiryRate ?? 0,
+          gamer: s.gamer ?? null,
+          deterministicDeclines: s.declines !== undefined,
         })),
         rows,
         staticSweep: { vectors, referralsPerVector: perVector, rows: sweep },
