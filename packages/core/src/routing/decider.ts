@@ -63,7 +63,11 @@ export const poolEngine = (state: PoolState): PoolEngine => {
 
 export const initialPoolState = (): PoolState => EMPTY_STATE
 
-/** An independent copy of a (current) state: O(members) plus at most 1,024 referral entries. */
+/**
+ * An independent copy of a (current) state: O(members) plus at most 1,024 referral entries (the
+ * referral book is shared copy-on-write; folding its layers, a copy of the book, happens at most
+ * once per 1,024 writes since the last fold).
+ */
 export const forkPoolState = (state: PoolState): PoolState => {
   if (state.engine === null) return EMPTY_STATE
   return { engine: poolEngine(state).clone(), length: state.length }

@@ -175,7 +175,8 @@ type BookValue = number | PracticeId
  * fork is cheap: `base` is written in place while no fork can see it (`frozen` false: the common
  * case, one Map); after a fork both engines share it, frozen, and write to their own `own` layer,
  * which is folded into a fresh private `base` when it outgrows it (amortised O(1) per write) or,
- * at the next fork, when it holds more than 1,024 entries (so a fork copies at most that many).
+ * at the next fork, when it holds more than 1,024 entries (so a fork copies at most that many, and
+ * the O(book) fold happens at most once per 1,024 writes).
  */
 class ReferralBook {
   private own: Map<string, BookValue> | null = null
@@ -300,7 +301,7 @@ export class PoolEngine {
     this.waiting = new IndexHeap(this.sKey, (a, b) => this.exactLessByStart(a, b))
   }
 
-  /** An independent copy: O(members) plus at most 1,024 referral entries. */
+  /** An independent copy: O(members) plus at most 1,024 referral entries (see ReferralBook). */
   clone(): PoolEngine {
     const c = new PoolEngine(this.referrals.fork())
     c.ids = this.ids.slice()
