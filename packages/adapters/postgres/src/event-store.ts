@@ -278,12 +278,20 @@ export const createPostgresEventStore = async (
     request.expected.kind === 'exact' ? request.expected.version : null,
     events,
   ]
+  // A named statement is parsed and planned once per connection; later appends send only Bind
+  // and Execute (still one round trip).
+  const appendStatement = `referrals.append${options.notify === true ? '.notify' : ''}.${schema}`
+  const appendQuery = (request: AppendRequest, events: string): pg.QueryConfig => ({
+    name: appendStatement,
+    text: appendSql,
+    values: appendParams(request, events),
+  })
+  // The stream's version is its last event's: one backward probe of the (stream_id, version) index.
+  const versionSql = `SELECT version FROM ${s}.events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1`
 
   /** After repeated unique-violation/serialisation failures: report the stream's actual version. */
   const conflictOf = (request: AppendRequest) => async (): Promise<StoreError> => {
-    const r = await pool.query<{ version: number }>(`SELECT version FROM ${s}.streams WHERE stream_id = $1`, [
-      request.streamId,
-    ])
+    const r = await pool.query<{ version: number }>(versionSql, [request.streamId])
     const actual = r.rows[0]?.version ?? 0
     return {
       _tag: 'WrongExpectedVersion',
@@ -300,7 +308,7 @@ export const createPostgresEventStore = async (
     return attempt(
       'append',
       async () => {
-        const r = await pool.query<AppendRow>(appendSql, appendParams(request, valid.right))
+        const r = await pool.query<AppendRow>(appendQuery(request, valid.right))
         const result = appendRowResult(request, r.rows[0])
         if (E.isRight(result) && r.rows[0]?.status === 'ok') wakeSubscriptions()
         return result
@@ -343,7 +351,7 @@ export const createPostgresEventStore = async (
         const results: AppendResult[] = new Array(requests.length)
         for (const i of order) {
           const request = requests[i] as AppendRequest
-          const r = await client.query<AppendRow>(appendSql, appendParams(request, encoded[i] as string))
+          const r = await client.query<AppendRow>(appendQuery(request, encoded[i] as string))
           const result = appendRowResult(request, r.rows[0])
           if (E.isLeft(result)) {
             await client.query('ROLLBACK')
@@ -419,10 +427,7 @@ export const createPostgresEventStore = async (
 
   const streamVersion = (streamId: StreamId): TaskEither<StoreError, number> =>
     attempt('streamVersion', async () => {
-      const r = await pool.query<{ version: number }>(
-        `SELECT version FROM ${s}.streams WHERE stream_id = $1`,
-        [streamId],
-      )
+      const r = await pool.query<{ version: number }>(versionSql, [streamId])
       return E.right(r.rows[0]?.version ?? 0)
     })
 
