@@ -249,6 +249,32 @@ BEGIN
   RETURN QUERY SELECT 'ok'::text, v_current + v_count, v_base + v_count - 1;
 END
 $fn$;
+
+-- A multi-stream append in one statement (one round trip instead of BEGIN, lock_streams, one call
+-- per stream and COMMIT). The caller passes the requests sorted by stream id: every stream lock is
+-- taken first, in that order, before the transaction has an id. The first request that is not
+-- 'ok' or 'idempotent' raises SQLSTATE RA001 with "<1-based index> <status> <stream version>", which
+-- rolls the whole statement back: all or nothing.
+CREATE FUNCTION ${s}.append_many(p_stream_ids text[], p_expected_kinds text[], p_expected_versions integer[], p_events json[])
+RETURNS TABLE (status text, stream_version integer, last_position bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_row record;
+BEGIN
+  PERFORM ${s}.lock_streams(p_stream_ids);
+  FOR v_i IN 1 .. coalesce(array_length(p_stream_ids, 1), 0) LOOP
+    SELECT a.status AS s, a.stream_version AS v, a.last_position AS p INTO v_row
+      FROM ${s}.append_events(p_stream_ids[v_i], p_expected_kinds[v_i], p_expected_versions[v_i], p_events[v_i]) AS a;
+    IF v_row.s NOT IN ('ok', 'idempotent') THEN
+      RAISE EXCEPTION USING ERRCODE = 'RA001', MESSAGE = format('%s %s %s', v_i, v_row.s, v_row.v);
+    END IF;
+    status := v_row.s;
+    stream_version := v_row.v;
+    last_position := v_row.p;
+    RETURN NEXT;
+  END LOOP;
+END
+$fn$;
 `,
   },
 ]
