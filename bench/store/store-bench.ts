@@ -20,6 +20,7 @@ import {
 } from '@referrals/core'
 import { createPostgresEventStore, ensureDatabase, startEmbeddedPostgres } from '@referrals/postgres'
 import * as E from 'fp-ts/lib/Either.js'
+import { type CommitRateResult, runCommitRate } from './commit-rate.js'
 
 /**
  * Append and replay throughput of the in-memory store, the PostgreSQL adapter, and Emmett's
@@ -264,6 +265,7 @@ export const runStoreBench = async (): Promise<void> => {
   const benchUrl = url.toString()
 
   const started = Date.now()
+  let commitRate: CommitRateResult | undefined
   const runs: Record<string, Record<string, { events: number; seconds: number; perSecond: number }>> = {}
   const replays: Record<string, { appended: number; replayed: number; distinct: number }> = {}
   const record = (label: string, run: Awaited<ReturnType<typeof runWorkloads>>) => {
@@ -292,6 +294,8 @@ export const runStoreBench = async (): Promise<void> => {
     const emmett = await emmettStore(benchUrl)
     record(emmett.label, await runWorkloads(emmett, scale, 'e'))
     await emmett.close()
+
+    commitRate = await runCommitRate(benchUrl, quick)
   } catch (error) {
     console.error('benchmark failed:', error instanceof Error ? error.stack : error)
     throw error
@@ -352,4 +356,24 @@ export const runStoreBench = async (): Promise<void> => {
     )}\n`,
   )
   console.log(`wrote ${path.relative(process.cwd(), file)}`)
+  if (commitRate !== undefined) {
+    const commitFile = path.join(resultsDir, `store-commit-rate${quick ? '-quick' : ''}.json`)
+    await writeFile(
+      commitFile,
+      `${JSON.stringify(
+        {
+          benchmark: 'store single-event append commit rate vs raw INSERT and Emmett',
+          command: `npx tsx bench/store/append-replay.ts${quick ? ' --quick' : ''}`,
+          date: new Date().toISOString(),
+          node: process.version,
+          database: process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded PostgreSQL 18 (fsync on)',
+          unit: 'appends per second (one event each), median of interleaved rounds',
+          ...commitRate,
+        },
+        (_, v) => (typeof v === 'bigint' ? v.toString() : v),
+        2,
+      )}\n`,
+    )
+    console.log(`wrote ${path.relative(process.cwd(), commitFile)}`)
+  }
 }

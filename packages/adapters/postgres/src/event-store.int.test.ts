@@ -172,6 +172,37 @@ describe('adapter-specific append rules', () => {
     expect(await ok(store.streamVersion(stream(cat, 'b')))).toBe(0)
   })
 
+  it('appendMany (one statement) maps a refusal of any request to its error and writes nothing', async () => {
+    const cat = uniqueCategory()
+    const stored = newEvent('Stored')
+    await ok(store.append({ streamId: stream(cat, 'z'), expected: expected.noStream, events: [stored] }))
+    // The refused request sorts last, after a request that would succeed.
+    const mismatch = await fail(
+      store.appendMany([
+        { streamId: stream(cat, 'a'), expected: expected.noStream, events: [newEvent()] },
+        { streamId: stream(cat, 'y'), expected: expected.any, events: [stored] },
+      ]),
+    )
+    expect(mismatch).toMatchObject({ _tag: 'IdempotencyMismatch', streamId: stream(cat, 'y') })
+    const conflict = await fail(
+      store.appendMany([
+        { streamId: stream(cat, 'a'), expected: expected.noStream, events: [newEvent()] },
+        { streamId: stream(cat, 'z'), expected: expected.exact(0), events: [newEvent()] },
+      ]),
+    )
+    expect(conflict).toMatchObject({ _tag: 'WrongExpectedVersion', streamId: stream(cat, 'z'), actual: 1 })
+    expect(await ok(store.streamVersion(stream(cat, 'a')))).toBe(0)
+    // A request whose events are all stored already is a no-op next to one that writes.
+    const results = await ok(
+      store.appendMany([
+        { streamId: stream(cat, 'z'), expected: expected.noStream, events: [stored] },
+        { streamId: stream(cat, 'a'), expected: expected.noStream, events: [newEvent()] },
+      ]),
+    )
+    expect(results.map((r) => r.version)).toEqual([1, 1])
+    expect((await ok(store.readStream(stream(cat, 'z')))).map((e) => e.id)).toEqual([stored.id])
+  })
+
   it('appendMany takes at most one request per stream, like the in-memory store', async () => {
     const s = stream(uniqueCategory(), 'twice')
     const err = await fail(

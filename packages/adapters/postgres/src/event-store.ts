@@ -19,7 +19,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import type { TaskEither } from 'fp-ts/lib/TaskEither.js'
 import pg from 'pg'
 import { createPostgresCheckpointStore } from './checkpoints.js'
-import { checkout, isRetryable, PostgresStoreError, toStoreError } from './errors.js'
+import { isRetryable, PostgresStoreError, toStoreError } from './errors.js'
 import { DEFAULT_SCHEMA, migrate, POSITION_TX_SHIFT, quoteSchema } from './migrations.js'
 import { startSubscription } from './subscription.js'
 
@@ -160,6 +160,19 @@ const validateRequest = (request: AppendRequest): E.Either<StoreError, string> =
   return encodeEvents(request)
 }
 
+const REFUSED_PATTERN = /^(\d+) (ok|idempotent|mismatch|conflict|too_many) (-?\d+)$/
+
+/** append_many's refusal of one request (SQLSTATE RA001): which request, why, the stream's version. */
+const refusedRequest = (
+  error: unknown,
+): { readonly index: number; readonly status: AppendRow['status']; readonly version: number } | undefined => {
+  const e = error as { code?: unknown; message?: unknown } | null
+  if (e?.code !== 'RA001' || typeof e.message !== 'string') return undefined
+  const m = REFUSED_PATTERN.exec(e.message)
+  if (m === null) return undefined
+  return { index: Number(m[1]), status: m[2] as AppendRow['status'], version: Number(m[3]) }
+}
+
 const appendRowResult = (
   request: AppendRequest,
   row: AppendRow | undefined,
@@ -278,12 +291,27 @@ export const createPostgresEventStore = async (
     request.expected.kind === 'exact' ? request.expected.version : null,
     events,
   ]
+  // A named statement is parsed and planned once per connection; later appends send only Bind
+  // and Execute (still one round trip).
+  const appendStatement = `referrals.append${options.notify === true ? '.notify' : ''}.${schema}`
+  const appendQuery = (request: AppendRequest, events: string): pg.QueryConfig => ({
+    name: appendStatement,
+    text: appendSql,
+    values: appendParams(request, events),
+  })
+  // appendMany: one statement, so one round trip and an implicit transaction (see append_many).
+  const appendManySql =
+    options.notify === true
+      ? `SELECT a.status, a.stream_version, a.last_position, pg_notify('${notifyChannel}', '') AS notified
+         FROM ${s}.append_many($1::text[], $2::text[], $3::integer[], $4::json[]) AS a`
+      : `SELECT status, stream_version, last_position FROM ${s}.append_many($1::text[], $2::text[], $3::integer[], $4::json[])`
+  const appendManyStatement = `referrals.append_many${options.notify === true ? '.notify' : ''}.${schema}`
+  // The stream's version is its last event's: one backward probe of the (stream_id, version) index.
+  const versionSql = `SELECT version FROM ${s}.events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1`
 
   /** After repeated unique-violation/serialisation failures: report the stream's actual version. */
   const conflictOf = (request: AppendRequest) => async (): Promise<StoreError> => {
-    const r = await pool.query<{ version: number }>(`SELECT version FROM ${s}.streams WHERE stream_id = $1`, [
-      request.streamId,
-    ])
+    const r = await pool.query<{ version: number }>(versionSql, [request.streamId])
     const actual = r.rows[0]?.version ?? 0
     return {
       _tag: 'WrongExpectedVersion',
@@ -300,7 +328,7 @@ export const createPostgresEventStore = async (
     return attempt(
       'append',
       async () => {
-        const r = await pool.query<AppendRow>(appendSql, appendParams(request, valid.right))
+        const r = await pool.query<AppendRow>(appendQuery(request, valid.right))
         const result = appendRowResult(request, r.rows[0])
         if (E.isRight(result) && r.rows[0]?.status === 'ok') wakeSubscriptions()
         return result
@@ -331,37 +359,40 @@ export const createPostgresEventStore = async (
         const sb = (requests[b] as AppendRequest).streamId
         return sa < sb ? -1 : sa > sb ? 1 : a - b
       })
+    const sorted = order.map((i) => requests[i] as AppendRequest)
+    const values = [
+      sorted.map((r) => r.streamId),
+      sorted.map((r) => r.expected.kind),
+      sorted.map((r) => (r.expected.kind === 'exact' ? r.expected.version : null)),
+      order.map((i) => encoded[i] as string),
+    ]
     return attempt('appendMany', async () => {
-      const { client, release } = await checkout(pool)
-      let broken = false
+      let rows: AppendRow[]
       try {
-        await client.query('BEGIN')
-        // All stream locks before the transaction gets its id (see append_events).
-        await client.query(`SELECT ${s}.lock_streams($1::text[])`, [
-          [...new Set(order.map((i) => (requests[i] as AppendRequest).streamId))],
-        ])
-        const results: AppendResult[] = new Array(requests.length)
-        for (const i of order) {
-          const request = requests[i] as AppendRequest
-          const r = await client.query<AppendRow>(appendSql, appendParams(request, encoded[i] as string))
-          const result = appendRowResult(request, r.rows[0])
-          if (E.isLeft(result)) {
-            await client.query('ROLLBACK')
-            return result
-          }
-          results[i] = result.right
-        }
-        await client.query('COMMIT')
-        wakeSubscriptions()
-        return E.right(results)
+        rows = (await pool.query<AppendRow>({ name: appendManyStatement, text: appendManySql, values })).rows
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true
-        })
+        const refused = refusedRequest(error)
+        if (refused === undefined) throw error
+        const request = sorted[refused.index - 1]
+        const left =
+          request === undefined
+            ? undefined
+            : appendRowResult(request, {
+                status: refused.status,
+                stream_version: refused.version,
+                last_position: null,
+              })
+        if (left !== undefined && E.isLeft(left)) return left
         throw error
-      } finally {
-        release(broken)
       }
+      const results: AppendResult[] = new Array(requests.length)
+      for (const [k, i] of order.entries()) {
+        const result = appendRowResult(requests[i] as AppendRequest, rows[k])
+        if (E.isLeft(result)) return result
+        results[i] = result.right
+      }
+      wakeSubscriptions()
+      return E.right(results)
     })
   }
 
@@ -419,10 +450,7 @@ export const createPostgresEventStore = async (
 
   const streamVersion = (streamId: StreamId): TaskEither<StoreError, number> =>
     attempt('streamVersion', async () => {
-      const r = await pool.query<{ version: number }>(
-        `SELECT version FROM ${s}.streams WHERE stream_id = $1`,
-        [streamId],
-      )
+      const r = await pool.query<{ version: number }>(versionSql, [streamId])
       return E.right(r.rows[0]?.version ?? 0)
     })
 

@@ -1,3 +1,5 @@
+import { expected, type StreamId } from '@referrals/core'
+import * as E from 'fp-ts/lib/Either.js'
 import pg from 'pg'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { PostgresStoreError } from './errors.js'
@@ -77,4 +79,50 @@ it('without migrations, opening a store on a missing schema is StoreUnavailable/
     (e: unknown) => e,
   )
   expect((error as PostgresStoreError).error).toMatchObject({ _tag: 'StoreUnavailable', reason: 'schema' })
+})
+
+it('upgrades a version-1 database with events in place: versions, idempotency and conflicts carry over', async () => {
+  const schema = 'upgrade_v1'
+  expect((await migrate(pool, { schema, upTo: 1 })).version).toBe(1)
+  const event = (id: string) => ({ id, type: 'Noted', schemaVersion: 1, data: { id }, metadata: {} })
+  // Written by the version-1 append function (streams table, row lock).
+  for (const [i, id] of ['a1', 'a2', 'a3'].entries()) {
+    const r = await pool.query(
+      `SELECT status FROM "${schema}".append_events('note-a', 'exact', $1, $2::json)`,
+      [i, JSON.stringify([event(id)])],
+    )
+    expect(r.rows[0].status).toBe('ok')
+  }
+  const result = await migrate(pool, { schema })
+  expect(result.applied).toEqual(Array.from({ length: LATEST_SCHEMA_VERSION - 1 }, (_, i) => i + 2))
+  const store = await createPostgresEventStore({ pool, schema })
+  try {
+    const streamId = 'note-a' as StreamId
+    expect(await store.streamVersion(streamId)()).toEqual(E.right(3))
+    const stale = await store.append({
+      streamId,
+      expected: expected.exact(2),
+      events: [event('a4') as never],
+    })()
+    expect(stale).toMatchObject(E.left({ _tag: 'WrongExpectedVersion', actual: 3 }))
+    const again = await store.append({
+      streamId,
+      expected: expected.exact(2),
+      events: [event('a3') as never],
+    })()
+    expect(E.isRight(again) && again.right.version).toBe(3)
+    const next = await store.append({
+      streamId,
+      expected: expected.exact(3),
+      events: [event('a4') as never],
+    })()
+    expect(E.isRight(next) && next.right.version).toBe(4)
+    const view = await pool.query(`SELECT version FROM "${schema}".streams WHERE stream_id = 'note-a'`)
+    expect(view.rows).toEqual([{ version: 4 }])
+    expect((await store.readStream(streamId)()) as E.Right<readonly { id: string }[]>).toMatchObject(
+      E.right([{ id: 'a1' }, { id: 'a2' }, { id: 'a3' }, { id: 'a4' }]),
+    )
+  } finally {
+    await store.close()
+  }
 })

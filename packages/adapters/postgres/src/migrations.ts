@@ -161,12 +161,130 @@ END
 $fn$;
 `,
   },
+  {
+    version: 2,
+    name: 'append without the streams table: version and last writer from the events index',
+    // What an append wrote besides its events: an upsert of the `streams` row, a `FOR UPDATE` lock
+    // on it (a WAL record) and an update (another one), plus a second index probe for the
+    // last-writer check. The per-stream advisory lock already serialises appends to one stream, and
+    // the unique (stream_id, version) index already holds each stream's version, so one backward
+    // probe of that index gives both the current version and the last writer's transaction id, and
+    // the append writes only the events. `streams` becomes a view over the events (old readers keep
+    // working); an INSERT into it is ignored, as the rows it would hold are derived.
+    sql: (s) => `
+DROP TABLE ${s}.streams;
+CREATE VIEW ${s}.streams AS
+  SELECT stream_id, max(version) AS version FROM ${s}.events GROUP BY stream_id;
+CREATE RULE streams_derived AS ON INSERT TO ${s}.streams DO INSTEAD NOTHING;
+
+CREATE OR REPLACE FUNCTION ${s}.append_events(p_stream_id text, p_expected_kind text, p_expected_version integer, p_events json)
+RETURNS TABLE (status text, stream_version integer, last_position bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_xid xid8;
+  v_count integer := json_array_length(p_events);
+  v_current integer;
+  v_last_writer xid8;
+  v_in_stream integer;
+  v_anywhere integer;
+  v_version integer;
+  v_position bigint;
+  v_ordinal integer;
+  v_base bigint;
+BEGIN
+  -- Stream lock first, transaction id second (see migration 1 and the README): a transaction that
+  -- appends to a stream after another one committed there gets a larger id. Under READ COMMITTED
+  -- every statement below takes a new snapshot, so it sees what the lock's previous holder
+  -- committed; under a stale snapshot the unique (stream_id, version) index refuses the insert
+  -- (23505, retried by the client).
+  PERFORM pg_advisory_xact_lock(hashtextextended(p_stream_id, 0));
+  v_xid := pg_current_xact_id();
+
+  SELECT ev.version, ev.transaction_id INTO v_current, v_last_writer
+    FROM ${s}.events ev WHERE ev.stream_id = p_stream_id ORDER BY ev.version DESC LIMIT 1;
+  v_current := coalesce(v_current, 0);
+
+  SELECT count(*) FILTER (WHERE ev.stream_id = p_stream_id), count(*),
+         max(ev.version) FILTER (WHERE ev.stream_id = p_stream_id),
+         max(ev.global_position) FILTER (WHERE ev.stream_id = p_stream_id)
+    INTO v_in_stream, v_anywhere, v_version, v_position
+    FROM ${s}.events ev
+   WHERE ev.event_id = ANY (ARRAY(SELECT e->>'id' FROM json_array_elements(p_events) AS e));
+  IF v_in_stream = v_count AND v_count > 0 THEN
+    RETURN QUERY SELECT 'idempotent'::text, v_version, v_position;
+    RETURN;
+  END IF;
+  IF v_anywhere > 0 THEN
+    RETURN QUERY SELECT 'mismatch'::text, v_current, NULL::bigint;
+    RETURN;
+  END IF;
+
+  IF (p_expected_kind = 'no_stream' AND v_current <> 0)
+     OR (p_expected_kind = 'stream_exists' AND v_current = 0)
+     OR (p_expected_kind = 'exact' AND v_current <> p_expected_version) THEN
+    RETURN QUERY SELECT 'conflict'::text, v_current, NULL::bigint;
+    RETURN;
+  END IF;
+
+  -- A caller whose transaction already had an id when it got the stream lock could be older than
+  -- the stream's last writer; placing its events would break the stream's order: retry.
+  IF v_last_writer > v_xid THEN
+    RAISE EXCEPTION 'append to a stream from a transaction older than its last writer; retry'
+      USING ERRCODE = '40001';
+  END IF;
+
+  v_ordinal := coalesce(nullif(current_setting('referrals.tx_ordinal', true), '')::integer, 0);
+  IF v_ordinal + v_count > ${MAX_EVENTS_PER_TRANSACTION} THEN
+    RETURN QUERY SELECT 'too_many'::text, v_current, NULL::bigint;
+    RETURN;
+  END IF;
+  PERFORM set_config('referrals.tx_ordinal', (v_ordinal + v_count)::text, true);
+  v_base := (v_xid::text::bigint << ${POSITION_TX_SHIFT}) + v_ordinal;
+
+  INSERT INTO ${s}.events (global_position, transaction_id, stream_id, version, event_id, type, schema_version, data, metadata)
+  SELECT v_base + e.n - 1, v_xid, p_stream_id, v_current + e.n::integer, e.v->>'id', e.v->>'type',
+         (e.v->>'schemaVersion')::integer, e.v->'data', e.v->'metadata'
+    FROM json_array_elements(p_events) WITH ORDINALITY AS e(v, n);
+
+  RETURN QUERY SELECT 'ok'::text, v_current + v_count, v_base + v_count - 1;
+END
+$fn$;
+
+-- A multi-stream append in one statement (one round trip instead of BEGIN, lock_streams, one call
+-- per stream and COMMIT). The caller passes the requests sorted by stream id: every stream lock is
+-- taken first, in that order, before the transaction has an id. The first request that is not
+-- 'ok' or 'idempotent' raises SQLSTATE RA001 with "<1-based index> <status> <stream version>", which
+-- rolls the whole statement back: all or nothing.
+CREATE FUNCTION ${s}.append_many(p_stream_ids text[], p_expected_kinds text[], p_expected_versions integer[], p_events json[])
+RETURNS TABLE (status text, stream_version integer, last_position bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_row record;
+BEGIN
+  PERFORM ${s}.lock_streams(p_stream_ids);
+  FOR v_i IN 1 .. coalesce(array_length(p_stream_ids, 1), 0) LOOP
+    SELECT a.status AS s, a.stream_version AS v, a.last_position AS p INTO v_row
+      FROM ${s}.append_events(p_stream_ids[v_i], p_expected_kinds[v_i], p_expected_versions[v_i], p_events[v_i]) AS a;
+    IF v_row.s NOT IN ('ok', 'idempotent') THEN
+      RAISE EXCEPTION USING ERRCODE = 'RA001', MESSAGE = format('%s %s %s', v_i, v_row.s, v_row.v);
+    END IF;
+    status := v_row.s;
+    stream_version := v_row.v;
+    last_position := v_row.p;
+    RETURN NEXT;
+  END LOOP;
+END
+$fn$;
+`,
+  },
 ]
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0)
 
 export interface MigrateOptions {
   readonly schema?: string
+  /** Stop after this version (default: the latest). For upgrade tests and staged roll-outs. */
+  readonly upTo?: number
 }
 
 export interface MigrateResult {
@@ -214,7 +332,7 @@ export const migrate = async (pool: pg.Pool, options: MigrateOptions = {}): Prom
     }
     const applied: number[] = []
     for (const m of MIGRATIONS) {
-      if (m.version <= version) continue
+      if (m.version <= version || m.version > (options.upTo ?? LATEST_SCHEMA_VERSION)) continue
       await client.query(m.sql(s))
       await client.query(`INSERT INTO ${s}.schema_migrations (version, name) VALUES ($1, $2)`, [
         m.version,
@@ -223,7 +341,7 @@ export const migrate = async (pool: pg.Pool, options: MigrateOptions = {}): Prom
       applied.push(m.version)
     }
     await client.query('COMMIT')
-    return { applied, version: Math.max(version, LATEST_SCHEMA_VERSION) }
+    return { applied, version: Math.max(version, ...applied) }
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined)
     if (error instanceof PostgresStoreError) throw error
