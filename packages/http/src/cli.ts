@@ -25,7 +25,7 @@ import { type Config, ConfigError, loadConfig } from './config.js'
 import { DEMO, demoReferralBody, seedDemo } from './demo.js'
 import { createLogger } from './logger.js'
 import { NotificationConfigError, type Notifications, startNotifications } from './notifications/index.js'
-import { csvCell } from './routes/resources.js'
+import { csvCell } from './routes/csv.js'
 import { buildServer, openRuntime, type Runtime, startRoutingRepair, stopServer } from './server.js'
 
 const USAGE = `usage: referrals <command>
