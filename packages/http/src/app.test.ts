@@ -290,7 +290,7 @@ describe('buildApp', () => {
       expect(typeof problem.title).toBe('string')
       expect(problem.correlationId).toBe(res.headers['x-correlation-id'])
     }
-    expect(responses[2]?.json().type).toBe('https://referrals.dev/problems/demo.not_found')
+    expect(responses[2]?.json().type).toBe('https://referrals.dev/problems/not_found')
     expect(responses[6]?.json().type).toBe('https://referrals.dev/problems/store.unavailable')
     expect(responses[6]?.body).not.toContain('ETIMEDOUT')
   })

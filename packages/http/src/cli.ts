@@ -25,7 +25,7 @@ import { type Config, ConfigError, loadConfig } from './config.js'
 import { DEMO, demoReferralBody, seedDemo } from './demo.js'
 import { createLogger } from './logger.js'
 import { NotificationConfigError, type Notifications, startNotifications } from './notifications/index.js'
-import { csvCell } from './routes/resources.js'
+import { csvCell } from './routes/csv.js'
 import { buildServer, openRuntime, type Runtime, startRoutingRepair, stopServer } from './server.js'
 
 const USAGE = `usage: referrals <command>
@@ -93,13 +93,47 @@ async function* counted(events: AsyncIterable<StoredEvent>, tick: () => void): A
   }
 }
 
+/** Opens the runtime for one command; SIGINT/SIGTERM close it (and the database it started) first. */
 const withRuntime = async <A>(config: Config, run: (runtime: Runtime) => Promise<A>): Promise<A> => {
   const runtime = await openRuntime(config)
+  const onSignal = (signal: NodeJS.Signals) => {
+    void runtime.close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
   try {
     return await run(runtime)
   } finally {
+    process.removeListener('SIGINT', onSignal)
+    process.removeListener('SIGTERM', onSignal)
     await runtime.close()
   }
+}
+
+/**
+ * A long-running command cannot work without its database: when the embedded server stops under
+ * it (killed, crashed, or stopped by the process that owns it), it says so and exits 1 after
+ * `stop` (bounded: 10 s), so a supervisor restarts it instead of a service answering 500.
+ */
+const exitWhenDatabaseLost = (
+  runtime: Runtime,
+  command: string,
+  stopping: () => boolean,
+  stop: () => Promise<void>,
+) => {
+  void runtime.databaseLost?.then(async (reason) => {
+    // Ctrl-C in a terminal reaches the embedded server too: a loss while stopping is expected.
+    if (stopping()) return
+    info(`referrals ${command}: ${reason}; the service cannot run without its database and exits.`)
+    const forced = setTimeout(() => process.exit(1), 10_000)
+    forced.unref()
+    try {
+      await stop()
+    } catch {
+      // exiting anyway
+    }
+    process.exit(1)
+  })
 }
 
 /**
@@ -128,6 +162,17 @@ const scheduler = async (config: Config) => {
   }
   process.on('SIGINT', () => void stop('SIGINT'))
   process.on('SIGTERM', () => void stop('SIGTERM'))
+  exitWhenDatabaseLost(
+    runtime,
+    'scheduler',
+    () => stopping,
+    async () => {
+      stopping = true
+      await repair.stop()
+      await notifications.stop()
+      await runtime.close()
+    },
+  )
 }
 
 const serve = async (config: Config, argv: readonly string[]) => {
@@ -182,6 +227,17 @@ const serve = async (config: Config, argv: readonly string[]) => {
   }
   process.on('SIGINT', () => void stop('SIGINT'))
   process.on('SIGTERM', () => void stop('SIGTERM'))
+  exitWhenDatabaseLost(
+    runtime,
+    'serve',
+    () => stopping,
+    async () => {
+      stopping = true
+      await repair?.stop()
+      await notifications?.stop()
+      await stopServer(server, runtime)
+    },
+  )
 }
 
 const verify = async (config: Config) =>

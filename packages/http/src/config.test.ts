@@ -23,6 +23,26 @@ describe('parseConfig', () => {
     expect(parsed.config.masterKey).toBeUndefined()
   })
 
+  it('EMBEDDED_POSTGRES_PORT: a port 1-65535 for the embedded server, refused beside DATABASE_URL or memory', () => {
+    const ok = parseConfig({ EMBEDDED_POSTGRES_PORT: '5433' })
+    expect(ok.ok && ok.config.embeddedPostgresPort).toBe(5433)
+    const unset = parseConfig({})
+    expect(unset.ok && unset.config.embeddedPostgresPort).toBeUndefined()
+    for (const bad of ['0', '65536', 'x', '-1', '54.3']) {
+      expect(parseConfig({ EMBEDDED_POSTGRES_PORT: bad })).toEqual({
+        ok: false,
+        problems: ['EMBEDDED_POSTGRES_PORT must be an integer port 1-65535'],
+      })
+    }
+    expect(parseConfig({ EMBEDDED_POSTGRES_PORT: '5433', DATABASE_URL: 'postgres://db/x' })).toEqual({
+      ok: false,
+      problems: ['EMBEDDED_POSTGRES_PORT has no effect with DATABASE_URL: unset one'],
+    })
+    expect(parseConfig({ EMBEDDED_POSTGRES_PORT: '5433', REFERRALS_STORE: 'memory' })).toMatchObject({
+      ok: false,
+    })
+  })
+
   it('reads every variable', () => {
     const parsed = parseConfig({
       PORT: '8080',

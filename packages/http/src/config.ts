@@ -117,6 +117,7 @@ const EnvCodec = t.partial({
   EVENTSTORE_CONNECTION_STRING: EventStoreUrl,
   REFERRALS_STORE: StoreKind,
   REFERRALS_DATA_DIR: NonEmpty,
+  EMBEDDED_POSTGRES_PORT: intInRange('an integer port 1-65535', 1, 65_535),
   JWT_ISSUER: NonEmpty,
   JWT_AUDIENCE: NonEmpty,
   JWT_ALGORITHM: JwtAlgorithm,
@@ -145,6 +146,8 @@ export interface Config {
   readonly databaseUrl: Secret<string> | undefined
   readonly eventStoreConnectionString: Secret<string> | undefined
   readonly dataDir: string
+  /** Port of the embedded PostgreSQL server on 127.0.0.1; undefined: a free port at each start. */
+  readonly embeddedPostgresPort: number | undefined
   readonly jwt: {
     readonly issuer: string
     readonly audience: string
@@ -211,6 +214,11 @@ export const parseConfig = (env: Env): { ok: true; config: Config } | { ok: fals
   if (store === 'eventstoredb' && e.EVENTSTORE_CONNECTION_STRING === undefined) {
     problems.push('EVENTSTORE_CONNECTION_STRING is required when REFERRALS_STORE is eventstoredb')
   }
+  if (e.EMBEDDED_POSTGRES_PORT !== undefined && (e.DATABASE_URL !== undefined || store === 'memory')) {
+    problems.push(
+      `EMBEDDED_POSTGRES_PORT has no effect ${e.DATABASE_URL !== undefined ? 'with DATABASE_URL' : 'with REFERRALS_STORE=memory'}: unset one`,
+    )
+  }
   if (production) {
     if (e.JWT_PUBLIC_KEY === undefined && e.JWKS_URL === undefined) {
       problems.push('JWT_PUBLIC_KEY or JWKS_URL is required when NODE_ENV is production')
@@ -240,6 +248,7 @@ export const parseConfig = (env: Env): { ok: true; config: Config } | { ok: fals
       databaseUrl: e.DATABASE_URL,
       eventStoreConnectionString: e.EVENTSTORE_CONNECTION_STRING,
       dataDir: resolve(e.REFERRALS_DATA_DIR ?? DEFAULTS.dataDir),
+      embeddedPostgresPort: e.EMBEDDED_POSTGRES_PORT,
       jwt: {
         issuer: e.JWT_ISSUER ?? DEFAULTS.jwtIssuer,
         audience: e.JWT_AUDIENCE ?? DEFAULTS.jwtAudience,

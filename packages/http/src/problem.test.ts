@@ -1,7 +1,12 @@
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { domainError, type StoreError, type StreamId } from '@referrals/core'
 import { describe, expect, it } from 'vitest'
 import {
+  DOMAIN_ERROR_CODES,
   httpProblem,
+  isDomainErrorCode,
   isStoreError,
   problemFromDomainError,
   problemFromStoreError,
@@ -10,17 +15,35 @@ import {
 } from './problem.js'
 
 describe('domain error mapping', () => {
-  it('maps codes to statuses by convention', () => {
+  it('maps every known code to its status through one table; an unknown code is a rule violation', () => {
     const cases: readonly [string, number][] = [
       ['referral.not_found', 404],
       ['practice.forbidden', 403],
-      ['referral.conflict', 409],
       ['practice.already_exists', 409],
       ['referral.invalid_transition', 422],
-      ['invalid_urgency', 422],
-      ['referral.decline_reason_required', 422],
+      ['referral.category_not_found', 422],
+      ['patient.forgotten', 422],
+      ['demo.rule', 422],
     ]
     expect(cases.map(([code]) => [code, statusOfDomainCode(code)])).toEqual(cases)
+    expect(DOMAIN_ERROR_CODES.every(isDomainErrorCode)).toBe(true)
+    expect(isDomainErrorCode('toString')).toBe(false)
+  })
+
+  it('lists every domain error code the core reports', async () => {
+    // The codes passed to domainError(...) / fail(...) in the core's sources.
+    const root = fileURLToPath(new URL('../../core/src', import.meta.url))
+    const files = (await readdir(root, { recursive: true })).filter(
+      (f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && !f.startsWith('testing'),
+    )
+    const reported = new Set<string>()
+    for (const file of files) {
+      const text = await readFile(join(root, file), 'utf8')
+      for (const m of text.matchAll(/(?:domainError|fail)\(\s*'([a-z_]+\.[a-z_]+)'/g))
+        reported.add(m[1] as string)
+    }
+    expect(reported.size).toBeGreaterThan(30)
+    expect([...reported].filter((code) => !isDomainErrorCode(code))).toEqual([])
   })
 
   it('builds a problem with a stable type per code, the message as detail and the details', () => {

@@ -1,5 +1,5 @@
 import type { DecodeProblem, DomainError, StoreError } from '@referrals/core'
-import { isDomainError } from '@referrals/core'
+import { absurd, isDomainError } from '@referrals/core'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 
 /**
@@ -51,26 +51,92 @@ const httpProblems = {
 export type HttpProblemCode = keyof typeof httpProblems
 
 /**
- * The one mapping from domain error codes to statuses, by naming convention on the code
- * (`<area>.<reason>`). The first matching rule wins; a code matching none is a rule violation.
+ * What a domain error means for a client: the resource does not exist (404), the caller may not do
+ * this (403), it already exists (409), or a rule of the domain refuses it (422).
  */
-const domainStatusRules: readonly { readonly test: (code: string) => boolean; readonly status: number }[] = [
-  { test: (c) => c.endsWith('.not_found') || c === 'not_found', status: 404 },
-  { test: (c) => c.endsWith('.forbidden') || c === 'forbidden', status: 403 },
-  { test: (c) => c.endsWith('.conflict') || c.endsWith('.already_exists'), status: 409 },
-  { test: (c) => c.includes('.invalid_') || c.startsWith('invalid_'), status: 422 },
-]
-const DOMAIN_RULE_VIOLATION_STATUS = 422
+export type DomainErrorKind = 'not_found' | 'forbidden' | 'conflict' | 'rule_violated'
 
-export const statusOfDomainCode = (code: string): number =>
-  domainStatusRules.find((rule) => rule.test(code))?.status ?? DOMAIN_RULE_VIOLATION_STATUS
+/**
+ * Every code the engine reports (`<area>.<reason>`), and its kind: the one mapping from domain
+ * error codes to statuses. A `Record` over the union, so adding a code to the union without a kind
+ * (or a kind without the code) does not compile; `domain-errors.test.ts` checks that every code the
+ * core's sources report is listed.
+ */
+const DOMAIN_ERROR_KINDS = {
+  'catalog.already_exists': 'conflict',
+  'catalog.category_exists': 'rule_violated',
+  'catalog.category_not_found': 'rule_violated',
+  'catalog.category_retired': 'rule_violated',
+  'catalog.duplicate_name': 'rule_violated',
+  'catalog.forbidden': 'forbidden',
+  'catalog.invalid_name': 'rule_violated',
+  'catalog.not_found': 'not_found',
+  'catalog.parent_not_approved': 'rule_violated',
+  'catalog.parent_not_found': 'rule_violated',
+  'catalog.parent_retired': 'rule_violated',
+  'catalog.too_deep': 'rule_violated',
+  'event.undecodable': 'rule_violated',
+  'event.unknown_schema_version': 'rule_violated',
+  'patient.forgotten': 'rule_violated',
+  'practice.already_exists': 'conflict',
+  'practice.already_member': 'rule_violated',
+  'practice.forbidden': 'forbidden',
+  'practice.invalid_name': 'rule_violated',
+  'practice.invalid_reason': 'rule_violated',
+  'practice.invalid_settings': 'rule_violated',
+  'practice.last_owner': 'rule_violated',
+  'practice.not_configured': 'rule_violated',
+  'practice.not_found': 'not_found',
+  'practice.not_member': 'rule_violated',
+  'practice.not_specialist': 'rule_violated',
+  'referral.already_exists': 'conflict',
+  'referral.appointment_not_due': 'rule_violated',
+  'referral.category_not_approved': 'rule_violated',
+  'referral.category_not_found': 'rule_violated',
+  'referral.category_specialty_mismatch': 'rule_violated',
+  'referral.context_missing': 'rule_violated',
+  'referral.duplicate_attachment': 'rule_violated',
+  'referral.duplicate_message': 'rule_violated',
+  'referral.forbidden': 'forbidden',
+  'referral.invalid_transition': 'rule_violated',
+  'referral.no_show_already_recorded': 'rule_violated',
+  'referral.not_found': 'not_found',
+  'referral.recipient_declined': 'rule_violated',
+  'referral.recipient_not_eligible': 'rule_violated',
+  'referral.unchanged': 'rule_violated',
+  'referral.unknown_command': 'rule_violated',
+  'routing.invalid_command': 'rule_violated',
+  'routing.not_assigned': 'rule_violated',
+  'routing.referral_already_assigned': 'rule_violated',
+} as const satisfies Record<string, DomainErrorKind>
 
-const titleOfStatus: Readonly<Record<number, string>> = {
-  403: 'Forbidden',
-  404: 'Not found',
-  409: 'Conflict',
-  422: 'Domain rule violated',
+/** The codes of the engine's domain errors. */
+export type DomainErrorCode = keyof typeof DOMAIN_ERROR_KINDS
+export const DOMAIN_ERROR_CODES = Object.keys(DOMAIN_ERROR_KINDS) as readonly DomainErrorCode[]
+
+export const isDomainErrorCode = (code: string): code is DomainErrorCode =>
+  Object.hasOwn(DOMAIN_ERROR_KINDS, code)
+
+/** A code the table does not know (an embedder's own rule) is a rule violation. */
+export const kindOfDomainCode = (code: string): DomainErrorKind =>
+  isDomainErrorCode(code) ? DOMAIN_ERROR_KINDS[code] : 'rule_violated'
+
+const statusAndTitleOfKind = (kind: DomainErrorKind): readonly [number, string] => {
+  switch (kind) {
+    case 'not_found':
+      return [404, 'Not found']
+    case 'forbidden':
+      return [403, 'Forbidden']
+    case 'conflict':
+      return [409, 'Conflict']
+    case 'rule_violated':
+      return [422, 'Domain rule violated']
+    default:
+      return absurd(kind)
+  }
 }
+
+export const statusOfDomainCode = (code: string): number => statusAndTitleOfKind(kindOfDomainCode(code))[0]
 
 /** Problem for one of the HTTP layer's own codes. */
 export const httpProblem = (
@@ -90,10 +156,10 @@ export const httpProblem = (
 }
 
 export const problemFromDomainError = (error: DomainError): Problem => {
-  const status = statusOfDomainCode(error.code)
+  const [status, title] = statusAndTitleOfKind(kindOfDomainCode(error.code))
   return {
     type: problemType(error.code),
-    title: titleOfStatus[status] ?? 'Domain rule violated',
+    title,
     status,
     code: error.code,
     detail: error.message,

@@ -63,6 +63,12 @@ export interface Runtime {
   readonly pool?: pg.Pool | undefined
   /** The PostgreSQL read model of referrals, when the store is PostgreSQL. */
   readonly readModel: PostgresReferralReadModel | undefined
+  /**
+   * Embedded PostgreSQL only: settles with a message when the server stops under the runtime (it
+   * was killed, crashed, or its owner stopped it). The service cannot work without it: `serve`
+   * and `scheduler` exit 1 with that message.
+   */
+  readonly databaseLost: Promise<string> | undefined
 }
 
 /**
@@ -90,6 +96,7 @@ export const openRuntime = async (
   let storeDescription: string
   let postgresStore: PostgresEventStore | undefined
   let sharedPool: pg.Pool | undefined
+  let databaseLost: Promise<string> | undefined
   if (config.store === 'memory') {
     inner = createInMemoryEventStore(options.clock === undefined ? {} : { clock: options.clock })
     keys = createInMemoryPatientKeyStore({ masterKey })
@@ -104,9 +111,19 @@ export const openRuntime = async (
     }
     const database =
       config.databaseUrl !== undefined
-        ? { connectionString: config.databaseUrl.reveal(), stop: async () => undefined, embedded: false }
-        : await resolveDatabase({ dataDir: join(config.dataDir, 'postgres') })
+        ? {
+            connectionString: config.databaseUrl.reveal(),
+            stop: async () => undefined,
+            embedded: false,
+            shared: false,
+            lost: undefined,
+          }
+        : await resolveDatabase({
+            dataDir: join(config.dataDir, 'postgres'),
+            ...(config.embeddedPostgresPort === undefined ? {} : { port: config.embeddedPostgresPort }),
+          })
     closers.push(database.stop)
+    databaseLost = database.lost
     // One pool for the key store and the idempotency records (their own schemas). Errors of idle
     // connections (a database restart) surface on the next query instead of crashing the process.
     const pool = new pg.Pool({ connectionString: database.connectionString, max: 10 })
@@ -125,7 +142,11 @@ export const openRuntime = async (
       const pgStore = await createPostgresEventStore({ connectionString: database.connectionString })
       postgresStore = pgStore
       inner = pgStore
-      storeDescription = database.embedded ? 'embedded PostgreSQL' : 'PostgreSQL (DATABASE_URL)'
+      storeDescription = !database.embedded
+        ? 'PostgreSQL (DATABASE_URL)'
+        : database.shared
+          ? 'embedded PostgreSQL, shared with the process that started it'
+          : 'embedded PostgreSQL'
     }
   }
   closers.unshift(() => inner.close())
@@ -161,6 +182,7 @@ export const openRuntime = async (
     storeDescription,
     readModel,
     pool: sharedPool,
+    databaseLost,
     close: async () => {
       for (const close of closers) await close()
     },

@@ -4,7 +4,7 @@ import * as t from 'io-ts'
 import { requireActor } from './auth.js'
 import { expectedVersionFor, setEtag } from './etag.js'
 import { IntFromQuery, route } from './openapi/route.js'
-import { toProblemError } from './problem.js'
+import { httpProblem, ProblemError, toProblemError } from './problem.js'
 
 /**
  * A tiny resource used by this package's tests to exercise the infrastructure end to end: the
@@ -76,7 +76,7 @@ export const demoRoutes =
       response: DemoItem,
       handler: async ({ params }, _request, reply) => {
         const item = state.items.get(params.id)
-        if (item === undefined) throw toProblemError(domainError('demo.not_found', 'No such item.'))
+        if (item === undefined) throw new ProblemError(httpProblem('not_found', 'No such item.'))
         setEtag(reply, item.version)
         return item
       },
@@ -98,7 +98,7 @@ export const demoRoutes =
       response: DemoItem,
       handler: async ({ params, body }, request, reply) => {
         const item = state.items.get(params.id)
-        if (item === undefined) throw toProblemError(domainError('demo.not_found', 'No such item.'))
+        if (item === undefined) throw new ProblemError(httpProblem('not_found', 'No such item.'))
         expectedVersionFor(request, item.version, { required: true })
         state.writes += 1
         const updated = { ...item, quantity: body.quantity, version: item.version + 1 }

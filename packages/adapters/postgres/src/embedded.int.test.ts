@@ -47,6 +47,45 @@ it('initialises an empty directory, keeps data across a restart, and listens on 
   await expect(query(second.connectionString, 'SELECT 1')).rejects.toThrow()
 })
 
+it('a second start while the owner lives shares its server; stop() of the shared handle leaves it running', async () => {
+  const dataDir = path.join(parent, 'shared')
+  const owner = await startEmbeddedPostgres({ dataDir, database: 'app' })
+  try {
+    expect(owner.shared).toBe(false)
+    const second = await startEmbeddedPostgres({ dataDir, database: 'other' })
+    expect(second).toMatchObject({ shared: true, pid: owner.pid, port: owner.port })
+    expect((await query(second.connectionString, 'SELECT current_database() AS db')).rows[0].db).toBe('other')
+    await second.stop()
+    expect((await query(owner.connectionString, 'SELECT 1 AS one')).rows[0].one).toBe(1)
+  } finally {
+    await owner.stop()
+  }
+  // Stopped through stop(): `lost` never settles.
+  const settled = await Promise.race([
+    owner.lost.then(() => true),
+    new Promise((r) => setTimeout(() => r(false), 200)),
+  ])
+  expect(settled).toBe(false)
+})
+
+it('lost settles when the server stops under its owner, and stop() then returns at once', async () => {
+  const dataDir = path.join(parent, 'lost')
+  const server = await startEmbeddedPostgres({ dataDir })
+  process.kill(server.pid, 'SIGINT')
+  await expect(server.lost).resolves.toMatch(/exited unexpectedly/)
+  await server.stop()
+})
+
+it('refuses a taken port with a clear message', async () => {
+  const dataDir = path.join(parent, 'port-taken')
+  const first = await startEmbeddedPostgres({ dataDir: path.join(parent, 'port-owner') })
+  try {
+    await expect(startEmbeddedPostgres({ dataDir, port: first.port })).rejects.toThrow(/the port is in use/)
+  } finally {
+    await first.stop()
+  }
+})
+
 it('refuses a non-empty directory that is not one of its clusters', async () => {
   const dataDir = path.join(parent, 'junk')
   await mkdir(dataDir)

@@ -24,9 +24,9 @@ import * as t from 'io-ts'
 import { requireActor } from '../auth.js'
 import { route } from '../openapi/route.js'
 import { httpProblem, ProblemError, toProblemError } from '../problem.js'
+import { accessOf, phiReadAuditor } from './access.js'
 import type { AttachmentLocation, AttachmentStore } from './attachment-store.js'
 import { forbidden, must, notFound, requestContext } from './failures.js'
-import { accessOf, phiReadAuditor } from './referral-access.js'
 
 /** Size and type limits of uploads (from `ATTACHMENT_LIMIT_BYTES` / `ATTACHMENT_CONTENT_TYPES`). */
 export interface AttachmentLimits {

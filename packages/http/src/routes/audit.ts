@@ -12,7 +12,7 @@ import {
   UserId,
   unsafeId,
 } from '@referrals/core'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { requireActor } from '../auth.js'
@@ -39,8 +39,7 @@ const HEADER =
  * platform auditors, from the daily `audit-YYYY-MM-DD` streams in `[from, to)`. The export is
  * itself recorded as an access with purpose `audit`.
  */
-export const registerAuditRoutes = async (app: FastifyInstance, deps: { readonly engine: Engine }) => {
-  const { engine } = deps
+export const auditRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = async (app, { engine }) => {
   route(app, {
     method: 'GET',
     url: '/audit.csv',

@@ -1,0 +1,38 @@
+import { Instant, PracticeId, ReferralId, ReferralStatus, SpecialtyId, Urgency } from '@referrals/core'
+import * as t from 'io-ts'
+import { IntFromQuery } from '../openapi/route.js'
+
+/** Path and query codecs shared by the resource routes. */
+
+/** The `data` codec of a `{ type, data }` command payload codec (readonly/exact wrappers peeled). */
+export const dataOf = <P extends t.Mixed>(payload: P): t.Type<t.TypeOf<P>['data'], unknown, unknown> => {
+  let codec: t.Mixed = payload
+  while (!('props' in codec) && 'type' in codec) codec = (codec as unknown as { type: t.Mixed }).type
+  return (codec as unknown as t.InterfaceType<{ data: t.Mixed }>).props.data as t.Type<
+    t.TypeOf<P>['data'],
+    unknown,
+    unknown
+  >
+}
+
+export const PracticeParams = t.type({ practiceId: PracticeId })
+export const SpecialtyParams = t.type({ specialtyId: SpecialtyId })
+export const ReferralParams = t.type({ referralId: ReferralId })
+export const AsOfQuery = t.partial({ asOf: Instant })
+
+/** Referral lists: filters, search and cursor pagination. */
+export const ListQuery = t.intersection([
+  t.type({ box: t.keyof({ sent: null, received: null }) }),
+  t.partial({
+    status: ReferralStatus,
+    urgency: Urgency,
+    specialtyId: SpecialtyId,
+    categoryId: t.string,
+    patient: t.string,
+    sentFrom: Instant,
+    sentTo: Instant,
+    limit: IntFromQuery,
+    cursor: t.string,
+  }),
+])
+export type ListQuery = t.TypeOf<typeof ListQuery>

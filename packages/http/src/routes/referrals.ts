@@ -1,0 +1,218 @@
+import {
+  CancelReferralData,
+  ChangeCategoryData,
+  ChangeUrgencyData,
+  CompleteReferralData,
+  DeclineReferralData,
+  type Engine,
+  isDomainError,
+  PostMessageData,
+  RedirectReferralData,
+  ReferralCommandPayload,
+  ReferralId,
+  type Routing,
+  ScheduleAppointmentData,
+  SendReferralData,
+} from '@referrals/core'
+import type { FastifyPluginAsync, FastifyReply } from 'fastify'
+import * as E from 'fp-ts/lib/Either.js'
+import * as t from 'io-ts'
+import { requireActor } from '../auth.js'
+import { setEtag } from '../etag.js'
+import { route } from '../openapi/route.js'
+import { httpProblem, ProblemError } from '../problem.js'
+import {
+  accessOf,
+  detailFor,
+  historyFor,
+  phiReadAuditor,
+  requireReferralVisible,
+  scopedPatientId,
+  stricterAccess,
+} from './access.js'
+import { AsOfQuery, ReferralParams } from './codecs.js'
+import { must, notFound, pinnedVersion, requestContext } from './failures.js'
+import {
+  HistoryEntry,
+  historyEntry,
+  ReferralDetailView,
+  ReferralSummaryView,
+  referralDetail,
+  summaryFromState,
+} from './views.js'
+
+export interface ReferralRouteDeps {
+  readonly engine: Engine
+  readonly routing: Routing
+}
+
+/** `/referrals`: send, the referral commands, the detail (also as of an instant), history and routing. */
+export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app, { engine, routing }) => {
+  const auditRead = phiReadAuditor(engine)
+
+  const referralSummaryResponse = async (referralId: ReferralId, reply: FastifyReply) => {
+    const loaded = must(await engine.referrals.load(referralId)())
+    if (!loaded.state.exists) throw notFound('Referral')
+    const last = loaded.stored.at(-1)
+    setEtag(reply, loaded.version)
+    return summaryFromState(loaded.state, loaded.version, last?.recordedAt ?? loaded.state.sentAt)
+  }
+
+  route(app, {
+    method: 'POST',
+    url: '/referrals',
+    tags: ['referrals'],
+    summary: 'Send a referral to a specialist (direct) or let the engine choose (pooled)',
+    description:
+      'The client chooses `referralId` (e.g. a UUID) and a pseudonymous `patientId` (its own patient key, never a health number). The stored patient id is scoped by the sending practice (`<senderPracticeId>:<patientId>`, at most 128 characters), so two practices using the same local id never share a patient data key, a forgetting or an audit trail. A pooled referral is routed at once when a specialist is available, otherwise it waits `unassigned`.',
+    body: SendReferralData,
+    response: ReferralSummaryView,
+    handler: async ({ body }, request, reply) => {
+      const patientId = scopedPatientId(body.senderPracticeId, body.patientId)
+      must(
+        await engine.referrals.execute(
+          body.referralId,
+          { type: 'SendReferral', data: { ...body, patientId } },
+          requestContext(request),
+        )(),
+      )
+      reply.header('location', `/referrals/${body.referralId}`)
+      return referralSummaryResponse(body.referralId, reply)
+    },
+  })
+
+  const Empty = t.union([t.type({}), t.undefined, t.null])
+  const referralActions: readonly [string, string, t.Mixed, string][] = [
+    ['accept', 'AcceptReferral', Empty, 'Accept (recipient)'],
+    [
+      'decline',
+      'DeclineReferral',
+      DeclineReferralData,
+      'Decline with a reason (recipient); pooled referrals are re-routed',
+    ],
+    ['redirect', 'RedirectReferral', RedirectReferralData, 'Send a returned referral elsewhere (sender)'],
+    ['cancel', 'CancelReferral', CancelReferralData, 'Cancel with a reason (sender)'],
+    ['appointment', 'ScheduleAppointment', ScheduleAppointmentData, 'Schedule the appointment (recipient)'],
+    ['appointment/reschedule', 'RescheduleAppointment', ScheduleAppointmentData, 'Reschedule (recipient)'],
+    ['no-show', 'RecordNoShow', Empty, 'Record a no-show (recipient)'],
+    [
+      'complete',
+      'CompleteReferral',
+      CompleteReferralData,
+      'Complete with an optional outcome note (recipient)',
+    ],
+    ['urgency', 'ChangeUrgency', ChangeUrgencyData, 'Change urgency (recipient); the previous value is kept'],
+    ['category', 'ChangeCategory', ChangeCategoryData, 'Re-file under another category (recipient)'],
+    ['messages', 'PostMessage', PostMessageData, 'Post a message (sender or recipient)'],
+  ]
+  for (const [path, type, body, summary] of referralActions) {
+    route(app, {
+      method: 'POST',
+      url: `/referrals/:referralId/${path}`,
+      tags: ['referrals'],
+      summary,
+      description:
+        'Send `If-Match` with the ETag you read to fail with 412 instead of acting on a changed referral.',
+      params: ReferralParams,
+      body,
+      response: ReferralSummaryView,
+      successStatus: 200,
+      handler: async ({ params, body: data }, request, reply) => {
+        const payload = ReferralCommandPayload.decode({ type, data: data ?? {} })
+        if (E.isLeft(payload)) throw new ProblemError(httpProblem('bad_request'))
+        // Like the GET: a referral's existence is not disclosed to users outside it.
+        const loaded = must(await engine.referrals.load(params.referralId)())
+        requireReferralVisible(requireActor(request), loaded.state)
+        const pinned = pinnedVersion(request, loaded.version)
+        const r = await engine.referrals.execute(
+          params.referralId,
+          payload.right,
+          requestContext(request),
+          pinned === undefined ? {} : { expectedVersion: pinned },
+        )()
+        if (E.isLeft(r) && isDomainError(r.left) && r.left.code === 'referral.not_found')
+          throw notFound('Referral')
+        must(r, pinned)
+        return referralSummaryResponse(params.referralId, reply)
+      },
+    })
+  }
+
+  route(app, {
+    method: 'GET',
+    url: '/referrals/:referralId',
+    tags: ['referrals'],
+    summary: 'A referral with its PHI (for sender and current recipient; every read is audited)',
+    description:
+      'Former recipients see the record without PHI. `asOf` returns the referral as it was at that instant. Send `X-Purpose-Of-Use` (treatment, operations, audit, patient_request, legal) to record why PHI is read.',
+    params: ReferralParams,
+    query: AsOfQuery,
+    response: ReferralDetailView,
+    handler: async ({ params, query }, request, reply) => {
+      const actor = requireActor(request)
+      const loaded = must(
+        await engine.referrals.load(
+          params.referralId,
+          query.asOf === undefined ? {} : { asOf: query.asOf },
+        )(),
+      )
+      // Access is what the caller may see now, further limited by what it could see then: a
+      // former recipient must not regain PHI by asking for an instant when it held the referral.
+      const current =
+        query.asOf === undefined ? loaded : must(await engine.referrals.load(params.referralId)())
+      const access = stricterAccess(accessOf(actor, current.state), accessOf(actor, loaded.state))
+      if (access === 'none' || !loaded.state.exists) {
+        await auditRead(request, actor, loaded.state, params.referralId, 'denied')
+        throw notFound('Referral')
+      }
+      if (access === 'phi') await auditRead(request, actor, loaded.state, params.referralId, 'granted')
+      if (query.asOf === undefined) setEtag(reply, loaded.version)
+      const last = loaded.stored.at(-1)
+      const summary = summaryFromState(loaded.state, loaded.version, last?.recordedAt ?? loaded.state.sentAt)
+      return detailFor(referralDetail(loaded, summary, access === 'phi'), access)
+    },
+  })
+
+  route(app, {
+    method: 'GET',
+    url: '/referrals/:referralId/history',
+    tags: ['referrals'],
+    summary: 'Every change of the referral with actor, time and previous values',
+    params: ReferralParams,
+    response: t.type({ referralId: ReferralId, entries: t.array(HistoryEntry) }),
+    handler: async ({ params }, request) => {
+      const actor = requireActor(request)
+      const loaded = must(await engine.referrals.load(params.referralId)())
+      const access = accessOf(actor, loaded.state)
+      if (access === 'none') {
+        await auditRead(request, actor, loaded.state, params.referralId, 'denied')
+        throw notFound('Referral')
+      }
+      if (access === 'phi') await auditRead(request, actor, loaded.state, params.referralId, 'granted')
+      const entries = loaded.stored.map((s, i) =>
+        historyEntry(s, loaded.events[i] as (typeof loaded.events)[number], access === 'phi'),
+      )
+      return { referralId: params.referralId, entries: [...historyFor(actor, loaded, entries, access)] }
+    },
+  })
+
+  route(app, {
+    method: 'GET',
+    url: '/referrals/:referralId/routing',
+    tags: ['referrals'],
+    summary: 'Why a pooled referral went where it went: candidates, loads, exclusions, tie-break',
+    params: ReferralParams,
+    response: t.type({ referralId: ReferralId, lines: t.array(t.string), decisions: t.number }),
+    handler: async ({ params }, request) => {
+      const actor = requireActor(request)
+      const loaded = must(await engine.referrals.load(params.referralId)())
+      requireReferralVisible(actor, loaded.state, { orAdmin: true })
+      const explained = must(await routing.explain(params.referralId))
+      return {
+        referralId: params.referralId,
+        lines: explained === null ? [] : [...explained.lines],
+        decisions: explained?.decisions.length ?? 0,
+      }
+    },
+  })
+}
