@@ -13,7 +13,7 @@ import {
   poolUpcasters,
   type ReferralRoutingExplanation,
   type RoutingPolicy,
-  routingPolicyV1,
+  currentRoutingPolicy,
   type SyncPoolMemberData,
   verifyRouting,
 } from '../routing/index.js'
@@ -39,7 +39,7 @@ export const poolEventCatalog = defineEventCatalog({
 })
 
 export const poolAggregate = (
-  policy: RoutingPolicy = routingPolicyV1,
+  policy: RoutingPolicy = currentRoutingPolicy,
 ): Aggregate<PoolCommandBody & { readonly meta: CommandMeta }, PoolEvent, PoolState> => ({
   name: 'pool',
   decider: makePoolDecider(policy),
