@@ -2,6 +2,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import type { ReferralCommand } from '../referral/decider.js'
 import type { ReferralAggregate, ReferralEvent } from '../referral/index.js'
 import {
+  currentRoutingPolicy,
   explainRouting,
   forkPoolState,
   makePoolDecider,
@@ -13,7 +14,6 @@ import {
   poolUpcasters,
   type ReferralRoutingExplanation,
   type RoutingPolicy,
-  currentRoutingPolicy,
   type SyncPoolMemberData,
   verifyRouting,
 } from '../routing/index.js'
