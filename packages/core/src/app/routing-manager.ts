@@ -1,8 +1,8 @@
 import * as E from 'fp-ts/lib/Either.js'
-import type { ReferralCommand } from '../referral/decider.js'
-import type { ReferralAggregate, ReferralEvent } from '../referral/index.js'
+import type { ReferralAggregate } from '../referral/index.js'
 import {
   currentRoutingPolicy,
+  deliver,
   explainRouting,
   forkPoolState,
   makePoolDecider,
@@ -10,16 +10,17 @@ import {
   type PoolCommandBody,
   PoolEvent,
   type PoolState,
+  planRouting,
   poolEngine,
   poolUpcasters,
   type ReferralRoutingExplanation,
+  type RoutingOutcome,
   type RoutingPolicy,
   type SyncPoolMemberData,
   verifyRouting,
 } from '../routing/index.js'
 import type { CommandMeta } from '../shared/decider.js'
 import { fteMilli, type PoolKey, poolStreamName, receivesCategory } from '../shared/domain-types.js'
-import type { DomainError } from '../shared/errors.js'
 import { type PracticeId, type ReferralId, type StreamId, unsafeId } from '../shared/ids.js'
 import { type AppendRequest, expected, type NewEvent } from '../store/port.js'
 import {
@@ -62,12 +63,6 @@ export const poolKeyOf = (referral: ReferralAggregate): PoolKey => ({
   categoryId: referral.category.categoryId,
   subcategoryId: referral.category.subcategoryId ?? null,
 })
-
-export type RoutingOutcome =
-  | { readonly kind: 'not_needed' }
-  | { readonly kind: 'delivered'; readonly practiceId: PracticeId; readonly decisionId: string }
-  | { readonly kind: 'no_candidate' }
-  | { readonly kind: 'returned' }
 
 /**
  * The routing process manager. A pooled referral that needs a specialist is routed by one pool
@@ -145,11 +140,10 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
   interface CachedPool {
     state: PoolState
     version: number
-    readonly events: PoolEvent[]
   }
   const pools = new Map<StreamId, CachedPool>()
   const loadPool = async (streamId: StreamId): Promise<E.Either<CommandFailure, CachedPool>> => {
-    const entry = pools.get(streamId) ?? { state: pool.decider.initialState, version: 0, events: [] }
+    const entry = pools.get(streamId) ?? { state: pool.decider.initialState, version: 0 }
     pools.set(streamId, entry)
     const read = await store.readStream(streamId, { fromVersion: entry.version + 1 })()
     if (E.isLeft(read)) return read
@@ -157,25 +151,30 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
       const decoded = await decodeStored(pool, stored)
       if (E.isLeft(decoded)) return decoded
       entry.state = pool.decider.evolve(entry.state, decoded.right)
-      entry.events.push(decoded.right)
       entry.version = stored.version
     }
     // A snapshot: routing evolves its own copy of `state` and only writes back after its append.
-    return E.right({ state: forkPoolState(entry.state), version: entry.version, events: entry.events })
+    return E.right({ state: forkPoolState(entry.state), version: entry.version })
   }
   /** After a successful append, the decided state is the pool's state at `version`. */
-  const remember = (
-    streamId: StreamId,
-    from: CachedPool,
-    state: PoolState,
-    events: readonly PoolEvent[],
-    version: number,
-  ) => {
+  const remember = (streamId: StreamId, from: CachedPool, state: PoolState, version: number) => {
     const entry = pools.get(streamId)
     if (entry === undefined || entry.version !== from.version) return
     entry.state = state
-    entry.events.push(...events)
     entry.version = version
+  }
+
+  /** The id of the last decision that assigned `referralId` in a pool stream ('repaired' if none is found). */
+  const recordedDecisionId = async (
+    poolStream: StreamId,
+    referralId: ReferralId,
+  ): Promise<E.Either<CommandFailure, string>> => {
+    const loaded = await loadAggregate(pool, store, poolStream)()
+    if (E.isLeft(loaded)) return loaded
+    const decision = [...loaded.right.events]
+      .reverse()
+      .find((e) => e.type === 'ReferralRouted' && e.data.referralId === referralId)
+    return E.right(decision?.type === 'ReferralRouted' ? decision.data.decisionId : 'repaired')
   }
 
   const routeOnce = async (
@@ -194,112 +193,26 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
     // a newer sync written meanwhile by another process makes this decision's append fail.
     await engine.directory.refresh()
     const meta = systemMeta(ctx)
-
-    let poolState = loadedPool.right.state
-    const poolEvents: PoolEvent[] = []
-    const run = (body: PoolCommandBody): E.Either<DomainError, readonly PoolEvent[]> => {
-      const decided = pool.decider.decide(
-        { ...body, meta } as PoolCommandBody & { meta: CommandMeta },
-        poolState,
-      )
-      if (E.isRight(decided)) {
-        poolState = decided.right.reduce(pool.decider.evolve, poolState)
-        poolEvents.push(...decided.right)
-      }
-      return decided
-    }
-    for (const data of memberSyncs(key, poolState)) {
-      const synced = run({ type: 'SyncPoolMember', data })
-      if (E.isLeft(synced)) return synced
-    }
-
-    const step = ((): E.Either<DomainError, RoutingOutcome> => {
-      const entry = poolEngine(poolState).referral(referralId)
-      // A practice that declined or let the window expire gives its slot back (policy `onDecline`).
-      if (entry?.state === 'assigned' && r.declinedBy.includes(entry.practiceId)) {
-        const expired = loadedReferral.right.events.some(
-          (e) => e.type === 'ReferralExpired' && e.data.practiceId === entry.practiceId,
-        )
-        const declined = run({
-          type: 'RecordDecline',
-          data: { referralId, practiceId: entry.practiceId, kind: expired ? 'expiry' : 'decline' },
-        })
-        if (E.isLeft(declined)) return declined
-      }
-      // Re-filed here after a category change and then declined: the pool lets go of it.
-      if (entry?.state === 'direct' && r.declinedBy.includes(entry.practiceId)) {
-        const released = run({ type: 'ReleaseReferral', data: { referralId } })
-        if (E.isLeft(released)) return released
-      }
-      // A decision the referral never received (non-atomic store: the process died between the two
-      // appends) while the referral moved on — cancelled, say: the pool lets go of it.
-      const held = poolEngine(poolState).referral(referralId)
-      if (
-        held?.state === 'assigned' &&
-        r.status !== 'unassigned' &&
-        r.recipientPracticeId !== held.practiceId &&
-        !r.declinedBy.includes(held.practiceId)
-      ) {
-        const released = run({ type: 'ReleaseReferral', data: { referralId } })
-        if (E.isLeft(released)) return released
-      }
-      if (r.status !== 'unassigned') return E.right({ kind: 'not_needed' })
-
-      const after = poolEngine(poolState).referral(referralId)
-      if (after?.state === 'assigned' && !r.declinedBy.includes(after.practiceId)) {
-        // Repair: the pool already chose (an earlier run wrote the pool stream but not the referral).
-        const decision = [...loadedPool.right.events]
-          .reverse()
-          .find((e) => e.type === 'ReferralRouted' && e.data.referralId === referralId)
-        const decisionId = decision?.type === 'ReferralRouted' ? decision.data.decisionId : 'repaired'
-        return E.right({ kind: 'delivered', practiceId: after.practiceId, decisionId })
-      }
-      const routed = run({
-        type: 'RouteReferral',
-        data: { referralId, insuranceNetworkId: r.insuranceNetworkId, excludedPracticeIds: r.declinedBy },
-      })
-      if (E.isLeft(routed)) return routed
-      const decision = routed.right[0]
-      if (decision?.type === 'ReferralRouted') {
-        return E.right({
-          kind: 'delivered',
-          practiceId: decision.data.chosenPracticeId,
-          decisionId: decision.data.decisionId,
-        })
-      }
-      const exclusions = decision?.type === 'RoutingFoundNoCandidate' ? decision.data.exclusions : []
-      // Exhausted: somebody declined and nobody is merely paused or filtered out by insurance, so
-      // no one in the pool can ever take it; the sender gets it back to redirect.
-      const exhausted =
-        exclusions.some((x) => x.reason === 'declined') &&
-        exclusions.every((x) => x.reason === 'declined' || x.reason === 'not_eligible')
-      if (exhausted) return E.right({ kind: 'returned' })
-      // Still nobody for a referral already waiting: keep member changes, not another identical decision.
-      if (r.intake === 'no_candidate') poolEvents.pop()
-      return E.right({ kind: 'no_candidate' })
-    })()
-    if (E.isLeft(step)) return step
-    const outcome = step.right
-
-    const referralCommand: ReferralCommand | null =
-      outcome.kind === 'delivered'
-        ? {
-            type: 'DeliverReferral',
-            data: {
-              recipientPracticeId: outcome.practiceId,
-              route: 'pooled',
-              routingDecisionId: outcome.decisionId,
-            },
-            meta,
-          }
-        : outcome.kind === 'returned'
-          ? { type: 'ReturnReferral', data: { reason: 'pool_exhausted' }, meta }
-          : outcome.kind === 'no_candidate' && r.intake !== 'no_candidate'
-            ? { type: 'MarkReferralUnassigned', data: { reason: 'no_candidate' }, meta }
-            : null
-    let referralEvents: readonly ReferralEvent[] = []
-    if (referralCommand !== null) {
-      const decided = referral.decider.decide(referralCommand, r)
+    const planned = planRouting({
+      referralId,
+      referral: r,
+      referralEvents: loadedReferral.right.events,
+      pool: loadedPool.right.state,
+      memberSyncs: memberSyncs(key, loadedPool.right.state),
+      poolDecider: pool.decider,
+      referralDecider: referral.decider,
+      meta,
+    })
+    if (E.isLeft(planned)) return planned
+    const { pool: poolState, poolEvents } = planned.right
+    let outcome: RoutingOutcome = planned.right.outcome
+    let referralEvents = planned.right.referralEvents
+    if (outcome.kind === 'repair') {
+      // The decision the referral never received is in the stored pool events (the state keeps no history).
+      const decisionId = await recordedDecisionId(poolStream, referralId)
+      if (E.isLeft(decisionId)) return decisionId
+      outcome = { kind: 'delivered', practiceId: outcome.practiceId, decisionId: decisionId.right }
+      const decided = referral.decider.decide(deliver(outcome.practiceId, decisionId.right, meta), r)
       if (E.isLeft(decided)) return decided
       referralEvents = decided.right
     }
@@ -327,8 +240,7 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
       requests.push({ streamId, expected: expected.exact(loadedReferral.right.version), events })
     }
     if (requests.length === 0) return E.right(outcome)
-    const poolWritten = (version: number) =>
-      remember(poolStream, loadedPool.right, poolState, poolEvents, version)
+    const poolWritten = (version: number) => remember(poolStream, loadedPool.right, poolState, version)
     if (store.capabilities.atomicMultiStreamAppend) {
       const written = await store.appendMany(requests)()
       if (E.isLeft(written)) return written
