@@ -71,12 +71,15 @@ import {
  * referrals: λ_i = λ_i(start) + A_i − c_i, with A_i = Σ w_i/W over the referrals accepted in the
  * period and c_i the member's accepted count. A member served out of turn (every eligible member
  * declined this referral) keeps its whole debt: it is not served again until the others have had
- * theirs. The one cap: after a decision nobody is owed 2 referrals or more (LAG_CAP); a member past
+ * theirs. The one cap: after a decision nobody is owed 2 referrals or more (LAG_CAP) beyond the
+ * refunded slots no decision has used yet (they bring every lag down by one each, by themselves:
+ * a sole member that declined three referrals nobody else could take is owed 3); a member past
  * it — it declined, or was filtered out by insurance, while already overdue, so it cannot take its
  * share — forfeits the excess, and the excess is credited to the member served in that decision
- * (which took a referral in its place), so Σλ = 0 still holds.
+ * (which took a referral in its place), so Σλ is unchanged.
  *
- * BOUND (declines). After every decision of a period: Σλ = 0 and λ_i < 2 for every member, hence
+ * BOUND (declines). After every decision of a period: Σλ = s and λ_i < 2 + s for every member, s
+ * the pending refunded slots (0 whenever every refund was followed by a service), hence
  * λ_i > −2(n−1); and exactly
  *     c_i − A_i = λ_i(start) − λ_i − F_i + G_i,
  * F_i the referrals' worth member i forfeited to the cap, G_i what it was credited (both 0 unless
@@ -706,7 +709,8 @@ export class PoolEngine {
   }
 
   /**
-   * v2: keeps every lag below LAG_CAP: a member owed that much or more (it declined, or was
+   * v2: keeps every lag below LAG_CAP plus the pending refunded slots: a member owed that much or
+   * more (it declined, or was
    * filtered out by insurance, while overdue) forfeits the excess, which is credited to `served`
    * (which took a referral in its place), unless it is itself. Only overdue members (F ≤ V) can be
    * past the cap, and they come first in the eligible heap, so the walk stops at the first member
@@ -723,8 +727,10 @@ export class PoolEngine {
     this.eligible.walk(this.collectOverdue)
     for (const i of this.overdue) {
       const w = this.w[i] as number
-      // λ ≥ C  ⟺  p ≤ V·w − C·W; clamp to the smallest p above it (λ just below C).
-      const limit = floorProductDiv(this.vNum, w, this.vDen) - LAG_CAP * this.W
+      // λ ≥ C  ⟺  p ≤ V·w − C·W; clamp to the smallest p above it (λ just below C). C counts the
+      // refunded slots still pending: the next decisions use them without advancing V, so they
+      // bring the lags down by themselves (a sole member that declined three times is owed 3).
+      const limit = floorProductDiv(this.vNum, w, this.vDen) - (LAG_CAP + this.owedSlots) * this.W
       const p = this.p[i] as number
       if (p > limit) continue
       const forfeited = limit + 1 - p
