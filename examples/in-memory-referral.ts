@@ -6,7 +6,6 @@
  */
 import {
   type Actor,
-  attachRouting,
   type CorrelationId,
   createEngine,
   createInMemoryEventStore,
@@ -26,8 +25,8 @@ export const runExample = async (print: (line: string) => void = console.log): P
   // Ports: a clock and an id generator. A manual clock makes the run identical on every machine.
   const clock = manualClock('2026-05-04T09:00:00.000Z' as Instant)
   const store = createInMemoryEventStore({ clock })
+  // Pooled referrals are routed by the engine itself, in the command that needs it.
   const engine = createEngine({ store, clock, ids: sequentialUuids() })
-  attachRouting(engine)
 
   const id = unsafeId
   const ortho = id<SpecialtyId>('orthopedics')

@@ -2,7 +2,6 @@ import { hkdfSync, randomUUID } from 'node:crypto'
 import { chmod, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  attachRouting,
   type Clock,
   type CorrelationId,
   createEngine,
@@ -171,7 +170,7 @@ export const openRuntime = async (
     blindIndex,
     ...(readModel === undefined ? {} : { referralIndex: () => readModel }),
   })
-  const routing = attachRouting(engine)
+  const routing = engine.routing
   return {
     config,
     store,

@@ -1,5 +1,4 @@
 import {
-  attachRouting,
   createDeadlineScheduler,
   createEngine,
   type EventStore,
@@ -51,15 +50,8 @@ describe('deadlines and outbox over PostgreSQL, from several processes', () => {
     const ids = Array.from({ length: 8 }, (_, i) => `pg-${i}`)
     for (const id of ids) await w.send(id)
 
-    const engineFor = async (namespace: number) => {
-      const engine = createEngine({
-        store: await openStore(),
-        clock: w.clock,
-        ids: sequentialUuids(namespace),
-      })
-      attachRouting(engine)
-      return engine
-    }
+    const engineFor = async (namespace: number) =>
+      createEngine({ store: await openStore(), clock: w.clock, ids: sequentialUuids(namespace) })
     const one = createDeadlineScheduler(await engineFor(101), { clock: w.clock })
     const two = createDeadlineScheduler(await engineFor(102), { clock: w.clock })
     const both = async (x: typeof one, y: typeof one) => {

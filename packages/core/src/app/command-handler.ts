@@ -6,6 +6,7 @@ import type { CommandMeta, Decider, DomainEvent } from '../shared/decider.js'
 import { type DomainError, domainError } from '../shared/errors.js'
 import type { IdGenerator } from '../shared/id-generator.js'
 import { type EventId, type StreamId, unsafeId } from '../shared/ids.js'
+import type { Instant } from '../shared/time.js'
 import { type EventStore, expected, type NewEvent, type StoredEvent, type StoreError } from '../store/port.js'
 import type { EventCatalog } from './event-catalog.js'
 
@@ -44,8 +45,16 @@ export interface Loaded<Ev, S> {
 }
 
 export interface CommandResult<Ev, S> extends Loaded<Ev, S> {
-  /** The events this command produced (possibly none: an idempotent no-op). */
+  /**
+   * The events this command wrote (possibly none: an idempotent no-op), with those its commit
+   * added in the same transaction (routing). `stored` holds the stream as read before the command.
+   */
   readonly produced: readonly Ev[]
+  /**
+   * When the referral last changed: the `occurredAt` of the last event this command wrote, or the
+   * `recordedAt` of the last stored event if it wrote none (undefined for an empty stream).
+   */
+  readonly updatedAt?: Instant
 }
 
 const metadataOf = (meta: CommandMeta): EventMetadata => ({
@@ -145,10 +154,54 @@ export interface ExecuteOptions {
   readonly maxRetries?: number
 }
 
+/** What a command decided, ready to be written at the version it was decided on. */
+export interface Decided<Ev, S> {
+  readonly streamId: StreamId
+  /** The version the command was decided on (the append's expected version). */
+  readonly version: number
+  readonly stateBefore: S
+  readonly stateAfter: S
+  /** The stream's events followed by the decided ones, oldest first. */
+  readonly events: readonly Ev[]
+  readonly decided: readonly Ev[]
+  /** `decided`, encoded and sealed. */
+  readonly newEvents: readonly NewEvent[]
+}
+
+/** A commit that wrote the decided events, possibly with events of its own in the same transaction. */
+export interface Committed<Ev> {
+  /** The stream's version after the write. */
+  readonly version: number
+  /** Events the commit appended to this stream after the decided ones (e.g. a routing decision). */
+  readonly added: readonly Ev[]
+  /** The `occurredAt` of the last added event (when there are any). */
+  readonly addedAt?: Instant
+}
+
+/**
+ * Writes a decided command. The default appends `newEvents` at `exact(version)`; a commit may
+ * write more in the same transaction (routing writes the pool decision and the referral's routing
+ * events with the command's events in one `appendMany`). A `WrongExpectedVersion` on the
+ * command's stream makes `executeCommand` decide again on the new state.
+ */
+export type Commit<Ev, S> = (decided: Decided<Ev, S>) => Promise<E.Either<CommandFailure, Committed<Ev>>>
+
 /** The stream as the caller just read it: the first attempt decides on it instead of reading again. */
 export interface PreloadedExecuteOptions<Ev, S> extends ExecuteOptions {
   readonly preloaded?: Loaded<Ev, S>
+  readonly commit?: Commit<Ev, S>
 }
+
+const appendDecided =
+  (store: EventStore) =>
+  async <Ev, S>(d: Decided<Ev, S>): Promise<E.Either<CommandFailure, Committed<Ev>>> => {
+    const appended = await store.append({
+      streamId: d.streamId,
+      expected: d.version === 0 ? expected.noStream : expected.exact(d.version),
+      events: d.newEvents,
+    })()
+    return E.isLeft(appended) ? appended : E.right({ version: appended.right.version, added: [] })
+  }
 
 /**
  * Load → decide → append with `exact(version)`. Business rules run against the state the append
@@ -185,7 +238,10 @@ export const executeCommand =
       }
       const decided = aggregate.decider.decide(command, state)
       if (E.isLeft(decided)) return decided
-      if (decided.right.length === 0) return E.right({ ...loaded.right, produced: [] })
+      if (decided.right.length === 0) {
+        const updatedAt = loaded.right.stored.at(-1)?.recordedAt
+        return E.right({ ...loaded.right, produced: [], ...(updatedAt === undefined ? {} : { updatedAt }) })
+      }
       const newEvents = await toNewEventsOrRefusal(
         aggregate,
         deps.ids,
@@ -195,24 +251,33 @@ export const executeCommand =
         command.meta,
       )
       if (E.isLeft(newEvents)) return newEvents
-      const appended = await deps.store.append({
+      const stateAfter = decided.right.reduce(aggregate.decider.evolve, state)
+      const events = [...loaded.right.events, ...decided.right]
+      const commit = options.commit ?? appendDecided(deps.store)
+      const committed = await commit({
         streamId,
-        expected: version === 0 ? expected.noStream : expected.exact(version),
-        events: newEvents.right,
-      })()
-      if (E.isRight(appended)) {
-        const next = decided.right.reduce(aggregate.decider.evolve, state)
+        version,
+        stateBefore: state,
+        stateAfter,
+        events,
+        decided: decided.right,
+        newEvents: newEvents.right,
+      })
+      if (E.isRight(committed)) {
+        const { added } = committed.right
         return E.right({
           streamId,
-          version: appended.right.version,
-          state: next,
-          events: [...loaded.right.events, ...decided.right],
+          version: committed.right.version,
+          state: added.reduce(aggregate.decider.evolve, stateAfter),
+          events: added.length === 0 ? events : [...events, ...added],
           stored: loaded.right.stored,
-          produced: decided.right,
+          produced: added.length === 0 ? decided.right : [...decided.right, ...added],
+          updatedAt: committed.right.addedAt ?? command.meta.now,
         })
       }
-      if (appended.left._tag !== 'WrongExpectedVersion') return appended
-      last = appended.left
+      if (committed.left._tag !== 'WrongExpectedVersion' || committed.left.streamId !== streamId)
+        return committed
+      last = committed.left
     }
     return E.left(last as CommandFailure)
   }

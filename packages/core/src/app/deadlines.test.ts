@@ -6,7 +6,6 @@ import { HOUR_MS } from '../shared/time.js'
 import { createWorld, type World } from '../testing/world.js'
 import { createDeadlineScheduler, deadlineCommandId } from './deadlines.js'
 import { createEngine } from './engine.js'
-import { attachRouting } from './routing-manager.js'
 
 const MINUTE_MS = 60_000
 
@@ -140,7 +139,6 @@ describe('deadline scheduler (simulated time)', () => {
 
     // Restart: a new engine (fresh read models) and a new scheduler on the same store and clock.
     const engine2 = createEngine({ store: w.store, clock: w.clock, ids: sequentialUuids(7) })
-    attachRouting(engine2)
     const restarted = createDeadlineScheduler(engine2, { clock: w.clock })
     expect(await both(restarted, other)).toBe(0)
 

@@ -29,6 +29,7 @@ import {
   referralStreamId,
   referralUpcasters,
 } from '../referral/index.js'
+import type { RoutingPolicy } from '../routing/index.js'
 import type { Actor } from '../shared/actor.js'
 import type { CommandMeta } from '../shared/decider.js'
 import type { CategoryRef } from '../shared/domain-types.js'
@@ -59,6 +60,7 @@ import { createPracticeDirectory, type PracticeDirectory } from './directory.js'
 import { defineEventCatalog } from './event-catalog.js'
 import { phiSealer } from './phi-sealer.js'
 import { createReferralIndex, type ReferralIndex } from './referral-index.js'
+import { createRouter, type Routing } from './routing-manager.js'
 
 /** Who asks, and the ids that tie their request to the events it causes. */
 export interface RequestContext {
@@ -66,22 +68,6 @@ export interface RequestContext {
   readonly correlationId: CorrelationId
   readonly commandId?: CommandId
   readonly causationId?: EventId | CommandId
-}
-
-/**
- * Hooks the routing process manager plugs into: called after commands that may need a routing
- * decision. Kept as an interface so the engine can run without pooled routing (direct referrals
- * only) and so the router's persistence strategy (atomic multi-stream append, or an idempotent
- * process manager) stays in one place.
- */
-export interface RoutingHooks {
-  /** `produced`: the events the command just wrote (routing only reacts to some of them). */
-  readonly afterReferralChange: (
-    referralId: ReferralId,
-    ctx: RequestContext,
-    produced: readonly ReferralEvent[],
-  ) => Promise<void>
-  readonly afterPracticeChange: (practiceId: PracticeId, ctx: RequestContext) => Promise<void>
 }
 
 export interface EngineOptions {
@@ -100,6 +86,8 @@ export interface EngineOptions {
   readonly referralIndex?: (
     aggregate: Aggregate<ReferralCommand, ReferralEvent, ReferralState>,
   ) => ReferralIndex
+  /** The routing policy new pool decisions follow. Default: `currentRoutingPolicy`. */
+  readonly routingPolicy?: RoutingPolicy
 }
 
 export const practiceAggregate: Aggregate<
@@ -137,7 +125,8 @@ export const referralAggregate = (
 })
 
 /**
- * Work that follows a committed command (routing). The command has succeeded whatever happens
+ * Routing that follows a command written on its own (EventStoreDB, a category change, a practice
+ * change). The command has succeeded whatever happens
  * here: a failure (store blip, exhausted retries) must not turn it into an error the client
  * retries. What was not done is picked up by `routing.repairAll`, which the service runs
  * periodically (and which is idempotent).
@@ -148,6 +137,11 @@ const afterCommit = async (work: () => Promise<void> | undefined): Promise<void>
   } catch {
     // deliberately ignored: see above
   }
+}
+
+/** `execute`'s options: `preloaded` is the referral as the caller just read it (no second read). */
+export interface ReferralExecuteOptions extends ExecuteOptions {
+  readonly preloaded?: Loaded<ReferralEvent, ReferralState>
 }
 
 /** Options for reading an aggregate as it was: events recorded after `asOf` are left out. */
@@ -181,7 +175,6 @@ export const createEngine = (options: EngineOptions) => {
       aggregate: referral,
       ...(options.blindIndex === undefined ? {} : { blindIndex: options.blindIndex }),
     })
-  let routing: RoutingHooks | null = null
 
   const meta = (ctx: RequestContext): CommandMeta => ({
     commandId: ctx.commandId ?? unsafeId<CommandId>(ids.next()),
@@ -189,6 +182,15 @@ export const createEngine = (options: EngineOptions) => {
     now: clock.now(),
     correlationId: ctx.correlationId,
     ...(ctx.causationId === undefined ? {} : { causationId: ctx.causationId }),
+  })
+  const router = createRouter({
+    store,
+    ids,
+    directory,
+    referralIndex,
+    referral,
+    meta,
+    ...(options.routingPolicy === undefined ? {} : { policy: options.routingPolicy }),
   })
 
   const loadCatalog = (specialtyId: SpecialtyId, read?: ReadOptions) =>
@@ -214,7 +216,7 @@ export const createEngine = (options: EngineOptions) => {
         )()
         if (E.isRight(r) && r.right.produced.length > 0) {
           await directory.refresh()
-          await afterCommit(() => routing?.afterPracticeChange(practiceId, ctx))
+          await afterCommit(() => router.routeWaiting(ctx))
         }
         return r
       },
@@ -292,37 +294,45 @@ export const createEngine = (options: EngineOptions) => {
       loadAggregate(referral, store, referralStreamId(referralId), until(read)),
     /**
      * Runs a referral command (user or system). Context facts are resolved on every attempt from
-     * the current store; pooled referrals that need a decision are then routed.
+     * the current store. A pooled referral the command leaves waiting for a specialist is routed in
+     * the same transaction where the store can (see `createRouter`), so the result is the
+     * referral's final state; otherwise it is routed right after, and read again.
      */
     execute:
       (
         referralId: ReferralId,
         payload: ReferralCommandPayload,
         ctx: RequestContext,
-        opts?: ExecuteOptions,
+        opts?: ReferralExecuteOptions,
       ): TaskEither<CommandFailure, CommandResult<ReferralEvent, ReferralState>> =>
       async () => {
         const streamId: StreamId = referralStreamId(referralId)
         const commandMeta = meta(ctx)
-        const current = await loadAggregate(referral, store, streamId)()
+        const current =
+          opts?.preloaded === undefined
+            ? await loadAggregate(referral, store, streamId)()
+            : E.right(opts.preloaded)
         if (E.isLeft(current)) return current
         const command = await withContext(payload, current.right.state, commandMeta)
         if (E.isLeft(command)) return command
+        const routingCtx = { ...ctx, causationId: commandMeta.commandId }
+        const { commit, followUp } = router.commitFor(referralId, routingCtx)
         // The command decides on the state its context was resolved from (re-read only on a conflict).
         const r = await executeCommand(referral, deps, streamId, command.right, {
           ...opts,
           preloaded: current.right,
+          commit,
         })()
-        if (E.isRight(r) && r.right.produced.length > 0) {
-          await afterCommit(() =>
-            routing?.afterReferralChange(
-              referralId,
-              { ...ctx, causationId: commandMeta.commandId },
-              r.right.produced,
-            ),
-          )
-        }
-        return r
+        if (E.isLeft(r) || !followUp()) return r
+        await afterCommit(() => router.afterCommit(referralId, routingCtx, r.right.produced))
+        const reloaded = await loadAggregate(referral, store, streamId)()
+        if (E.isLeft(reloaded)) return r
+        const updatedAt = reloaded.right.stored.at(-1)?.recordedAt
+        return E.right({
+          ...reloaded.right,
+          produced: r.right.produced,
+          ...(updatedAt === undefined ? {} : { updatedAt }),
+        })
       },
   }
 
@@ -335,10 +345,8 @@ export const createEngine = (options: EngineOptions) => {
     practices,
     catalog,
     referrals,
-    /** Plugs the routing process manager in (see `attachRouting`). */
-    useRouting: (hooks: RoutingHooks) => {
-      routing = hooks
-    },
+    /** Routing: explanations, verification, `repairAll` (see `createRouter`). */
+    routing: router as Routing,
     meta,
   }
 }

@@ -6,7 +6,6 @@ import { createInMemoryEventStore } from '../store/in-memory.js'
 import type { EventStore } from '../store/port.js'
 import { createWorld } from '../testing/world.js'
 import { createEngine } from './engine.js'
-import { attachRouting } from './routing-manager.js'
 
 const rid = (s: string) => unsafeId<ReferralId>(s)
 
@@ -125,7 +124,6 @@ describe('routing process manager (engine + pool decider + referral decider)', (
     await w.addSpecialist('spec-a', 1)
     await w.addSpecialist('spec-b', 0.5)
     const other = createEngine({ store: w.store, clock: w.clock, ids: sequentialUuids(7) })
-    attachRouting(other)
     const ctx = await w.as(w.ownerOf(w.ids.clinic))
     const engines = [w.engine, other]
     await Promise.all(

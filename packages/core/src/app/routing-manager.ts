@@ -1,5 +1,11 @@
 import * as E from 'fp-ts/lib/Either.js'
-import type { ReferralAggregate } from '../referral/index.js'
+import {
+  type ReferralAggregate,
+  type ReferralCommand,
+  type ReferralEvent,
+  type ReferralState,
+  referralStreamId,
+} from '../referral/index.js'
 import {
   currentRoutingPolicy,
   deliver,
@@ -21,17 +27,24 @@ import {
 } from '../routing/index.js'
 import type { CommandMeta } from '../shared/decider.js'
 import { fteMilli, type PoolKey, poolStreamName, receivesCategory } from '../shared/domain-types.js'
+import type { IdGenerator } from '../shared/id-generator.js'
 import { type PracticeId, type ReferralId, type StreamId, unsafeId } from '../shared/ids.js'
-import { type AppendRequest, expected, type NewEvent } from '../store/port.js'
+import type { Instant } from '../shared/time.js'
+import { type AppendRequest, type EventStore, expected, type NewEvent } from '../store/port.js'
 import {
   type Aggregate,
   type CommandFailure,
+  type Commit,
+  type Committed,
+  type Decided,
   decodeStored,
   loadAggregate,
   toNewEvents,
 } from './command-handler.js'
-import type { Engine, RequestContext } from './engine.js'
+import type { PracticeDirectory } from './directory.js'
+import type { RequestContext } from './engine.js'
 import { defineEventCatalog } from './event-catalog.js'
+import type { ReferralIndex } from './referral-index.js'
 
 export const poolEventCatalog = defineEventCatalog({
   codec: PoolEvent,
@@ -64,28 +77,46 @@ export const poolKeyOf = (referral: ReferralAggregate): PoolKey => ({
   subcategoryId: referral.category.subcategoryId ?? null,
 })
 
+/** What the router needs from the engine that owns it. */
+export interface RouterDeps {
+  readonly store: EventStore
+  readonly ids: IdGenerator
+  readonly directory: PracticeDirectory
+  readonly referralIndex: ReferralIndex
+  readonly referral: Aggregate<ReferralCommand, ReferralEvent, ReferralState>
+  /** Stamps command metadata (clock, fresh command id) for a request context. */
+  readonly meta: (ctx: RequestContext) => CommandMeta
+  readonly policy?: RoutingPolicy
+}
+
 /**
- * The routing process manager. A pooled referral that needs a specialist is routed by one pool
- * decision and one referral command, written together:
+ * Routing, owned by the engine. A pooled referral that needs a specialist is routed by one pool
+ * decision and one referral command:
  *
- * - where the store appends to several streams atomically (in-memory, PostgreSQL), the pool events
- *   and the referral events go in one `appendMany`, each with the expected version it was decided on;
- * - elsewhere (EventStoreDB) the pool stream is written first; if the process dies before the
- *   referral is written, the pool records the referral as assigned to a practice that never got it,
- *   and the next run for that referral (any later command, a practice change, or `repairAll`) sees
- *   that and delivers to the recorded practice instead of deciding again: the step is idempotent.
+ * - where the store appends to several streams atomically (in-memory, PostgreSQL), routing is part
+ *   of the command that needs it (`commit`): a send, decline, expiry, redirect or cancellation is
+ *   decided, then — in its pool's queue — the pool decision is planned on the referral as the
+ *   command leaves it, and the command's events, the referral's routing events and the pool events
+ *   go in **one** `appendMany`, each at the version it was decided on;
+ * - elsewhere (EventStoreDB), and for a category change (two pools), the command is written on its
+ *   own and `afterCommit` routes it: the pool stream is written first; if the process dies before
+ *   the referral is written, the pool records the referral as assigned to a practice that never got
+ *   it, and the next run for that referral (any later command, a practice change, or `repairAll`)
+ *   sees that and delivers to the recorded practice instead of deciding again: the step is
+ *   idempotent, and it never fails the command that was committed.
  *
- * Decisions of one pool are serialized by the pool stream's expected version: two processes routing
- * in the same pool cannot both append, and the loser decides again on the new state.
+ * Decisions of one pool are serialized in this process by a queue per pool and across processes by
+ * the pool stream's expected version: the loser plans again on the new pool state.
  */
-export const attachRouting = (engine: Engine, options: { readonly policy?: RoutingPolicy } = {}) => {
-  const pool = poolAggregate(options.policy)
-  const { store, ids } = engine
-  const referral = engine.referrals.aggregate
+export const createRouter = (deps: RouterDeps) => {
+  const pool = poolAggregate(deps.policy)
+  const { store, ids, referral } = deps
+  const loadReferral = (referralId: ReferralId) =>
+    loadAggregate(referral, store, referralStreamId(referralId))
 
   /** The router acts as itself, under a fresh command id, caused by the request that triggered it. */
   const systemMeta = (ctx: RequestContext): CommandMeta =>
-    engine.meta({
+    deps.meta({
       actor: { kind: 'system', component: 'router' },
       correlationId: ctx.correlationId,
       ...(ctx.causationId === undefined ? {} : { causationId: ctx.causationId }),
@@ -100,7 +131,7 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
     }
     const syncs: SyncPoolMemberData[] = []
     const seen = new Set<string>()
-    for (const p of engine.directory.profiles()) {
+    for (const p of deps.directory.profiles()) {
       seen.add(p.practiceId)
       const eligible =
         p.verified &&
@@ -177,28 +208,39 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
     return E.right(decision?.type === 'ReferralRouted' ? decision.data.decisionId : 'repaired')
   }
 
-  const routeOnce = async (
+  /** One routing step for a referral as it stands, ready to write: the pool and referral appends. */
+  interface PlannedStep {
+    readonly outcome: RoutingOutcome
+    readonly poolRequest: AppendRequest | null
+    readonly referralEvents: readonly ReferralEvent[]
+    readonly referralNewEvents: readonly NewEvent[]
+    /** Call once the pool append is stored at `version`. */
+    readonly poolWritten: (version: number) => void
+    readonly poolStream: StreamId
+    /** The router's `now` (the routing events' occurredAt). */
+    readonly at: Instant
+  }
+
+  const planStep = async (
     referralId: ReferralId,
+    referralStream: StreamId,
+    r: ReferralState & { exists: true },
+    referralEvents: readonly ReferralEvent[],
     ctx: RequestContext,
-  ): Promise<E.Either<CommandFailure, RoutingOutcome>> => {
-    const loadedReferral = await engine.referrals.load(referralId)()
-    if (E.isLeft(loadedReferral)) return loadedReferral
-    const r = loadedReferral.right.state
-    if (!r.exists || r.route !== 'pooled') return E.right({ kind: 'not_needed' })
-    const key = poolKeyOf(r)
-    const poolStream = unsafeId<StreamId>(poolStreamName(key))
+  ): Promise<E.Either<CommandFailure, PlannedStep>> => {
+    const poolStream = unsafeId<StreamId>(poolStreamName(poolKeyOf(r)))
     const loadedPool = await loadPool(poolStream)
     if (E.isLeft(loadedPool)) return loadedPool
     // The directory is read after the pool, so it is at least as new as any sync the pool holds;
     // a newer sync written meanwhile by another process makes this decision's append fail.
-    await engine.directory.refresh()
+    await deps.directory.refresh()
     const meta = systemMeta(ctx)
     const planned = planRouting({
       referralId,
       referral: r,
-      referralEvents: loadedReferral.right.events,
+      referralEvents,
       pool: loadedPool.right.state,
-      memberSyncs: memberSyncs(key, loadedPool.right.state),
+      memberSyncs: memberSyncs(poolKeyOf(r), loadedPool.right.state),
       poolDecider: pool.decider,
       referralDecider: referral.decider,
       meta,
@@ -206,7 +248,7 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
     if (E.isLeft(planned)) return planned
     const { pool: poolState, poolEvents } = planned.right
     let outcome: RoutingOutcome = planned.right.outcome
-    let referralEvents = planned.right.referralEvents
+    let routingEvents = planned.right.referralEvents
     if (outcome.kind === 'repair') {
       // The decision the referral never received is in the stored pool events (the state keeps no history).
       const decisionId = await recordedDecisionId(poolStream, referralId)
@@ -214,53 +256,32 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
       outcome = { kind: 'delivered', practiceId: outcome.practiceId, decisionId: decisionId.right }
       const decided = referral.decider.decide(deliver(outcome.practiceId, decisionId.right, meta), r)
       if (E.isLeft(decided)) return decided
-      referralEvents = decided.right
+      routingEvents = decided.right
     }
-
-    const requests: AppendRequest[] = []
-    if (poolEvents.length > 0) {
-      const events: NewEvent[] = await toNewEvents(
-        pool,
-        ids,
-        poolStream,
-        loadedPool.right.state,
-        poolEvents,
-        meta,
-      )
-      const v = loadedPool.right.version
-      requests.push({
-        streamId: poolStream,
-        expected: v === 0 ? expected.noStream : expected.exact(v),
-        events,
-      })
-    }
-    if (referralEvents.length > 0) {
-      const streamId = loadedReferral.right.streamId
-      const events = await toNewEvents(referral, ids, streamId, r, referralEvents, meta)
-      requests.push({ streamId, expected: expected.exact(loadedReferral.right.version), events })
-    }
-    if (requests.length === 0) return E.right(outcome)
-    const poolWritten = (version: number) => remember(poolStream, loadedPool.right, poolState, version)
-    if (store.capabilities.atomicMultiStreamAppend) {
-      const written = await store.appendMany(requests)()
-      if (E.isLeft(written)) return written
-      const poolResult = written.right.find((w) => w.streamId === poolStream)
-      if (poolResult !== undefined) poolWritten(poolResult.version)
-      return E.right(outcome)
-    }
-    for (const request of requests) {
-      const written = await store.append(request)()
-      if (E.isLeft(written)) return written
-      if (request.streamId === poolStream) poolWritten(written.right.version)
-    }
-    return E.right(outcome)
+    const v = loadedPool.right.version
+    const poolRequest: AppendRequest | null =
+      poolEvents.length === 0
+        ? null
+        : {
+            streamId: poolStream,
+            expected: v === 0 ? expected.noStream : expected.exact(v),
+            events: await toNewEvents(pool, ids, poolStream, loadedPool.right.state, poolEvents, meta),
+          }
+    return E.right({
+      outcome,
+      poolRequest,
+      referralEvents: routingEvents,
+      referralNewEvents: await toNewEvents(referral, ids, referralStream, r, routingEvents, meta),
+      poolWritten: (version) => remember(poolStream, loadedPool.right, poolState, version),
+      poolStream,
+      at: meta.now,
+    })
   }
 
-  /** Routes one referral if it needs it; retries when another writer got to the pool or referral first. */
   /**
    * Routing in one pool is serialized inside this process (a queue per pool stream), so concurrent
    * requests do not race each other into version conflicts; across processes the pool stream's
-   * expected version still decides, and the loser retries.
+   * expected version still decides, and the loser plans again.
    */
   const queues = new Map<string, Promise<unknown>>()
   const inPoolQueue = <A>(key: string, work: () => Promise<A>): Promise<A> => {
@@ -274,17 +295,140 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
     return run
   }
 
+  /** How often a step is planned again when another process wrote to the pool first. */
+  const POOL_ATTEMPTS = 50
+  const poolConflict = (e: CommandFailure, poolStream: StreamId) =>
+    e._tag === 'WrongExpectedVersion' && e.streamId === poolStream
+
+  /** Does a command that produced `events`, leaving the referral in `after`, need a routing step? */
+  const needsRouting = (events: readonly ReferralEvent[], after: ReferralState) =>
+    after.exists && after.route === 'pooled' && events.some((e) => ROUTING_TRIGGERS.has(e.type))
+
+  /**
+   * Where routing can be part of the command (an atomic store, one pool): the commit `execute`
+   * uses. Otherwise it writes the command alone and `afterCommit` finishes (`followUp`).
+   */
+  const commitFor = (
+    referralId: ReferralId,
+    ctx: RequestContext,
+  ): { readonly commit: Commit<ReferralEvent, ReferralState>; readonly followUp: () => boolean } => {
+    let followUp = false
+    const commit: Commit<ReferralEvent, ReferralState> = async (d) => {
+      followUp = false
+      const after = d.stateAfter
+      const inCommand =
+        store.capabilities.atomicMultiStreamAppend &&
+        !d.decided.some((e) => e.type === 'ReferralCategoryChanged')
+      if (!needsRouting(d.decided, after) || !after.exists || !inCommand) {
+        followUp =
+          needsRouting(d.decided, after) || d.decided.some((e) => e.type === 'ReferralCategoryChanged')
+        return appendOnly(d)
+      }
+      return inPoolQueue(poolStreamName(poolKeyOf(after)), async () => {
+        let last: E.Either<CommandFailure, Committed<ReferralEvent>> = appendFailed
+        for (let attempt = 0; attempt < POOL_ATTEMPTS; attempt++) {
+          const step = await planStep(referralId, d.streamId, after, d.events, ctx).catch(
+            (): E.Either<CommandFailure, PlannedStep> => E.left(unreadable),
+          )
+          if (E.isLeft(step)) {
+            // Routing never refuses the command: if the pool cannot be read or planned, the command
+            // is written alone and routed right after or by `repairAll`.
+            followUp = true
+            return appendOnly(d)
+          }
+          const requests: AppendRequest[] = step.right.poolRequest === null ? [] : [step.right.poolRequest]
+          requests.push({
+            streamId: d.streamId,
+            expected: d.version === 0 ? expected.noStream : expected.exact(d.version),
+            events: [...d.newEvents, ...step.right.referralNewEvents],
+          })
+          const written = await store.appendMany(requests)()
+          if (E.isRight(written)) {
+            const poolResult = written.right.find((w) => w.streamId === step.right.poolStream)
+            if (poolResult !== undefined) step.right.poolWritten(poolResult.version)
+            const referralResult = written.right.find((w) => w.streamId === d.streamId)
+            return E.right({
+              version: referralResult?.version ?? d.version + requests.at(-1)!.events.length,
+              added: step.right.referralEvents,
+              ...(step.right.referralEvents.length === 0 ? {} : { addedAt: step.right.at }),
+            })
+          }
+          last = written
+          if (!poolConflict(written.left, step.right.poolStream)) return written
+        }
+        return last
+      })
+    }
+    return { commit, followUp: () => followUp }
+  }
+
+  const appendOnly = async (d: Decided<ReferralEvent, ReferralState>) => {
+    const appended = await store.append({
+      streamId: d.streamId,
+      expected: d.version === 0 ? expected.noStream : expected.exact(d.version),
+      events: d.newEvents,
+    })()
+    return E.isLeft(appended) ? appended : E.right({ version: appended.right.version, added: [] })
+  }
+  const unreadable: CommandFailure = {
+    _tag: 'StoreUnavailable',
+    reason: 'unavailable',
+    message: 'the pool could not be read',
+  }
+  const appendFailed: E.Either<CommandFailure, Committed<ReferralEvent>> = E.left({
+    _tag: 'StoreUnavailable',
+    reason: 'timeout',
+    message: 'pool stream kept changing; gave up',
+  })
+
+  /** The routing step on its own (after a committed command, a practice change, or a repair). */
+  const routeOnce = async (
+    referralId: ReferralId,
+    ctx: RequestContext,
+  ): Promise<E.Either<CommandFailure, RoutingOutcome>> => {
+    const loaded = await loadReferral(referralId)()
+    if (E.isLeft(loaded)) return loaded
+    const r = loaded.right.state
+    if (!r.exists || r.route !== 'pooled') return E.right({ kind: 'not_needed' })
+    const step = await planStep(referralId, loaded.right.streamId, r, loaded.right.events, ctx)
+    if (E.isLeft(step)) return step
+    const { poolRequest, referralNewEvents, outcome } = step.right
+    const requests: AppendRequest[] = poolRequest === null ? [] : [poolRequest]
+    if (referralNewEvents.length > 0) {
+      requests.push({
+        streamId: loaded.right.streamId,
+        expected: expected.exact(loaded.right.version),
+        events: referralNewEvents,
+      })
+    }
+    if (requests.length === 0) return E.right(outcome)
+    if (store.capabilities.atomicMultiStreamAppend) {
+      const written = await store.appendMany(requests)()
+      if (E.isLeft(written)) return written
+      const poolResult = written.right.find((w) => w.streamId === step.right.poolStream)
+      if (poolResult !== undefined) step.right.poolWritten(poolResult.version)
+      return E.right(outcome)
+    }
+    for (const request of requests) {
+      const written = await store.append(request)()
+      if (E.isLeft(written)) return written
+      if (request.streamId === step.right.poolStream) step.right.poolWritten(written.right.version)
+    }
+    return E.right(outcome)
+  }
+
+  /** Routes one referral if it needs it; plans again when another writer got to the pool or referral first. */
   const route = async (
     referralId: ReferralId,
     ctx: RequestContext,
   ): Promise<E.Either<CommandFailure, RoutingOutcome>> => {
-    const loaded = await engine.referrals.load(referralId)()
+    const loaded = await loadReferral(referralId)()
     if (E.isLeft(loaded)) return loaded
     const r = loaded.right.state
     if (!r.exists || r.route !== 'pooled') return E.right({ kind: 'not_needed' })
     return inPoolQueue(poolStreamName(poolKeyOf(r)), async () => {
       let last: E.Either<CommandFailure, RoutingOutcome> = E.right({ kind: 'not_needed' })
-      for (let attempt = 0; attempt < 50; attempt++) {
+      for (let attempt = 0; attempt < POOL_ATTEMPTS; attempt++) {
         last = await routeOnce(referralId, ctx)
         if (E.isRight(last) || last.left._tag !== 'WrongExpectedVersion') return last
       }
@@ -294,7 +438,7 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
 
   /** Every referral waiting in the intake queue is tried again (after a join, resume, verification…). */
   const routeWaiting = async (ctx: RequestContext): Promise<void> => {
-    for (const s of await engine.referralIndex.unassigned()) {
+    for (const s of await deps.referralIndex.unassigned()) {
       if (s.route === 'pooled') await route(s.referralId, ctx)
     }
   }
@@ -325,11 +469,7 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
       if (E.isRight(written)) return E.right(undefined)
       if (written.left._tag !== 'WrongExpectedVersion') return written
     }
-    return E.left({
-      _tag: 'StoreUnavailable',
-      reason: 'timeout',
-      message: 'pool stream kept changing; gave up',
-    })
+    return appendFailed as E.Either<CommandFailure, never>
   }
 
   /**
@@ -338,7 +478,7 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
    * (counted toward its load per the policy's `countDirectReferrals`). Both steps are idempotent.
    */
   const refile = async (referralId: ReferralId, ctx: RequestContext): Promise<void> => {
-    const loaded = await engine.referrals.load(referralId)()
+    const loaded = await loadReferral(referralId)()
     if (E.isLeft(loaded) || !loaded.right.state.exists) return
     const r = loaded.right.state
     if (r.previousCategory === null || r.route !== 'pooled') return
@@ -357,18 +497,18 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
     }
   }
 
-  engine.useRouting({
-    afterReferralChange: async (referralId, ctx, produced) => {
-      if (produced.some((e) => e.type === 'ReferralCategoryChanged')) await refile(referralId, ctx)
-      if (produced.some((e) => ROUTING_TRIGGERS.has(e.type))) await route(referralId, ctx)
-    },
-    afterPracticeChange: async (_practiceId, ctx) => {
-      await routeWaiting(ctx)
-    },
-  })
+  /** What routing still has to do after a command written on its own (see `commitFor`). */
+  const afterCommit = async (
+    referralId: ReferralId,
+    ctx: RequestContext,
+    produced: readonly ReferralEvent[],
+  ): Promise<void> => {
+    if (produced.some((e) => e.type === 'ReferralCategoryChanged')) await refile(referralId, ctx)
+    if (produced.some((e) => ROUTING_TRIGGERS.has(e.type))) await route(referralId, ctx)
+  }
 
   const poolEventsOf = async (referralId: ReferralId) => {
-    const loaded = await engine.referrals.load(referralId)()
+    const loaded = await loadReferral(referralId)()
     if (E.isLeft(loaded)) return loaded
     const r = loaded.right.state
     if (!r.exists) return E.right(null)
@@ -380,6 +520,8 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
   return {
     route,
     routeWaiting,
+    commitFor,
+    afterCommit,
     /** Completes half-done routing steps (EventStoreDB after a crash): safe to run at any time. */
     repairAll: (ctx: RequestContext) => routeWaiting(ctx),
     explain: async (
@@ -397,4 +539,6 @@ export const attachRouting = (engine: Engine, options: { readonly policy?: Routi
   }
 }
 
-export type Routing = ReturnType<typeof attachRouting>
+export type Router = ReturnType<typeof createRouter>
+/** What the HTTP layer and tools use of the router (explanations, verification, repair). */
+export type Routing = Pick<Router, 'route' | 'routeWaiting' | 'repairAll' | 'explain' | 'verifyPoolOf'>

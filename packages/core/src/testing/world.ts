@@ -1,6 +1,5 @@
 import * as E from 'fp-ts/lib/Either.js'
 import { createEngine, type EngineOptions, type RequestContext } from '../app/engine.js'
-import { attachRouting } from '../app/routing-manager.js'
 import type { SendReferralData } from '../referral/codecs.js'
 import type { Actor, PlatformRole } from '../shared/actor.js'
 import type { Fte, Urgency } from '../shared/domain-types.js'
@@ -30,7 +29,7 @@ export const createWorld = async (options: { readonly store?: EventStore } & Par
   const clock = manualClock('2026-03-02T08:00:00.000Z' as Instant)
   const store = options.store ?? createInMemoryEventStore({ clock })
   const engine = createEngine({ ids: sequentialUuids(), ...options, store, clock })
-  const routing = attachRouting(engine)
+  const routing = engine.routing
   const ortho = unsafeId<SpecialtyId>('ortho')
   const knee = unsafeId<CategoryId>('knee')
   const hip = unsafeId<CategoryId>('hip')

@@ -2,6 +2,7 @@ import {
   CancelReferralData,
   ChangeCategoryData,
   ChangeUrgencyData,
+  type CommandResult,
   CompleteReferralData,
   DeclineReferralData,
   type Engine,
@@ -9,7 +10,9 @@ import {
   PostMessageData,
   RedirectReferralData,
   ReferralCommandPayload,
+  type ReferralEvent,
   ReferralId,
+  type ReferralState,
   type Routing,
   ScheduleAppointmentData,
   SendReferralData,
@@ -50,12 +53,11 @@ export interface ReferralRouteDeps {
 export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app, { engine, routing }) => {
   const auditRead = phiReadAuditor(engine)
 
-  const referralSummaryResponse = async (referralId: ReferralId, reply: FastifyReply) => {
-    const loaded = must(await engine.referrals.load(referralId)())
-    if (!loaded.state.exists) throw notFound('Referral')
-    const last = loaded.stored.at(-1)
-    setEtag(reply, loaded.version)
-    return summaryFromState(loaded.state, loaded.version, last?.recordedAt ?? loaded.state.sentAt)
+  /** A command's answer, from the state `execute` returned (routing included): no second read. */
+  const commandResponse = (result: CommandResult<ReferralEvent, ReferralState>, reply: FastifyReply) => {
+    if (!result.state.exists) throw notFound('Referral')
+    setEtag(reply, result.version)
+    return summaryFromState(result.state, result.version, result.updatedAt ?? result.state.sentAt)
   }
 
   route(app, {
@@ -69,7 +71,7 @@ export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app,
     response: ReferralSummaryView,
     handler: async ({ body }, request, reply) => {
       const patientId = scopedPatientId(body.senderPracticeId, body.patientId)
-      must(
+      const sent = must(
         await engine.referrals.execute(
           body.referralId,
           { type: 'SendReferral', data: { ...body, patientId } },
@@ -77,7 +79,7 @@ export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app,
         )(),
       )
       reply.header('location', `/referrals/${body.referralId}`)
-      return referralSummaryResponse(body.referralId, reply)
+      return commandResponse(sent, reply)
     },
   })
 
@@ -128,12 +130,11 @@ export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app,
           params.referralId,
           payload.right,
           requestContext(request),
-          pinned === undefined ? {} : { expectedVersion: pinned },
+          pinned === undefined ? { preloaded: loaded } : { expectedVersion: pinned, preloaded: loaded },
         )()
         if (E.isLeft(r) && isDomainError(r.left) && r.left.code === 'referral.not_found')
           throw notFound('Referral')
-        must(r, pinned)
-        return referralSummaryResponse(params.referralId, reply)
+        return commandResponse(must(r, pinned), reply)
       },
     })
   }

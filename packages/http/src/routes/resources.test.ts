@@ -1,5 +1,4 @@
 import {
-  attachRouting,
   createEngine,
   createInMemoryEventStore,
   type Instant,
@@ -31,7 +30,7 @@ describe('resource routes (API tests on the in-memory engine)', () => {
       ids: sequentialUuids(),
       blindIndex: createHmacBlindIndex({ key: new Uint8Array(32).fill(7) }),
     })
-    const routing = attachRouting(engine)
+    const routing = engine.routing
     current = await buildTestApp({
       store,
       resolveActor: (userId, roles) => engine.directory.resolveActor(userId as UserId, roles),

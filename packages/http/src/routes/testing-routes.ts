@@ -1,5 +1,4 @@
 import {
-  attachRouting,
   createEngine,
   createInMemoryEventStore,
   type Instant,
@@ -44,7 +43,7 @@ export const buildRoutesTestApp = async (options: RoutesTestOptions = {}) => {
   const clock = manualClock('2026-04-01T09:00:00.000Z' as Instant)
   const store = createInMemoryEventStore({ clock })
   const engine = createEngine({ store, clock, ids: sequentialUuids() })
-  const routing = attachRouting(engine)
+  const routing = engine.routing
   const keys = createInMemoryPatientKeyStore({ masterKey: MasterKey.generate() })
   const attachments = options.attachmentStore?.(keys) ?? inMemoryAttachmentStore({ keys })
   const testApp = await buildTestApp({

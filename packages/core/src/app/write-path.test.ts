@@ -1,0 +1,106 @@
+import * as E from 'fp-ts/lib/Either.js'
+import { describe, expect, it } from 'vitest'
+import type { ReferralId } from '../shared/ids.js'
+import { unsafeId } from '../shared/ids.js'
+import { createInMemoryEventStore } from '../store/in-memory.js'
+import type { EventStore } from '../store/port.js'
+import { createWorld } from '../testing/world.js'
+
+/** An in-memory store that counts what the engine asks of it. */
+const countingStore = () => {
+  const inner = createInMemoryEventStore()
+  const calls = { append: 0, appendMany: 0, readAll: 0, reads: new Map<string, number>() }
+  const store: EventStore = {
+    ...inner,
+    append: (request) => {
+      calls.append++
+      return inner.append(request)
+    },
+    appendMany: (requests) => {
+      calls.appendMany++
+      return inner.appendMany(requests)
+    },
+    readStream: (streamId, options) => {
+      calls.reads.set(streamId, (calls.reads.get(streamId) ?? 0) + 1)
+      return inner.readStream(streamId, options)
+    },
+    readAll: (options) => {
+      calls.readAll++
+      return inner.readAll(options)
+    },
+  }
+  const reset = () => {
+    calls.append = 0
+    calls.appendMany = 0
+    calls.readAll = 0
+    calls.reads.clear()
+  }
+  return { store, calls, reset }
+}
+
+describe('the write path of a choose-for-me command (issue 11)', () => {
+  it('a send is one appendMany (command + routing + pool decision), reads its referral stream once and answers the routed state', async () => {
+    const { store, calls, reset } = countingStore()
+    const w = await createWorld({ store })
+    await w.addSpecialist('spec-a', 1)
+    await w.addSpecialist('spec-b', 1)
+    await w.send('warm-up') // the first send reads the pool and the directory whole; later ones only what is new
+    reset()
+    const ctx = await w.as(w.ownerOf(w.ids.clinic))
+    const sent = await w.engine.referrals.execute(
+      unsafeId<ReferralId>('r-1'),
+      { type: 'SendReferral', data: w.sendData('r-1') },
+      ctx,
+    )()
+    if (E.isLeft(sent)) throw new Error(sent.left.message)
+    expect(calls.appendMany).toBe(1)
+    expect(calls.append).toBe(0)
+    expect(calls.reads.get('referral-r-1')).toBe(1)
+    // The result is the final state: routed and delivered, at the version the store holds.
+    expect(sent.right.state.exists && sent.right.state.status).toBe('pending')
+    const stored = await store.readStream(unsafeId('referral-r-1'))()
+    expect(E.isRight(stored) && stored.right.length).toBe(sent.right.version)
+    expect(sent.right.produced.map((e) => e.type)).toEqual(
+      E.isRight(stored) ? stored.right.map((e) => e.type) : [],
+    )
+    expect(sent.right.state.exists && sent.right.state.recipientPracticeId).toBe(await w.holderOf('r-1'))
+  })
+
+  it('a decline re-routes in the same transaction: one appendMany, and the answer names the new holder', async () => {
+    const { store, calls, reset } = countingStore()
+    const w = await createWorld({ store })
+    await w.addSpecialist('spec-a', 1)
+    await w.addSpecialist('spec-b', 1)
+    await w.send('r-1')
+    const first = await w.holderOf('r-1')
+    reset()
+    const declined = await w.engine.referrals.execute(
+      unsafeId<ReferralId>('r-1'),
+      { type: 'DeclineReferral', data: { reasonCode: 'capacity' } },
+      await w.as(w.ownerOf(String(first))),
+    )()
+    if (E.isLeft(declined)) throw new Error(declined.left.message)
+    expect(calls.appendMany).toBe(1)
+    expect(calls.append).toBe(0)
+    const holder = declined.right.state.exists ? declined.right.state.recipientPracticeId : null
+    expect(holder).not.toBeNull()
+    expect(holder).not.toBe(first)
+    expect(holder).toBe(await w.holderOf('r-1'))
+  })
+
+  it('on a store without multi-stream appends the command is written alone, routed right after, and the answer is still final', async () => {
+    const { store, calls, reset } = countingStore()
+    const w = await createWorld({ store: { ...store, capabilities: { atomicMultiStreamAppend: false } } })
+    await w.addSpecialist('spec-a', 1)
+    reset()
+    const sent = await w.engine.referrals.execute(
+      unsafeId<ReferralId>('r-1'),
+      { type: 'SendReferral', data: w.sendData('r-1') },
+      await w.as(w.ownerOf(w.ids.clinic)),
+    )()
+    if (E.isLeft(sent)) throw new Error(sent.left.message)
+    expect(calls.appendMany).toBe(0)
+    expect(calls.append).toBeGreaterThanOrEqual(2) // the send, then pool and referral on their own
+    expect(sent.right.state.exists && sent.right.state.recipientPracticeId).toBe('spec-a')
+  })
+})
