@@ -9,7 +9,7 @@
  *   routed to (each referral accepted once);
  * - `get`: `GET /referrals/:id` by the sender (PHI decrypted, the read audited).
  *
- * Prints a table and writes `bench/results/http-load{,-quick}.{json,md}`.
+ * Prints a table and writes `bench/results/http-load{,-quick}{,-c<connections>}.{json,md}`.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
@@ -308,7 +308,8 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
       `the machine was busy (1-minute load average ${machine.loadAverage1m.before} on ${cpu.length} CPUs at the start): figures are lower and noisier than on an idle machine`,
     )
   const finishedAt = new Date().toISOString()
-  const name = plan.quick ? 'http-load-quick' : 'http-load'
+  // The default (8 connections) keeps the plain name; other counts get their own files (-c32).
+  const name = `${plan.quick ? 'http-load-quick' : 'http-load'}${plan.connections === 8 ? '' : `-c${plan.connections}`}`
   const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
   await writeFile(
     path.join(resultsDir, `${name}.json`),
