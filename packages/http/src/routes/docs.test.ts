@@ -100,4 +100,13 @@ describe('OpenAPI document', () => {
     expect(res.headers['content-type']).toMatch(/^text\/html/)
     expect(res.body).toContain('swagger')
   })
+
+  it('points the explore box of /docs at /openapi.json, not at /docs/json', async () => {
+    current = await buildTestApp({ registerRoutes: demoRoutes(demoState()) })
+    const res = await current.app.inject({ method: 'GET', url: '/docs/static/swagger-initializer.js' })
+    expect(res.statusCode).toBe(200)
+    const explored = /url: resolveUrl\('([^']+)'\)/.exec(res.body)?.[1]
+    // Swagger UI resolves it against the page's address, /docs/.
+    expect(new URL(explored ?? '', 'http://localhost/docs/').pathname).toBe('/openapi.json')
+  })
 })
