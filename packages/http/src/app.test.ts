@@ -106,6 +106,9 @@ describe('buildApp', () => {
         route(instance, {
           method: 'POST',
           url: '/demo/large',
+          operationId: 'postLarge',
+          summary: 'Large body',
+          tags: ['demo'],
           bodyLimit: 10_000,
           successStatus: 200,
           body: t.strict({ text: t.string }),

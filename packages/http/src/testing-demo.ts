@@ -49,6 +49,7 @@ export const demoRoutes =
     route(app, {
       method: 'POST',
       url: '/demo/items',
+      summary: 'POST /demo/items',
       tags: ['demo'],
       operationId: 'createDemoItem',
       body: DemoItemInput,
@@ -72,6 +73,9 @@ export const demoRoutes =
     route(app, {
       method: 'GET',
       url: '/demo/items/:id',
+      operationId: 'getDemoItemsId',
+      summary: 'GET /demo/items/:id',
+      tags: ['demo'],
       params: t.strict({ id: ReferralId }),
       response: DemoItem,
       handler: async ({ params }, _request, reply) => {
@@ -85,6 +89,9 @@ export const demoRoutes =
     route(app, {
       method: 'GET',
       url: '/demo/items',
+      operationId: 'getDemoItems',
+      summary: 'GET /demo/items',
+      tags: ['demo'],
       query: t.exact(t.partial({ limit: IntFromQuery, kind: t.keyof({ box: null, bag: null }) })),
       response: t.readonlyArray(DemoItem),
       handler: async ({ query }) => [...state.items.values()].slice(0, query.limit ?? 100),
@@ -93,6 +100,9 @@ export const demoRoutes =
     route(app, {
       method: 'PUT',
       url: '/demo/items/:id/quantity',
+      operationId: 'putDemoItemsIdQuantity',
+      summary: 'PUT /demo/items/:id/quantity',
+      tags: ['demo'],
       params: t.strict({ id: ReferralId }),
       body: t.strict({ quantity: t.Int }),
       response: DemoItem,
@@ -111,6 +121,9 @@ export const demoRoutes =
     route(app, {
       method: 'POST',
       url: '/demo/slow',
+      operationId: 'postDemoSlow',
+      summary: 'POST /demo/slow',
+      tags: ['demo'],
       successStatus: 200,
       body: t.strict({ n: t.number }),
       response: t.strict({ n: t.number }),
@@ -125,6 +138,9 @@ export const demoRoutes =
     route(app, {
       method: 'POST',
       url: '/demo/fail',
+      operationId: 'postDemoFail',
+      summary: 'POST /demo/fail',
+      tags: ['demo'],
       body: t.strict({ note: t.string }),
       handler: async ({ body }) => {
         throw new Error(`database said: value ${body.note} violates a constraint`)
@@ -134,6 +150,9 @@ export const demoRoutes =
     route(app, {
       method: 'POST',
       url: '/demo/store-error',
+      operationId: 'postDemoStoreError',
+      summary: 'POST /demo/store-error',
+      tags: ['demo'],
       successStatus: 200,
       handler: async () => {
         // Handlers may also throw the plain error values of the core.
@@ -144,6 +163,9 @@ export const demoRoutes =
     route(app, {
       method: 'POST',
       url: '/demo/domain-error',
+      operationId: 'postDemoDomainError',
+      summary: 'POST /demo/domain-error',
+      tags: ['demo'],
       successStatus: 200,
       body: t.strict({ code: t.string }),
       handler: async ({ body }) => {

@@ -27,6 +27,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { requireActor } from '../auth.js'
+import { nameSchema } from '../openapi/io-ts-schema.js'
 import { IntFromQuery, route } from '../openapi/route.js'
 import { httpProblem, ProblemError } from '../problem.js'
 import { forbidden, notFound } from '../routes/failures.js'
@@ -51,36 +52,45 @@ const TokenParams = t.type({ '*': t.string })
 const TokenQuery = t.partial({ token: t.string })
 const DeadLetterQuery = t.partial({ limit: IntFromQuery })
 
-const QuietHours = t.type({ start: t.string, end: t.string, timeZone: t.string })
+const QuietHours = nameSchema(t.type({ start: t.string, end: t.string, timeZone: t.string }), 'QuietHours')
 /** Request body of the preference routes; unknown fields are dropped. */
-export const NotificationPreferencesBody = t.exact(
-  t.partial({
-    channels: t.exact(t.partial({ email: t.string, webhook: t.string })),
-    /** Signs this subscriber's webhooks (16-256 characters). Omitted: the current one is kept. */
-    webhookSecret: t.string,
-    quietHours: t.exact(QuietHours),
-  }),
+export const NotificationPreferencesBody = nameSchema(
+  t.exact(
+    t.partial({
+      channels: t.exact(t.partial({ email: t.string, webhook: t.string })),
+      /** Signs this subscriber's webhooks (16-256 characters). Omitted: the current one is kept. */
+      webhookSecret: t.string,
+      quietHours: t.exact(QuietHours),
+    }),
+  ),
+  'NotificationPreferencesRequest',
 )
 
 /** What the preference routes answer: the webhook secret is never sent back, only whether one is set. */
-export const NotificationPreferencesView = t.type({
-  channels: t.partial({ email: t.string, webhook: t.string }),
-  quietHours: t.union([QuietHours, t.null]),
-  webhookSecretSet: t.boolean,
-})
+export const NotificationPreferencesView = nameSchema(
+  t.type({
+    channels: t.partial({ email: t.string, webhook: t.string }),
+    quietHours: t.union([QuietHours, t.null]),
+    webhookSecretSet: t.boolean,
+  }),
+  'NotificationPreferences',
+)
 
-export const DeadLetterView = t.type({
-  id: t.string,
-  eventId: t.string,
-  referralId: t.union([t.string, t.null]),
-  kind: t.string,
-  audience: t.string,
-  channel: t.string,
-  /** Whose address it was: the practice's own channel, a member's, or the patient's. */
-  target: t.keyof({ practice: null, member: null, patient: null, unknown: null }),
-  attempts: t.number,
-  lastErrorClass: t.string,
-})
+export const DeadLetterView = nameSchema(
+  t.type({
+    id: t.string,
+    eventId: t.string,
+    referralId: t.union([t.string, t.null]),
+    kind: t.string,
+    audience: t.string,
+    channel: t.string,
+    /** Whose address it was: the practice's own channel, a member's, or the patient's. */
+    target: t.keyof({ practice: null, member: null, patient: null, unknown: null }),
+    attempts: t.number,
+    lastErrorClass: t.string,
+  }),
+  'DeadLetter',
+)
 
 const preferencesView = (
   prefs: NotificationPreferences | null,
@@ -183,13 +193,14 @@ export const registerNotificationRoutes =
     route(app, {
       method: 'GET',
       url: '/practices/:practiceId/notifications/dead-letters',
+      operationId: 'listDeadLetters',
       tags: ['notifications'],
       summary: 'Notifications for this practice that could not be delivered (owners and platform admins)',
       description:
         'Ids, kind, channel, attempts and the class of the last error only: no addresses, no message text.',
       params: PracticeParams,
       query: DeadLetterQuery,
-      response: t.type({ items: t.array(DeadLetterView) }),
+      response: nameSchema(t.type({ items: t.array(DeadLetterView) }), 'DeadLetterPage'),
       handler: async ({ params, query }, request) => {
         requireOwner(request, params.practiceId, true)
         const limit = query.limit ?? 100
@@ -250,6 +261,7 @@ export const registerNotificationRoutes =
 
     const preferenceRoutes = (
       url: string,
+      operation: string,
       who: string,
       ownerOf: (request: FastifyRequest, params: unknown) => PreferenceOwner,
       params: t.Mixed | undefined,
@@ -257,7 +269,9 @@ export const registerNotificationRoutes =
       route(app, {
         method: 'GET',
         url,
+        operationId: `get${operation}`,
         tags: ['notifications'],
+        description: `The channels (email, webhook) and quiet hours of ${who}; whether a webhook secret is set, never the secret.`,
         summary: `Notification channels and quiet hours (${who})`,
         ...(params === undefined ? {} : { params }),
         response: NotificationPreferencesView,
@@ -267,6 +281,7 @@ export const registerNotificationRoutes =
       route(app, {
         method: 'PUT',
         url,
+        operationId: `put${operation}`,
         tags: ['notifications'],
         summary: `Set notification channels and quiet hours (${who})`,
         description: `Replaces the preferences. Webhook URLs must be ${describeWebhookUrlPolicy(webhookPolicy)}. Without \`webhookSecret\` the current secret is kept.`,
@@ -284,6 +299,7 @@ export const registerNotificationRoutes =
 
     preferenceRoutes(
       '/practices/:practiceId/notification-preferences',
+      'PracticeNotificationPreferences',
       'practice owners',
       (request, params) => {
         const { practiceId } = params as t.TypeOf<typeof PracticeParams>
@@ -294,6 +310,7 @@ export const registerNotificationRoutes =
     )
     preferenceRoutes(
       '/me/notification-preferences',
+      'MyNotificationPreferences',
       'the signed-in user',
       (request) => {
         const actor = requireActor(request)
@@ -339,13 +356,16 @@ export const registerNotificationRoutes =
       const pageDoc = {
         tags: ['decision links'],
         public: true,
-        responseDescription: 'An HTML page (text/html)',
+        produces: 'text/html',
+        responseDescription: 'An HTML page',
       } as const
 
       route(scope, {
         ...pageDoc,
         method: 'GET',
         url: '/decision-links/*',
+        operationId: 'showDecisionLink',
+        wildcardName: 'token',
         summary: 'Confirmation page of an accept/decline link from a notification (no token needed)',
         description:
           'Checks the link without using it (mail scanners open links): the POST to the same address acts.',
@@ -357,6 +377,9 @@ export const registerNotificationRoutes =
         ...pageDoc,
         method: 'GET',
         url: '/decision-links',
+        operationId: 'showDecisionLinkByQuery',
+        description:
+          'The same confirmation page as /decision-links/{token}, for a token in the query string. Checks the link without using it.',
         summary: 'Confirmation page for links of the form /decision-links?token=…',
         query: TokenQuery,
         handler: async ({ query }, _request, reply) =>
@@ -367,6 +390,8 @@ export const registerNotificationRoutes =
         ...pageDoc,
         method: 'POST',
         url: '/decision-links/*',
+        operationId: 'useDecisionLink',
+        wildcardName: 'token',
         summary: 'Accept or decline the referral of a link (single use)',
         description:
           'Uses the link, then accepts or declines (reason code `other`) as a staff member of the linked practice, if the linked delivery is still the pending one. Answers with a small HTML page: accepted/declined 200, stale 409, expired or used 410, invalid 400.',

@@ -78,6 +78,81 @@ export const defaultSchemaRegistry: SchemaRegistry = (() => {
   return registry
 })()
 
+/**
+ * Named schemas: a codec given a name with `nameSchema(codec, 'PracticeView')` is described once,
+ * under `components.schemas.<name>` of the OpenAPI document, and referenced wherever it is used —
+ * so generated clients get real type names. `toJsonSchema` marks such a schema with
+ * `x-schema-name` (the documentation replaces each marked schema by a `$ref`) and records its
+ * component, in which the named schemas it uses are references in turn.
+ */
+export const SCHEMA_NAME = 'x-schema-name'
+const COMPONENTS = '#/components/schemas/'
+
+const schemaNames = new Map<t.Any, string>()
+const namedComponents = new Map<string, { readonly codec: t.Any | undefined; schema: JsonSchema }>()
+
+export const nameSchema = <C extends t.Any>(codec: C, name: string): C => {
+  if (!/^[A-Za-z][A-Za-z0-9]*$/.test(name)) throw new Error(`schema name ${name} is not an identifier`)
+  const known = schemaNames.get(codec)
+  if (known !== undefined && known !== name) throw new Error(`codec already named ${known}, not ${name}`)
+  const owner = namedComponents.get(name)
+  if (owner !== undefined && owner.codec === undefined) throw new Error(`two schemas are named ${name}`)
+  schemaNames.set(codec, name)
+  return codec
+}
+
+/** The name given to `codec` by `nameSchema`, if any. */
+export const schemaNameOf = (codec: t.Any): string | undefined => schemaNames.get(codec)
+
+/** A plain JSON Schema (not from a codec) under a component name, e.g. the problem document. */
+export const namedJsonSchema = (name: string, schema: JsonSchema): JsonSchema => {
+  const owner = namedComponents.get(name)
+  if (owner !== undefined && owner.codec !== undefined) throw new Error(`two schemas are named ${name}`)
+  namedComponents.set(name, { codec: undefined, schema: withRefs(schema) })
+  return { ...schema, [SCHEMA_NAME]: name }
+}
+
+/** Every named schema described so far, by name (what `components.schemas` holds). */
+export const schemaComponents = (): Readonly<Record<string, JsonSchema>> =>
+  Object.fromEntries(
+    [...namedComponents].sort(([a], [b]) => a.localeCompare(b)).map(([n, c]) => [n, c.schema]),
+  )
+
+/** A copy of `schema` whose marked sub-schemas (not itself) are `$ref`s to their components. */
+const withRefs = (schema: JsonSchema): JsonSchema => {
+  const replace = (node: unknown, top: boolean): unknown => {
+    if (Array.isArray(node)) return node.map((n) => replace(n, false))
+    if (node === null || typeof node !== 'object') return node
+    const name = (node as Mutable)[SCHEMA_NAME]
+    if (!top && typeof name === 'string') return { $ref: `${COMPONENTS}${name}` }
+    const out: Mutable = {}
+    for (const [k, v] of Object.entries(node)) if (k !== SCHEMA_NAME) out[k] = replace(v, false)
+    return out
+  }
+  return replace(schema, true) as JsonSchema
+}
+
+/**
+ * Replaces every schema marked with `x-schema-name` in an OpenAPI document by a `$ref` to its
+ * component (description kept beside the `$ref`, as OpenAPI 3.1 allows).
+ */
+export const referenceNamedSchemas = <A>(document: A): A => {
+  const replace = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(replace)
+    if (node === null || typeof node !== 'object') return node
+    const name = (node as Mutable)[SCHEMA_NAME]
+    if (typeof name === 'string') return { $ref: `${COMPONENTS}${name}` }
+    const out: Mutable = {}
+    for (const [k, v] of Object.entries(node)) out[k] = replace(v)
+    return out
+  }
+  return replace(document) as A
+}
+
+/** An io-ts type string (`Readonly<{| a: A |}>`) is no description; a plain name may be. */
+const readableName = (name: string): string | undefined =>
+  /^[A-Za-z][A-Za-z0-9 ]*$/.test(name) ? name : undefined
+
 export class UnsupportedCodecError extends Error {
   constructor(codecName: string) {
     super(`cannot describe codec ${codecName} as JSON Schema`)
@@ -100,6 +175,20 @@ export const toJsonSchema = (codec: t.Any, registry: SchemaRegistry = defaultSch
   const active = new Set<t.Any>()
 
   const convert = (c: t.Any): JsonSchema => {
+    const name = schemaNames.get(c)
+    if (name === undefined) return convertUnnamed(c)
+    const schema = convertUnnamed(c)
+    const component = withRefs(schema)
+    // Routes are declared per app, so one name may come with a new (equal) codec each time; two
+    // different schemas under one name would make the document lie.
+    const owner = namedComponents.get(name)
+    if (owner !== undefined && JSON.stringify(owner.schema) !== JSON.stringify(component))
+      throw new Error(`two different schemas are named ${name}`)
+    namedComponents.set(name, { codec: c, schema: component })
+    return { ...schema, [SCHEMA_NAME]: name }
+  }
+
+  const convertUnnamed = (c: t.Any): JsonSchema => {
     const registered = registry.lookup(c)
     const tagged = c as t.Any & { readonly _tag?: string }
     if (registered !== undefined && tagged._tag !== 'RefinementType') return registered
@@ -192,9 +281,11 @@ export const toJsonSchema = (codec: t.Any, registry: SchemaRegistry = defaultSch
       case 'RefinementType': {
         const base = convert((c as unknown as t.RefinementType<t.Any>).type)
         if (registered !== undefined) return { ...base, ...registered }
+        const readable = readableName(c.name)
+        if (readable === undefined) return base
         return {
           ...base,
-          description: `${base.description === undefined ? '' : `${base.description}; `}${c.name}`,
+          description: `${base.description === undefined ? '' : `${base.description}; `}${readable}`,
         }
       }
       case 'IntersectionType':
@@ -255,6 +346,8 @@ export const toJsonSchema = (codec: t.Any, registry: SchemaRegistry = defaultSch
 }
 
 const withNull = (schema: JsonSchema): JsonSchema => {
+  // A named schema becomes a `$ref`: nullability must stay outside it.
+  if (schema[SCHEMA_NAME] !== undefined) return { anyOf: [schema, { type: 'null' }] }
   if (typeof schema.type === 'string' && schema.enum === undefined)
     return { ...schema, type: [schema.type, 'null'] }
   if (typeof schema.type === 'string' && Array.isArray(schema.enum)) {

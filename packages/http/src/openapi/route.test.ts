@@ -22,6 +22,9 @@ describe('route()', () => {
         route(app, {
           method: 'POST',
           url: '/referrals',
+          operationId: 'sendTest',
+          summary: 'Send',
+          tags: ['test'],
           body: t.strict({ target: Target, tags: t.readonlyArray(t.string) }),
           response: t.strict({ accepted: t.boolean }),
           handler: async ({ body }) => {
@@ -33,6 +36,9 @@ describe('route()', () => {
         route(app, {
           method: 'GET',
           url: '/public/ping',
+          operationId: 'ping',
+          summary: 'Ping',
+          tags: ['test'],
           public: true,
           response: t.strict({ pong: t.literal(true) }),
           handler: async () => ({ pong: true as const }),

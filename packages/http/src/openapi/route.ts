@@ -3,7 +3,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, HTTP
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { httpProblem, ProblemError } from '../problem.js'
-import { defaultSchemaRegistry, type JsonSchema, type SchemaRegistry, toJsonSchema } from './io-ts-schema.js'
+import {
+  defaultSchemaRegistry,
+  type JsonSchema,
+  namedJsonSchema,
+  type SchemaRegistry,
+  toJsonSchema,
+} from './io-ts-schema.js'
 
 /**
  * `route()` declares an endpoint once, from io-ts codecs: the codecs give the OpenAPI schema (via
@@ -27,10 +33,13 @@ export interface RouteSpec<
 > {
   readonly method: HTTPMethods
   readonly url: string
-  readonly summary?: string
+  /** Stable, unique across the API: what generated clients name the call. */
+  readonly operationId: string
+  readonly summary: string
+  /** Longer text; notes on authentication, idempotency and `If-Match` are added to it. */
   readonly description?: string
-  readonly tags?: readonly string[]
-  readonly operationId?: string
+  /** Declared in the document's `tags` (see `docs.ts`). */
+  readonly tags: readonly [string, ...string[]]
   /** No bearer token needed (health, docs). Every other route is authenticated. */
   readonly public?: boolean
   /** Overrides the app's body limit for this route (413 beyond). */
@@ -41,8 +50,21 @@ export interface RouteSpec<
   /** The success response: its status (default 200, 201 for POST) and codec. */
   readonly response?: R
   readonly successStatus?: number
-  /** Other documented responses (problems are added automatically). */
   readonly responseDescription?: string
+  /** Content type of a success response that is not JSON (CSV, HTML, a file); documented as a string. */
+  readonly produces?: string
+  /** Documents a `multipart/form-data` body with one file part `file` (described by this text); the handler reads it. */
+  readonly multipartFile?: string
+  /** The route honours `If-Match` (412 when stale); `'required'`: 428 without it. */
+  readonly ifMatch?: boolean | 'required'
+  /** The success response carries the resource's `ETag`. */
+  readonly etag?: boolean
+  /** The success response carries `Location` (of the created resource). */
+  readonly location?: boolean
+  /** The route reads PHI: documents `X-Purpose-Of-Use`. */
+  readonly purposeOfUse?: boolean
+  /** The OpenAPI name of the route's `*` wildcard parameter (Fastify names it `*`). */
+  readonly wildcardName?: string
   readonly handler: (
     input: RouteInput<P, Q, B>,
     request: FastifyRequest,
@@ -57,27 +79,180 @@ declare module 'fastify' {
   }
 }
 
-const problemSchema: JsonSchema = {
+/** The one problem schema every error response references (`components.schemas.Problem`). */
+export const problemSchema: JsonSchema = namedJsonSchema('Problem', {
   type: 'object',
   description: 'RFC 9457 problem details (application/problem+json)',
   properties: {
-    type: { type: 'string', format: 'uri' },
+    type: { type: 'string', format: 'uri', description: 'A stable URI per error code' },
     title: { type: 'string' },
     status: { type: 'integer' },
-    code: { type: 'string' },
+    code: { type: 'string', description: 'Machine-readable error code, e.g. referral.not_found' },
     detail: { type: 'string' },
-    correlationId: { type: 'string' },
+    correlationId: { type: 'string', description: 'Quote it when reporting a problem' },
     errors: {
       type: 'array',
+      description: 'Decode failures: where, and what was expected (never the value sent)',
       items: {
         type: 'object',
-        properties: { path: { type: 'string' }, expected: { type: 'string' } },
+        properties: {
+          path: { type: 'string', description: 'e.g. body.urgency or query.box' },
+          expected: { type: 'string' },
+        },
         required: ['path', 'expected'],
       },
     },
+    details: {
+      type: 'object',
+      additionalProperties: { type: ['string', 'number', 'boolean'] },
+    },
   },
   required: ['type', 'title', 'status', 'code'],
+})
+
+/** Header objects as Fastify's response schema takes them (`@fastify/swagger` moves `description` out). */
+const RATE_LIMIT_HEADERS: Readonly<Record<string, JsonSchema>> = {
+  'X-RateLimit-Limit': { type: 'integer', description: 'Requests allowed in the current window' },
+  'X-RateLimit-Remaining': { type: 'integer', description: 'Requests left in the current window' },
+  'X-RateLimit-Reset': { type: 'integer', description: 'Seconds until the window resets' },
 }
+const CORRELATION_HEADER: Readonly<Record<string, JsonSchema>> = {
+  'X-Correlation-Id': {
+    type: 'string',
+    description: 'The request id (the client’s own X-Correlation-Id when it is a safe id)',
+  },
+}
+const RETRY_AFTER: Readonly<Record<string, JsonSchema>> = {
+  'Retry-After': {
+    type: 'integer',
+    description: 'Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503)',
+  },
+}
+
+const problemResponse = (description: string): JsonSchema => ({
+  description,
+  headers: { ...CORRELATION_HEADER, ...RATE_LIMIT_HEADERS, ...RETRY_AFTER },
+  content: { 'application/problem+json': { schema: problemSchema } },
+})
+
+const IDEMPOTENCY_KEY: JsonSchema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 255,
+  description:
+    'Makes a retry safe: the same key with the same request answers the first response again (with Idempotent-Replayed: true); with another request 422. Keys are per user and kept 24 h.',
+}
+const IF_MATCH: JsonSchema = {
+  type: 'string',
+  description:
+    'The ETag you read (or a list of them): the change is refused with 412 if the resource changed since.',
+}
+const PURPOSE_OF_USE: JsonSchema = {
+  type: 'string',
+  enum: ['treatment', 'operations', 'audit', 'patient_request', 'legal'],
+  description: 'Why PHI is read, recorded in the access log (default treatment, audit for auditors)',
+}
+
+/** The OpenAPI parts of a route spec: the Fastify `schema` that `@fastify/swagger` reads. */
+const documentation = (
+  spec: RouteSpec<t.Mixed | undefined, t.Mixed | undefined, t.Mixed | undefined, t.Mixed | undefined>,
+  registry: SchemaRegistry,
+  successStatus: number,
+): FastifySchema & Record<string, unknown> => {
+  const idempotent = spec.method === 'POST' && spec.multipartFile === undefined
+  const successHeaders: Record<string, JsonSchema> = { ...CORRELATION_HEADER, ...RATE_LIMIT_HEADERS }
+  if (spec.etag === true)
+    successHeaders.ETag = {
+      type: 'string',
+      description: 'Weak entity tag of the version; send it as If-Match',
+    }
+  if (spec.location === true)
+    successHeaders.Location = { type: 'string', description: 'Path of the created resource' }
+  if (idempotent)
+    successHeaders['Idempotent-Replayed'] = {
+      type: 'string',
+      enum: ['true'],
+      description:
+        'Present when the response is the stored answer to an earlier request with this Idempotency-Key',
+    }
+  const description = spec.responseDescription ?? 'Success'
+  const success: JsonSchema =
+    spec.response !== undefined
+      ? {
+          description,
+          headers: successHeaders,
+          content: { 'application/json': { schema: toJsonSchema(spec.response, registry) } },
+        }
+      : spec.produces !== undefined
+        ? {
+            description,
+            headers: successHeaders,
+            content: { [spec.produces]: { schema: { type: 'string' } } },
+          }
+        : { description, headers: successHeaders, type: 'null' }
+
+  const requestHeaders: Record<string, JsonSchema> = {}
+  const requiredHeaders: string[] = []
+  if (idempotent) requestHeaders['Idempotency-Key'] = IDEMPOTENCY_KEY
+  if (spec.ifMatch !== undefined && spec.ifMatch !== false) {
+    requestHeaders['If-Match'] = IF_MATCH
+    if (spec.ifMatch === 'required') requiredHeaders.push('If-Match')
+  }
+  if (spec.purposeOfUse === true) requestHeaders['X-Purpose-Of-Use'] = PURPOSE_OF_USE
+
+  const notes = [
+    spec.public === true ? 'No token needed.' : 'Needs a bearer token.',
+    ...(idempotent ? ['Send Idempotency-Key to retry safely.'] : []),
+    ...(spec.multipartFile !== undefined ? ['Not replayable: Idempotency-Key is refused (400).'] : []),
+    ...(spec.ifMatch === 'required'
+      ? ['If-Match is required (428 without it, 412 when stale).']
+      : spec.ifMatch === true
+        ? ['Send If-Match with the ETag you read to get 412 instead of acting on a changed resource.']
+        : []),
+  ]
+  return {
+    operationId: spec.operationId,
+    summary: spec.summary,
+    description: [spec.description ?? `${spec.summary}.`, notes.join(' ')].join('\n\n'),
+    tags: [...spec.tags],
+    security: spec.public === true ? [] : [{ bearerAuth: [] }],
+    ...(spec.wildcardName === undefined ? {} : { [WILDCARD_NAME]: spec.wildcardName }),
+    ...(spec.params === undefined ? {} : { params: toJsonSchema(spec.params, registry) }),
+    ...(spec.query === undefined ? {} : { querystring: toJsonSchema(spec.query, registry) }),
+    ...(spec.body === undefined ? {} : { body: toJsonSchema(spec.body, registry) }),
+    ...(spec.multipartFile === undefined
+      ? {}
+      : {
+          consumes: ['multipart/form-data'],
+          body: {
+            type: 'object',
+            properties: { file: { type: 'string', format: 'binary', description: spec.multipartFile } },
+            required: ['file'],
+          },
+        }),
+    ...(Object.keys(requestHeaders).length === 0
+      ? {}
+      : {
+          headers: {
+            type: 'object',
+            properties: requestHeaders,
+            ...(requiredHeaders.length === 0 ? {} : { required: requiredHeaders }),
+          },
+        }),
+    response: {
+      [String(successStatus)]: success,
+      '4xx': problemResponse('Client error (problem details)'),
+      '5xx': problemResponse('Server error (problem details)'),
+    },
+  }
+}
+
+/** The operationId of a command route: the command's name, e.g. `AcceptReferral` → `acceptReferral`. */
+export const operationIdOf = (command: string): string =>
+  `${command.charAt(0).toLowerCase()}${command.slice(1)}`
+
+/** Schema key read by the docs' transform: the OpenAPI name of the `*` path parameter. */
+export const WILDCARD_NAME = 'x-wildcard-name'
 
 /**
  * io-ts reports a failed union once per member, under the member's index. When a member failed as
@@ -134,31 +309,7 @@ export const route = <
 ): void => {
   const registry = options.registry ?? defaultSchemaRegistry
   const successStatus = spec.successStatus ?? (spec.method === 'POST' ? 201 : 200)
-  const responses: Record<string, JsonSchema> = {
-    [String(successStatus)]:
-      spec.response === undefined
-        ? { description: spec.responseDescription ?? 'Success', type: 'null' }
-        : { description: spec.responseDescription ?? 'Success', ...toJsonSchema(spec.response, registry) },
-    '4xx': {
-      description: 'Client error (problem details)',
-      content: { 'application/problem+json': { schema: problemSchema } },
-    },
-    '5xx': {
-      description: 'Server error (problem details)',
-      content: { 'application/problem+json': { schema: problemSchema } },
-    },
-  }
-  const schema: FastifySchema & Record<string, unknown> = {
-    ...(spec.summary === undefined ? {} : { summary: spec.summary }),
-    ...(spec.description === undefined ? {} : { description: spec.description }),
-    ...(spec.tags === undefined ? {} : { tags: [...spec.tags] }),
-    ...(spec.operationId === undefined ? {} : { operationId: spec.operationId }),
-    ...(spec.public === true ? {} : { security: [{ bearerAuth: [] }] }),
-    ...(spec.params === undefined ? {} : { params: toJsonSchema(spec.params, registry) }),
-    ...(spec.query === undefined ? {} : { querystring: toJsonSchema(spec.query, registry) }),
-    ...(spec.body === undefined ? {} : { body: toJsonSchema(spec.body, registry) }),
-    response: responses,
-  }
+  const schema = documentation(spec as never, registry, successStatus)
 
   app.route({
     method: spec.method,

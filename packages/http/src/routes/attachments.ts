@@ -22,6 +22,7 @@ import type { FastifyInstance } from 'fastify'
 import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { requireActor } from '../auth.js'
+import { nameSchema } from '../openapi/io-ts-schema.js'
 import { route } from '../openapi/route.js'
 import { httpProblem, ProblemError, toProblemError } from '../problem.js'
 import { accessOf, phiReadAuditor } from './access.js'
@@ -45,13 +46,16 @@ export interface AttachmentRouteDeps {
   readonly limits: AttachmentLimits
 }
 
-export const AttachmentView = t.type({
-  attachmentId: t.string,
-  contentType: t.string,
-  sizeBytes: t.number,
-  sha256: t.string,
-  fileName: t.string,
-})
+export const AttachmentView = nameSchema(
+  t.type({
+    attachmentId: t.string,
+    contentType: t.string,
+    sizeBytes: t.number,
+    sha256: t.string,
+    fileName: t.string,
+  }),
+  'Attachment',
+)
 
 /**
  * Leading bytes of the types we can recognise. A file whose declared type is one of these must
@@ -160,6 +164,9 @@ export const registerAttachmentRoutes = async (
     route(app, {
       method: 'POST',
       url: '/referrals/:referralId/attachments',
+      operationId: 'uploadAttachment',
+      location: true,
+      multipartFile: 'The file (PDF, PNG or JPEG unless configured otherwise), with its file name',
       tags: ['referrals'],
       summary: 'Add an attachment (sender): multipart/form-data with one file part',
       description:
@@ -276,6 +283,9 @@ export const registerAttachmentRoutes = async (
     route(app, {
       method: 'GET',
       url: '/referrals/:referralId/attachments/:attachmentId',
+      operationId: 'downloadAttachment',
+      produces: 'application/octet-stream',
+      purposeOfUse: true,
       tags: ['referrals'],
       summary: 'Download an attachment (sender and current recipient; every read is audited)',
       description:

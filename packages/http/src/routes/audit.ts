@@ -43,6 +43,8 @@ export const auditRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = asyn
   route(app, {
     method: 'GET',
     url: '/audit.csv',
+    operationId: 'exportAuditCsv',
+    produces: 'text/csv',
     tags: ['audit'],
     summary: 'CSV export of the PHI access log (platform auditors; the export itself is logged)',
     description: `\`from\` (inclusive) and \`to\` (exclusive) are instants at most ${AUDIT_EXPORT_MAX_DAYS} days apart; filter by \`userId\`, \`practiceId\`, \`referralId\` or \`patientId\`.`,

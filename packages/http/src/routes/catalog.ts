@@ -1,5 +1,6 @@
 import {
   ApproveCategoryPayload,
+  type CatalogCommandPayload as CatalogCommand,
   CatalogCommandPayload,
   DefineSpecialtyPayload,
   type Engine,
@@ -12,9 +13,9 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import * as E from 'fp-ts/lib/Either.js'
 import type * as t from 'io-ts'
 import { setEtag } from '../etag.js'
-import { route } from '../openapi/route.js'
+import { operationIdOf, route } from '../openapi/route.js'
 import { httpProblem, ProblemError } from '../problem.js'
-import { dataOf, SpecialtyParams } from './codecs.js'
+import { requestBody, SpecialtyParams } from './codecs.js'
 import { must, notFound, pinnedVersion, requestContext } from './failures.js'
 import { CatalogView, catalogView } from './views.js'
 
@@ -30,9 +31,12 @@ export const catalogRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = as
   route(app, {
     method: 'POST',
     url: '/specialties',
+    operationId: 'defineSpecialty',
+    location: true,
+    etag: true,
     tags: ['catalog'],
     summary: 'Define a specialty (platform admin)',
-    body: dataOf(DefineSpecialtyPayload),
+    body: requestBody(DefineSpecialtyPayload, 'DefineSpecialty'),
     response: CatalogView,
     handler: async ({ body }, request, reply) => {
       must(
@@ -50,6 +54,10 @@ export const catalogRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = as
   route(app, {
     method: 'GET',
     url: '/specialties/:specialtyId',
+    operationId: 'getSpecialty',
+    etag: true,
+    description:
+      'Any signed-in user may read the catalog: the specialty, its categories and subcategories, and whether each is proposed, approved or retired.',
     tags: ['catalog'],
     summary: 'A specialty and its categories and subcategories with their status',
     params: SpecialtyParams,
@@ -57,19 +65,29 @@ export const catalogRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = as
     handler: async ({ params }, _request, reply) => catalogResponse(params.specialtyId, reply),
   })
 
-  const catalogActions: readonly [string, string, t.Mixed, string][] = [
-    ['categories', 'ProposeCategory', dataOf(ProposeCategoryPayload), 'Propose a category or subcategory'],
+  const catalogActions: readonly [string, CatalogCommand['type'], t.Mixed, string][] = [
+    [
+      'categories',
+      'ProposeCategory',
+      requestBody(ProposeCategoryPayload, 'ProposeCategory'),
+      'Propose a category or subcategory',
+    ],
     [
       'categories/approve',
       'ApproveCategory',
-      dataOf(ApproveCategoryPayload),
+      requestBody(ApproveCategoryPayload, 'ApproveCategory'),
       'Approve a proposed category (admin)',
     ],
-    ['categories/rename', 'RenameCategory', dataOf(RenameCategoryPayload), 'Rename a category (admin)'],
+    [
+      'categories/rename',
+      'RenameCategory',
+      requestBody(RenameCategoryPayload, 'RenameCategory'),
+      'Rename a category (admin)',
+    ],
     [
       'categories/retire',
       'RetireCategory',
-      dataOf(RetireCategoryPayload),
+      requestBody(RetireCategoryPayload, 'RetireCategory'),
       'Retire a category (admin); history is kept',
     ],
   ]
@@ -77,6 +95,10 @@ export const catalogRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = as
     route(app, {
       method: 'POST',
       url: `/specialties/:specialtyId/${path}`,
+      operationId: operationIdOf(type),
+      ifMatch: true,
+      etag: true,
+      description: `${summary}: the \`${type}\` command. Answers the specialty as it is afterwards.`,
       tags: ['catalog'],
       summary,
       params: SpecialtyParams,

@@ -1,5 +1,6 @@
 import { Instant, PracticeId, ReferralId, ReferralStatus, SpecialtyId, Urgency } from '@referrals/core'
 import * as t from 'io-ts'
+import { nameSchema, schemaNameOf } from '../openapi/io-ts-schema.js'
 import { IntFromQuery } from '../openapi/route.js'
 
 /** Path and query codecs shared by the resource routes. */
@@ -15,6 +16,15 @@ export const dataOf = <P extends t.Mixed>(payload: P): t.Type<t.TypeOf<P>['data'
   >
 }
 
+/**
+ * The body of a command route, named `<Command>Request` in the OpenAPI document unless its codec
+ * already has a name (the specialist settings are both a body and part of a view).
+ */
+export const requestBody = <P extends t.Mixed>(payload: P, command: string) => {
+  const data = dataOf(payload)
+  return schemaNameOf(data) === undefined ? nameSchema(data, `${command}Request`) : data
+}
+
 export const PracticeParams = t.type({ practiceId: PracticeId })
 export const SpecialtyParams = t.type({ specialtyId: SpecialtyId })
 export const ReferralParams = t.type({ referralId: ReferralId })
@@ -22,7 +32,7 @@ export const AsOfQuery = t.partial({ asOf: Instant })
 
 /** Referral lists: filters, search and cursor pagination. */
 export const ListQuery = t.intersection([
-  t.type({ box: t.keyof({ sent: null, received: null }) }),
+  t.type({ box: nameSchema(t.keyof({ sent: null, received: null }), 'Box') }),
   t.partial({
     status: ReferralStatus,
     urgency: Urgency,

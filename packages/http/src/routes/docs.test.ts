@@ -56,12 +56,10 @@ describe('OpenAPI document', () => {
       required: ['name', 'quantity', 'kind', 'dueAt'],
     })
     expect(create.responses['201'].content['application/json'].schema.properties.id).toEqual(ID)
-    expect(create.responses['4XX'].content['application/problem+json'].schema.required).toEqual([
-      'type',
-      'title',
-      'status',
-      'code',
-    ])
+    expect(create.responses['4XX'].content['application/problem+json'].schema).toEqual({
+      $ref: '#/components/schemas/Problem',
+    })
+    expect(doc.components.schemas.Problem.required).toEqual(['type', 'title', 'status', 'code'])
 
     const read = doc.paths['/demo/items/{id}'].get
     expect(read.parameters).toContainEqual({ schema: ID, in: 'path', name: 'id', required: true })
@@ -73,7 +71,7 @@ describe('OpenAPI document', () => {
       required: false,
     })
 
-    expect(doc.paths['/health'].get.security).toBeUndefined()
+    expect(doc.paths['/health'].get.security).toEqual([])
     expect(doc.paths['/openapi.json']).toBeUndefined()
 
     // Every operation answers something, and every schema is valid JSON Schema 2020-12.
@@ -101,5 +99,14 @@ describe('OpenAPI document', () => {
     expect(res.statusCode).toBe(200)
     expect(res.headers['content-type']).toMatch(/^text\/html/)
     expect(res.body).toContain('swagger')
+  })
+
+  it('points the explore box of /docs at /openapi.json, not at /docs/json', async () => {
+    current = await buildTestApp({ registerRoutes: demoRoutes(demoState()) })
+    const res = await current.app.inject({ method: 'GET', url: '/docs/static/swagger-initializer.js' })
+    expect(res.statusCode).toBe(200)
+    const explored = /url: resolveUrl\('([^']+)'\)/.exec(res.body)?.[1]
+    // Swagger UI resolves it against the page's address, /docs/.
+    expect(new URL(explored ?? '', 'http://localhost/docs/').pathname).toBe('/openapi.json')
   })
 })

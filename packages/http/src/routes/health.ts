@@ -1,13 +1,14 @@
 import { type EventStore, type StreamId, unsafeId } from '@referrals/core'
 import type { FastifyInstance } from 'fastify'
 import * as t from 'io-ts'
+import { nameSchema } from '../openapi/io-ts-schema.js'
 import { route } from '../openapi/route.js'
 import { httpProblem, ProblemError } from '../problem.js'
 
 const PROBE_STREAM = unsafeId<StreamId>('health-probe')
 
-const Health = t.type({ status: t.literal('ok') })
-const Ready = t.type({ status: t.literal('ready') })
+const Health = nameSchema(t.type({ status: t.literal('ok') }), 'Health')
+const Ready = nameSchema(t.type({ status: t.literal('ready') }), 'Readiness')
 
 export interface HealthRoutesOptions {
   readonly store: EventStore
@@ -27,6 +28,8 @@ export const registerHealthRoutes = async (
   route(app, {
     method: 'GET',
     url: '/health',
+    operationId: 'getHealth',
+    description: 'The process is up (liveness); it does not look at the store.',
     public: true,
     tags: ['operations'],
     summary: 'Liveness',
@@ -36,6 +39,8 @@ export const registerHealthRoutes = async (
   route(app, {
     method: 'GET',
     url: '/ready',
+    operationId: 'getReadiness',
+    description: 'The event store answers within the timeout (readiness); 503 otherwise.',
     public: true,
     tags: ['operations'],
     summary: 'Readiness: the event store is reachable',

@@ -36,9 +36,11 @@ export const listRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = async
   route(app, {
     method: 'GET',
     url: '/practices/:practiceId/referrals',
+    operationId: 'listPracticeReferrals',
     tags: ['referrals'],
     summary: "A practice's sent or received referrals (no PHI), filtered, newest first, cursor-paginated",
-    description: '`patient` searches by patient name or health number through a keyed blind index.',
+    description:
+      'For members of the practice. `box` is required: `sent` or `received`. `patient` searches by patient name or health number through a keyed blind index (the search is recorded in the access log). Pass `nextCursor` back as `cursor` for the next page.',
     params: PracticeParams,
     query: ListQuery,
     response: ReferralPage,
@@ -51,6 +53,10 @@ export const listRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = async
   route(app, {
     method: 'GET',
     url: '/practices/:practiceId/referrals.csv',
+    operationId: 'exportPracticeReferralsCsv',
+    produces: 'text/csv',
+    description: 'The same filters as the list, every page, one referral per row (RFC 4180; no PHI columns).',
+    responseDescription: 'text/csv, one referral per row',
     tags: ['referrals'],
     summary: "CSV export of a practice's sent or received referrals (no PHI columns)",
     params: PracticeParams,

@@ -6,6 +6,7 @@ import {
   CreatePracticePayload,
   type Engine,
   PauseReceivingPayload,
+  type PracticeCommandPayload as PracticeCommand,
   PracticeCommandPayload,
   type PracticeId,
   RemoveMemberPayload,
@@ -18,14 +19,16 @@ import * as E from 'fp-ts/lib/Either.js'
 import type * as t from 'io-ts'
 import { requireActor } from '../auth.js'
 import { setEtag } from '../etag.js'
-import { route } from '../openapi/route.js'
+import { operationIdOf, route } from '../openapi/route.js'
 import { httpProblem, ProblemError } from '../problem.js'
 import { requirePracticeVisible } from './access.js'
-import { AsOfQuery, dataOf, PracticeParams } from './codecs.js'
+import { AsOfQuery, PracticeParams, requestBody } from './codecs.js'
 import { must, notFound, pinnedVersion, requestContext } from './failures.js'
 import { PracticeView, practiceView } from './views.js'
 
 /** `/practices`: create, read (also as of an instant) and the practice commands. */
+type PracticeCommandType = PracticeCommand['type']
+
 export const practiceRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = async (app, { engine }) => {
   const practiceResponse = async (practiceId: PracticeId, reply: FastifyReply) => {
     const loaded = must(await engine.practices.load(practiceId)())
@@ -37,9 +40,12 @@ export const practiceRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = a
   route(app, {
     method: 'POST',
     url: '/practices',
+    operationId: 'createPractice',
+    location: true,
+    etag: true,
     tags: ['practices'],
     summary: 'Create a practice (the caller becomes its owner)',
-    body: dataOf(CreatePracticePayload),
+    body: requestBody(CreatePracticePayload, 'CreatePractice'),
     response: PracticeView,
     handler: async ({ body }, request, reply) => {
       must(
@@ -57,6 +63,10 @@ export const practiceRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = a
   route(app, {
     method: 'GET',
     url: '/practices/:practiceId',
+    operationId: 'getPractice',
+    etag: true,
+    description:
+      'Members, platform admins and auditors see the practice; to anyone else it does not exist (404). `asOf` returns it as it was at that instant (no ETag then).',
     tags: ['practices'],
     summary: 'A practice: members, specialist settings, verification and receiving status',
     params: PracticeParams,
@@ -71,29 +81,54 @@ export const practiceRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = a
     },
   })
 
-  const practiceActions: readonly [string, string, t.Mixed, string][] = [
-    ['members', 'AddMember', dataOf(AddMemberPayload), 'Add a member with a role'],
-    ['members/remove', 'RemoveMember', dataOf(RemoveMemberPayload), 'Remove a member (never the last owner)'],
-    ['members/role', 'ChangeMemberRole', dataOf(ChangeMemberRolePayload), "Change a member's role"],
+  const practiceActions: readonly [string, PracticeCommandType, t.Mixed, string][] = [
+    ['members', 'AddMember', requestBody(AddMemberPayload, 'AddMember'), 'Add a member with a role'],
+    [
+      'members/remove',
+      'RemoveMember',
+      requestBody(RemoveMemberPayload, 'RemoveMember'),
+      'Remove a member (never the last owner)',
+    ],
+    [
+      'members/role',
+      'ChangeMemberRole',
+      requestBody(ChangeMemberRolePayload, 'ChangeMemberRole'),
+      "Change a member's role",
+    ],
     [
       'specialist-settings',
       'ConfigureSpecialist',
-      dataOf(ConfigureSpecialistPayload),
+      requestBody(ConfigureSpecialistPayload, 'ConfigureSpecialist'),
       'Set specialty, regions, categories, FTE, insurance networks',
     ],
-    ['fte', 'ChangeFte', dataOf(ChangeFtePayload), 'Change the FTE weight used by the router'],
-    ['pause', 'PauseReceiving', dataOf(PauseReceivingPayload), 'Stop receiving pooled referrals'],
-    ['resume', 'ResumeReceiving', dataOf(ResumeReceivingPayload), 'Receive pooled referrals again'],
+    [
+      'fte',
+      'ChangeFte',
+      requestBody(ChangeFtePayload, 'ChangeFte'),
+      'Change the FTE weight used by the router',
+    ],
+    [
+      'pause',
+      'PauseReceiving',
+      requestBody(PauseReceivingPayload, 'PauseReceiving'),
+      'Stop receiving pooled referrals',
+    ],
+    [
+      'resume',
+      'ResumeReceiving',
+      requestBody(ResumeReceivingPayload, 'ResumeReceiving'),
+      'Receive pooled referrals again',
+    ],
     [
       'verify',
       'VerifyPractice',
-      dataOf(VerifyPracticePayload),
+      requestBody(VerifyPracticePayload, 'VerifyPractice'),
       'Verify a specialist practice (platform admin)',
     ],
     [
       'revoke-verification',
       'RevokeVerification',
-      dataOf(RevokeVerificationPayload),
+      requestBody(RevokeVerificationPayload, 'RevokeVerification'),
       'Revoke verification (platform admin)',
     ],
   ]
@@ -101,6 +136,10 @@ export const practiceRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = a
     route(app, {
       method: 'POST',
       url: `/practices/:practiceId/${path}`,
+      operationId: operationIdOf(type),
+      ifMatch: true,
+      etag: true,
+      description: `${summary}: the \`${type}\` command. Answers the practice as it is afterwards.`,
       tags: ['practices'],
       summary,
       params: PracticeParams,

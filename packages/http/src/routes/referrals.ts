@@ -9,6 +9,7 @@ import {
   isDomainError,
   PostMessageData,
   RedirectReferralData,
+  type ReferralCommandPayload as ReferralCommand,
   ReferralCommandPayload,
   type ReferralEvent,
   ReferralId,
@@ -22,7 +23,8 @@ import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { requireActor } from '../auth.js'
 import { setEtag } from '../etag.js'
-import { route } from '../openapi/route.js'
+import { nameSchema } from '../openapi/io-ts-schema.js'
+import { operationIdOf, route } from '../openapi/route.js'
 import { httpProblem, ProblemError } from '../problem.js'
 import {
   accessOf,
@@ -44,6 +46,8 @@ import {
   summaryFromState,
 } from './views.js'
 
+type ReferralCommandType = ReferralCommand['type']
+
 export interface ReferralRouteDeps {
   readonly engine: Engine
   readonly routing: Routing
@@ -63,11 +67,14 @@ export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app,
   route(app, {
     method: 'POST',
     url: '/referrals',
+    operationId: 'sendReferral',
+    location: true,
+    etag: true,
     tags: ['referrals'],
     summary: 'Send a referral to a specialist (direct) or let the engine choose (pooled)',
     description:
       'The client chooses `referralId` (e.g. a UUID) and a pseudonymous `patientId` (its own patient key, never a health number). The stored patient id is scoped by the sending practice (`<senderPracticeId>:<patientId>`, at most 128 characters), so two practices using the same local id never share a patient data key, a forgetting or an audit trail. A pooled referral is routed at once when a specialist is available, otherwise it waits `unassigned`.',
-    body: SendReferralData,
+    body: nameSchema(SendReferralData, 'SendReferralRequest'),
     response: ReferralSummaryView,
     handler: async ({ body }, request, reply) => {
       const patientId = scopedPatientId(body.senderPracticeId, body.patientId)
@@ -83,38 +90,75 @@ export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app,
     },
   })
 
-  const Empty = t.union([t.type({}), t.undefined, t.null])
-  const referralActions: readonly [string, string, t.Mixed, string][] = [
+  const Empty = nameSchema(t.union([t.type({}), t.undefined, t.null]), 'EmptyRequest')
+  const referralActions: readonly [string, ReferralCommandType, t.Mixed, string][] = [
     ['accept', 'AcceptReferral', Empty, 'Accept (recipient)'],
     [
       'decline',
       'DeclineReferral',
-      DeclineReferralData,
+      nameSchema(DeclineReferralData, 'DeclineReferralRequest'),
       'Decline with a reason (recipient); pooled referrals are re-routed',
     ],
-    ['redirect', 'RedirectReferral', RedirectReferralData, 'Send a returned referral elsewhere (sender)'],
-    ['cancel', 'CancelReferral', CancelReferralData, 'Cancel with a reason (sender)'],
-    ['appointment', 'ScheduleAppointment', ScheduleAppointmentData, 'Schedule the appointment (recipient)'],
-    ['appointment/reschedule', 'RescheduleAppointment', ScheduleAppointmentData, 'Reschedule (recipient)'],
+    [
+      'redirect',
+      'RedirectReferral',
+      nameSchema(RedirectReferralData, 'RedirectReferralRequest'),
+      'Send a returned referral elsewhere (sender)',
+    ],
+    [
+      'cancel',
+      'CancelReferral',
+      nameSchema(CancelReferralData, 'CancelReferralRequest'),
+      'Cancel with a reason (sender)',
+    ],
+    [
+      'appointment',
+      'ScheduleAppointment',
+      nameSchema(ScheduleAppointmentData, 'AppointmentRequest'),
+      'Schedule the appointment (recipient)',
+    ],
+    [
+      'appointment/reschedule',
+      'RescheduleAppointment',
+      nameSchema(ScheduleAppointmentData, 'AppointmentRequest'),
+      'Reschedule (recipient)',
+    ],
     ['no-show', 'RecordNoShow', Empty, 'Record a no-show (recipient)'],
     [
       'complete',
       'CompleteReferral',
-      CompleteReferralData,
+      nameSchema(CompleteReferralData, 'CompleteReferralRequest'),
       'Complete with an optional outcome note (recipient)',
     ],
-    ['urgency', 'ChangeUrgency', ChangeUrgencyData, 'Change urgency (recipient); the previous value is kept'],
-    ['category', 'ChangeCategory', ChangeCategoryData, 'Re-file under another category (recipient)'],
-    ['messages', 'PostMessage', PostMessageData, 'Post a message (sender or recipient)'],
+    [
+      'urgency',
+      'ChangeUrgency',
+      nameSchema(ChangeUrgencyData, 'ChangeUrgencyRequest'),
+      'Change urgency (recipient); the previous value is kept',
+    ],
+    [
+      'category',
+      'ChangeCategory',
+      nameSchema(ChangeCategoryData, 'ChangeCategoryRequest'),
+      'Re-file under another category (recipient)',
+    ],
+    [
+      'messages',
+      'PostMessage',
+      nameSchema(PostMessageData, 'PostMessageRequest'),
+      'Post a message (sender or recipient)',
+    ],
   ]
   for (const [path, type, body, summary] of referralActions) {
     route(app, {
       method: 'POST',
       url: `/referrals/:referralId/${path}`,
+      operationId: operationIdOf(type),
+      ifMatch: true,
+      etag: true,
       tags: ['referrals'],
       summary,
-      description:
-        'Send `If-Match` with the ETag you read to fail with 412 instead of acting on a changed referral.',
+      description: `${summary}: the \`${type}\` command. Answers the referral's summary as it is afterwards; 404 for a referral the caller has no part in.`,
       params: ReferralParams,
       body,
       response: ReferralSummaryView,
@@ -142,10 +186,13 @@ export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app,
   route(app, {
     method: 'GET',
     url: '/referrals/:referralId',
+    operationId: 'getReferral',
+    etag: true,
+    purposeOfUse: true,
     tags: ['referrals'],
     summary: 'A referral with its PHI (for sender and current recipient; every read is audited)',
     description:
-      'Former recipients see the record without PHI. `asOf` returns the referral as it was at that instant. Send `X-Purpose-Of-Use` (treatment, operations, audit, patient_request, legal) to record why PHI is read.',
+      'Former recipients see the record without PHI. `asOf` returns the referral as it was at that instant (no ETag then). Send `X-Purpose-Of-Use` (treatment, operations, audit, patient_request, legal) to record why PHI is read.',
     params: ReferralParams,
     query: AsOfQuery,
     response: ReferralDetailView,
@@ -177,10 +224,17 @@ export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app,
   route(app, {
     method: 'GET',
     url: '/referrals/:referralId/history',
+    operationId: 'getReferralHistory',
+    purposeOfUse: true,
+    description:
+      'Each recorded event with its actor, time and data (previous values included); PHI only for callers who may see it. A former recipient sees the history up to its own decline or expiry.',
     tags: ['referrals'],
     summary: 'Every change of the referral with actor, time and previous values',
     params: ReferralParams,
-    response: t.type({ referralId: ReferralId, entries: t.array(HistoryEntry) }),
+    response: nameSchema(
+      t.type({ referralId: ReferralId, entries: t.array(HistoryEntry) }),
+      'ReferralHistory',
+    ),
     handler: async ({ params }, request) => {
       const actor = requireActor(request)
       const loaded = must(await engine.referrals.load(params.referralId)())
@@ -200,10 +254,16 @@ export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app,
   route(app, {
     method: 'GET',
     url: '/referrals/:referralId/routing',
+    operationId: 'explainReferralRouting',
     tags: ['referrals'],
     summary: 'Why a pooled referral went where it went: candidates, loads, exclusions, tie-break',
+    description:
+      'For the sender, the current recipient and platform admins: one line per routing decision of a pooled referral, in plain words; `decisions` counts them (0 for a direct referral).',
     params: ReferralParams,
-    response: t.type({ referralId: ReferralId, lines: t.array(t.string), decisions: t.number }),
+    response: nameSchema(
+      t.type({ referralId: ReferralId, lines: t.array(t.string), decisions: t.number }),
+      'RoutingExplanation',
+    ),
     handler: async ({ params }, request) => {
       const actor = requireActor(request)
       const loaded = must(await engine.referrals.load(params.referralId)())

@@ -8,6 +8,13 @@ import {
   type UserId,
 } from '@referrals/core'
 import { createInMemoryPatientKeyStore, MasterKey } from '@referrals/crypto'
+import {
+  createDecisionLinks,
+  inMemoryOutbox,
+  inMemoryPreferences,
+  inMemoryUsedLinks,
+} from '@referrals/notify'
+import { registerNotificationRoutes } from '../notifications/routes.js'
 import { buildTestApp } from '../testing.js'
 import { type AttachmentStore, inMemoryAttachmentStore } from './attachment-store.js'
 import type { AttachmentLimits } from './attachments.js'
@@ -37,6 +44,8 @@ export interface RoutesTestOptions {
   /** The attachment store over the fixture's key store (default: in memory). */
   readonly attachmentStore?: (keys: PatientKeyStore) => AttachmentStore
   readonly env?: Readonly<Record<string, string>>
+  /** Also the notification routes (in-memory outbox and preferences), as `serve` has them: the whole API. */
+  readonly withNotifications?: boolean
 }
 
 export const buildRoutesTestApp = async (options: RoutesTestOptions = {}) => {
@@ -51,12 +60,27 @@ export const buildRoutesTestApp = async (options: RoutesTestOptions = {}) => {
     // Fuzzing and matrix tests send thousands of requests from one user.
     env: { RATE_LIMIT_MAX: '1000000', ...options.env },
     resolveActor: (userId, roles) => engine.directory.resolveActor(userId as UserId, roles),
-    registerRoutes: registerResourceRoutes({
-      engine,
-      routing,
-      attachments,
-      ...(options.attachmentLimits === undefined ? {} : { attachmentLimits: options.attachmentLimits }),
-    }),
+    registerRoutes: async (app) => {
+      await registerResourceRoutes({
+        engine,
+        routing,
+        attachments,
+        ...(options.attachmentLimits === undefined ? {} : { attachmentLimits: options.attachmentLimits }),
+      })(app)
+      if (options.withNotifications === true) {
+        await registerNotificationRoutes({
+          engine,
+          outbox: inMemoryOutbox(),
+          preferences: inMemoryPreferences(),
+          links: createDecisionLinks({
+            secret: 'documented-app-decision-link-secret-0123456789',
+            clock,
+            usedStore: inMemoryUsedLinks(),
+          }),
+          webhookPolicy: { httpsOnly: true, allowPrivate: false },
+        })(app)
+      }
+    },
   })
   const app = testApp.app
   const tokens = {} as Record<Who, string>

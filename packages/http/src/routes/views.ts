@@ -23,21 +23,28 @@ import {
   UserId,
 } from '@referrals/core'
 import * as t from 'io-ts'
+import { nameSchema } from '../openapi/io-ts-schema.js'
 
-/** Response shapes. These codecs are the single source of the OpenAPI response schemas. */
+/**
+ * Response shapes. These codecs are the single source of the OpenAPI response schemas; each is
+ * named (`components.schemas`), as are the core codecs they share with request bodies.
+ */
 
 const nullable = <C extends t.Mixed>(c: C) => t.union([c, t.null])
 
-export const PracticeView = t.type({
-  practiceId: PracticeId,
-  name: t.string,
-  kind: t.keyof({ clinic: null, specialist: null }),
-  verified: t.boolean,
-  receiving: t.keyof({ active: null, paused: null }),
-  members: t.array(t.type({ userId: UserId, role: PracticeRole })),
-  settings: nullable(SpecialistSettings),
-  version: t.number,
-})
+export const PracticeView = nameSchema(
+  t.type({
+    practiceId: PracticeId,
+    name: t.string,
+    kind: t.keyof({ clinic: null, specialist: null }),
+    verified: t.boolean,
+    receiving: t.keyof({ active: null, paused: null }),
+    members: t.array(t.type({ userId: UserId, role: PracticeRole })),
+    settings: nullable(nameSchema(SpecialistSettings, 'SpecialistSettings')),
+    version: t.number,
+  }),
+  'Practice',
+)
 export type PracticeView = t.TypeOf<typeof PracticeView>
 
 export const practiceView = (state: PracticeState & { exists: true }, version: number): PracticeView => ({
@@ -51,19 +58,22 @@ export const practiceView = (state: PracticeState & { exists: true }, version: n
   version,
 })
 
-export const CatalogView = t.type({
-  specialtyId: SpecialtyId,
-  name: t.string,
-  categories: t.array(
-    t.type({
-      categoryId: t.string,
-      name: t.string,
-      parentId: nullable(t.string),
-      status: t.keyof({ proposed: null, approved: null, retired: null }),
-    }),
-  ),
-  version: t.number,
-})
+export const CatalogView = nameSchema(
+  t.type({
+    specialtyId: SpecialtyId,
+    name: t.string,
+    categories: t.array(
+      t.type({
+        categoryId: t.string,
+        name: t.string,
+        parentId: nullable(t.string),
+        status: t.keyof({ proposed: null, approved: null, retired: null }),
+      }),
+    ),
+    version: t.number,
+  }),
+  'Specialty',
+)
 export type CatalogView = t.TypeOf<typeof CatalogView>
 
 export const catalogView = (state: CatalogState & { exists: true }, version: number): CatalogView => ({
@@ -78,21 +88,24 @@ export const catalogView = (state: CatalogState & { exists: true }, version: num
   version,
 })
 
-export const ReferralSummaryView = t.type({
-  referralId: ReferralId,
-  senderPracticeId: PracticeId,
-  recipientPracticeId: nullable(PracticeId),
-  patientId: PatientId,
-  status: ReferralStatus,
-  fhirTaskStatus: t.string,
-  urgency: Urgency,
-  specialtyId: SpecialtyId,
-  category: CategoryRef,
-  route: t.keyof({ direct: null, pooled: null }),
-  sentAt: Instant,
-  updatedAt: Instant,
-  version: t.number,
-})
+export const ReferralSummaryView = nameSchema(
+  t.type({
+    referralId: ReferralId,
+    senderPracticeId: PracticeId,
+    recipientPracticeId: nullable(PracticeId),
+    patientId: PatientId,
+    status: ReferralStatus,
+    fhirTaskStatus: t.string,
+    urgency: Urgency,
+    specialtyId: SpecialtyId,
+    category: nameSchema(CategoryRef, 'CategoryRef'),
+    route: t.keyof({ direct: null, pooled: null }),
+    sentAt: Instant,
+    updatedAt: Instant,
+    version: t.number,
+  }),
+  'ReferralSummary',
+)
 export type ReferralSummaryView = t.TypeOf<typeof ReferralSummaryView>
 
 export const summaryView = (s: ReferralSummary): ReferralSummaryView => ({
@@ -111,31 +124,42 @@ export const summaryView = (s: ReferralSummary): ReferralSummaryView => ({
   version: s.version,
 })
 
-export const ReferralPage = t.type({ items: t.array(ReferralSummaryView), nextCursor: nullable(t.string) })
+export const ReferralPage = nameSchema(
+  t.type({ items: t.array(ReferralSummaryView), nextCursor: nullable(t.string) }),
+  'ReferralPage',
+)
 
 /** What the caller may see of the PHI: all of it, or nothing (former recipients, non-members). */
-export const ReferralDetailView = t.type({
-  referral: ReferralSummaryView,
-  phiVisible: t.boolean,
-  /** null when the caller may not see PHI, or the patient was forgotten. */
-  patient: nullable(ReferralPatient),
-  reason: nullable(t.string),
-  declinedBy: t.array(PracticeId),
-  appointment: nullable(t.type({ at: Instant, location: nullable(t.string), noShow: t.boolean })),
-  messages: t.array(
-    t.type({ messageId: t.string, fromPracticeId: PracticeId, postedAt: Instant, body: nullable(t.string) }),
-  ),
-  attachments: t.array(
-    t.type({
-      attachmentId: t.string,
-      contentType: t.string,
-      sizeBytes: t.number,
-      sha256: t.string,
-      fileName: nullable(t.string),
-    }),
-  ),
-  outcomeNote: nullable(t.string),
-})
+export const ReferralDetailView = nameSchema(
+  t.type({
+    referral: ReferralSummaryView,
+    phiVisible: t.boolean,
+    /** null when the caller may not see PHI, or the patient was forgotten. */
+    patient: nullable(nameSchema(ReferralPatient, 'ReferralPatient')),
+    reason: nullable(t.string),
+    declinedBy: t.array(PracticeId),
+    appointment: nullable(t.type({ at: Instant, location: nullable(t.string), noShow: t.boolean })),
+    messages: t.array(
+      t.type({
+        messageId: t.string,
+        fromPracticeId: PracticeId,
+        postedAt: Instant,
+        body: nullable(t.string),
+      }),
+    ),
+    attachments: t.array(
+      t.type({
+        attachmentId: t.string,
+        contentType: t.string,
+        sizeBytes: t.number,
+        sha256: t.string,
+        fileName: nullable(t.string),
+      }),
+    ),
+    outcomeNote: nullable(t.string),
+  }),
+  'ReferralDetail',
+)
 export type ReferralDetailView = t.TypeOf<typeof ReferralDetailView>
 
 const phiField = <K extends string>(phi: unknown, key: K, visible: boolean): string | null => {
@@ -215,17 +239,20 @@ export const summaryFromState = (
 ): ReferralSummaryView => summaryView(referralSummaryOf(state, version, updatedAt))
 
 /** One entry of a referral's history: the event as recorded, PHI removed unless visible. */
-export const HistoryEntry = t.type({
-  version: t.number,
-  type: t.string,
-  recordedAt: Instant,
-  occurredAt: Instant,
-  actor: t.union([
-    t.type({ kind: t.literal('user'), userId: UserId }),
-    t.type({ kind: t.literal('system'), component: t.string }),
-  ]),
-  data: t.UnknownRecord,
-})
+export const HistoryEntry = nameSchema(
+  t.type({
+    version: t.number,
+    type: t.string,
+    recordedAt: Instant,
+    occurredAt: Instant,
+    actor: t.union([
+      t.type({ kind: t.literal('user'), userId: UserId }),
+      t.type({ kind: t.literal('system'), component: t.string }),
+    ]),
+    data: t.UnknownRecord,
+  }),
+  'HistoryEntry',
+)
 export type HistoryEntry = t.TypeOf<typeof HistoryEntry>
 
 export const historyEntry = (
