@@ -3,44 +3,12 @@ import { describe, expect, it } from 'vitest'
 import type { ReferralId } from '../shared/ids.js'
 import { unsafeId } from '../shared/ids.js'
 import { createInMemoryEventStore } from '../store/in-memory.js'
-import type { EventStore } from '../store/port.js'
+import { countingStore } from '../testing/counting-store.js'
 import { createWorld } from '../testing/world.js'
-
-/** An in-memory store that counts what the engine asks of it. */
-const countingStore = () => {
-  const inner = createInMemoryEventStore()
-  const calls = { append: 0, appendMany: 0, readAll: 0, reads: new Map<string, number>() }
-  const store: EventStore = {
-    ...inner,
-    append: (request) => {
-      calls.append++
-      return inner.append(request)
-    },
-    appendMany: (requests) => {
-      calls.appendMany++
-      return inner.appendMany(requests)
-    },
-    readStream: (streamId, options) => {
-      calls.reads.set(streamId, (calls.reads.get(streamId) ?? 0) + 1)
-      return inner.readStream(streamId, options)
-    },
-    readAll: (options) => {
-      calls.readAll++
-      return inner.readAll(options)
-    },
-  }
-  const reset = () => {
-    calls.append = 0
-    calls.appendMany = 0
-    calls.readAll = 0
-    calls.reads.clear()
-  }
-  return { store, calls, reset }
-}
 
 describe('the write path of a choose-for-me command (issue 11)', () => {
   it('a send is one appendMany (command + routing + pool decision), reads its referral stream once and answers the routed state', async () => {
-    const { store, calls, reset } = countingStore()
+    const { store, calls, reset } = countingStore(createInMemoryEventStore())
     const w = await createWorld({ store })
     await w.addSpecialist('spec-a', 1)
     await w.addSpecialist('spec-b', 1)
@@ -67,7 +35,7 @@ describe('the write path of a choose-for-me command (issue 11)', () => {
   })
 
   it('a decline re-routes in the same transaction: one appendMany, and the answer names the new holder', async () => {
-    const { store, calls, reset } = countingStore()
+    const { store, calls, reset } = countingStore(createInMemoryEventStore())
     const w = await createWorld({ store })
     await w.addSpecialist('spec-a', 1)
     await w.addSpecialist('spec-b', 1)
@@ -89,7 +57,7 @@ describe('the write path of a choose-for-me command (issue 11)', () => {
   })
 
   it('on a store without multi-stream appends the command is written alone, routed right after, and the answer is still final', async () => {
-    const { store, calls, reset } = countingStore()
+    const { store, calls, reset } = countingStore(createInMemoryEventStore())
     const w = await createWorld({ store: { ...store, capabilities: { atomicMultiStreamAppend: false } } })
     await w.addSpecialist('spec-a', 1)
     reset()
