@@ -219,6 +219,8 @@ export const createRouter = (deps: RouterDeps) => {
     readonly poolStream: StreamId
     /** The router's `now` (the routing events' occurredAt). */
     readonly at: Instant
+    /** The pool after this step. */
+    readonly poolState: PoolState
   }
 
   const planStep = async (
@@ -234,13 +236,39 @@ export const createRouter = (deps: RouterDeps) => {
     // The directory is read after the pool, so it is at least as new as any sync the pool holds;
     // a newer sync written meanwhile by another process makes this decision's append fail.
     await deps.directory.refresh()
+    return planOn(
+      referralId,
+      referralStream,
+      r,
+      referralEvents,
+      ctx,
+      loadedPool.right,
+      loadedPool.right.state,
+    )
+  }
+
+  /**
+   * Plans one step on `state`, the pool as `loaded` (read at `loaded.version`) plus the steps
+   * planned before this one in the same batch; `state` is evolved in place.
+   */
+  const planOn = async (
+    referralId: ReferralId,
+    referralStream: StreamId,
+    r: ReferralState & { exists: true },
+    referralEvents: readonly ReferralEvent[],
+    ctx: RequestContext,
+    loaded: CachedPool,
+    state: PoolState,
+  ): Promise<E.Either<CommandFailure, PlannedStep>> => {
+    const poolStream = unsafeId<StreamId>(poolStreamName(poolKeyOf(r)))
+    const loadedPool = { right: loaded }
     const meta = systemMeta(ctx)
     const planned = planRouting({
       referralId,
       referral: r,
       referralEvents,
-      pool: loadedPool.right.state,
-      memberSyncs: memberSyncs(poolKeyOf(r), loadedPool.right.state),
+      pool: state,
+      memberSyncs: memberSyncs(poolKeyOf(r), state),
       poolDecider: pool.decider,
       referralDecider: referral.decider,
       meta,
@@ -265,7 +293,7 @@ export const createRouter = (deps: RouterDeps) => {
         : {
             streamId: poolStream,
             expected: v === 0 ? expected.noStream : expected.exact(v),
-            events: await toNewEvents(pool, ids, poolStream, loadedPool.right.state, poolEvents, meta),
+            events: await toNewEvents(pool, ids, poolStream, state, poolEvents, meta),
           }
     return E.right({
       outcome,
@@ -275,6 +303,7 @@ export const createRouter = (deps: RouterDeps) => {
       poolWritten: (version) => remember(poolStream, loadedPool.right, poolState, version),
       poolStream,
       at: meta.now,
+      poolState,
     })
   }
 
@@ -300,6 +329,169 @@ export const createRouter = (deps: RouterDeps) => {
   const poolConflict = (e: CommandFailure, poolStream: StreamId) =>
     e._tag === 'WrongExpectedVersion' && e.streamId === poolStream
 
+  interface Waiting {
+    readonly d: Decided<ReferralEvent, ReferralState>
+    readonly after: ReferralState & { exists: true }
+    readonly referralId: ReferralId
+    readonly ctx: RequestContext
+  }
+  type GroupOutcome = E.Either<CommandFailure, Committed<ReferralEvent>> | 'alone'
+  interface Batcher {
+    readonly waiting: { readonly item: Waiting; readonly done: (o: GroupOutcome) => void }[]
+    draining: boolean
+  }
+  /** At most this many commands share one transaction. */
+  const MAX_BATCH = 64
+  const batchers = new Map<string, Batcher>()
+
+  /**
+   * Group commit per pool: commands that need a decision in a pool wait in its batcher; while one
+   * transaction is being written, the next ones queue, and the next drain plans them in arrival
+   * order, each on the pool as the previous one left it — the decisions one-at-a-time routing would
+   * make in that order — and writes them all in one `appendMany` (one pool append of N steps plus
+   * N referral appends). Each caller is answered when that transaction commits. A conflict on the
+   * pool stream (another process) plans the whole batch again on the new pool state; a conflict on
+   * one referral stream sends that command back to `executeCommand` (which decides it again) and the
+   * rest are planned again. At most one command per referral stream goes in a batch.
+   */
+  const groupCommit = (key: string, item: Waiting): Promise<GroupOutcome> =>
+    new Promise((done) => {
+      const b = batchers.get(key) ?? { waiting: [], draining: false }
+      batchers.set(key, b)
+      b.waiting.push({ item, done })
+      if (!b.draining) {
+        b.draining = true
+        void inPoolQueue(key, () => drain(key, b))
+      }
+    })
+
+  const drain = async (key: string, b: Batcher): Promise<void> => {
+    try {
+      while (b.waiting.length > 0) {
+        const batch: Batcher['waiting'] = []
+        const streams = new Set<string>()
+        for (let i = 0; i < b.waiting.length && batch.length < MAX_BATCH; ) {
+          const w = b.waiting[i] as Batcher['waiting'][number]
+          if (streams.has(w.item.d.streamId)) {
+            i++
+            continue
+          }
+          streams.add(w.item.d.streamId)
+          batch.push(w)
+          b.waiting.splice(i, 1)
+        }
+        await commitBatch(batch).catch((error: unknown) => {
+          for (const w of batch) w.done(E.left(unexpected(error)))
+        })
+      }
+    } finally {
+      b.draining = false
+      if (b.waiting.length === 0) batchers.delete(key)
+      else {
+        b.draining = true
+        void inPoolQueue(key, () => drain(key, b))
+      }
+    }
+  }
+
+  const unexpected = (error: unknown): CommandFailure => ({
+    _tag: 'StoreUnavailable',
+    reason: 'unknown',
+    message: `routing failed: ${error instanceof Error ? error.name : 'error'}`,
+  })
+
+  const commitBatch = async (batch: Batcher['waiting']): Promise<void> => {
+    let items = batch
+    for (let attempt = 0; attempt < POOL_ATTEMPTS && items.length > 0; attempt++) {
+      const first = items[0] as Batcher['waiting'][number]
+      const poolStream = unsafeId<StreamId>(poolStreamName(poolKeyOf(first.item.after)))
+      const loaded = await loadPool(poolStream).catch(
+        (): E.Either<CommandFailure, CachedPool> => E.left(unreadable),
+      )
+      if (E.isLeft(loaded)) {
+        for (const w of items) w.done('alone')
+        return
+      }
+      await deps.directory.refresh()
+      let state = loaded.right.state
+      const steps: { readonly w: Batcher['waiting'][number]; readonly step: PlannedStep }[] = []
+      let replan = false
+      for (const w of items) {
+        const { d, after, referralId, ctx } = w.item
+        const step = await planOn(referralId, d.streamId, after, d.events, ctx, loaded.right, state).catch(
+          (): E.Either<CommandFailure, PlannedStep> => E.left(unreadable),
+        )
+        if (E.isLeft(step)) {
+          // This one is written alone; the pool state may be half-evolved: plan the rest again.
+          w.done('alone')
+          items = items.filter((x) => x !== w)
+          replan = true
+          break
+        }
+        state = step.right.poolState
+        steps.push({ w, step: step.right })
+      }
+      if (replan) {
+        attempt--
+        continue
+      }
+      const poolEvents = steps.flatMap((s) => s.step.poolRequest?.events ?? [])
+      const v = loaded.right.version
+      const requests: AppendRequest[] =
+        poolEvents.length === 0
+          ? []
+          : [
+              {
+                streamId: poolStream,
+                expected: v === 0 ? expected.noStream : expected.exact(v),
+                events: poolEvents,
+              },
+            ]
+      for (const { w, step } of steps) {
+        const { d } = w.item
+        requests.push({
+          streamId: d.streamId,
+          expected: d.version === 0 ? expected.noStream : expected.exact(d.version),
+          events: [...d.newEvents, ...step.referralNewEvents],
+        })
+      }
+      const written = await store.appendMany(requests)()
+      if (E.isRight(written)) {
+        const poolResult = written.right.find((r) => r.streamId === poolStream)
+        if (poolResult !== undefined) remember(poolStream, loaded.right, state, poolResult.version)
+        for (const { w, step } of steps) {
+          const { d } = w.item
+          const result = written.right.find((r) => r.streamId === d.streamId)
+          w.done(
+            E.right({
+              version: result?.version ?? d.version + d.newEvents.length + step.referralNewEvents.length,
+              added: step.referralEvents,
+              ...(step.referralEvents.length === 0 ? {} : { addedAt: step.at }),
+            }),
+          )
+        }
+        return
+      }
+      const failure = written.left
+      if (poolConflict(failure, poolStream)) continue
+      if (failure._tag === 'WrongExpectedVersion') {
+        // One referral changed meanwhile: its command is decided again; the others are planned again.
+        const stale = items.filter((w) => w.item.d.streamId === failure.streamId)
+        for (const w of stale) w.done(E.left(failure))
+        items = items.filter((w) => w.item.d.streamId !== failure.streamId)
+        if (stale.length > 0) attempt--
+        else {
+          for (const w of items) w.done(E.left(failure))
+          return
+        }
+        continue
+      }
+      for (const w of items) w.done(E.left(failure))
+      return
+    }
+    for (const w of items) w.done(appendFailed)
+  }
+
   /** Does a command that produced `events`, leaving the referral in `after`, need a routing step? */
   const needsRouting = (events: readonly ReferralEvent[], after: ReferralState) =>
     after.exists && after.route === 'pooled' && events.some((e) => ROUTING_TRIGGERS.has(e.type))
@@ -324,40 +516,14 @@ export const createRouter = (deps: RouterDeps) => {
           needsRouting(d.decided, after) || d.decided.some((e) => e.type === 'ReferralCategoryChanged')
         return appendOnly(d)
       }
-      return inPoolQueue(poolStreamName(poolKeyOf(after)), async () => {
-        let last: E.Either<CommandFailure, Committed<ReferralEvent>> = appendFailed
-        for (let attempt = 0; attempt < POOL_ATTEMPTS; attempt++) {
-          const step = await planStep(referralId, d.streamId, after, d.events, ctx).catch(
-            (): E.Either<CommandFailure, PlannedStep> => E.left(unreadable),
-          )
-          if (E.isLeft(step)) {
-            // Routing never refuses the command: if the pool cannot be read or planned, the command
-            // is written alone and routed right after or by `repairAll`.
-            followUp = true
-            return appendOnly(d)
-          }
-          const requests: AppendRequest[] = step.right.poolRequest === null ? [] : [step.right.poolRequest]
-          requests.push({
-            streamId: d.streamId,
-            expected: d.version === 0 ? expected.noStream : expected.exact(d.version),
-            events: [...d.newEvents, ...step.right.referralNewEvents],
-          })
-          const written = await store.appendMany(requests)()
-          if (E.isRight(written)) {
-            const poolResult = written.right.find((w) => w.streamId === step.right.poolStream)
-            if (poolResult !== undefined) step.right.poolWritten(poolResult.version)
-            const referralResult = written.right.find((w) => w.streamId === d.streamId)
-            return E.right({
-              version: referralResult?.version ?? d.version + requests.at(-1)!.events.length,
-              added: step.right.referralEvents,
-              ...(step.right.referralEvents.length === 0 ? {} : { addedAt: step.right.at }),
-            })
-          }
-          last = written
-          if (!poolConflict(written.left, step.right.poolStream)) return written
-        }
-        return last
-      })
+      const outcome = await groupCommit(poolStreamName(poolKeyOf(after)), { d, after, referralId, ctx })
+      if (outcome === 'alone') {
+        // Routing never refuses the command: if the pool cannot be read or planned, the command
+        // is written alone and routed right after or by `repairAll`.
+        followUp = true
+        return appendOnly(d)
+      }
+      return outcome
     }
     return { commit, followUp: () => followUp }
   }

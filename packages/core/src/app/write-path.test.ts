@@ -56,6 +56,40 @@ describe('the write path of a choose-for-me command (issue 11)', () => {
     expect(holder).toBe(await w.holderOf('r-1'))
   })
 
+  it('group commit: concurrent sends to one pool share transactions, and every decision is the one-at-a-time decision (verifyRouting)', async () => {
+    const { store, calls, reset } = countingStore(createInMemoryEventStore())
+    const w = await createWorld({ store })
+    await w.addSpecialist('spec-a', 1)
+    await w.addSpecialist('spec-b', 0.5)
+    await w.send('warm-up')
+    reset()
+    const ctx = await w.as(w.ownerOf(w.ids.clinic))
+    const n = 60
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        w.engine.referrals.execute(
+          unsafeId<ReferralId>(`g-${i}`),
+          { type: 'SendReferral', data: w.sendData(`g-${i}`) },
+          ctx,
+        )(),
+      ),
+    )
+    const holders = results.map((r) => {
+      if (E.isLeft(r)) throw new Error(r.left.message)
+      return r.right.state.exists ? r.right.state.recipientPracticeId : null
+    })
+    expect(calls.append).toBe(0)
+    expect(calls.appendMany).toBeGreaterThan(0)
+    expect(calls.appendMany).toBeLessThan(n / 2) // batched: far fewer transactions than sends
+    for (let i = 0; i < n; i++) expect(holders[i]).toBe(await w.holderOf(`g-${i}`))
+    // 61 referrals at FTE 1 : 0.5 (warm-up included): 41 or 40 to spec-a.
+    const toA =
+      holders.filter((h) => h === 'spec-a').length + ((await w.holderOf('warm-up')) === 'spec-a' ? 1 : 0)
+    expect(toA === 40 || toA === 41).toBe(true)
+    const verified = await w.routing.verifyPoolOf(unsafeId<ReferralId>('g-0'))
+    expect(E.isRight(verified) && verified.right?.ok).toBe(true)
+  })
+
   it('on a store without multi-stream appends the command is written alone, routed right after, and the answer is still final', async () => {
     const { store, calls, reset } = countingStore(createInMemoryEventStore())
     const w = await createWorld({ store: { ...store, capabilities: { atomicMultiStreamAppend: false } } })
