@@ -58,6 +58,7 @@ import {
 } from './command-handler.js'
 import { createPracticeDirectory, type PracticeDirectory } from './directory.js'
 import { defineEventCatalog } from './event-catalog.js'
+import { createPhiAccessRecorder } from './phi-access.js'
 import { phiSealer } from './phi-sealer.js'
 import { createReferralIndex, type ReferralIndex } from './referral-index.js'
 import { createRouter, type Routing } from './routing-manager.js'
@@ -345,6 +346,8 @@ export const createEngine = (options: EngineOptions) => {
     practices,
     catalog,
     referrals,
+    /** Records one PHI read, group-committed with concurrent ones (`createPhiAccessRecorder`). */
+    recordPhiAccess: createPhiAccessRecorder({ store, ids, clock }),
     /** Routing: explanations, verification, `repairAll` (see `createRouter`). */
     routing: router as Routing,
     meta,

@@ -13,7 +13,6 @@ import {
   type ReferralEvent,
   type ReferralId,
   type ReferralState,
-  recordPhiAccess,
   unsafeId,
 } from '@referrals/core'
 import type { FastifyRequest } from 'fastify'
@@ -181,7 +180,7 @@ export const phiReadAuditor =
       ? actor.memberships.find((m) => canAccessReferral(state, m.practiceId))
       : undefined
     must(
-      await recordPhiAccess(engine, {
+      await engine.recordPhiAccess({
         userId: actor.userId,
         role: membership?.role ?? actor.platformRoles[0] ?? 'none',
         practiceId: membership?.practiceId ?? null,
@@ -205,7 +204,7 @@ export const auditPatientSearch = async (
 ): Promise<void> => {
   if (actor.kind !== 'user') return
   must(
-    await recordPhiAccess(engine, {
+    await engine.recordPhiAccess({
       userId: actor.userId,
       role: actor.memberships.find((m) => m.practiceId === practiceId)?.role ?? 'none',
       practiceId,

@@ -8,7 +8,6 @@ import {
   PhiAccessed,
   PracticeId,
   ReferralId,
-  recordPhiAccess,
   UserId,
   unsafeId,
 } from '@referrals/core'
@@ -60,7 +59,7 @@ export const auditRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = asyn
           httpProblem('bad_request', `from must precede to, at most ${AUDIT_EXPORT_MAX_DAYS} days apart.`),
         )
       must(
-        await recordPhiAccess(engine, {
+        await engine.recordPhiAccess({
           userId: actor.userId,
           role: 'auditor',
           practiceId: query.practiceId ?? null,
