@@ -29,6 +29,7 @@ import {
   referralStreamId,
   referralUpcasters,
 } from '../referral/index.js'
+import { createReferralFactsIndex, type ReferralFactsReadModel } from '../reporting/facts-index.js'
 import type { Actor } from '../shared/actor.js'
 import type { CommandMeta } from '../shared/decider.js'
 import type { CategoryRef } from '../shared/domain-types.js'
@@ -100,6 +101,13 @@ export interface EngineOptions {
   readonly referralIndex?: (
     aggregate: Aggregate<ReferralCommand, ReferralEvent, ReferralState>,
   ) => ReferralIndex
+  /**
+   * Where the referral-facts rows of the reports live. Default: in memory, rebuilt from the log at
+   * start (`createReferralFactsIndex`); `@referrals/postgres` offers a PostgreSQL table.
+   */
+  readonly referralFacts?: (
+    aggregate: Aggregate<ReferralCommand, ReferralEvent, ReferralState>,
+  ) => ReferralFactsReadModel
 }
 
 export const practiceAggregate: Aggregate<
@@ -181,6 +189,8 @@ export const createEngine = (options: EngineOptions) => {
       aggregate: referral,
       ...(options.blindIndex === undefined ? {} : { blindIndex: options.blindIndex }),
     })
+  const referralFacts: ReferralFactsReadModel =
+    options.referralFacts?.(referral) ?? createReferralFactsIndex({ store, aggregate: referral })
   let routing: RoutingHooks | null = null
 
   const meta = (ctx: RequestContext): CommandMeta => ({
@@ -332,6 +342,7 @@ export const createEngine = (options: EngineOptions) => {
     ids,
     directory,
     referralIndex,
+    referralFacts,
     practices,
     catalog,
     referrals,
