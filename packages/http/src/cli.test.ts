@@ -105,7 +105,23 @@ describe('referrals CLI on PostgreSQL', () => {
       'at,user_id,role,practice_id,referral_id,patient_id,purpose,outcome,channel,resource,correlation_id',
     )
     expect((await run('forget-patient', '--patient', 'demo-patient-11111111')).code).toBe(0)
-    expect((await run('rebuild-projections')).code).toBe(0)
+    const client = new pg.Client({ connectionString: db.url })
+    await client.connect()
+    try {
+      await client.query('TRUNCATE referrals.referral_facts')
+      expect((await run('rebuild-projections')).code).toBe(0)
+      // The report facts are rebuilt too: one row per referral in the log.
+      const facts = await client.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM referrals.referral_facts',
+      )
+      const referrals = await client.query<{ n: number }>(
+        "SELECT count(DISTINCT stream_id)::int AS n FROM referrals.events WHERE stream_id LIKE 'referral-%'",
+      )
+      expect(facts.rows[0]?.n).toBe(referrals.rows[0]?.n)
+      expect(facts.rows[0]?.n).toBeGreaterThan(0)
+    } finally {
+      await client.end()
+    }
     expect((await run('forget-patient')).code).toBe(64)
     expect((await run('no-such-command')).code).toBe(64)
   })

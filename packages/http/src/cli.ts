@@ -38,7 +38,7 @@ const USAGE = `usage: referrals <command>
   export-audit [--user <id>] [--practice <id>] [--patient <id>] [--from <iso>] [--to <iso>]
                             CSV of PHI reads to stdout
   forget-patient --patient <id>   destroy the patient's data key (PHI becomes unreadable); API ids are <senderPracticeId>:<patientId>
-  rebuild-projections       truncate the PostgreSQL read models and replay them from the log
+  rebuild-projections       truncate the PostgreSQL read models (lists, report facts) and replay them from the log
 
 Configuration comes from environment variables (see packages/http/README.md).`
 
@@ -351,7 +351,8 @@ const rebuildProjections = async (config: Config) =>
       return 0
     }
     await runtime.readModel.rebuild()
-    info('Referral read models rebuilt from the event log.')
+    await runtime.referralFacts?.rebuild()
+    info('Referral read models (lists, history, search tokens, report facts) rebuilt from the event log.')
     return 0
   })
 

@@ -29,8 +29,10 @@ import { createEventStoreDbEventStore } from '@referrals/eventstoredb'
 import { runScheduler } from '@referrals/notify'
 import {
   createPostgresEventStore,
+  createPostgresReferralFacts,
   createPostgresReferralReadModel,
   type PostgresEventStore,
+  type PostgresReferralFacts,
   type PostgresReferralReadModel,
   resolveDatabase,
 } from '@referrals/postgres'
@@ -62,6 +64,8 @@ export interface Runtime {
   readonly pool?: pg.Pool | undefined
   /** The PostgreSQL read model of referrals, when the store is PostgreSQL. */
   readonly readModel: PostgresReferralReadModel | undefined
+  /** The referral-facts table of the reports (PostgreSQL only; elsewhere in memory on the engine). */
+  readonly referralFacts: PostgresReferralFacts | undefined
   /**
    * Embedded PostgreSQL only: settles with a message when the server stops under the runtime (it
    * was killed, crashed, or its owner stopped it). The service cannot work without it: `serve`
@@ -162,6 +166,13 @@ export const openRuntime = async (
           aggregate: referralAggregate(undefined, cipher),
           blindIndex,
         })
+  const referralFacts =
+    postgresStore === undefined
+      ? undefined
+      : await createPostgresReferralFacts({
+          store: postgresStore,
+          aggregate: referralAggregate(undefined, cipher),
+        })
   const engine = createEngine({
     store,
     clock: options.clock ?? systemClock,
@@ -169,6 +180,7 @@ export const openRuntime = async (
     cipher,
     blindIndex,
     ...(readModel === undefined ? {} : { referralIndex: () => readModel }),
+    ...(referralFacts === undefined ? {} : { referralFacts: () => referralFacts }),
   })
   const routing = engine.routing
   return {
@@ -180,6 +192,7 @@ export const openRuntime = async (
     idempotencyStore: encryptedIdempotencyStore(idempotency, masterBytes),
     storeDescription,
     readModel,
+    referralFacts,
     pool: sharedPool,
     databaseLost,
     close: async () => {

@@ -11,4 +11,5 @@ export {
   migrate,
 } from './migrations.js'
 export * from './projection.js'
+export * from './referral-facts.js'
 export * from './referral-read-model.js'

@@ -277,6 +277,52 @@ END
 $fn$;
 `,
   },
+  {
+    version: 3,
+    name: 'referral_facts read model of the reports',
+    // One row per referral, kept by the `referral_facts_v1` projection (referral-facts.ts) and
+    // truncated by its rebuild. No patient column: the row is built from the non-PHI event fields
+    // only. Instants are stored as the events' ISO-8601 text (UTC, milliseconds), which sorts and
+    // compares like the in-memory model's strings.
+    sql: (s) => `
+CREATE TABLE ${s}.referral_facts (
+  referral_id text PRIMARY KEY,
+  sender_practice_id text NOT NULL,
+  receiving_practice_id text,
+  region_id text NOT NULL,
+  specialty_id text NOT NULL,
+  category_id text NOT NULL,
+  subcategory_id text,
+  urgency text NOT NULL,
+  route text NOT NULL,
+  status text NOT NULL,
+  sent_at text NOT NULL,
+  first_delivered_at text,
+  delivered_at text,
+  accepted_at text,
+  scheduled_at text,
+  appointment_at text,
+  completed_at text,
+  cancelled_at text,
+  returned_at text,
+  return_reason text,
+  unassigned_since text,
+  delivery_count integer NOT NULL,
+  decline_count integer NOT NULL,
+  expiry_count integer NOT NULL,
+  no_show_count integer NOT NULL,
+  channel text,
+  campaign text,
+  location text,
+  service_line text,
+  referring_practice_id text,
+  updated_at text NOT NULL
+);
+CREATE INDEX referral_facts_sent ON ${s}.referral_facts (sent_at COLLATE "C", referral_id COLLATE "C");
+CREATE INDEX referral_facts_sender ON ${s}.referral_facts (sender_practice_id, sent_at COLLATE "C");
+CREATE INDEX referral_facts_receiver ON ${s}.referral_facts (receiving_practice_id, sent_at COLLATE "C");
+`,
+  },
 ]
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0)

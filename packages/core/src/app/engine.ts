@@ -29,6 +29,7 @@ import {
   referralStreamId,
   referralUpcasters,
 } from '../referral/index.js'
+import { createReferralFactsIndex, type ReferralFactsReadModel } from '../reporting/facts-index.js'
 import type { RoutingPolicy } from '../routing/index.js'
 import type { Actor } from '../shared/actor.js'
 import type { CommandMeta } from '../shared/decider.js'
@@ -89,6 +90,13 @@ export interface EngineOptions {
   ) => ReferralIndex
   /** The routing policy new pool decisions follow. Default: `currentRoutingPolicy`. */
   readonly routingPolicy?: RoutingPolicy
+  /**
+   * Where the referral-facts rows of the reports live. Default: in memory, rebuilt from the log at
+   * start (`createReferralFactsIndex`); `@referrals/postgres` offers a PostgreSQL table.
+   */
+  readonly referralFacts?: (
+    aggregate: Aggregate<ReferralCommand, ReferralEvent, ReferralState>,
+  ) => ReferralFactsReadModel
 }
 
 export const practiceAggregate: Aggregate<
@@ -176,6 +184,8 @@ export const createEngine = (options: EngineOptions) => {
       aggregate: referral,
       ...(options.blindIndex === undefined ? {} : { blindIndex: options.blindIndex }),
     })
+  const referralFacts: ReferralFactsReadModel =
+    options.referralFacts?.(referral) ?? createReferralFactsIndex({ store, aggregate: referral })
 
   const meta = (ctx: RequestContext): CommandMeta => ({
     commandId: ctx.commandId ?? unsafeId<CommandId>(ids.next()),
@@ -343,6 +353,7 @@ export const createEngine = (options: EngineOptions) => {
     ids,
     directory,
     referralIndex,
+    referralFacts,
     practices,
     catalog,
     referrals,

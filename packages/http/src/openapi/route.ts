@@ -332,7 +332,8 @@ export const route = <
     handler: async (request, reply) => {
       const input = decodedInputs.get(request) as RouteInput<P, Q, B>
       const result = await spec.handler(input, request, reply)
-      if (reply.sent) return reply
+      // A handler that sent another representation itself (CSV) returns the reply.
+      if (reply.sent || (result as unknown) === reply) return reply
       if (reply.statusCode === 200 && successStatus !== 200) reply.code(successStatus)
       if (spec.response === undefined) return reply.send()
       return reply.send(spec.response.encode(result))

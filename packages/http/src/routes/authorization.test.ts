@@ -103,6 +103,9 @@ const practiceAdmin: Expected = only({ spec: 403, admin: 200, auditor: 403 }, 40
 /** Admin-only catalog commands (the catalog is not secret, so 403 rather than 404). */
 const catalogAdmin = (status = 200): Expected => only({ admin: status }, 403)
 
+/** The period of the report rows: `from` inclusive, `to` exclusive (RFC 3339). */
+const PERIOD = 'from=2026-01-01T00:00:00Z&to=2026-12-01T00:00:00Z'
+
 const MATRIX: Readonly<Record<string, Row>> = {
   'GET /health': { prepare: async () => ({ url: '/health' }), expect: { ...everyone(200), anonymous: 200 } },
   'GET /ready': { prepare: async () => ({ url: '/ready' }), expect: { ...everyone(200), anonymous: 200 } },
@@ -184,6 +187,26 @@ const MATRIX: Readonly<Record<string, Row>> = {
     expect: only({ gp: 200 }, 404),
   },
 
+  'GET /reports/funnel': {
+    prepare: async () => ({ url: `/reports/funnel?practiceId=clinic&${PERIOD}` }),
+    expect: only({ gp: 200, admin: 200, auditor: 200 }, 404),
+  },
+  'GET /reports/timings': {
+    prepare: async () => ({ url: `/reports/timings?practiceId=clinic&${PERIOD}` }),
+    expect: only({ gp: 200, admin: 200, auditor: 200 }, 404),
+  },
+  'GET /reports/wait-times': {
+    prepare: async () => ({ url: `/reports/wait-times?practiceId=clinic&${PERIOD}` }),
+    expect: only({ gp: 200, admin: 200, auditor: 200 }, 404),
+  },
+  'GET /reports/fairness': {
+    prepare: async () => ({ url: `/reports/fairness?practiceId=clinic&${PERIOD}` }),
+    expect: only({ gp: 200, admin: 200, auditor: 200 }, 404),
+  },
+  'GET /reports/attribution': {
+    prepare: async () => ({ url: `/reports/attribution?practiceId=clinic&${PERIOD}` }),
+    expect: only({ gp: 200, admin: 200, auditor: 200 }, 404),
+  },
   'POST /specialties': {
     prepare: async (_t, n) => ({ url: '/specialties', body: { specialtyId: `sp-${n}`, name: 'Specialty' } }),
     expect: catalogAdmin(201),

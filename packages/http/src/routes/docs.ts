@@ -21,6 +21,11 @@ export const API_TAGS: readonly { readonly name: string; readonly description: s
     name: 'referrals',
     description: 'Sending, routing, answering and following referrals; lists, exports and attachments',
   },
+  {
+    name: 'reports',
+    description:
+      'Referral funnel, timings, wait times, fairness and attribution (no PHI; small cells suppressed)',
+  },
   { name: 'audit', description: 'The PHI access log (platform auditors)' },
   { name: 'notifications', description: 'Notification preferences and undeliverable notifications' },
   { name: 'decision links', description: 'Accept/decline links sent in notifications (no token needed)' },

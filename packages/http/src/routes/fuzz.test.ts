@@ -141,6 +141,36 @@ const ROWS: Readonly<Record<string, FuzzRow>> = {
     params: { practiceId: 'clinic' },
     query: { box: 'sent' },
   },
+  'GET /reports/funnel': {
+    who: 'admin',
+    path: '/reports/funnel',
+    params: {},
+    query: { from: '2026-01-01T00:00:00Z', to: '2026-12-01T00:00:00Z', groupBy: 'urgency' },
+  },
+  'GET /reports/timings': {
+    who: 'admin',
+    path: '/reports/timings',
+    params: {},
+    query: { from: '2026-01-01T00:00:00Z', to: '2026-12-01T00:00:00Z', groupBy: 'urgency' },
+  },
+  'GET /reports/wait-times': {
+    who: 'admin',
+    path: '/reports/wait-times',
+    params: {},
+    query: { from: '2026-01-01T00:00:00Z', to: '2026-12-01T00:00:00Z', groupBy: 'urgency' },
+  },
+  'GET /reports/fairness': {
+    who: 'admin',
+    path: '/reports/fairness',
+    params: {},
+    query: { from: '2026-01-01T00:00:00Z', to: '2026-12-01T00:00:00Z', groupBy: 'urgency' },
+  },
+  'GET /reports/attribution': {
+    who: 'admin',
+    path: '/reports/attribution',
+    params: {},
+    query: { from: '2026-01-01T00:00:00Z', to: '2026-12-01T00:00:00Z', groupBy: 'urgency' },
+  },
   'POST /specialties': {
     who: 'admin',
     path: '/specialties',

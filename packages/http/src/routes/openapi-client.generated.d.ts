@@ -840,6 +840,116 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/reports/funnel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Referral funnel: sent → delivered → accepted → scheduled → completed, drop-outs and the backlog
+         * @description Referrals sent in [from, to), grouped by `groupBy` (default none). Declines, expiries and no-shows are counted per referral; cancellations by the stage they happened at; `backlog` is the intake queue now, with its age in hours. With `practiceId`: the referrals that practice sent or holds (its members, admins, auditors); without: the whole network (admins, auditors). Cells from fewer than the suppression threshold (default 5) of referrals read "< 5" unless the caller belongs to the receiving practice of all of them.
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["getFunnelReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/reports/timings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Time to accept, to schedule and to complete (hours, p50 and p90)
+         * @description Nearest-rank percentiles of the hours from sending to acceptance, to the booking of the first appointment and to completion, over referrals sent in [from, to) that reached the milestone. With `practiceId`: the referrals that practice sent or holds (its members, admins, auditors); without: the whole network (admins, auditors). Cells from fewer than the suppression threshold (default 5) of referrals read "< 5" unless the caller belongs to the receiving practice of all of them.
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["getTimingsReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/reports/wait-times": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Waiting time per specialist (days to the appointment) and its dispersion across the pool
+         * @description Grouped by pool by default. Per receiving specialist: p50 and p90 days from sending to the booked appointment; per cell: min, max, range, mean, standard deviation and coefficient of variation of the specialists' median waits. A specialist row from fewer referrals than the threshold is suppressed too, except for its own members. With `practiceId`: the referrals that practice sent or holds (its members, admins, auditors); without: the whole network (admins, auditors). Cells from fewer than the suppression threshold (default 5) of referrals read "< 5" unless the caller belongs to the receiving practice of all of them.
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["getWaitTimesReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/reports/attribution": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Referral funnel by source attribution (channel, campaign, location, service line, referring practice)
+         * @description The funnel of referrals sent in [from, to), grouped by `groupBy` (default `channel`); referrals sent without attribution are grouped under "(none)". With `practiceId`: the referrals that practice sent or holds (its members, admins, auditors); without: the whole network (admins, auditors). Cells from fewer than the suppression threshold (default 5) of referrals read "< 5" unless the caller belongs to the receiving practice of all of them.
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["getAttributionReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/reports/fairness": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Routing fairness per pool and ISO week, from the recorded routing decisions
+         * @description Decisions taken in [from, to). Per member: decisions it was a candidate of, referrals received, its FTE entitlement over those decisions (Σ fte / Σ candidates’ fte, so a paused, excluded or declining specialist is not counted as behind) and the lag; per pool-week: max |lag| after any decision, FTE-normalised spread (max − min of received / FTE), the longest run to one member, and whether |lag| < 1 was broken. Filter with `pool`. With `practiceId`: only pools the practice was a candidate in, and only its own member row. A pool-week of fewer decisions than the threshold is suppressed (its own row excepted).
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["getFairnessReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/referrals/{referralId}/attachments": {
         parameters: {
             query?: never;
@@ -4352,6 +4462,682 @@ export interface operations {
                 };
                 content: {
                     "text/csv": string;
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getFunnelReport: {
+        parameters: {
+            query: {
+                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                from: string;
+                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                to: string;
+                /** @description Comma-separated, at most 3 distinct of: region, specialty, category, subcategory, pool, urgency, route, senderPractice, receivingPractice, week, channel, campaign, location, serviceLine, referringPractice */
+                groupBy?: string;
+                practiceId?: string;
+                format?: "json" | "csv";
+                region?: string;
+                specialty?: string;
+                category?: string;
+                subcategory?: string;
+                pool?: string;
+                urgency?: string;
+                route?: string;
+                senderPractice?: string;
+                receivingPractice?: string;
+                week?: string;
+                channel?: string;
+                campaign?: string;
+                location?: string;
+                serviceLine?: string;
+                referringPractice?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report as JSON; as text/csv (one row per cell, or per specialist / member) with format=csv or Accept: text/csv */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        report: string;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        from: string;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        to: string;
+                        groupBy: string[];
+                        practiceId: string | null;
+                        suppressionThreshold: number;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        generatedAt: string;
+                        cells: {
+                            group: {
+                                [key: string]: string;
+                            };
+                            referrals: number | string | null;
+                            suppressed: boolean;
+                            figures: {
+                                sent: number | string | null;
+                                delivered: number | string | null;
+                                accepted: number | string | null;
+                                scheduled: number | string | null;
+                                completed: number | string | null;
+                                deliveries: number | string | null;
+                                declines: number | string | null;
+                                expiries: number | string | null;
+                                noShows: number | string | null;
+                                cancelledBeforeAccept: number | string | null;
+                                cancelledAfterAccept: number | string | null;
+                                cancelledAfterSchedule: number | string | null;
+                                returned: number | string | null;
+                                unassigned: number | string | null;
+                                declineRate: number | string | null;
+                                expiryRate: number | string | null;
+                                backlog: {
+                                    unassigned: number | string | null;
+                                    age: {
+                                        n: number | string | null;
+                                        p50: number | string | null;
+                                        p90: number | string | null;
+                                    };
+                                    oldestHours: number | string | null;
+                                };
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getTimingsReport: {
+        parameters: {
+            query: {
+                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                from: string;
+                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                to: string;
+                /** @description Comma-separated, at most 3 distinct of: region, specialty, category, subcategory, pool, urgency, route, senderPractice, receivingPractice, week, channel, campaign, location, serviceLine, referringPractice */
+                groupBy?: string;
+                practiceId?: string;
+                format?: "json" | "csv";
+                region?: string;
+                specialty?: string;
+                category?: string;
+                subcategory?: string;
+                pool?: string;
+                urgency?: string;
+                route?: string;
+                senderPractice?: string;
+                receivingPractice?: string;
+                week?: string;
+                channel?: string;
+                campaign?: string;
+                location?: string;
+                serviceLine?: string;
+                referringPractice?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report as JSON; as text/csv (one row per cell, or per specialist / member) with format=csv or Accept: text/csv */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        report: string;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        from: string;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        to: string;
+                        groupBy: string[];
+                        practiceId: string | null;
+                        suppressionThreshold: number;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        generatedAt: string;
+                        cells: {
+                            group: {
+                                [key: string]: string;
+                            };
+                            referrals: number | string | null;
+                            suppressed: boolean;
+                            figures: {
+                                timeToAccept: {
+                                    n: number | string | null;
+                                    p50: number | string | null;
+                                    p90: number | string | null;
+                                };
+                                timeToSchedule: {
+                                    n: number | string | null;
+                                    p50: number | string | null;
+                                    p90: number | string | null;
+                                };
+                                timeToComplete: {
+                                    n: number | string | null;
+                                    p50: number | string | null;
+                                    p90: number | string | null;
+                                };
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getWaitTimesReport: {
+        parameters: {
+            query: {
+                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                from: string;
+                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                to: string;
+                /** @description Comma-separated, at most 3 distinct of: region, specialty, category, subcategory, pool, urgency, route, senderPractice, receivingPractice, week, channel, campaign, location, serviceLine, referringPractice */
+                groupBy?: string;
+                practiceId?: string;
+                format?: "json" | "csv";
+                region?: string;
+                specialty?: string;
+                category?: string;
+                subcategory?: string;
+                pool?: string;
+                urgency?: string;
+                route?: string;
+                senderPractice?: string;
+                receivingPractice?: string;
+                week?: string;
+                channel?: string;
+                campaign?: string;
+                location?: string;
+                serviceLine?: string;
+                referringPractice?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report as JSON; as text/csv (one row per cell, or per specialist / member) with format=csv or Accept: text/csv */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        report: string;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        from: string;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        to: string;
+                        groupBy: string[];
+                        practiceId: string | null;
+                        suppressionThreshold: number;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        generatedAt: string;
+                        cells: {
+                            group: {
+                                [key: string]: string;
+                            };
+                            referrals: number | string | null;
+                            suppressed: boolean;
+                            figures: {
+                                referralsWithAppointment: number | string | null;
+                                specialists: {
+                                    practiceId: string;
+                                    n: number | string | null;
+                                    p50Days: number | string | null;
+                                    p90Days: number | string | null;
+                                }[];
+                                medianWait: {
+                                    min: number | string | null;
+                                    max: number | string | null;
+                                    range: number | string | null;
+                                    mean: number | string | null;
+                                    sd: number | string | null;
+                                    cv: number | string | null;
+                                };
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getAttributionReport: {
+        parameters: {
+            query: {
+                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                from: string;
+                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                to: string;
+                /** @description Comma-separated, at most 3 distinct of: region, specialty, category, subcategory, pool, urgency, route, senderPractice, receivingPractice, week, channel, campaign, location, serviceLine, referringPractice */
+                groupBy?: string;
+                practiceId?: string;
+                format?: "json" | "csv";
+                region?: string;
+                specialty?: string;
+                category?: string;
+                subcategory?: string;
+                pool?: string;
+                urgency?: string;
+                route?: string;
+                senderPractice?: string;
+                receivingPractice?: string;
+                week?: string;
+                channel?: string;
+                campaign?: string;
+                location?: string;
+                serviceLine?: string;
+                referringPractice?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report as JSON; as text/csv (one row per cell, or per specialist / member) with format=csv or Accept: text/csv */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        report: string;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        from: string;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        to: string;
+                        groupBy: string[];
+                        practiceId: string | null;
+                        suppressionThreshold: number;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        generatedAt: string;
+                        cells: {
+                            group: {
+                                [key: string]: string;
+                            };
+                            referrals: number | string | null;
+                            suppressed: boolean;
+                            figures: {
+                                sent: number | string | null;
+                                delivered: number | string | null;
+                                accepted: number | string | null;
+                                scheduled: number | string | null;
+                                completed: number | string | null;
+                                deliveries: number | string | null;
+                                declines: number | string | null;
+                                expiries: number | string | null;
+                                noShows: number | string | null;
+                                cancelledBeforeAccept: number | string | null;
+                                cancelledAfterAccept: number | string | null;
+                                cancelledAfterSchedule: number | string | null;
+                                returned: number | string | null;
+                                unassigned: number | string | null;
+                                declineRate: number | string | null;
+                                expiryRate: number | string | null;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getFairnessReport: {
+        parameters: {
+            query: {
+                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                from: string;
+                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                to: string;
+                /** @description Comma-separated, at most 3 distinct of: region, specialty, category, subcategory, pool, urgency, route, senderPractice, receivingPractice, week, channel, campaign, location, serviceLine, referringPractice */
+                groupBy?: string;
+                practiceId?: string;
+                format?: "json" | "csv";
+                region?: string;
+                specialty?: string;
+                category?: string;
+                subcategory?: string;
+                pool?: string;
+                urgency?: string;
+                route?: string;
+                senderPractice?: string;
+                receivingPractice?: string;
+                week?: string;
+                channel?: string;
+                campaign?: string;
+                location?: string;
+                serviceLine?: string;
+                referringPractice?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report as JSON; as text/csv (one row per cell, or per specialist / member) with format=csv or Accept: text/csv */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        report: string;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        from: string;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        to: string;
+                        groupBy: string[];
+                        practiceId: string | null;
+                        suppressionThreshold: number;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        generatedAt: string;
+                        cells: {
+                            group: {
+                                [key: string]: string;
+                            };
+                            decisions: number | string | null;
+                            suppressed: boolean;
+                            maxAbsLag: number | string | null;
+                            fteNormalisedSpread: number | string | null;
+                            longestRun: number | string | null;
+                            outsideInvariant: boolean | null;
+                            members: {
+                                practiceId: string;
+                                fteMilli: number | string | null;
+                                eligibleDecisions: number | string | null;
+                                received: number | string | null;
+                                entitlement: number | string | null;
+                                lag: number | string | null;
+                            }[];
+                        }[];
+                    };
                 };
             };
             /** @description Client error (problem details) */

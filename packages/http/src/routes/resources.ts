@@ -9,6 +9,7 @@ import { listRoutes } from './lists.js'
 import { meRoutes } from './me.js'
 import { practiceRoutes } from './practices.js'
 import { referralRoutes } from './referrals.js'
+import { reportRoutes } from './reports.js'
 
 export interface ResourceDeps {
   readonly engine: Engine
@@ -17,11 +18,13 @@ export interface ResourceDeps {
   readonly attachments?: AttachmentStore
   /** Upload limits (default: 20 MiB; PDF, PNG, JPEG); pass the `Config`. */
   readonly attachmentLimits?: AttachmentLimits
+  /** Small-number suppression of the reports (default 5); pass `Config.reportSuppressionThreshold`. */
+  readonly reportSuppressionThreshold?: number
 }
 
 /**
  * The resource routes: one Fastify plugin per resource (`me.ts`, `practices.ts`, `catalog.ts`,
- * `referrals.ts`, `lists.ts`, `audit.ts`, `attachments.ts`), each calling the access rules of
+ * `referrals.ts`, `lists.ts`, `audit.ts`, `reports.ts`, `attachments.ts`), each calling the access rules of
  * `access.ts`. The auditor hook is added to the given instance itself (not encapsulated), so it
  * also covers routes registered after these (the notification routes).
  */
@@ -36,6 +39,12 @@ export const registerResourceRoutes =
     await app.register(referralRoutes, { engine, routing })
     await app.register(listRoutes, { engine })
     await app.register(auditRoutes, { engine })
+    await app.register(reportRoutes, {
+      engine,
+      ...(deps.reportSuppressionThreshold === undefined
+        ? {}
+        : { suppressionThreshold: deps.reportSuppressionThreshold }),
+    })
     if (deps.attachments !== undefined) {
       await registerAttachmentRoutes(app, {
         engine,

@@ -1,0 +1,125 @@
+import {
+  createReferralFactsIndex,
+  type PracticeId,
+  type ReferralId,
+  referralAggregate,
+} from '@referrals/core'
+import { createWorld } from '@referrals/core/testing'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createPostgresEventStore, type PostgresEventStore } from './event-store.js'
+import {
+  createPostgresReferralFacts,
+  type PostgresReferralFacts,
+  REFERRAL_FACTS_PROJECTION,
+} from './referral-facts.js'
+import { createTestDatabase, type TestDatabase } from './testing/index.js'
+
+let db: TestDatabase
+let store: PostgresEventStore
+let facts: PostgresReferralFacts
+let world: Awaited<ReturnType<typeof createWorld>>
+
+const id = (s: string) => s as ReferralId
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+  store = await createPostgresEventStore({ connectionString: db.url })
+  facts = await createPostgresReferralFacts({ store, aggregate: referralAggregate() })
+  world = await createWorld({ store, referralFacts: () => facts })
+  await world.addSpecialist('spec-a', 1)
+  await world.addSpecialist('spec-b', 1)
+  for (const n of [1, 2, 3]) {
+    world.clock.advance(60_000)
+    await world.send(`r-${n}`)
+  }
+  // r-1: declined by its first holder, accepted and scheduled by the second.
+  const first = (await world.holderOf('r-1')) as PracticeId
+  world.clock.advance(3_600_000)
+  await world.must(
+    world.engine.referrals.execute(
+      id('r-1'),
+      { type: 'DeclineReferral', data: { reasonCode: 'capacity' } },
+      await world.as(world.ownerOf(first)),
+    ),
+  )
+  const second = (await world.holderOf('r-1')) as PracticeId
+  const owner = await world.as(world.ownerOf(second))
+  world.clock.advance(3_600_000)
+  await world.must(world.engine.referrals.execute(id('r-1'), { type: 'AcceptReferral', data: {} }, owner))
+  world.clock.advance(3_600_000)
+  await world.must(
+    world.engine.referrals.execute(
+      id('r-1'),
+      { type: 'ScheduleAppointment', data: { at: '2026-03-20T10:00:00.000Z' as never } },
+      owner,
+    ),
+  )
+  // r-2: cancelled by the sender.
+  await world.must(
+    world.engine.referrals.execute(
+      id('r-2'),
+      { type: 'CancelReferral', data: { reasonCode: 'duplicate' } },
+      await world.as(world.ownerOf(world.ids.clinic)),
+    ),
+  )
+})
+afterAll(async () => {
+  await store?.close()
+  await db?.drop()
+})
+
+describe('referral facts in PostgreSQL', () => {
+  it('holds the same rows as the in-memory projection over the same log', async () => {
+    const inMemory = createReferralFactsIndex({ store, aggregate: referralAggregate() })
+    const rows = await facts.facts({})
+    expect(rows.map((r) => r.referralId)).toEqual(['r-1', 'r-2', 'r-3'])
+    expect(rows).toEqual(await inMemory.facts({}))
+    const r1 = rows[0]
+    expect(r1).toMatchObject({ status: 'scheduled', declineCount: 1, deliveryCount: 2, route: 'pooled' })
+    expect(r1?.acceptedAt).not.toBeNull()
+    expect(r1?.appointmentAt).toBe('2026-03-20T10:00:00.000Z')
+    expect(rows[1]).toMatchObject({ status: 'cancelled' })
+  })
+
+  it('filters by period and practice like the in-memory model', async () => {
+    const inMemory = createReferralFactsIndex({ store, aggregate: referralAggregate() })
+    const all = await facts.facts({})
+    const second = all[1]?.sentAt
+    for (const q of [
+      { sentFrom: second },
+      { sentTo: second },
+      { practiceId: 'spec-a' as PracticeId },
+      { practiceId: world.ids.clinic, sentFrom: second },
+    ]) {
+      const query = Object.fromEntries(Object.entries(q).filter(([, v]) => v !== undefined))
+      expect(await facts.facts(query)).toEqual(await inMemory.facts(query))
+    }
+  })
+
+  it('keeps no patient column and no PHI value', async () => {
+    const columns = await store.pool.query<{ column_name: string }>(
+      `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'referral_facts'`,
+      [store.schema],
+    )
+    expect(columns.rows.map((c) => c.column_name).filter((c) => /patient|phi|reason|note/.test(c))).toEqual([
+      'return_reason',
+    ])
+    const dump = await store.pool.query<{ t: string }>(
+      `SELECT string_agg(f::text, '|') AS t FROM ${store.schema}.referral_facts f`,
+    )
+    expect(dump.rows[0]?.t).not.toMatch(/Canary|HN-r-|pat-r-/)
+  })
+
+  it('is checkpointed and rebuilds from the log to the same rows', async () => {
+    const before = await facts.facts({})
+    const checkpoint = await store.pool.query<{ position: string }>(
+      `SELECT position FROM ${store.schema}.projection_checkpoints WHERE name = $1`,
+      [REFERRAL_FACTS_PROJECTION],
+    )
+    expect(BigInt(checkpoint.rows[0]?.position ?? '0')).toBe(await facts.projection.position())
+    expect(await facts.projection.position()).toBeGreaterThan(0n)
+    await store.pool.query(`UPDATE ${store.schema}.referral_facts SET status = 'tampered'`)
+    await facts.rebuild()
+    expect(await facts.facts({})).toEqual(before)
+  })
+})
