@@ -5,6 +5,7 @@ import {
   CorrelationId,
   EventId,
   Instant,
+  InstantFromRfc3339,
   InsuranceNetworkId,
   MessageId,
   PatientId,
@@ -71,6 +72,12 @@ export const defaultSchemaRegistry: SchemaRegistry = (() => {
     type: 'string',
     format: 'date-time',
     description: 'UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z',
+  })
+  registry.register(InstantFromRfc3339, {
+    type: 'string',
+    format: 'date-time',
+    description:
+      'RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds)',
   })
   registry.register(t.Int, { type: 'integer' })
   registry.register('Int', { type: 'integer' })

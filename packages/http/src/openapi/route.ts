@@ -63,6 +63,12 @@ export interface RouteSpec<
   readonly location?: boolean
   /** The route reads PHI: documents `X-Purpose-Of-Use`. */
   readonly purposeOfUse?: boolean
+  /**
+   * Who may call the route, decided from the caller and the path parameters alone: it runs after
+   * the path is decoded and before the query and body are, so a caller who may not use the route
+   * learns that (403/404), not what a valid request would look like (400). Throws to refuse.
+   */
+  readonly authorize?: (request: FastifyRequest, params: Decoded<P>) => void | Promise<void>
   /** The OpenAPI name of the route's `*` wildcard parameter (Fastify names it `*`). */
   readonly wildcardName?: string
   readonly handler: (
@@ -255,20 +261,28 @@ export const operationIdOf = (command: string): string =>
 export const WILDCARD_NAME = 'x-wildcard-name'
 
 /**
- * io-ts reports a failed union once per member, under the member's index. When a member failed as
- * a whole (a scalar union such as `Instant | null`), report the union itself; when it failed deeper
- * (a field of an object member), keep the field but drop the member index from the path.
+ * Reports a path as the client wrote it. io-ts puts the member index of an intersection or union
+ * into the path (`query.0.box`). An intersection's members all read the same value, so the index
+ * goes. A failed union is reported once per member: when a member failed as a whole (a scalar
+ * union such as `Instant | null`) the union itself is reported; when it failed deeper (a field of
+ * an object member), the field is kept without the member index.
  */
-const simplifyUnionErrors = (errors: t.Errors): t.Errors =>
+const withoutMemberIndices = (errors: t.Errors): t.Errors =>
   errors.map((error) => {
     const context: t.ContextEntry[] = []
     for (let i = 0; i < error.context.length; i++) {
       const entry = error.context[i]
       if (entry === undefined) continue
       context.push(entry)
-      if ((entry.type as { _tag?: string })._tag !== 'UnionType') continue
-      if (i + 2 >= error.context.length) break
+      const tag = (entry.type as { _tag?: string })._tag
       const member = error.context[i + 1]
+      if (tag === 'IntersectionType' && member !== undefined) {
+        context.push({ ...member, key: '' })
+        i += 1
+        continue
+      }
+      if (tag !== 'UnionType') continue
+      if (i + 2 >= error.context.length) break
       if (member !== undefined) context.push({ ...member, key: '' })
       i += 1
     }
@@ -279,7 +293,7 @@ const decodePart = (codec: t.Mixed | undefined, input: unknown, location: string
   if (codec === undefined) return undefined
   const result = codec.decode(input)
   if (isLeft(result)) {
-    const errors = describeErrors(simplifyUnionErrors(result.left)).map((p) => ({
+    const errors = describeErrors(withoutMemberIndices(result.left)).map((p) => ({
       path: p.path === '(root)' ? location : `${location}.${p.path}`,
       expected: p.expected,
     }))
@@ -322,8 +336,10 @@ export const route = <
     // Decoding runs after authentication (onRequest) and body parsing, before idempotency
     // (preHandler), so a malformed request is rejected without touching any state.
     preValidation: async (request) => {
+      const params = decodePart(spec.params, request.params, 'params') as Decoded<P>
+      await spec.authorize?.(request, params)
       const input: RouteInput<P, Q, B> = {
-        params: decodePart(spec.params, request.params, 'params') as Decoded<P>,
+        params,
         query: decodePart(spec.query, request.query, 'query') as Decoded<Q>,
         body: decodePart(spec.body, request.body, 'body') as Decoded<B>,
       }

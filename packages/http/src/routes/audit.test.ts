@@ -76,4 +76,46 @@ describe('GET /audit.csv (PHI access log export)', () => {
     ])
       expect((await t.call('auditor', 'GET', `/audit.csv?${bad}`)).statusCode).toBe(400)
   })
+
+  it('authorizes before it validates: a non-auditor gets 403 with or without valid parameters, never 400', async () => {
+    const t = await buildRoutesTestApp()
+    current = t
+    for (const query of ['', '?from=yesterday', '?from=2026-04-02T00:00:00Z&to=2026-04-01T00:00:00Z'])
+      for (const who of ['gp', 'admin'] as const)
+        expect([who, query, (await t.call(who, 'GET', `/audit.csv${query}`)).statusCode]).toEqual([
+          who,
+          query,
+          403,
+        ])
+    expect((await t.call('auditor', 'GET', '/audit.csv')).statusCode).toBe(400)
+  })
+
+  it('takes any RFC 3339 instant for from/to (no fraction, any fraction, an offset) and reads the same window', async () => {
+    const t = await buildRoutesTestApp()
+    current = t
+    await t.ok('gp', 'POST', '/referrals', t.referral('r-1'))
+    await t.call('gp', 'GET', '/referrals/r-1')
+    const rowsOf = async (window: string) => {
+      const res = await t.call('auditor', 'GET', `/audit.csv?${window}`)
+      expect([window, res.statusCode]).toEqual([window, 200])
+      return res.body
+        .trimEnd()
+        .split('\r\n')
+        .slice(1)
+        .map((l) => l.split(',').slice(1, 8).join(','))
+        .filter((l) => !l.startsWith('auditor'))
+    }
+    const exact = await rowsOf('from=2026-04-01T00:00:00.000Z&to=2026-04-02T00:00:00.000Z')
+    expect(exact.length).toBeGreaterThan(0)
+    for (const window of [
+      'from=2026-04-01T00:00:00Z&to=2026-04-02T00:00:00Z',
+      'from=2026-04-01T00:00:00.0Z&to=2026-04-02T00:00:00.000000Z',
+      `from=${encodeURIComponent('2026-04-01T02:00:00+02:00')}&to=${encodeURIComponent('2026-04-01T19:00:00-05:00')}`,
+    ])
+      expect(await rowsOf(window)).toEqual(exact)
+    for (const bad of ['2026-04-01', '2026-04-31T00:00:00Z', '2026-04-01T24:00:00Z', '2026-04-01T00:00:00'])
+      expect(
+        (await t.call('auditor', 'GET', `/audit.csv?from=${bad}&to=2026-04-02T00:00:00Z`)).statusCode,
+      ).toBe(400)
+  })
 })

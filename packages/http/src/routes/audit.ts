@@ -3,7 +3,8 @@ import {
   type CorrelationId,
   type Engine,
   hasPlatformRole,
-  Instant,
+  type Instant,
+  InstantFromRfc3339,
   PatientId,
   PhiAccessed,
   PracticeId,
@@ -26,7 +27,7 @@ export const AUDIT_EXPORT_MAX_DAYS = 366
 const PAGE = 1000
 
 const AuditQuery = t.intersection([
-  t.type({ from: Instant, to: Instant }),
+  t.type({ from: InstantFromRfc3339, to: InstantFromRfc3339 }),
   t.partial({ userId: UserId, practiceId: PracticeId, referralId: ReferralId, patientId: PatientId }),
 ])
 
@@ -49,9 +50,13 @@ export const auditRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = asyn
     description: `\`from\` (inclusive) and \`to\` (exclusive) are instants at most ${AUDIT_EXPORT_MAX_DAYS} days apart; filter by \`userId\`, \`practiceId\`, \`referralId\` or \`patientId\`.`,
     query: AuditQuery,
     responseDescription: 'text/csv, one access per row',
-    handler: async ({ query }, request, reply) => {
+    authorize: (request) => {
       const actor = requireActor(request)
       if (actor.kind !== 'user' || !hasPlatformRole(actor, 'auditor')) throw forbidden()
+    },
+    handler: async ({ query }, request, reply) => {
+      const actor = requireActor(request)
+      if (actor.kind !== 'user') throw forbidden()
       const from = Date.parse(query.from)
       const to = Date.parse(query.to)
       if (!(from < to) || to - from > AUDIT_EXPORT_MAX_DAYS * DAY_MS)

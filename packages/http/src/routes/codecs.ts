@@ -1,4 +1,11 @@
-import { Instant, PracticeId, ReferralId, ReferralStatus, SpecialtyId, Urgency } from '@referrals/core'
+import {
+  InstantFromRfc3339,
+  PracticeId,
+  ReferralId,
+  ReferralStatus,
+  SpecialtyId,
+  Urgency,
+} from '@referrals/core'
 import * as t from 'io-ts'
 import { nameSchema, schemaNameOf } from '../openapi/io-ts-schema.js'
 import { IntFromQuery } from '../openapi/route.js'
@@ -28,7 +35,7 @@ export const requestBody = <P extends t.Mixed>(payload: P, command: string) => {
 export const PracticeParams = t.type({ practiceId: PracticeId })
 export const SpecialtyParams = t.type({ specialtyId: SpecialtyId })
 export const ReferralParams = t.type({ referralId: ReferralId })
-export const AsOfQuery = t.partial({ asOf: Instant })
+export const AsOfQuery = t.partial({ asOf: InstantFromRfc3339 })
 
 /** Referral lists: filters, search and cursor pagination. */
 export const ListQuery = t.intersection([
@@ -39,8 +46,8 @@ export const ListQuery = t.intersection([
     specialtyId: SpecialtyId,
     categoryId: t.string,
     patient: t.string,
-    sentFrom: Instant,
-    sentTo: Instant,
+    sentFrom: InstantFromRfc3339,
+    sentTo: InstantFromRfc3339,
     limit: IntFromQuery,
     cursor: t.string,
   }),

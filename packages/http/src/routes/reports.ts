@@ -7,6 +7,7 @@ import {
   funnelOf,
   hasPlatformRole,
   Instant,
+  InstantFromRfc3339,
   isMemberOf,
   PracticeId,
   REPORT_DIMENSIONS,
@@ -31,36 +32,6 @@ import { notFound } from './failures.js'
 
 // ---------------------------------------------------------------------------- query codecs
 
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-](\d{2}):(\d{2}))$/
-
-const isRfc3339 = (s: string): boolean => {
-  const m = RFC3339.exec(s)
-  if (m === null) return false
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ]
-  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0
-  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 0
-  const offsetOk = m[9] === undefined || (Number(m[9]) <= 23 && Number(m[10]) <= 59)
-  return day >= 1 && day <= days && hour <= 23 && minute <= 59 && second <= 59 && offsetOk && year >= 1970
-}
-
-/** An RFC 3339 date-time in the query (any offset, optional fraction), normalised to a UTC `Instant`. */
-export const Rfc3339FromQuery = new t.Type<Instant, string, unknown>(
-  'Rfc3339FromQuery',
-  Instant.is,
-  (u, c) => {
-    if (typeof u !== 'string' || u.length > 40 || !isRfc3339(u)) return t.failure(u, c)
-    return t.success(new Date(u).toISOString() as Instant)
-  },
-  (i) => i,
-)
-
 const MAX_GROUP_BY = 3
 
 /** `groupBy=pool,week`: up to three distinct dimensions, comma-separated. */
@@ -83,11 +54,6 @@ export const GroupByFromQuery = new t.Type<readonly ReportDimension[], string, u
 const FilterValue = t.refinement(t.string, (s) => s.length >= 1 && s.length <= 200, 'FilterValue')
 
 defaultSchemaRegistry
-  .register('Rfc3339FromQuery', {
-    type: 'string',
-    format: 'date-time',
-    description: 'RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00',
-  })
   .register('GroupByFromQuery', {
     type: 'string',
     description: `Comma-separated, at most ${MAX_GROUP_BY} distinct of: ${REPORT_DIMENSIONS.join(', ')}`,
@@ -106,7 +72,7 @@ const filterProps = Object.fromEntries(REPORT_DIMENSIONS.map((d) => [d, FilterVa
  * the format.
  */
 export const ReportQuery = t.intersection([
-  t.type({ from: Rfc3339FromQuery, to: Rfc3339FromQuery }),
+  t.type({ from: InstantFromRfc3339, to: InstantFromRfc3339 }),
   t.partial({
     groupBy: GroupByFromQuery,
     practiceId: PracticeId,

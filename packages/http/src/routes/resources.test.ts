@@ -193,6 +193,10 @@ describe('resource routes (API tests on the in-memory engine)', () => {
     const list = await ok('gp', 'GET', '/practices/clinic/referrals?box=sent&status=accepted')
     expect(list.json().items.map((i: { referralId: string }) => i.referralId)).toEqual(['r-1'])
     expect((await call('stranger', 'GET', '/practices/clinic/referrals?box=sent')).statusCode).toBe(404)
+    // Error paths name the field as the client wrote it (no intersection/union member index).
+    const badBox = await call('gp', 'GET', '/practices/clinic/referrals?box=nope')
+    expect(badBox.statusCode).toBe(400)
+    expect(badBox.json().errors.map((e: { path: string }) => e.path)).toEqual(['query.box'])
     const csv = await ok('gp', 'GET', '/practices/clinic/referrals.csv?box=sent')
     expect(csv.headers['content-type']).toContain('text/csv')
     expect(csv.body.split('\r\n')[1]).toContain('r-1,accepted,accepted,routine')
@@ -207,6 +211,12 @@ describe('resource routes (API tests on the in-memory engine)', () => {
       'ReferralAccepted',
     ])
     const asOf = await ok('gp', 'GET', `/referrals/r-1?asOf=${beforeAccept}`)
+    // Any RFC 3339 spelling of the same instant reads the same state (issue 13).
+    const offset = new Date(Date.parse(beforeAccept) + 3_600_000).toISOString().replace('Z', '+01:00')
+    for (const spelling of [`${beforeAccept.slice(0, 23)}000000Z`, offset]) {
+      const same = await ok('gp', 'GET', `/referrals/r-1?asOf=${encodeURIComponent(spelling)}`)
+      expect(same.json()).toEqual(asOf.json())
+    }
     expect(asOf.json().referral.status).toBe('pending')
   })
 
