@@ -1810,7 +1810,7 @@ export interface operations {
     getPractice: {
         parameters: {
             query?: {
-                /** @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 asOf?: string;
             };
             header?: never;
@@ -4055,7 +4055,7 @@ export interface operations {
     getReferral: {
         parameters: {
             query?: {
-                /** @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 asOf?: string;
             };
             header?: {
@@ -4276,9 +4276,9 @@ export interface operations {
                 specialtyId?: string;
                 categoryId?: string;
                 patient?: string;
-                /** @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 sentFrom?: string;
-                /** @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 sentTo?: string;
                 limit?: number;
                 cursor?: string;
@@ -4357,9 +4357,9 @@ export interface operations {
                 specialtyId?: string;
                 categoryId?: string;
                 patient?: string;
-                /** @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 sentFrom?: string;
-                /** @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 sentTo?: string;
                 limit?: number;
                 cursor?: string;
@@ -4432,9 +4432,9 @@ export interface operations {
     exportAuditCsv: {
         parameters: {
             query: {
-                /** @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 from: string;
-                /** @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 to: string;
                 userId?: string;
                 practiceId?: string;
@@ -4507,9 +4507,9 @@ export interface operations {
     getFunnelReport: {
         parameters: {
             query: {
-                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 from: string;
-                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 to: string;
                 /** @description Comma-separated, at most 3 distinct of: region, specialty, category, subcategory, pool, urgency, route, senderPractice, receivingPractice, week, channel, campaign, location, serviceLine, referringPractice */
                 groupBy?: string;
@@ -4651,9 +4651,9 @@ export interface operations {
     getTimingsReport: {
         parameters: {
             query: {
-                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 from: string;
-                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 to: string;
                 /** @description Comma-separated, at most 3 distinct of: region, specialty, category, subcategory, pool, urgency, route, senderPractice, receivingPractice, week, channel, campaign, location, serviceLine, referringPractice */
                 groupBy?: string;
@@ -4785,9 +4785,9 @@ export interface operations {
     getWaitTimesReport: {
         parameters: {
             query: {
-                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 from: string;
-                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 to: string;
                 /** @description Comma-separated, at most 3 distinct of: region, specialty, category, subcategory, pool, urgency, route, senderPractice, receivingPractice, week, channel, campaign, location, serviceLine, referringPractice */
                 groupBy?: string;
@@ -4919,9 +4919,9 @@ export interface operations {
     getAttributionReport: {
         parameters: {
             query: {
-                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 from: string;
-                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 to: string;
                 /** @description Comma-separated, at most 3 distinct of: region, specialty, category, subcategory, pool, urgency, route, senderPractice, receivingPractice, week, channel, campaign, location, serviceLine, referringPractice */
                 groupBy?: string;
@@ -5054,9 +5054,9 @@ export interface operations {
     getFairnessReport: {
         parameters: {
             query: {
-                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 from: string;
-                /** @description RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00 */
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
                 to: string;
                 /** @description Comma-separated, at most 3 distinct of: region, specialty, category, subcategory, pool, urgency, route, senderPractice, receivingPractice, week, channel, campaign, location, serviceLine, referringPractice */
                 groupBy?: string;
