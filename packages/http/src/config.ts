@@ -283,18 +283,22 @@ export const loadConfig = async (
   if (!parsed.ok) throw new ConfigError(parsed.problems)
   const config = parsed.config
   if (config.masterKey !== undefined) return config
-  const masterKey = await loadOrCreateDevMasterKey(config.dataDir)
-  warn(
-    `REFERRALS_MASTER_KEY is not set: using a development key stored in ${join(config.dataDir, DEV_MASTER_KEY_FILE)}`,
-  )
+  const { key: masterKey, created } = await loadOrCreateDevMasterKey(config.dataDir)
+  // Said once, when the key is made: later runs (every CLI call, the demo) use it silently.
+  if (created)
+    warn(
+      `REFERRALS_MASTER_KEY is not set: generated a development key in ${join(config.dataDir, DEV_MASTER_KEY_FILE)} (set REFERRALS_MASTER_KEY in production; it is required when NODE_ENV is production)`,
+    )
   return { ...config, masterKey }
 }
 
-export const loadOrCreateDevMasterKey = async (dataDir: string): Promise<Secret<Buffer>> => {
+export const loadOrCreateDevMasterKey = async (
+  dataDir: string,
+): Promise<{ readonly key: Secret<Buffer>; readonly created: boolean }> => {
   const file = join(dataDir, DEV_MASTER_KEY_FILE)
   try {
     const bytes = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64')
-    if (bytes.length === 32) return new Secret(bytes)
+    if (bytes.length === 32) return { key: new Secret(bytes), created: false }
     throw new ConfigError([`${file} does not hold base64 of 32 bytes; delete it to generate a new key`])
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
@@ -302,5 +306,5 @@ export const loadOrCreateDevMasterKey = async (dataDir: string): Promise<Secret<
   const bytes = randomBytes(32)
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
   await writeFile(file, `${bytes.toString('base64')}\n`, { mode: 0o600, flag: 'wx' })
-  return new Secret(bytes)
+  return { key: new Secret(bytes), created: true }
 }
