@@ -97,6 +97,23 @@ export interface RoutingExplanation {
   readonly lines: readonly string[]
 }
 
+const ordinalSuffix = (n: number): string => {
+  const tens = n % 100
+  if (tens >= 11 && tens <= 13) return 'th'
+  return ['th', 'st', 'nd', 'rd'][n % 10] ?? 'th'
+}
+
+/** A lag such as `8/23` in words: behind (owed) or ahead of the FTE share, to two decimals. */
+const lagWords = (lag: string): string => {
+  const [num, den] = lag.split('/')
+  const value = Number(num) / Number(den ?? 1)
+  if (!Number.isFinite(value) || value === 0) return 'exactly at its FTE share'
+  const amount = Math.abs(value).toFixed(2)
+  return value > 0
+    ? `behind its FTE share by ${amount} referral(s)`
+    : `ahead of its FTE share by ${amount} referral(s)`
+}
+
 const describeDecision = (position: number, e: DecisionEvent, verified: boolean): RoutingExplanation => {
   const { policy, exclusions } = e.data
   const candidates = e.type === 'ReferralRouted' ? explainCandidates(e) : []
@@ -106,18 +123,23 @@ const describeDecision = (position: number, e: DecisionEvent, verified: boolean)
   const policyText = `${policy.name} v${policy.version} (onDecline=${policy.options.onDecline}, countDirectReferrals=${policy.options.countDirectReferrals})`
   if (e.type === 'ReferralRouted') {
     lines.push(
-      `decision #${position}: routed to ${e.data.chosenPracticeId} among ${e.data.candidateCount} candidate(s) at virtual time ${virtualTime}; policy ${policyText}`,
+      `pool decision #${position} (the pool's ${position}${ordinalSuffix(position)} routing decision): routed to ${e.data.chosenPracticeId} among ${e.data.candidateCount} candidate(s); policy ${policyText}`,
     )
     lines.push(
-      `rule: least load relative to FTE — earliest virtual finish among eligible members; decided by ${rule}`,
+      `rule: least load relative to FTE — the eligible member whose next referral falls due first (earliest virtual finish); decided by ${rule}`,
+    )
+    lines.push(
+      `numbers: lag = referrals a member is owed against its FTE share (positive: behind, negative: ahead); virtual start/finish = when its current/next referral falls due, in the pool's FTE-weighted referral slots; virtual time ${virtualTime} = the slots elapsed`,
     )
     for (const [i, c] of candidates.entries()) {
       lines.push(
-        `${i === 0 ? 'chosen ' : `#${i + 1}     `} ${c.practiceId}: count ${c.count}, FTE ${c.fteMilli / 1000}, ${c.eligible ? 'eligible' : 'not yet eligible'}, virtual start ${c.virtualStart}, finish ${c.virtualFinish}, lag ${c.lag}`,
+        `${i === 0 ? 'chosen ' : `#${i + 1}     `} ${c.practiceId}: ${c.count} referral(s) held, FTE ${c.fteMilli / 1000}, ${c.eligible ? 'eligible now' : 'not yet eligible (its next slot has not come)'}, ${lagWords(c.lag)} (exact: virtual start ${c.virtualStart}, finish ${c.virtualFinish}, lag ${c.lag})`,
       )
     }
   } else {
-    lines.push(`decision #${position}: no candidate; policy ${policyText}`)
+    lines.push(
+      `pool decision #${position} (the pool's ${position}${ordinalSuffix(position)} routing decision): no candidate; policy ${policyText}`,
+    )
   }
   for (const x of exclusions) lines.push(`excluded ${x.practiceId}: ${x.reason}`)
   if (!verified) lines.push('WARNING: replaying the log does not re-derive this decision')

@@ -204,6 +204,15 @@ describe('resource routes (API tests on the in-memory engine)', () => {
     const routing = await ok('gp', 'GET', '/referrals/r-1/routing')
     expect(routing.json().decisions).toBe(1)
     expect(routing.json().lines.join('\n')).toContain('spec-a')
+    // The numbers are explained in words: the position is the pool's, not this referral's count,
+    // and each candidate's lag reads as behind/ahead of/at its FTE share (exact values kept).
+    await ok('gp', 'POST', '/referrals', referral('r-2'))
+    const second = await ok('gp', 'GET', '/referrals/r-2/routing')
+    expect(second.json().decisions).toBe(1)
+    const text: string = second.json().lines.join('\n')
+    expect(text).toContain("pool decision #2 (the pool's 2nd routing decision)")
+    expect(text).toMatch(/(behind|ahead of|exactly at) its FTE share/)
+    expect(text).toMatch(/exact: virtual start [0-9/]+, finish [0-9/]+, lag -?[0-9/]+/)
     const history = await ok('spec', 'GET', '/referrals/r-1/history')
     expect(history.json().entries.map((e: { type: string }) => e.type)).toEqual([
       'ReferralSent',
