@@ -192,7 +192,8 @@ export interface PreloadedExecuteOptions<Ev, S> extends ExecuteOptions {
   readonly commit?: Commit<Ev, S>
 }
 
-const appendDecided =
+/** The default commit: the decided events alone, at the version they were decided on. */
+export const appendDecided =
   (store: EventStore) =>
   async <Ev, S>(d: Decided<Ev, S>): Promise<E.Either<CommandFailure, Committed<Ev>>> => {
     const appended = await store.append({

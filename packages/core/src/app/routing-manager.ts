@@ -33,6 +33,7 @@ import type { Instant } from '../shared/time.js'
 import { type AppendRequest, type EventStore, expected, type NewEvent } from '../store/port.js'
 import {
   type Aggregate,
+  appendDecided,
   type CommandFailure,
   type Commit,
   type Committed,
@@ -528,14 +529,7 @@ export const createRouter = (deps: RouterDeps) => {
     return { commit, followUp: () => followUp }
   }
 
-  const appendOnly = async (d: Decided<ReferralEvent, ReferralState>) => {
-    const appended = await store.append({
-      streamId: d.streamId,
-      expected: d.version === 0 ? expected.noStream : expected.exact(d.version),
-      events: d.newEvents,
-    })()
-    return E.isLeft(appended) ? appended : E.right({ version: appended.right.version, added: [] })
-  }
+  const appendOnly = appendDecided(store)
   const unreadable: CommandFailure = {
     _tag: 'StoreUnavailable',
     reason: 'unavailable',
