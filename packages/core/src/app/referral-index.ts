@@ -12,8 +12,8 @@ import type { CategoryRef, Urgency } from '../shared/domain-types.js'
 import type { PatientId, PracticeId, ReferralId, SpecialtyId } from '../shared/ids.js'
 import type { Instant } from '../shared/time.js'
 import type { EventStore, GlobalPosition } from '../store/port.js'
-import { serializedRefresh } from './catch-up.js'
-import { type Aggregate, decodeStored } from './command-handler.js'
+import { catchUpDecoded, serializedRefresh } from './catch-up.js'
+import type { Aggregate } from './command-handler.js'
 
 /** A referral as lists show it: no PHI, only ids, codes and times. */
 export interface ReferralSummary {
@@ -124,32 +124,26 @@ export const createReferralIndex = (options: {
     }
   }
 
-  const catchUp = async () => {
-    for (;;) {
-      const page = await options.store.readAll({
-        after: position,
-        maxCount: 500,
-        streamPrefixes: ['referral-'],
-      })()
-      if (E.isLeft(page)) throw new Error(`referral index: ${page.left.message}`)
-      for (const stored of page.right) {
-        const decoded = await decodeStored(options.aggregate, stored)
-        if (E.isLeft(decoded)) throw new Error(`referral index: ${decoded.left.message}`)
-        const event = decoded.right
-        const id = event.data.referralId
-        const before = states.get(id)
-        states.set(id, {
-          state: evolveReferral(before?.state ?? initialReferralState, event),
-          version: stored.version,
-          updatedAt: stored.recordedAt,
-        })
-        indexPhi(event)
-        // Only once applied: a failure retries this event on the next refresh instead of skipping it.
-        position = stored.globalPosition
-      }
-      if (page.right.length < 500) return
-    }
-  }
+  const catchUp = catchUpDecoded({
+    store: options.store,
+    aggregate: options.aggregate,
+    streamPrefix: 'referral-',
+    label: 'referral index',
+    position: () => position,
+    advance: (next) => {
+      position = next
+    },
+    apply: (event, stored) => {
+      const id = event.data.referralId
+      const before = states.get(id)
+      states.set(id, {
+        state: evolveReferral(before?.state ?? initialReferralState, event),
+        version: stored.version,
+        updatedAt: stored.recordedAt,
+      })
+      indexPhi(event)
+    },
+  })
 
   const refresh = serializedRefresh(catchUp)
 

@@ -1,6 +1,5 @@
-import * as E from 'fp-ts/lib/Either.js'
-import { serializedRefresh } from '../app/catch-up.js'
-import { type Aggregate, decodeStored } from '../app/command-handler.js'
+import { catchUpDecoded, serializedRefresh } from '../app/catch-up.js'
+import type { Aggregate } from '../app/command-handler.js'
 import type { ReferralEvent } from '../referral/codecs.js'
 import type { ReferralCommand } from '../referral/decider.js'
 import type { ReferralState } from '../referral/state.js'
@@ -58,29 +57,24 @@ export const createReferralFactsIndex = (options: {
   const rows = new Map<ReferralId, ReferralFacts>()
   let position: GlobalPosition = 0n
 
-  const catchUp = async () => {
-    for (;;) {
-      const page = await options.store.readAll({
-        after: position,
-        maxCount: 500,
-        streamPrefixes: ['referral-'],
-      })()
-      if (E.isLeft(page)) throw new Error(`referral facts: ${page.left.message}`)
-      for (const stored of page.right) {
-        const decoded = await decodeStored(options.aggregate, stored)
-        if (E.isLeft(decoded)) throw new Error(`referral facts: ${decoded.left.message}`)
-        const event = decoded.right
-        const next = evolveReferralFacts(
-          rows.get(event.data.referralId) ?? null,
-          event,
-          stored.metadata.occurredAt,
-        )
-        if (next !== null) rows.set(next.referralId, next)
-        position = stored.globalPosition
-      }
-      if (page.right.length < 500) return
-    }
-  }
+  const catchUp = catchUpDecoded({
+    store: options.store,
+    aggregate: options.aggregate,
+    streamPrefix: 'referral-',
+    label: 'referral facts',
+    position: () => position,
+    advance: (next) => {
+      position = next
+    },
+    apply: (event, stored) => {
+      const next = evolveReferralFacts(
+        rows.get(event.data.referralId) ?? null,
+        event,
+        stored.metadata.occurredAt,
+      )
+      if (next !== null) rows.set(next.referralId, next)
+    },
+  })
   const refresh = serializedRefresh(catchUp)
 
   return {
