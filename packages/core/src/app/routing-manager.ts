@@ -262,7 +262,6 @@ export const createRouter = (deps: RouterDeps) => {
     state: PoolState,
   ): Promise<E.Either<CommandFailure, PlannedStep>> => {
     const poolStream = unsafeId<StreamId>(poolStreamName(poolKeyOf(r)))
-    const loadedPool = { right: loaded }
     const meta = systemMeta(ctx)
     const planned = planRouting({
       referralId,
@@ -287,7 +286,7 @@ export const createRouter = (deps: RouterDeps) => {
       if (E.isLeft(decided)) return decided
       routingEvents = decided.right
     }
-    const v = loadedPool.right.version
+    const v = loaded.version
     const poolRequest: AppendRequest | null =
       poolEvents.length === 0
         ? null
@@ -301,7 +300,7 @@ export const createRouter = (deps: RouterDeps) => {
       poolRequest,
       referralEvents: routingEvents,
       referralNewEvents: await toNewEvents(referral, ids, referralStream, r, routingEvents, meta),
-      poolWritten: (version) => remember(poolStream, loadedPool.right, poolState, version),
+      poolWritten: (version) => remember(poolStream, loaded, poolState, version),
       poolStream,
       at: meta.now,
       poolState,
@@ -509,12 +508,11 @@ export const createRouter = (deps: RouterDeps) => {
     const commit: Commit<ReferralEvent, ReferralState> = async (d) => {
       followUp = false
       const after = d.stateAfter
-      const inCommand =
-        store.capabilities.atomicMultiStreamAppend &&
-        !d.decided.some((e) => e.type === 'ReferralCategoryChanged')
-      if (!needsRouting(d.decided, after) || !after.exists || !inCommand) {
-        followUp =
-          needsRouting(d.decided, after) || d.decided.some((e) => e.type === 'ReferralCategoryChanged')
+      const routes = needsRouting(d.decided, after)
+      // A category change touches two pools: it is written alone and re-filed after (`refile`).
+      const refiles = d.decided.some((e) => e.type === 'ReferralCategoryChanged')
+      if (!routes || refiles || !store.capabilities.atomicMultiStreamAppend || !after.exists) {
+        followUp = routes || refiles
         return appendOnly(d)
       }
       const outcome = await groupCommit(poolStreamName(poolKeyOf(after)), { d, after, referralId, ctx })
