@@ -109,7 +109,11 @@ export const createPhiAccessRecorder = (deps: PhiAccessDeps) => {
       while (waiting.length > 0) {
         const batch = waiting.splice(0, MAX_AUDIT_BATCH)
         const byStream = new Map<StreamId, typeof batch>()
-        for (const w of batch) byStream.set(w.streamId, [...(byStream.get(w.streamId) ?? []), w])
+        for (const w of batch) {
+          const same = byStream.get(w.streamId)
+          if (same === undefined) byStream.set(w.streamId, [w])
+          else same.push(w)
+        }
         for (const [streamId, ws] of byStream) {
           const r = await deps.store
             .append({ streamId, expected: expected.any, events: ws.map((w) => w.event) })()

@@ -170,12 +170,10 @@ export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app,
         const loaded = must(await engine.referrals.load(params.referralId)())
         requireReferralVisible(requireActor(request), loaded.state)
         const pinned = pinnedVersion(request, loaded.version)
-        const r = await engine.referrals.execute(
-          params.referralId,
-          payload.right,
-          requestContext(request),
-          pinned === undefined ? { preloaded: loaded } : { expectedVersion: pinned, preloaded: loaded },
-        )()
+        const r = await engine.referrals.execute(params.referralId, payload.right, requestContext(request), {
+          preloaded: loaded,
+          ...(pinned === undefined ? {} : { expectedVersion: pinned }),
+        })()
         if (E.isLeft(r) && isDomainError(r.left) && r.left.code === 'referral.not_found')
           throw notFound('Referral')
         return commandResponse(must(r, pinned), reply)
