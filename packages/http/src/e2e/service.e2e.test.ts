@@ -14,7 +14,7 @@
  *
  * Needs `packages/http/dist` (the test command runs `npm run build` first).
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -22,6 +22,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createConfig, lintFromString } from '@redocly/openapi-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
@@ -135,6 +136,28 @@ const run = async (
   return { code, stdout, stderr }
 }
 
+const curlMissing = spawnSync('curl', ['--version']).status !== 0
+if (curlMissing) console.warn('skipping the README steps test: no `curl` on this machine')
+
+/** Runs a shell script from the repository root with the service's environment. */
+const sh = (script: string): Promise<{ code: number | null; stdout: string; stderr: string }> =>
+  new Promise((resolve) => {
+    const child = spawn('bash', ['-c', script], {
+      cwd: fileURLToPath(new URL('../../../../', import.meta.url)),
+      env: serviceEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8')
+    })
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8')
+    })
+    child.on('exit', (code) => resolve({ code, stdout, stderr }))
+  })
+
 const waitReady = async (service: Service, timeoutMs = 60_000): Promise<void> => {
   const deadline = Date.now() + timeoutMs
   let exited = false
@@ -243,6 +266,42 @@ afterAll(async () => {
 })
 
 describe('the real service on the embedded PostgreSQL', () => {
+  it('serves an OpenAPI document that passes Redocly’s recommended rules with no problem', async () => {
+    const res = await fetch(`${base}/openapi.json`, { signal: AbortSignal.timeout(10_000) })
+    expect(res.status).toBe(200)
+    const config = await createConfig({ extends: ['recommended'] })
+    const problems = await lintFromString({ source: await res.text(), absoluteRef: 'openapi.json', config })
+    expect(problems.map((p) => `${p.severity} ${p.ruleId}: ${p.message}`)).toEqual([])
+  })
+
+  // The README's first steps, as a newcomer runs them: the `curl` that `serve --demo` printed, then
+  // the README's `sh` block (its port replaced by this service's, `<id>` by the referral's id).
+  it.skipIf(curlMissing)(
+    'answers the printed curl and the README’s steps as the README says',
+    async () => {
+      const printed = (service?.output() ?? '').split('\n').find((l) => l.startsWith('curl -s -X POST'))
+      expect(printed, 'serve --demo prints a curl').toBeDefined()
+      const sent = await sh(printed ?? 'false')
+      expect(sent.code, sent.stderr).toBe(0)
+      const summary = JSON.parse(sent.stdout) as Summary
+      expect(summary.route).toBe('pooled')
+      expect(Object.keys(NORTH_SPECIALISTS)).toContain(summary.recipientPracticeId)
+
+      const readme = await readFile(fileURLToPath(new URL('../../../../README.md', import.meta.url)), 'utf8')
+      const block = /Then, with tokens from[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)?.[1]
+      expect(block, 'the README has the steps block').toBeDefined()
+      const script = (block ?? '')
+        .replaceAll('http://127.0.0.1:3000', base)
+        .replaceAll('<id>', summary.referralId)
+        .replaceAll('curl -s ', 'curl -sS --fail-with-body ')
+      const steps = await sh(`set -euo pipefail\n${script}`)
+      expect(steps.code, `${steps.stdout}\n${steps.stderr}`).toBe(0)
+      expect(steps.stdout).toContain(summary.referralId)
+      expect(steps.stdout).toContain('"status":"accepted"')
+    },
+    60_000,
+  )
+
   it('routes a choose-for-me referral to a north specialist and takes it from send to complete', async () => {
     const referralId = randomUUID()
     const sent = await api(SENDER, 'POST', '/referrals', referralBody(referralId))
