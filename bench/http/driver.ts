@@ -27,7 +27,7 @@ import {
   scenarioOf,
   withRatios,
 } from './report.js'
-import type { ReadyMessage } from './server.js'
+import type { ReadyMessage, StoreCounts } from './server.js'
 
 interface Plan {
   readonly quick: boolean
@@ -173,6 +173,41 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     )
   }
 
+  const storeCounts = async (): Promise<StoreCounts> => {
+    const res = await fetch(`${url}/bench/counts`, { headers: auth })
+    return (await res.json()) as StoreCounts
+  }
+  /** Event-store calls per acknowledged send, measured around one scenario. */
+  const perSend: {
+    scenario: string
+    sends: number
+    transactions: number
+    appendMany: number
+    append: number
+    readStream: number
+    readAll: number
+  }[] = []
+  const counted = async (scenario: string, body: () => Promise<void>) => {
+    const before = await storeCounts()
+    const sendsBefore = sendSamples.length
+    await body()
+    // Let the requests autocannon dropped at the end of a timed run finish before counting.
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const after = await storeCounts()
+    const sends = sendSamples.length - sendsBefore
+    const per = (k: keyof StoreCounts) =>
+      sends === 0 ? 0 : Math.round(((after[k] - before[k]) / sends) * 100) / 100
+    perSend.push({
+      scenario,
+      sends,
+      transactions: Math.round((per('append') + per('appendMany')) * 100) / 100,
+      appendMany: per('appendMany'),
+      append: per('append'),
+      readStream: per('readStream'),
+      readAll: per('readAll'),
+    })
+  }
+
   let exitCode = 0
   try {
     // Warm-up (not reported): JIT, connection pools, the routing projection.
@@ -187,17 +222,21 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     })
     await run('health', 'GET /health (public)', { ...base, url: `${url}/health`, duration: plan.healthS })
     const sentBefore = sent.length
-    await run(
-      'send-1',
-      'POST /referrals (choose-for-me), one connection: no contention',
-      { ...base, connections: 1, duration: plan.send1S, requests: [sendRequest()] },
-      sampleSend('send-1'),
+    await counted('send-1', () =>
+      run(
+        'send-1',
+        'POST /referrals (choose-for-me), one connection: no contention',
+        { ...base, connections: 1, duration: plan.send1S, requests: [sendRequest()] },
+        sampleSend('send-1'),
+      ),
     )
-    await run(
-      'send',
-      'POST /referrals (choose-for-me, new id per request)',
-      { ...base, duration: plan.sendS, requests: [sendRequest()] },
-      sampleSend('send'),
+    await counted('send', () =>
+      run(
+        'send',
+        'POST /referrals (choose-for-me, new id per request)',
+        { ...base, duration: plan.sendS, requests: [sendRequest()] },
+        sampleSend('send'),
+      ),
     )
     await run(
       'send-1b',
@@ -292,6 +331,15 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
       .map((b) => `| ${b.scenario} | ${b.poolSizeFrom}–${b.poolSizeTo} | ${b.n} | ${b.p50} | ${b.p90} |`)
       .join('\n') +
     '\n'
+  const perSendTable =
+    '| scenario | sends | store transactions | appendMany | append | stream reads | readAll |\n|---|--:|--:|--:|--:|--:|--:|\n' +
+    perSend
+      .map(
+        (p) =>
+          `| ${p.scenario} | ${p.sends} | ${p.transactions} | ${p.appendMany} | ${p.append} | ${p.readStream} | ${p.readAll} |`,
+      )
+      .join('\n') +
+    '\n'
   const cpu = cpus()
   const machine = {
     node: process.version,
@@ -313,7 +361,7 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
   const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
   await writeFile(
     path.join(resultsDir, `${name}.json`),
-    `${JSON.stringify({ benchmark: 'http-load', quick: plan.quick, finishedAt, machine, store: storeDescription, connections: plan.connections, baseline: 'noop', scenarios: rows, sendLatencyByPoolSize: byPoolSize, notes }, null, 2)}\n`,
+    `${JSON.stringify({ benchmark: 'http-load', quick: plan.quick, finishedAt, machine, store: storeDescription, connections: plan.connections, baseline: 'noop', scenarios: rows, storeCallsPerSend: perSend, sendLatencyByPoolSize: byPoolSize, notes }, null, 2)}\n`,
   )
   const md =
     `# HTTP load (${finishedAt}${plan.quick ? ', quick' : ''})\n\n` +
@@ -321,11 +369,13 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     `(${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, 1-min load average ${machine.loadAverage1m.before} before, ${machine.loadAverage1m.after} after). Latencies in ms; ratios against \`noop\`. ` +
     'See `bench/http/README.md`.\n\n' +
     table +
+    '\nEvent-store calls per acknowledged send (counted at the store port under the hash chain; each append or appendMany is one PostgreSQL transaction; idempotency records are written apart):\n\n' +
+    perSendTable +
     '\nSend latency against the number of referrals the pool had already routed, per scenario:\n\n' +
     poolTable +
     (notes.length > 0 ? `\n${notes.map((n) => `- ${n}`).join('\n')}\n` : '')
   await writeFile(path.join(resultsDir, `${name}.md`), md)
-  console.log(`\n${table}\n${poolTable}`)
+  console.log(`\n${table}\n${perSendTable}\n${poolTable}`)
   for (const n of notes) console.log(`note: ${n}`)
   console.log(`wrote bench/results/${name}.json and bench/results/${name}.md`)
   return exitCode

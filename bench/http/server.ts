@@ -8,6 +8,7 @@
  * Tells the driver its port and a development token per demo user over IPC, then serves until
  * the driver sends `stop` (or SIGTERM), and stops gracefully.
  */
+import { countingStore } from '@referrals/core/testing'
 import { buildApp } from '../../packages/http/src/app.js'
 import { issueDevToken } from '../../packages/http/src/auth.js'
 import { loadConfig } from '../../packages/http/src/config.js'
@@ -23,11 +24,25 @@ export interface ReadyMessage {
   readonly tokens: Readonly<Record<string, string>>
 }
 
+/** `GET /bench/counts`: the event-store calls the engine made so far (each append is one transaction on PostgreSQL). */
+export interface StoreCounts {
+  readonly append: number
+  readonly appendMany: number
+  readonly readStream: number
+  readonly readAll: number
+}
+
 export const serveForBench = async (): Promise<void> => {
   const send = process.send?.bind(process)
   if (send === undefined) throw new Error('bench/http/server.ts runs as a child of the driver (IPC)')
   const config = await loadConfig(process.env, () => undefined)
-  const runtime = await openRuntime(config)
+  let counting: ReturnType<typeof countingStore> | undefined
+  const runtime = await openRuntime(config, {
+    wrapStore: (inner) => {
+      counting = countingStore(inner)
+      return counting.store
+    },
+  })
   await seedDemo(runtime.engine)
   // The same application as `buildServer(runtime)`, with the baseline route added before it is sealed.
   const app = await buildApp({
@@ -38,6 +53,17 @@ export const serveForBench = async (): Promise<void> => {
     registerRoutes: async (instance) => {
       await registerResourceRoutes({ engine: runtime.engine, routing: runtime.routing })(instance)
       instance.get('/bench/noop', async () => ({ ok: true }))
+      instance.get('/bench/counts', async (): Promise<StoreCounts> => {
+        const calls = counting?.calls
+        let readStream = 0
+        for (const n of calls?.reads.values() ?? []) readStream += n
+        return {
+          append: calls?.append ?? 0,
+          appendMany: calls?.appendMany ?? 0,
+          readStream,
+          readAll: calls?.readAll ?? 0,
+        }
+      })
     },
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
