@@ -195,16 +195,16 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     await new Promise((resolve) => setTimeout(resolve, 500))
     const after = await storeCounts()
     const sends = sendSamples.length - sendsBefore
-    const per = (k: keyof StoreCounts) =>
-      sends === 0 ? 0 : Math.round(((after[k] - before[k]) / sends) * 100) / 100
+    const per = (calls: number) => (sends === 0 ? 0 : Math.round((calls / sends) * 100) / 100)
+    const delta = (k: keyof StoreCounts) => after[k] - before[k]
     perSend.push({
       scenario,
       sends,
-      transactions: Math.round((per('append') + per('appendMany')) * 100) / 100,
-      appendMany: per('appendMany'),
-      append: per('append'),
-      readStream: per('readStream'),
-      readAll: per('readAll'),
+      transactions: per(delta('append') + delta('appendMany')),
+      appendMany: per(delta('appendMany')),
+      append: per(delta('append')),
+      readStream: per(delta('readStream')),
+      readAll: per(delta('readAll')),
     })
   }
 
