@@ -193,6 +193,82 @@ describe('hashChainedStore', () => {
   })
 })
 
+describe('hashChainedStore: remembered stream heads', () => {
+  /** The inner store with its backward (head) reads counted. */
+  const countedInner = () => {
+    const inner = createInMemoryEventStore()
+    const counts = { headReads: 0 }
+    const store = {
+      ...inner,
+      readStream: ((streamId, options) => {
+        if (options?.direction === 'backward') counts.headReads++
+        return inner.readStream(streamId, options)
+      }) as typeof inner.readStream,
+    }
+    return { inner, store, counts }
+  }
+
+  it('appends after its own read or append, and to a new stream, without reading the head', async () => {
+    const { inner, store: base, counts } = countedInner()
+    const store = hashChainedStore(base, hasher)
+    const stream = unsafeId<StreamId>('referral-h1')
+    await ok(store.append({ streamId: stream, expected: expected.noStream, events: [newEvent()] }))
+    await ok(store.append({ streamId: stream, expected: expected.exact(1), events: [newEvent()] }))
+    await ok(store.readStream(stream))
+    await ok(store.append({ streamId: stream, expected: expected.exact(2), events: [newEvent()] }))
+    expect(counts.headReads).toBe(0)
+    // Without the cache every one of these appends reads the head first.
+    const uncached = hashChainedStore(base, hasher, { headCacheSize: 0 })
+    await ok(uncached.append({ streamId: stream, expected: expected.exact(3), events: [newEvent()] }))
+    expect(counts.headReads).toBe(1)
+    expect((await verifyStore(inner.snapshot(), hasher)).ok).toBe(true)
+  })
+
+  it('keeps every chain valid when another writer (another process) moved the remembered head', async () => {
+    const { inner, store: base } = countedInner()
+    const mine = hashChainedStore(base, hasher)
+    const theirs = hashChainedStore(base, hasher)
+    const stream = unsafeId<StreamId>('pool-shared')
+    await ok(mine.append({ streamId: stream, expected: expected.noStream, events: [newEvent()] }))
+    await ok(theirs.append({ streamId: stream, expected: expected.any, events: [newEvent()] }))
+    // `mine` remembers version 1: its `any` append goes through after a real read of the head …
+    await ok(mine.append({ streamId: stream, expected: expected.any, events: [newEvent()] }))
+    await ok(theirs.append({ streamId: stream, expected: expected.streamExists, events: [newEvent()] }))
+    // … and an exact(1) caller whose expectation no longer holds gets the conflict, not a write.
+    const stale = await mine.append({ streamId: stream, expected: expected.exact(1), events: [newEvent()] })()
+    expect(E.isLeft(stale) && stale.left).toMatchObject({ _tag: 'WrongExpectedVersion', actual: 4 })
+    // Interleaved writers through both decorators, all with remembered heads.
+    await Promise.all(
+      [mine, theirs].map(async (store, w) => {
+        for (let i = 0; i < 25; i++)
+          await ok(store.append({ streamId: stream, expected: expected.any, events: [newEvent({ w, i })] }))
+      }),
+    )
+    const report = await verifyStore(inner.snapshot(), hasher)
+    expect(report.ok).toBe(true)
+    if (report.ok) expect(report.heads.map((h) => h.version)).toEqual([54])
+  })
+
+  it('replays an idempotent no_stream append without remembering a head it did not write', async () => {
+    const { inner, store: base } = countedInner()
+    const store = hashChainedStore(base, hasher)
+    const stream = unsafeId<StreamId>('referral-idem-h')
+    const events = [newEvent(), newEvent()]
+    await ok(store.append({ streamId: stream, expected: expected.noStream, events }))
+    await ok(
+      hashChainedStore(base, hasher).append({
+        streamId: stream,
+        expected: expected.any,
+        events: [newEvent()],
+      }),
+    )
+    await ok(store.append({ streamId: stream, expected: expected.noStream, events }))
+    await ok(store.append({ streamId: stream, expected: expected.any, events: [newEvent()] }))
+    expect(inner.snapshot()).toHaveLength(4)
+    expect((await verifyStore(inner.snapshot(), hasher)).ok).toBe(true)
+  })
+})
+
 describe('verifyStore', () => {
   let pristine: readonly StoredEvent[]
   let checkpoint: readonly StreamHead[]

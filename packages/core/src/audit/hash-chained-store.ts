@@ -17,6 +17,8 @@ import { eventHash, GENESIS_HASH, type Hasher, integrityOf, withIntegrity } from
 export interface HashChainOptions {
   /** How often an append with `expected: any` (or `stream_exists`) is retried after losing a race. */
   readonly maxRetries?: number
+  /** How many stream heads are remembered from reads and appends (default 10,000; 0 disables). */
+  readonly headCacheSize?: number
 }
 
 interface Head {
@@ -50,7 +52,12 @@ const wrongVersion = (streamId: StreamId, expected: ExpectedVersion, actual: num
  * `maxRetries` times. Idempotency on event ids is preserved: a request whose ids are all stored is
  * passed to the inner store, which writes nothing and reports the stored result.
  *
- * Reads pass through unchanged: verification is `verifyStore`'s job.
+ * Reads pass through unchanged: verification is `verifyStore`'s job. The head of a stream this
+ * store just read to its end (a forward read without `maxCount`) or appended to is remembered, so
+ * the append that usually follows (load, decide, append) needs no read of its own; a new stream
+ * (`no_stream`) needs none either. A remembered head is only a hint: the append is made with
+ * `exact(head)`, so if another writer moved the stream on, the inner store refuses it and the
+ * append is prepared again from a real read (the caller sees nothing of it).
  */
 export const hashChainedStore = (
   inner: EventStore,
@@ -58,6 +65,33 @@ export const hashChainedStore = (
   options: HashChainOptions = {},
 ): EventStore => {
   const maxRetries = options.maxRetries ?? 100
+  const headCacheSize = options.headCacheSize ?? 10_000
+  /** Stream heads seen in reads and appends (insertion order = age, for eviction). */
+  const heads = new Map<StreamId, Head>()
+  const remember = (streamId: StreamId, head: Head) => {
+    if (headCacheSize === 0) return
+    heads.delete(streamId)
+    heads.set(streamId, head)
+    if (heads.size > headCacheSize) {
+      const oldest = heads.keys().next()
+      if (oldest.done !== true) heads.delete(oldest.value)
+    }
+  }
+
+  const readStream: EventStore['readStream'] = (streamId, readOptions) => async () => {
+    const read = await inner.readStream(streamId, readOptions)()
+    if (
+      E.isRight(read) &&
+      (readOptions?.direction ?? 'forward') === 'forward' &&
+      readOptions?.maxCount === undefined
+    ) {
+      const last = read.right[read.right.length - 1]
+      const integrity = last === undefined ? undefined : integrityOf(last.metadata)
+      if (last !== undefined && integrity !== undefined)
+        remember(streamId, { version: last.version, hash: integrity.hash })
+    }
+    return read
+  }
 
   const readHead = async (streamId: StreamId): Promise<E.Either<StoreError, Head>> => {
     const last = await inner.readStream(streamId, { direction: 'backward', maxCount: 1 })()
@@ -101,10 +135,33 @@ export const hashChainedStore = (
     return E.right(chained)
   }
 
+  const writeOf = (request: AppendRequest, head: Head, events: readonly NewEvent[]): Prepared => ({
+    kind: 'write',
+    request: {
+      streamId: request.streamId,
+      expected: head.version === 0 ? expectedVersion.noStream : expectedVersion.exact(head.version),
+      events,
+    },
+    retryable: request.expected.kind === 'any' || request.expected.kind === 'stream_exists',
+  })
+
   /** Checks the caller's expectation against the stream's head and chains the new events after it. */
-  const prepare = async (request: AppendRequest): Promise<E.Either<StoreError, Prepared>> => {
+  const prepare = async (
+    request: AppendRequest,
+    useHints: boolean,
+  ): Promise<E.Either<StoreError, Prepared & { readonly hinted?: true }>> => {
     const shape = checkRequestShape(request, StreamId.is)
     if (E.isLeft(shape)) return shape
+    const hint = useHints
+      ? request.expected.kind === 'no_stream'
+        ? { version: 0, hash: GENESIS_HASH }
+        : heads.get(request.streamId)
+      : undefined
+    if (hint !== undefined && expectedVersionHolds(request.expected, hint.version)) {
+      const events = chain(request, hint)
+      if (E.isLeft(events)) return events
+      return E.right({ ...writeOf(request, hint, events.right), hinted: true })
+    }
     const read = await readHead(request.streamId)
     if (E.isLeft(read)) return read
     const head = read.right
@@ -125,24 +182,17 @@ export const hashChainedStore = (
     }
     const events = chain(request, head)
     if (E.isLeft(events)) return events
-    return E.right({
-      kind: 'write',
-      request: {
-        streamId: request.streamId,
-        expected: head.version === 0 ? expectedVersion.noStream : expectedVersion.exact(head.version),
-        events: events.right,
-      },
-      retryable: request.expected.kind === 'any' || request.expected.kind === 'stream_exists',
-    })
+    return E.right(writeOf(request, head, events.right))
   }
 
   const appendMany = async (
     requests: readonly AppendRequest[],
   ): Promise<E.Either<StoreError, readonly AppendResult[]>> => {
+    let useHints = true
     for (let attempt = 0; ; attempt++) {
-      const prepared: Prepared[] = []
+      const prepared: (Prepared & { readonly hinted?: true })[] = []
       for (const request of requests) {
-        const one = await prepare(request)
+        const one = await prepare(request, useHints)
         if (E.isLeft(one)) return one
         prepared.push(one.right)
       }
@@ -152,8 +202,31 @@ export const hashChainedStore = (
               .append(prepared[0].request)()
               .then(E.map((r): readonly AppendResult[] => [r]))
           : await inner.appendMany(prepared.map((p) => p.request))()
-      if (E.isRight(result) || result.left._tag !== 'WrongExpectedVersion') return result
+      if (E.isRight(result)) {
+        for (const p of prepared) {
+          const last = p.kind === 'write' ? p.request.events[p.request.events.length - 1] : undefined
+          const integrity = last === undefined ? undefined : integrityOf(last.metadata)
+          const written = result.right.find((r) => r.streamId === p.request.streamId)
+          const from = p.request.expected.kind === 'exact' ? p.request.expected.version : 0
+          // Only a write that landed where it was chained (not an idempotent no-op elsewhere).
+          if (
+            integrity !== undefined &&
+            written !== undefined &&
+            written.version === from + p.request.events.length
+          )
+            remember(p.request.streamId, { version: written.version, hash: integrity.hash })
+        }
+        return result
+      }
+      if (result.left._tag !== 'WrongExpectedVersion') return result
       const conflict = result.left
+      heads.delete(conflict.streamId)
+      // A remembered head was stale: prepare again from real reads (not one of the caller's retries).
+      if (prepared.some((p) => p.hinted === true && p.request.streamId === conflict.streamId)) {
+        useHints = false
+        attempt--
+        continue
+      }
       const conflicting = prepared.filter((p) => p.request.streamId === conflict.streamId)
       const retryable = conflicting.length > 0 && conflicting.every((p) => p.kind === 'write' && p.retryable)
       if (!retryable || attempt >= maxRetries) {
@@ -177,7 +250,7 @@ export const hashChainedStore = (
           : E.right(only)
       },
     appendMany: (requests) => () => appendMany(requests),
-    readStream: inner.readStream,
+    readStream,
     readAll: inner.readAll,
     streamVersion: inner.streamVersion,
     subscribe: inner.subscribe,
