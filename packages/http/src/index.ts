@@ -1,6 +1,7 @@
 export * from './app.js'
 export * from './auth.js'
 export * from './config.js'
+export * from './demo.js'
 export * from './etag.js'
 export * from './idempotency.js'
 export * from './idempotency-postgres.js'

@@ -83,6 +83,31 @@ export const createPostgresPatientKeyStore = async (
          forgotten_at timestamptz NOT NULL DEFAULT now()
        )`,
     )
+    // Key creation in one round trip (it was BEGIN, lock, tombstone check, insert, select, COMMIT):
+    // a VOLATILE PL/pgSQL function takes a new snapshot per statement, so once it holds the
+    // patient's lock (the one `destroy` takes) its tombstone check sees every committed forget, and
+    // its select sees the key of a concurrent creator that committed first. Called outside a
+    // transaction, the statement is its own transaction: the lock is held until it commits.
+    await client.query(
+      `CREATE OR REPLACE FUNCTION "${schema}".create_patient_key(
+         p_patient_id text, p_kid text, p_wrapped_key bytea, p_master_key_id text)
+       RETURNS TABLE (kid text, patient_id text, wrapped_key bytea, master_key_id text, forgotten boolean)
+       LANGUAGE plpgsql VOLATILE AS $fn$
+       #variable_conflict use_column
+       BEGIN
+         PERFORM pg_advisory_xact_lock(hashtext('referrals-key-store:${schema}:patient:' || p_patient_id));
+         IF EXISTS (SELECT 1 FROM ${forgottenTable} f WHERE f.patient_id = p_patient_id) THEN
+           RETURN QUERY SELECT NULL::text, p_patient_id, NULL::bytea, NULL::text, true;
+           RETURN;
+         END IF;
+         INSERT INTO ${table} AS k (patient_id, kid, wrapped_key, master_key_id)
+           VALUES (p_patient_id, p_kid, p_wrapped_key, p_master_key_id)
+           ON CONFLICT (patient_id) DO NOTHING;
+         RETURN QUERY SELECT k.kid, k.patient_id, k.wrapped_key, k.master_key_id, false
+           FROM ${table} k WHERE k.patient_id = p_patient_id;
+       END
+       $fn$`,
+    )
     await client.query('COMMIT')
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined)
@@ -137,25 +162,23 @@ export const createPostgresPatientKeyStore = async (
     getOrCreate: async (patientId) => {
       const existing = await find(patientId)
       if (existing !== undefined) return { kid: existing.kid, key: unwrap(existing) }
-      // Under the patient's lock: no forget can run between the tombstone check, the insert and
-      // reading a concurrent creator's key.
+      // Under the patient's lock (in `create_patient_key`): no forget can run between the tombstone
+      // check, the insert and reading a concurrent creator's key.
       const { kid, key } = newDataKey()
-      const row = await lockedForPatient(patientId, async (c) => {
-        const tombstone = await c.query(`SELECT 1 FROM ${forgottenTable} WHERE patient_id = $1`, [patientId])
-        if (tombstone.rowCount !== 0) throw new PatientForgottenError()
-        await c.query(
-          `INSERT INTO ${table} (patient_id, kid, wrapped_key, master_key_id) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (patient_id) DO NOTHING`,
+      const row = await pool
+        .query<KeyRow & { readonly forgotten: boolean }>(
+          `SELECT kid, patient_id, wrapped_key, master_key_id, forgotten FROM "${schema}".create_patient_key($1, $2, $3, $4)`,
           [patientId, kid, wrapDataKey(current, kid, patientId, key), currentId],
         )
-        const found = await c.query<KeyRow>(`SELECT ${columns} FROM ${table} WHERE patient_id = $1`, [
-          patientId,
-        ])
-        return found.rows[0]
-      }).catch((error: unknown) => {
-        key.fill(0)
-        throw error
-      })
+        .then((created) => {
+          const first = created.rows[0]
+          if (first?.forgotten === true) throw new PatientForgottenError()
+          return first
+        })
+        .catch((error: unknown) => {
+          key.fill(0)
+          throw error
+        })
       if (row === undefined) {
         key.fill(0)
         throw new Error('patient data key vanished while being created')

@@ -296,6 +296,14 @@ export const createEngine = (options: EngineOptions) => {
     }
   }
 
+  const emptyStream = (streamId: StreamId): Loaded<ReferralEvent, ReferralState> => ({
+    streamId,
+    version: 0,
+    state: referral.decider.initialState,
+    events: [],
+    stored: [],
+  })
+
   const referrals = {
     aggregate: referral,
     load: (
@@ -319,10 +327,15 @@ export const createEngine = (options: EngineOptions) => {
       async () => {
         const streamId: StreamId = referralStreamId(referralId)
         const commandMeta = meta(ctx)
+        // A send creates its stream: it is decided on the empty stream without reading it. If the
+        // stream exists after all (a repeated send), the append at `no_stream` is refused and
+        // `executeCommand` reads the stream and decides again, as on any concurrent write.
         const current =
-          opts?.preloaded === undefined
-            ? await loadAggregate(referral, store, streamId)()
-            : E.right(opts.preloaded)
+          opts?.preloaded !== undefined
+            ? E.right(opts.preloaded)
+            : payload.type === 'SendReferral'
+              ? E.right(emptyStream(streamId))
+              : await loadAggregate(referral, store, streamId)()
         if (E.isLeft(current)) return current
         const command = await withContext(payload, current.right.state, commandMeta)
         if (E.isLeft(command)) return command

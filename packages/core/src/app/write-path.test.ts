@@ -7,7 +7,7 @@ import { countingStore } from '../testing/counting-store.js'
 import { createWorld } from '../testing/world.js'
 
 describe('the write path of a choose-for-me command (issue 11)', () => {
-  it('a send is one appendMany (command + routing + pool decision), reads its referral stream once and answers the routed state', async () => {
+  it('a send is one appendMany (command + routing + pool decision), does not read its new referral stream and answers the routed state', async () => {
     const { store, calls, reset } = countingStore(createInMemoryEventStore())
     const w = await createWorld({ store })
     await w.addSpecialist('spec-a', 1)
@@ -23,7 +23,8 @@ describe('the write path of a choose-for-me command (issue 11)', () => {
     if (E.isLeft(sent)) throw new Error(sent.left.message)
     expect(calls.appendMany).toBe(1)
     expect(calls.append).toBe(0)
-    expect(calls.reads.get('referral-r-1')).toBe(1)
+    expect(calls.reads.get('referral-r-1')).toBeUndefined() // decided on the empty stream
+    for (const [streamId, reads] of calls.reads) expect([streamId, reads]).toEqual([streamId, 1])
     // The result is the final state: routed and delivered, at the version the store holds.
     expect(sent.right.state.exists && sent.right.state.status).toBe('pending')
     const stored = await store.readStream(unsafeId('referral-r-1'))()
@@ -32,6 +33,30 @@ describe('the write path of a choose-for-me command (issue 11)', () => {
       E.isRight(stored) ? stored.right.map((e) => e.type) : [],
     )
     expect(sent.right.state.exists && sent.right.state.recipientPracticeId).toBe(await w.holderOf('r-1'))
+  })
+
+  it('a repeated send of an existing referral id is refused as before and writes nothing (the empty-stream guess is checked by the append)', async () => {
+    const { store, calls, reset } = countingStore(createInMemoryEventStore())
+    const w = await createWorld({ store })
+    await w.addSpecialist('spec-a', 1)
+    await w.send('r-1')
+    const before = await store.readStream(unsafeId('referral-r-1'))()
+    const pool = await store.readAll()()
+    reset()
+    const ctx = await w.as(w.ownerOf(w.ids.clinic))
+    const again = await w.engine.referrals.execute(
+      unsafeId<ReferralId>('r-1'),
+      { type: 'SendReferral', data: w.sendData('r-1') },
+      ctx,
+    )()
+    expect(E.isLeft(again) && again.left._tag === 'DomainError' && again.left.code).toBe(
+      'referral.already_exists',
+    )
+    expect(calls.reads.get('referral-r-1')).toBe(1) // read once, after the refused append
+    const after = await store.readStream(unsafeId('referral-r-1'))()
+    expect(E.isRight(after) && after.right.length).toBe(E.isRight(before) && before.right.length)
+    const poolAfter = await store.readAll()()
+    expect(E.isRight(poolAfter) && poolAfter.right.length).toBe(E.isRight(pool) && pool.right.length)
   })
 
   it('a decline re-routes in the same transaction: one appendMany, and the answer names the new holder', async () => {
