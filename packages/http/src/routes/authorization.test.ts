@@ -263,6 +263,23 @@ const MATRIX: Readonly<Record<string, Row>> = {
     prepare: async (t, n) => ({ url: `${await referralIn(t, n, 'pending')}/history` }),
     expect: referralRead,
   },
+  'GET /referrals/{referralId}/fhir': {
+    prepare: async (t, n) => ({ url: `${await referralIn(t, n, 'pending')}/fhir` }),
+    expect: referralRead,
+  },
+  'GET /fhir/ServiceRequest/{referralId}': {
+    prepare: async (t, n) => ({
+      url: `/fhir/ServiceRequest/${(await referralIn(t, n, 'pending')).slice('/referrals/'.length)}`,
+    }),
+    expect: referralRead,
+  },
+  'GET /fhir/Task/{referralId}': {
+    prepare: async (t, n) => ({
+      url: `/fhir/Task/${(await referralIn(t, n, 'pending')).slice('/referrals/'.length)}`,
+    }),
+    expect: referralRead,
+  },
+  'GET /fhir/metadata': { prepare: async () => ({ url: '/fhir/metadata' }), expect: everyone(200) },
   'GET /referrals/{referralId}/routing': {
     prepare: async (t, n) => ({ url: `${await referralIn(t, n, 'pending')}/routing` }),
     expect: only({ gp: 200, spec: 200, admin: 200, auditor: 200 }, 404),

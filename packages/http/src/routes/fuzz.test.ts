@@ -217,6 +217,14 @@ const ROWS: Readonly<Record<string, FuzzRow>> = {
   },
   'GET /referrals/{referralId}/history': { who: 'gp', path: '/referrals/{referralId}/history', params: R },
   'GET /referrals/{referralId}/routing': { who: 'gp', path: '/referrals/{referralId}/routing', params: R },
+  'GET /referrals/{referralId}/fhir': { who: 'gp', path: '/referrals/{referralId}/fhir', params: R },
+  'GET /fhir/ServiceRequest/{referralId}': {
+    who: 'gp',
+    path: '/fhir/ServiceRequest/{referralId}',
+    params: R,
+  },
+  'GET /fhir/Task/{referralId}': { who: 'gp', path: '/fhir/Task/{referralId}', params: R },
+  'GET /fhir/metadata': { who: 'gp', path: '/fhir/metadata', params: {} },
   'POST /referrals/{referralId}/accept': {
     who: 'spec',
     path: '/referrals/{referralId}/accept',

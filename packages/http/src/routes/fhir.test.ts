@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildRoutesTestApp, CANARY_NAME, CANARY_REASON, type RoutesTestApp } from './testing-routes.js'
+
+describe('FHIR R4 routes', () => {
+  let t: RoutesTestApp
+  beforeAll(async () => {
+    t = await buildRoutesTestApp()
+    await t.ok('gp', 'POST', '/referrals', t.referral('fh-1'))
+    await t.ok('spec', 'POST', '/referrals/fh-1/accept', {})
+    await t.ok('spec', 'POST', '/referrals/fh-1/appointment', { at: '2026-05-01T10:00:00.000Z' })
+    await t.ok('gp', 'POST', '/referrals/fh-1/messages', { messageId: 'm-1', phi: { body: 'see you' } })
+    // A referral spec-a declined: spec stays a former recipient (no PHI).
+    await t.ok('gp', 'POST', '/referrals', t.referral('fh-2'))
+    await t.ok('spec', 'POST', '/referrals/fh-2/decline', { reasonCode: 'capacity' })
+  })
+  afterAll(async () => {
+    await t.app.close()
+  })
+
+  const phiReads = () => t.store.snapshot().filter((e) => e.type === 'PhiAccessed').length
+
+  it('serves the Bundle, ServiceRequest and Task as application/fhir+json, auditing each PHI read', async () => {
+    const before = phiReads()
+    const bundle = await t.ok('gp', 'GET', '/referrals/fh-1/fhir')
+    expect(bundle.headers['content-type']).toMatch(/^application\/fhir\+json/)
+    const b = bundle.json()
+    expect(b.resourceType).toBe('Bundle')
+    expect(b.type).toBe('collection')
+    const types = b.entry.map((e: { resource: { resourceType: string } }) => e.resource.resourceType)
+    expect(types).toEqual(
+      expect.arrayContaining([
+        'ServiceRequest',
+        'Task',
+        'Patient',
+        'Organization',
+        'Communication',
+        'Appointment',
+      ]),
+    )
+    expect(bundle.body).toContain(CANARY_NAME)
+    const task = await t.ok('spec', 'GET', '/fhir/Task/fh-1')
+    expect(task.headers['content-type']).toMatch(/^application\/fhir\+json/)
+    expect(task.json()).toMatchObject({ resourceType: 'Task', id: 'fh-1', status: 'in-progress' })
+    const sr = await t.ok('auditor', 'GET', '/fhir/ServiceRequest/fh-1')
+    expect(sr.json()).toMatchObject({
+      resourceType: 'ServiceRequest',
+      status: 'active',
+      reasonCode: [{ text: CANARY_REASON }],
+    })
+    expect(phiReads()).toBe(before + 3)
+  })
+
+  it('a former recipient gets the export without PHI; outsiders get 404 (audited as denied)', async () => {
+    const limited = await t.ok('spec', 'GET', '/referrals/fh-2/fhir')
+    expect(limited.body).not.toContain(CANARY_NAME)
+    expect(limited.body).not.toContain(CANARY_REASON)
+    expect(limited.body).not.toContain('HN-CANARY-1')
+    const before = phiReads()
+    const denied = await t.call('other', 'GET', '/fhir/ServiceRequest/fh-1')
+    expect(denied.statusCode).toBe(404)
+    expect(denied.body).not.toContain(CANARY_NAME)
+    expect(phiReads()).toBe(before + 1)
+    expect((await t.call('gp', 'GET', '/fhir/Task/nope')).statusCode).toBe(404)
+  })
+
+  it('GET /fhir/metadata lists read of ServiceRequest and Task only', async () => {
+    const res = await t.ok('stranger', 'GET', '/fhir/metadata')
+    expect(res.headers['content-type']).toMatch(/^application\/fhir\+json/)
+    const cs = res.json()
+    expect(cs.resourceType).toBe('CapabilityStatement')
+    expect(cs.rest[0].resource.map((r: { type: string }) => r.type)).toEqual(['ServiceRequest', 'Task'])
+  })
+})
