@@ -28,6 +28,7 @@ export const FHIR_SYSTEMS = {
   message: 'urn:referrals:message-id',
   specialty: 'urn:referrals:specialty',
   category: 'urn:referrals:category',
+  region: 'urn:referrals:region',
   businessStatus: 'urn:referrals:task-business-status',
   statusReason: 'urn:referrals:task-status-reason',
 } as const
@@ -101,6 +102,11 @@ const fnv64 = (s: string): string => {
 export const fhirId = (raw: string): string => (FHIR_ID.test(raw) ? raw : `h-${fnv64(raw)}`)
 
 const ref = (type: string, raw: string) => ({ reference: `${type}/${fhirId(raw)}` })
+/** A practice reference also carries the practice id (`Reference.identifier`), so an import can read it. */
+const practiceRef = (type: string, practiceId: string) => ({
+  ...ref(type, practiceId),
+  identifier: { system: FHIR_SYSTEMS.practice, value: practiceId },
+})
 
 /** How much of the referral the reader may see (as `GET /referrals/:id`). */
 export type FhirAccess = 'phi' | 'limited'
@@ -311,8 +317,9 @@ export const referralToFhir = ({ state, events, access }: FhirReferralSource): F
     code,
     subject: patientRef,
     authoredOn: state.sentAt,
-    requester: ref('PractitionerRole', state.senderPracticeId),
-    ...(recipient === null ? {} : { performer: [ref('PractitionerRole', recipient)] }),
+    requester: practiceRef('PractitionerRole', state.senderPracticeId),
+    ...(recipient === null ? {} : { performer: [practiceRef('PractitionerRole', recipient)] }),
+    locationCode: [{ coding: [{ system: FHIR_SYSTEMS.region, code: state.regionId }] }],
     ...(reason === null || reason.trim() === '' ? {} : { reasonCode: [{ text: reason }] }),
     ...(documentReferences.length === 0
       ? {}
