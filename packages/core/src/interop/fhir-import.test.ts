@@ -107,7 +107,7 @@ describe('FHIR R4 import of a ServiceRequest with a contained Patient', () => {
       regionId: 'north',
       urgency: 'routine',
       target: { kind: 'pooled' },
-    }) as Record<string, unknown> & { contained: Record<string, unknown>[] }
+    }) as unknown as Record<string, unknown> & { contained: Record<string, unknown>[] }
     expect(E.isRight(fhirServiceRequestToSendReferral(good))).toBe(true)
     const noBirth = { ...good, contained: [{ ...good.contained[0], birthDate: undefined }] }
     expect(fhirServiceRequestToSendReferral(noBirth)).toEqual(E.left(['contained[0].birthDate']))

@@ -40,14 +40,20 @@ export const fhirServiceRequestToSendReferral = (input: unknown): FhirImportResu
   if (sr.intent !== 'order' && sr.intent !== 'proposal') errors.push('intent')
 
   const referralId = need(
-    arr(sr.identifier)
-      .map(obj)
-      .find((i) => i?.system === FHIR_SYSTEMS.referral)?.value as string | undefined,
+    str(
+      arr(sr.identifier)
+        .map(obj)
+        .find((i) => i?.system === FHIR_SYSTEMS.referral)?.value,
+    ),
     'identifier',
   )
-  const senderPracticeId = need(str(obj(obj(sr.requester)?.identifier)?.value), 'requester.identifier')
+  const practiceOf = (reference: unknown): string | null => {
+    const identifier = obj(obj(reference)?.identifier)
+    return identifier?.system === FHIR_SYSTEMS.practice ? str(identifier.value) : null
+  }
+  const senderPracticeId = need(practiceOf(sr.requester), 'requester.identifier')
   const performer = arr(sr.performer)
-  const direct = performer.length > 0 ? str(obj(obj(performer[0])?.identifier)?.value) : null
+  const direct = performer.length > 0 ? practiceOf(performer[0]) : null
   if (performer.length > 0 && direct === null) errors.push('performer[0].identifier')
   const specialtyId = need(codeOf([sr.code], FHIR_SYSTEMS.specialty)[0], 'code')
   const categories = codeOf([sr.code], FHIR_SYSTEMS.category)
@@ -66,7 +72,7 @@ export const fhirServiceRequestToSendReferral = (input: unknown): FhirImportResu
   const p = `contained[${containedIndex}]`
   const identifiers = arr(patient.identifier).map(obj)
   const scoped = need(
-    identifiers.find((i) => i?.system === FHIR_SYSTEMS.patient)?.value as string,
+    str(identifiers.find((i) => i?.system === FHIR_SYSTEMS.patient)?.value),
     `${p}.identifier`,
   )
   const healthNumber = identifiers.find((i) => i?.system === FHIR_SYSTEMS.healthNumber)?.value

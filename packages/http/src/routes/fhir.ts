@@ -3,18 +3,20 @@ import {
   type Engine,
   type FhirReferralExport,
   fhirCapabilityStatement,
+  fhirServiceRequestToSendReferral,
   type ReferralId,
   referralFhirBundle,
   referralToFhir,
 } from '@referrals/core'
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { requireActor } from '../auth.js'
 import { nameSchema } from '../openapi/io-ts-schema.js'
 import { route } from '../openapi/route.js'
-import { accessOf, phiReadAuditor } from './access.js'
+import { accessOf, phiReadAuditor, scopedPatientId } from './access.js'
 import { ReferralParams } from './codecs.js'
-import { must, notFound } from './failures.js'
+import { must, notFound, requestContext } from './failures.js'
 
 export const FHIR_JSON = 'application/fhir+json'
 
@@ -55,6 +57,30 @@ export const fhirRoutes: FastifyPluginAsync<FhirRouteDeps> = async (app, { engin
     return referralToFhir({ state: loaded.state, events: loaded.events, access })
   }
 
+  // FHIR clients send `application/fhir+json`. A parse failure says nothing about the content.
+  app.addContentTypeParser(FHIR_JSON, { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, JSON.parse(String(body)))
+    } catch {
+      done(Object.assign(new Error('The body is not JSON.'), { statusCode: 400 }), undefined)
+    }
+  })
+
+  /** 422 OperationOutcome naming the failing FHIR paths (never the values sent). */
+  const outcome = (reply: FastifyReply, paths: readonly string[]) =>
+    reply
+      .code(422)
+      .type(FHIR_JSON)
+      .send({
+        resourceType: 'OperationOutcome',
+        issue: paths.map((path) => ({
+          severity: 'error',
+          code: 'invalid',
+          diagnostics: 'missing or invalid',
+          expression: [`ServiceRequest.${path}`],
+        })),
+      })
+
   const baseUrl = (request: FastifyRequest) => `${request.protocol}://${request.host}/fhir`
 
   route(app, {
@@ -85,6 +111,44 @@ export const fhirRoutes: FastifyPluginAsync<FhirRouteDeps> = async (app, { engin
     response: FhirResource,
     handler: async ({ params }, request) =>
       (await exportFor(request, requireActor(request), params.referralId)).serviceRequest,
+  })
+
+  route(app, {
+    method: 'POST',
+    url: '/fhir/ServiceRequest',
+    operationId: 'importFhirServiceRequest',
+    location: true,
+    tags: ['fhir'],
+    summary: 'Send a referral given as a FHIR R4 ServiceRequest with a contained Patient',
+    description:
+      'The shape `GET /fhir/ServiceRequest/{referralId}` exports, with the Patient contained and `subject` `#<its id>`: `identifier` (urn:referrals:referral-id), `requester.identifier` the sending practice, `performer[0].identifier` the specialist (direct) or no performer (choose for me), `code` specialty and category, `locationCode` region, `priority`, `reasonCode[0].text`. Invalid input: 422 OperationOutcome naming the failing paths only; nothing is stored. Authorization as `POST /referrals`. Answers the ServiceRequest.',
+    body: nameSchema(t.unknown, 'FhirServiceRequestImport'),
+    produces: FHIR_JSON,
+    response: FhirResource,
+    handler: async ({ body }, request, reply) => {
+      const actor = requireActor(request)
+      const imported = fhirServiceRequestToSendReferral(body)
+      if (E.isLeft(imported)) return outcome(reply, imported.left) as never
+      const data = imported.right
+      const sent = must(
+        await engine.referrals.execute(
+          data.referralId,
+          {
+            type: 'SendReferral',
+            data: { ...data, patientId: scopedPatientId(data.senderPracticeId, data.patientId) },
+          },
+          requestContext(request),
+        )(),
+      )
+      if (!sent.state.exists) throw notFound('Referral')
+      reply.header('location', `/fhir/ServiceRequest/${data.referralId}`)
+      const events = must(await engine.referrals.load(data.referralId)()).events
+      return referralToFhir({
+        state: sent.state,
+        events,
+        access: accessOf(actor, sent.state) === 'phi' ? 'phi' : 'limited',
+      }).serviceRequest
+    },
   })
 
   route(app, {
