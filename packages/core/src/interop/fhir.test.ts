@@ -289,7 +289,7 @@ describe('FHIR R4 export', () => {
     expect(fhirId('p:1')).not.toBe(fhirId('p:2'))
   })
 
-  it('the CapabilityStatement is valid and lists exactly read of ServiceRequest and Task', () => {
+  it('the CapabilityStatement is valid and lists exactly read of ServiceRequest and Task and create of ServiceRequest', () => {
     const cs = fhirCapabilityStatement('2026-01-01T00:00:00.000Z', { name: 'referrals', version: '0.1.0' })
     expect(cs.fhirVersion).toBe('4.0.1')
     // The shipped schema is the R4 4.0.0 build: its FHIRVersion enum predates the 4.0.1 technical
@@ -297,7 +297,7 @@ describe('FHIR R4 export', () => {
     expect(schemaErrors({ ...cs, fhirVersion: '4.0.0' })).toEqual([])
     expect(schemaErrors({ ...cs, fhirVersion: '9.9' })).not.toEqual([])
     expect(cs.rest[0]?.resource.map((r) => [r.type, r.interaction.map((i) => i.code)])).toEqual([
-      ['ServiceRequest', ['read']],
+      ['ServiceRequest', ['read', 'create']],
       ['Task', ['read']],
     ])
   })

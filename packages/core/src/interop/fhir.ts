@@ -428,7 +428,7 @@ export const FHIR_EXPORTED_TYPES = [
 
 /**
  * The CapabilityStatement of `GET /fhir/metadata`: exactly what is served — `read` of
- * ServiceRequest and Task. The other resource types appear only inside the referral Bundle
+ * ServiceRequest and Task, `create` of ServiceRequest. The other resource types appear only inside the referral Bundle
  * (`GET /referrals/{id}/fhir`), which is not a FHIR interaction, so they are not listed.
  */
 export const fhirCapabilityStatement = (date: string, software: { name: string; version: string }) => ({
@@ -437,17 +437,19 @@ export const fhirCapabilityStatement = (date: string, software: { name: string; 
   date,
   kind: 'instance',
   software,
-  implementation: { description: 'Referral engine FHIR R4 export (read-only)' },
+  implementation: {
+    description: 'Referral engine FHIR R4 export, and import of a referral as a ServiceRequest',
+  },
   fhirVersion: '4.0.1',
   format: ['application/fhir+json'],
   rest: [
     {
       mode: 'server',
       documentation:
-        'Read-only. Authentication and visibility as the referral API: a referral the caller has no part in is 404.',
+        'Read of ServiceRequest and Task; create of ServiceRequest (with a contained Patient: a new referral). Authentication and visibility as the referral API: a referral the caller has no part in is 404.',
       resource: ['ServiceRequest', 'Task'].map((type) => ({
         type,
-        interaction: [{ code: 'read' }],
+        interaction: type === 'ServiceRequest' ? [{ code: 'read' }, { code: 'create' }] : [{ code: 'read' }],
         versioning: 'no-version',
         readHistory: false,
         updateCreate: false,

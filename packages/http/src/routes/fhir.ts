@@ -90,7 +90,7 @@ export const fhirRoutes: FastifyPluginAsync<FhirRouteDeps> = async (app, { engin
     tags: ['fhir'],
     summary: 'The FHIR R4 CapabilityStatement: exactly the interactions served',
     description:
-      'Lists `read` of ServiceRequest and Task; the referral Bundle (`GET /referrals/{referralId}/fhir`) is not a FHIR interaction and is not listed.',
+      'Lists `read` of ServiceRequest and Task and `create` of ServiceRequest; the referral Bundle (`GET /referrals/{referralId}/fhir`) is not a FHIR interaction and is not listed.',
     produces: FHIR_JSON,
     response: FhirResource,
     handler: async () =>

@@ -783,7 +783,7 @@ export interface paths {
         };
         /**
          * The FHIR R4 CapabilityStatement: exactly the interactions served
-         * @description Lists `read` of ServiceRequest and Task; the referral Bundle (`GET /referrals/{referralId}/fhir`) is not a FHIR interaction and is not listed.
+         * @description Lists `read` of ServiceRequest and Task and `create` of ServiceRequest; the referral Bundle (`GET /referrals/{referralId}/fhir`) is not a FHIR interaction and is not listed.
          *
          *     Needs a bearer token.
          */
