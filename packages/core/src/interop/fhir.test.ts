@@ -302,3 +302,173 @@ describe('FHIR R4 export', () => {
     ])
   })
 })
+
+describe('FHIR R4 export: routing lineage', () => {
+  const rid = 'ref-lin'
+  const at = (h: number) => `2026-03-0${1 + Math.floor(h / 24)}T${String(h % 24).padStart(2, '0')}:00:00.000Z`
+  const sentEvent = (target: unknown): unknown => ({
+    type: 'ReferralSent',
+    data: {
+      referralId: rid,
+      senderPracticeId: 'gp',
+      patientId: 'gp:p1',
+      phi: { patient: { givenName: 'Ann', familyName: 'Lee', dateOfBirth: '1970-01-01' }, reason: 'knee' },
+      specialtyId: 'ortho',
+      category: { categoryId: 'knee' },
+      regionId: 'north',
+      urgency: 'routine',
+      target,
+      sentAt: at(0),
+    },
+  })
+  const e = (type: string, data: Record<string, unknown>): unknown => ({
+    type,
+    data: { referralId: rid, ...data },
+  })
+  const delivered = (n: number, practice: string, h: number, route = 'pooled') =>
+    e('ReferralDelivered', {
+      recipientPracticeId: practice,
+      route,
+      deliveryNo: n,
+      deliveredAt: at(h),
+      respondBy: at(h + 48),
+    })
+  const exportOf = (raw: unknown[], access: 'phi' | 'limited' = 'phi') => {
+    const events = raw as ReferralEvent[]
+    const state = events.reduce<ReferralState>(evolveReferral, initialReferralState) as ReferralAggregate
+    return referralToFhir({ state, events, access })
+  }
+  // Pooled: spec-a declines, spec-b lets it expire, the pool returns it; the sender redirects it
+  // to spec-c directly, who accepts.
+  const rerouted = [
+    sentEvent({ kind: 'pooled' }),
+    delivered(1, 'spec-a', 1),
+    e('ReferralDeclined', {
+      practiceId: 'spec-a',
+      deliveryNo: 1,
+      route: 'pooled',
+      reasonCode: 'capacity',
+      phi: {},
+      declinedAt: at(2),
+    }),
+    delivered(2, 'spec-b', 3),
+    e('ReferralExpired', { practiceId: 'spec-b', deliveryNo: 2, route: 'pooled', expiredAt: at(51) }),
+    e('ReferralReturned', { reason: 'pool_exhausted', returnedAt: at(51) }),
+    e('ReferralRedirected', { target: { kind: 'direct', practiceId: 'spec-c' }, previousRoute: 'pooled' }),
+    delivered(3, 'spec-c', 52, 'direct'),
+    e('ReferralAccepted', { practiceId: 'spec-c', deliveryNo: 3, acceptedAt: at(53) }),
+  ]
+
+  it('re-routes are delivery Tasks partOf the referral Task; a redirect replaces the earlier ServiceRequest', () => {
+    const x = exportOf(rerouted)
+    expect(x.serviceRequest.replaces).toEqual([{ reference: 'ServiceRequest/ref-lin.redirect-1' }])
+    expect(x.replacedServiceRequests).toEqual([
+      {
+        resourceType: 'ServiceRequest',
+        id: 'ref-lin.redirect-1',
+        status: 'revoked',
+        intent: 'order',
+        subject: { reference: 'Patient/ref-lin.patient' },
+        authoredOn: at(0),
+        requester: {
+          reference: 'PractitionerRole/gp',
+          identifier: { system: 'urn:referrals:practice-id', value: 'gp' },
+        },
+      },
+    ])
+    const summary = x.deliveryTasks.map((task) => ({
+      id: task.id,
+      status: task.status,
+      business: (task.businessStatus as { coding: { code: string }[] }).coding[0]?.code,
+      reason: (task.statusReason as { coding: { code: string }[] } | undefined)?.coding[0]?.code,
+      owner: task.owner,
+      basedOn: task.basedOn,
+      partOf: task.partOf,
+      period: task.executionPeriod,
+    }))
+    const before = [{ reference: 'ServiceRequest/ref-lin.redirect-1' }]
+    const partOf = [{ reference: 'Task/ref-lin' }]
+    expect(summary).toEqual([
+      {
+        id: 'ref-lin.delivery-1',
+        status: 'rejected',
+        business: 'declined',
+        reason: 'capacity',
+        owner: { reference: 'Organization/spec-a' },
+        basedOn: before,
+        partOf,
+        period: { start: at(1), end: at(2) },
+      },
+      {
+        id: 'ref-lin.delivery-2',
+        status: 'rejected',
+        business: 'expired',
+        reason: undefined,
+        owner: { reference: 'Organization/spec-b' },
+        basedOn: before,
+        partOf,
+        period: { start: at(3), end: at(51) },
+      },
+      {
+        id: 'ref-lin.delivery-3',
+        status: 'accepted',
+        business: 'accepted',
+        reason: undefined,
+        owner: { reference: 'Organization/spec-c' },
+        basedOn: [{ reference: 'ServiceRequest/ref-lin' }],
+        partOf,
+        period: { start: at(52) },
+      },
+    ])
+    expect(x.task.status).toBe('accepted')
+    const resources = fhirExportResources(x)
+    for (const resource of resources) expect(schemaErrors(resource), resource.resourceType).toEqual([])
+    expect(schemaErrors(referralFhirBundle(x, 'https://example.org/fhir', at(60)))).toEqual([])
+    const keys = new Set(resources.map((res) => `${res.resourceType}/${res.id}`))
+    for (const m of JSON.stringify(resources).match(/"reference":"[^"]+"/g) ?? [])
+      expect(keys.has(m.slice('"reference":"'.length, -1))).toBe(true)
+  })
+
+  it('a direct referral redirected elsewhere: the replaced request names the first specialist', () => {
+    const x = exportOf([
+      sentEvent({ kind: 'direct', practiceId: 'spec-a' }),
+      delivered(1, 'spec-a', 1, 'direct'),
+      e('ReferralDeclined', {
+        practiceId: 'spec-a',
+        deliveryNo: 1,
+        route: 'direct',
+        reasonCode: 'capacity',
+        phi: {},
+        declinedAt: at(2),
+      }),
+      e('ReferralReturned', { reason: 'declined', returnedAt: at(2) }),
+      e('ReferralRedirected', { target: { kind: 'pooled' }, previousRoute: 'direct' }),
+      e('ReferralRedirected', { target: { kind: 'direct', practiceId: 'spec-b' }, previousRoute: 'pooled' }),
+    ])
+    expect(x.replacedServiceRequests.map((sr) => [sr.id, sr.performer, sr.replaces])).toEqual([
+      [
+        'ref-lin.redirect-1',
+        [
+          {
+            reference: 'Organization/spec-a',
+            identifier: { system: 'urn:referrals:practice-id', value: 'spec-a' },
+          },
+        ],
+        undefined,
+      ],
+      ['ref-lin.redirect-2', undefined, [{ reference: 'ServiceRequest/ref-lin.redirect-1' }]],
+    ])
+    expect(x.serviceRequest.replaces).toEqual([{ reference: 'ServiceRequest/ref-lin.redirect-2' }])
+    expect(x.deliveryTasks.map((task) => [task.status, task.basedOn])).toEqual([
+      ['rejected', [{ reference: 'ServiceRequest/ref-lin.redirect-1' }]],
+    ])
+    expect(x.organizations.map((o) => o.id)).toEqual(['gp', 'spec-a'])
+  })
+
+  it('without PHI access there are no delivery Tasks and no former performer', () => {
+    const x = exportOf(rerouted, 'limited')
+    expect(x.deliveryTasks).toEqual([])
+    expect(x.replacedServiceRequests.map((sr) => sr.performer)).toEqual([undefined])
+    expect(JSON.stringify(fhirExportResources(x))).not.toContain('spec-a')
+  })
+})

@@ -1,4 +1,4 @@
-import type { ReferralEvent, ReferralPatient } from '../referral/codecs.js'
+import type { ReferralEvent, ReferralPatient, ReferralTarget } from '../referral/codecs.js'
 import { isRedactedPhi } from '../referral/codecs.js'
 import { REFERRAL_FHIR_TASK_STATUS, type ReferralAggregate, type ReferralStatus } from '../referral/state.js'
 import type { Urgency } from '../shared/domain-types.js'
@@ -31,6 +31,7 @@ export const FHIR_SYSTEMS = {
   region: 'urn:referrals:region',
   businessStatus: 'urn:referrals:task-business-status',
   statusReason: 'urn:referrals:task-status-reason',
+  declineReason: 'urn:referrals:decline-reason',
 } as const
 
 /** `Task.status` per referral status (the table of SPEC §3, kept in `REFERRAL_FHIR_TASK_STATUS`). */
@@ -126,6 +127,16 @@ export interface FhirReferralExport {
   readonly documentReferences: readonly FhirResource[]
   readonly communications: readonly FhirResource[]
   readonly appointment: FhirResource | null
+  /**
+   * Routing lineage (PHI access only): one Task per delivery to a practice, `partOf` the referral's
+   * Task, with the practice as `owner` and how the delivery ended (declined, expired, live).
+   */
+  readonly deliveryTasks: readonly FhirResource[]
+  /**
+   * One ServiceRequest per redirect: the request as it stood before it (status `revoked`), oldest
+   * first; each later request, and the referral's own, `replaces` the one before.
+   */
+  readonly replacedServiceRequests: readonly FhirResource[]
   /** True when the patient was forgotten: no resource carries their identity. */
   readonly patientForgotten: boolean
 }
@@ -307,6 +318,106 @@ export const referralToFhir = ({ state, events, access }: FhirReferralSource): F
         }
       : null
 
+  // ---- lineage: a redirect keeps the referral (same id, same stream) but replaces the request as
+  // it stood (`ServiceRequest.replaces`); each delivery to a practice is a Task `partOf` the
+  // referral's Task, so re-routes after a decline or an expiry read as a history of tasks.
+  const redirectKey = (k: number) => `${state.referralId}.redirect-${k}`
+  const replacedServiceRequests: FhirResource[] = []
+  const lineagePractices: PracticeId[] = []
+  interface Delivery {
+    readonly n: number
+    readonly practiceId: PracticeId
+    readonly at: string
+    readonly redirectsBefore: number
+    end: { readonly kind: 'declined' | 'expired'; readonly at: string; readonly reason?: string } | null
+  }
+  const deliveries: Delivery[] = []
+  let target: ReferralTarget | null = sent?.type === 'ReferralSent' ? sent.data.target : null
+  for (const e of events) {
+    if (e.type === 'ReferralRedirected') {
+      const k = replacedServiceRequests.length + 1
+      const before = phi && target?.kind === 'direct' ? target.practiceId : null
+      if (before !== null) lineagePractices.push(before)
+      replacedServiceRequests.push({
+        resourceType: 'ServiceRequest',
+        id: fhirId(redirectKey(k)),
+        ...(k > 1 ? { replaces: [ref('ServiceRequest', redirectKey(k - 1))] } : {}),
+        status: 'revoked',
+        intent: 'order',
+        subject: patientRef,
+        // Only the first request's time is known: the engine does not time a redirect.
+        ...(k === 1 ? { authoredOn: state.sentAt } : {}),
+        requester: practiceRef('PractitionerRole', state.senderPracticeId),
+        ...(before === null ? {} : { performer: [practiceRef('Organization', before)] }),
+      })
+      target = e.data.target
+    }
+    if (e.type === 'ReferralDelivered' && !deliveries.some((d) => d.n === e.data.deliveryNo))
+      deliveries.push({
+        n: e.data.deliveryNo,
+        practiceId: e.data.recipientPracticeId,
+        at: e.data.deliveredAt,
+        redirectsBefore: replacedServiceRequests.length,
+        end: null,
+      })
+    if (e.type === 'ReferralDeclined' || e.type === 'ReferralExpired') {
+      const d = deliveries.find((x) => x.n === e.data.deliveryNo && x.practiceId === e.data.practiceId)
+      if (d !== undefined && d.end === null)
+        d.end =
+          e.type === 'ReferralDeclined'
+            ? { kind: 'declined', at: e.data.declinedAt, reason: e.data.reasonCode }
+            : { kind: 'expired', at: e.data.expiredAt }
+    }
+  }
+  const redirects = replacedServiceRequests.length
+  const deliveryTasks: FhirResource[] = phi
+    ? deliveries.map((d) => {
+        const live = d.end === null && d.n === state.deliveryNo && d.practiceId === state.recipientPracticeId
+        const liveEnd =
+          live && state.status === 'completed'
+            ? state.completedAt
+            : live && state.status === 'cancelled'
+              ? state.cancelledAt
+              : null
+        lineagePractices.push(d.practiceId)
+        return {
+          resourceType: 'Task',
+          id: fhirId(`${state.referralId}.delivery-${d.n}`),
+          basedOn: [
+            d.redirectsBefore < redirects
+              ? ref('ServiceRequest', redirectKey(d.redirectsBefore + 1))
+              : referralRef,
+          ],
+          partOf: [ref('Task', state.referralId)],
+          // Declined and expired (auto-declined) deliveries were refused; a delivery that ended
+          // without a recorded answer (not reachable by commands) is cancelled.
+          status: d.end !== null ? 'rejected' : live ? FHIR_TASK_STATUS[state.status] : 'cancelled',
+          businessStatus: {
+            coding: [
+              {
+                system: FHIR_SYSTEMS.businessStatus,
+                code: d.end !== null ? d.end.kind : live ? fhirBusinessStatus(state) : 'superseded',
+              },
+            ],
+          },
+          ...(d.end?.reason === undefined
+            ? {}
+            : { statusReason: { coding: [{ system: FHIR_SYSTEMS.declineReason, code: d.end.reason }] } }),
+          intent: 'order',
+          focus:
+            d.redirectsBefore < redirects
+              ? ref('ServiceRequest', redirectKey(d.redirectsBefore + 1))
+              : referralRef,
+          for: patientRef,
+          executionPeriod: {
+            start: d.at,
+            ...(d.end !== null ? { end: d.end.at } : liveEnd === null ? {} : { end: liveEnd }),
+          },
+          owner: ref('Organization', d.practiceId),
+        }
+      })
+    : []
+
   const serviceRequest: FhirResource = {
     resourceType: 'ServiceRequest',
     id: fhirId(state.referralId),
@@ -320,6 +431,7 @@ export const referralToFhir = ({ state, events, access }: FhirReferralSource): F
     code,
     subject: patientRef,
     authoredOn: state.sentAt,
+    ...(redirects === 0 ? {} : { replaces: [ref('ServiceRequest', redirectKey(redirects))] }),
     requester: practiceRef('PractitionerRole', state.senderPracticeId),
     ...(recipient === null ? {} : { performer: [practiceRef('PractitionerRole', recipient)] }),
     locationCode: [{ coding: [{ system: FHIR_SYSTEMS.region, code: state.regionId }] }],
@@ -370,7 +482,9 @@ export const referralToFhir = ({ state, events, access }: FhirReferralSource): F
       : [[recipient, 'specialist'] as [PracticeId, 'specialist']]),
   ]
   // Every practice a resource points at (a message author may be a former recipient).
-  const orgIds = [...new Set<PracticeId>([...practices.map(([p]) => p), ...messageParties])]
+  const orgIds = [
+    ...new Set<PracticeId>([...practices.map(([p]) => p), ...messageParties, ...lineagePractices]),
+  ]
   return {
     serviceRequest,
     task,
@@ -380,6 +494,8 @@ export const referralToFhir = ({ state, events, access }: FhirReferralSource): F
     documentReferences,
     communications,
     appointment,
+    deliveryTasks,
+    replacedServiceRequests,
     patientForgotten: forgotten,
   }
 }
@@ -388,6 +504,8 @@ export const referralToFhir = ({ state, events, access }: FhirReferralSource): F
 export const fhirExportResources = (x: FhirReferralExport): readonly FhirResource[] => [
   x.serviceRequest,
   x.task,
+  ...x.replacedServiceRequests,
+  ...x.deliveryTasks,
   x.patient,
   ...x.organizations,
   ...x.practitionerRoles,
