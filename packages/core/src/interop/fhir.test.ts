@@ -465,6 +465,37 @@ describe('FHIR R4 export: routing lineage', () => {
     expect(x.organizations.map((o) => o.id)).toEqual(['gp', 'spec-a'])
   })
 
+  it('an appointment carries the scheduled start (the latest reschedule) and no invented end', () => {
+    const x = exportOf([
+      ...rerouted,
+      e('AppointmentScheduled', {
+        practiceId: 'spec-c',
+        at: '2026-04-01T09:30:00.000Z',
+        phi: { location: 'Room 4' },
+      }),
+      e('AppointmentRescheduled', {
+        practiceId: 'spec-c',
+        at: '2026-04-02T14:00:00.000Z',
+        previousAt: '2026-04-01T09:30:00.000Z',
+        phi: { location: 'Room 5' },
+      }),
+    ])
+    expect(x.appointment).toEqual({
+      resourceType: 'Appointment',
+      id: 'ref-lin',
+      status: 'booked',
+      basedOn: [{ reference: 'ServiceRequest/ref-lin' }],
+      start: '2026-04-02T14:00:00.000Z',
+      comment: 'Room 5',
+      participant: [
+        { actor: { reference: 'Patient/ref-lin.patient' }, status: 'accepted' },
+        { actor: { reference: 'PractitionerRole/spec-c' }, status: 'accepted' },
+      ],
+    })
+    expect(schemaErrors(x.appointment)).toEqual([])
+    expect(x.task.status).toBe('in-progress')
+  })
+
   it('without PHI access there are no delivery Tasks and no former performer', () => {
     const x = exportOf(rerouted, 'limited')
     expect(x.deliveryTasks).toEqual([])

@@ -307,9 +307,10 @@ export const referralToFhir = ({ state, events, access }: FhirReferralSource): F
                   ? 'fulfilled'
                   : 'booked',
           basedOn: [referralRef],
-          // The engine records a start only: `end` equals `start` (FHIR wants both or neither).
+          // The engine records when the appointment starts, not how long it lasts: `end` is left
+          // out rather than invented. R4's invariants app-2/app-3 (not in the JSON schema) want an
+          // end next to a start on a booked appointment; see the http README ("Appointment").
           start: state.appointment.at,
-          end: state.appointment.at,
           ...(location === null ? {} : { comment: location }),
           participant: [
             { actor: patientRef, status: 'accepted' },
