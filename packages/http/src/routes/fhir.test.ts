@@ -126,11 +126,35 @@ describe('FHIR R4 routes', () => {
     expect(other.statusCode).toBe(403)
   })
 
-  it('GET /fhir/metadata lists read of ServiceRequest and Task only', async () => {
+  it('GET /fhir/metadata: R4 4.0.1, exactly read of ServiceRequest and Task and create of ServiceRequest', async () => {
     const res = await t.ok('stranger', 'GET', '/fhir/metadata')
     expect(res.headers['content-type']).toMatch(/^application\/fhir\+json/)
     const cs = res.json()
     expect(cs.resourceType).toBe('CapabilityStatement')
-    expect(cs.rest[0].resource.map((r: { type: string }) => r.type)).toEqual(['ServiceRequest', 'Task'])
+    expect(cs.fhirVersion).toBe('4.0.1')
+    expect(cs.format).toEqual(['application/fhir+json'])
+    expect(cs.rest).toHaveLength(1)
+    expect(cs.rest[0].mode).toBe('server')
+    expect(cs.rest[0]).not.toHaveProperty('interaction')
+    expect(
+      cs.rest[0].resource.map((r: { type: string; interaction: { code: string }[] }) => [
+        r.type,
+        r.interaction.map((i) => i.code),
+      ]),
+    ).toEqual([
+      ['ServiceRequest', ['read', 'create']],
+      ['Task', ['read']],
+    ])
+    // What it lists is served: a read of each type and the create answer (here 422, not 404/405).
+    expect((await t.call('gp', 'GET', '/fhir/ServiceRequest/fh-1')).statusCode).toBe(200)
+    expect((await t.call('gp', 'GET', '/fhir/Task/fh-1')).statusCode).toBe(200)
+    const create = await t.call('gp', 'POST', '/fhir/ServiceRequest', '{"resourceType":"ServiceRequest"}', {
+      'content-type': 'application/fhir+json',
+    })
+    expect(create.statusCode).toBe(422)
+    // and what it does not list is not: no update, delete or search.
+    for (const method of ['PUT', 'DELETE'] as const)
+      expect((await t.app.inject({ method, url: '/fhir/ServiceRequest/fh-1' })).statusCode).toBe(404)
+    expect((await t.call('gp', 'GET', '/fhir/ServiceRequest')).statusCode).toBe(404)
   })
 })
