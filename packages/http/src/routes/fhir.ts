@@ -176,7 +176,7 @@ export const fhirRoutes: FastifyPluginAsync<FhirRouteDeps> = async (app, { engin
     summary:
       'The referral as a FHIR R4 collection Bundle (ServiceRequest, Task, Patient, practices, documents, messages, appointment)',
     description:
-      'Access and audit as `GET /referrals/{referralId}`. A forgotten patient is exported without identity (Patient with `meta.security` REDACTED); former recipients get no PHI, documents, messages or appointment.',
+      'Access and audit as `GET /referrals/{referralId}`. A forgotten patient is exported without identity (Patient with `meta.security` REDACTED); former recipients get no PHI, documents, messages, appointment or delivery Tasks. Re-routes appear as a Task per delivery (`partOf` the referral Task), redirects as revoked ServiceRequests that the current one `replaces`.',
     params: ReferralParams,
     produces: FHIR_JSON,
     response: FhirResource,

@@ -871,7 +871,7 @@ export interface paths {
         };
         /**
          * The referral as a FHIR R4 collection Bundle (ServiceRequest, Task, Patient, practices, documents, messages, appointment)
-         * @description Access and audit as `GET /referrals/{referralId}`. A forgotten patient is exported without identity (Patient with `meta.security` REDACTED); former recipients get no PHI, documents, messages or appointment.
+         * @description Access and audit as `GET /referrals/{referralId}`. A forgotten patient is exported without identity (Patient with `meta.security` REDACTED); former recipients get no PHI, documents, messages, appointment or delivery Tasks. Re-routes appear as a Task per delivery (`partOf` the referral Task), redirects as revoked ServiceRequests that the current one `replaces`.
          *
          *     Needs a bearer token.
          */
