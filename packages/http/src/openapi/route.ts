@@ -51,7 +51,11 @@ export interface RouteSpec<
   readonly response?: R
   readonly successStatus?: number
   readonly responseDescription?: string
-  /** Content type of a success response that is not JSON (CSV, HTML, a file); documented as a string. */
+  /**
+   * Content type of a success response that is not JSON (CSV, HTML, a file); documented as a string.
+   * With `response`: a JSON media type other than `application/json` (e.g. `application/fhir+json`),
+   * documented with the response codec's schema and sent as the `Content-Type`.
+   */
   readonly produces?: string
   /** Documents a `multipart/form-data` body with one file part `file` (described by this text); the handler reads it. */
   readonly multipartFile?: string
@@ -187,7 +191,9 @@ const documentation = (
       ? {
           description,
           headers: successHeaders,
-          content: { 'application/json': { schema: toJsonSchema(spec.response, registry) } },
+          content: {
+            [spec.produces ?? 'application/json']: { schema: toJsonSchema(spec.response, registry) },
+          },
         }
       : spec.produces !== undefined
         ? {
@@ -352,6 +358,7 @@ export const route = <
       if (reply.sent || (result as unknown) === reply) return reply
       if (reply.statusCode === 200 && successStatus !== 200) reply.code(successStatus)
       if (spec.response === undefined) return reply.send()
+      if (spec.produces !== undefined) reply.type(spec.produces)
       return reply.send(spec.response.encode(result))
     },
   })

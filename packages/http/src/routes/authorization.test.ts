@@ -69,6 +69,36 @@ const referralIn = async (
   return `/referrals/${id}`
 }
 
+/** `t.referral(id)` as the FHIR ServiceRequest (contained Patient) that POST /fhir/ServiceRequest imports. */
+const fhirBody = (t: RoutesTestApp, referralId: string) => {
+  const r = t.referral(referralId)
+  return {
+    resourceType: 'ServiceRequest',
+    intent: 'order',
+    identifier: [{ system: 'urn:referrals:referral-id', value: r.referralId }],
+    requester: { identifier: { system: 'urn:referrals:practice-id', value: r.senderPracticeId } },
+    performer: [{ identifier: { system: 'urn:referrals:practice-id', value: 'spec-a' } }],
+    code: {
+      coding: [
+        { system: 'urn:referrals:specialty', code: r.specialtyId },
+        { system: 'urn:referrals:category', code: r.category.categoryId },
+      ],
+    },
+    locationCode: [{ coding: [{ system: 'urn:referrals:region', code: r.regionId }] }],
+    reasonCode: [{ text: r.phi.reason }],
+    subject: { reference: '#p' },
+    contained: [
+      {
+        resourceType: 'Patient',
+        id: 'p',
+        identifier: [{ system: 'urn:referrals:patient-id', value: r.patientId }],
+        name: [{ family: r.phi.patient.familyName, given: [r.phi.patient.givenName] }],
+        birthDate: r.phi.patient.dateOfBirth,
+      },
+    ],
+  }
+}
+
 /** A specialist practice owned by `spec`, configured, verified unless asked otherwise. */
 const practiceOfSpec = async (t: RoutesTestApp, n: string, verified = true): Promise<string> => {
   const id = `px-${n}`
@@ -263,6 +293,28 @@ const MATRIX: Readonly<Record<string, Row>> = {
     prepare: async (t, n) => ({ url: `${await referralIn(t, n, 'pending')}/history` }),
     expect: referralRead,
   },
+  'GET /referrals/{referralId}/fhir': {
+    prepare: async (t, n) => ({ url: `${await referralIn(t, n, 'pending')}/fhir` }),
+    expect: referralRead,
+  },
+  'GET /fhir/ServiceRequest/{referralId}': {
+    prepare: async (t, n) => ({
+      url: `/fhir/ServiceRequest/${(await referralIn(t, n, 'pending')).slice('/referrals/'.length)}`,
+    }),
+    expect: referralRead,
+  },
+  'GET /fhir/Task/{referralId}': {
+    prepare: async (t, n) => ({
+      url: `/fhir/Task/${(await referralIn(t, n, 'pending')).slice('/referrals/'.length)}`,
+    }),
+    expect: referralRead,
+  },
+  'POST /fhir/ServiceRequest': {
+    prepare: async (t, n) => ({ url: '/fhir/ServiceRequest', body: fhirBody(t, `fx-${n}`) }),
+    // As POST /referrals: only members of the sending practice.
+    expect: only({ gp: 201 }, 403),
+  },
+  'GET /fhir/metadata': { prepare: async () => ({ url: '/fhir/metadata' }), expect: everyone(200) },
   'GET /referrals/{referralId}/routing': {
     prepare: async (t, n) => ({ url: `${await referralIn(t, n, 'pending')}/routing` }),
     expect: only({ gp: 200, spec: 200, admin: 200, auditor: 200 }, 404),

@@ -27,6 +27,7 @@ export const API_TAGS: readonly { readonly name: string; readonly description: s
       'Referral funnel, timings, wait times, fairness and attribution (no PHI; small cells suppressed)',
   },
   { name: 'audit', description: 'The PHI access log (platform auditors)' },
+  { name: 'fhir', description: 'FHIR R4 read-only export of referrals (application/fhir+json)' },
   { name: 'notifications', description: 'Notification preferences and undeliverable notifications' },
   { name: 'decision links', description: 'Accept/decline links sent in notifications (no token needed)' },
   { name: 'operations', description: 'Liveness and readiness probes' },

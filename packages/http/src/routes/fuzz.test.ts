@@ -51,6 +51,33 @@ const referralBody = {
   urgency: 'routine',
   target: { kind: 'pooled' },
 }
+const fhirImportBody = (referralId: string, direct = false) => ({
+  resourceType: 'ServiceRequest',
+  intent: 'order',
+  identifier: [{ system: 'urn:referrals:referral-id', value: referralId }],
+  requester: { identifier: { system: 'urn:referrals:practice-id', value: 'clinic' } },
+  ...(direct
+    ? { performer: [{ identifier: { system: 'urn:referrals:practice-id', value: 'spec-a' } }] }
+    : {}),
+  code: {
+    coding: [
+      { system: 'urn:referrals:specialty', code: 'ortho' },
+      { system: 'urn:referrals:category', code: 'knee' },
+    ],
+  },
+  locationCode: [{ coding: [{ system: 'urn:referrals:region', code: 'north' }] }],
+  reasonCode: [{ text: CANARY_REASON }],
+  subject: { reference: '#p' },
+  contained: [
+    {
+      resourceType: 'Patient',
+      id: 'p',
+      identifier: [{ system: 'urn:referrals:patient-id', value: `pat-${referralId}` }],
+      name: [{ family: 'Example', given: [CANARY_NAME] }],
+      birthDate: '1975-06-01',
+    },
+  ],
+})
 const R = { referralId: 'fz-1' }
 const P = { practiceId: 'spec-a' }
 const S = { specialtyId: 'ortho' }
@@ -217,6 +244,20 @@ const ROWS: Readonly<Record<string, FuzzRow>> = {
   },
   'GET /referrals/{referralId}/history': { who: 'gp', path: '/referrals/{referralId}/history', params: R },
   'GET /referrals/{referralId}/routing': { who: 'gp', path: '/referrals/{referralId}/routing', params: R },
+  'GET /referrals/{referralId}/fhir': { who: 'gp', path: '/referrals/{referralId}/fhir', params: R },
+  'GET /fhir/ServiceRequest/{referralId}': {
+    who: 'gp',
+    path: '/fhir/ServiceRequest/{referralId}',
+    params: R,
+  },
+  'GET /fhir/Task/{referralId}': { who: 'gp', path: '/fhir/Task/{referralId}', params: R },
+  'GET /fhir/metadata': { who: 'gp', path: '/fhir/metadata', params: {} },
+  'POST /fhir/ServiceRequest': {
+    who: 'gp',
+    path: '/fhir/ServiceRequest',
+    params: {},
+    body: fhirImportBody('fz-fhir'),
+  },
   'POST /referrals/{referralId}/accept': {
     who: 'spec',
     path: '/referrals/{referralId}/accept',
@@ -371,8 +412,11 @@ const setAt = (value: unknown, path: Path, replacement: unknown, remove: boolean
   return copy
 }
 
-/** Free text accepts any non-blank string up to its limit, so only ids and enums get unicode. */
-const FREE_TEXT = new Set(['name', 'givenName', 'familyName', 'reason', 'body'])
+/**
+ * Free text accepts any non-blank string up to its limit, so only ids and enums get unicode. Named
+ * by the last member name on the path (a FHIR `given[0]` is `given`; `text`, `family` are FHIR's).
+ */
+const FREE_TEXT = new Set(['name', 'givenName', 'familyName', 'reason', 'body', 'text', 'family', 'given'])
 
 interface Payload {
   readonly text: string
@@ -443,7 +487,9 @@ const malformedBody = (row: FuzzRow): fc.Arbitrary<Payload> => {
           .map(([p, n]) => json(setAt(sample, p, 'x'.repeat(n), false))),
       )
     }
-    const idPaths = stringPaths.filter((p) => !FREE_TEXT.has(String(p.at(-1))))
+    const idPaths = stringPaths.filter(
+      (p) => !FREE_TEXT.has(String(p.findLast((k) => typeof k === 'string'))),
+    )
     if (idPaths.length > 0) {
       options.push(
         fc
@@ -592,6 +638,7 @@ describe('fuzzing every route with malformed input', () => {
         'POST /specialties',
         'POST /specialties/{specialtyId}/categories',
         'POST /referrals',
+        'POST /fhir/ServiceRequest',
         'POST /referrals/{referralId}/urgency',
         'POST /referrals/{referralId}/messages',
       ]) {

@@ -774,6 +774,116 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/fhir/metadata": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The FHIR R4 CapabilityStatement: exactly the interactions served
+         * @description Lists `read` of ServiceRequest and Task and `create` of ServiceRequest; the referral Bundle (`GET /referrals/{referralId}/fhir`) is not a FHIR interaction and is not listed.
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["getFhirCapabilityStatement"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/fhir/ServiceRequest/{referralId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The referral as a FHIR R4 ServiceRequest (access and audit as GET /referrals/{referralId})
+         * @description The path takes the referral id. Former recipients get it without PHI (no reason, no performer). Send `X-Purpose-Of-Use` to record why PHI is read.
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["getFhirServiceRequest"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/fhir/ServiceRequest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a referral given as a FHIR R4 ServiceRequest with a contained Patient
+         * @description The shape `GET /fhir/ServiceRequest/{referralId}` exports, with the Patient contained and `subject` `#<its id>`: `identifier` (urn:referrals:referral-id), `requester.identifier` the sending practice, `performer[0].identifier` the specialist (direct) or no performer (choose for me), `code` specialty and category, `locationCode` region, `priority`, `reasonCode[0].text`. Invalid input: 422 OperationOutcome naming the failing paths only; nothing is stored. Authorization as `POST /referrals`. Answers the ServiceRequest.
+         *
+         *     Needs a bearer token. Send Idempotency-Key to retry safely.
+         */
+        post: operations["importFhirServiceRequest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/fhir/Task/{referralId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The referral workflow as a FHIR R4 Task (status and businessStatus per the README table)
+         * @description The path takes the referral id. Former recipients get it without the current owner. Send `X-Purpose-Of-Use` to record why PHI is read.
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["getFhirTask"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/referrals/{referralId}/fhir": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The referral as a FHIR R4 collection Bundle (ServiceRequest, Task, Patient, practices, documents, messages, appointment)
+         * @description Access and audit as `GET /referrals/{referralId}`. A forgotten patient is exported without identity (Patient with `meta.security` REDACTED); former recipients get no PHI, documents, messages, appointment or delivery Tasks. Re-routes appear as a Task per delivery (`partOf` the referral Task), redirects as revoked ServiceRequests that the current one `replaces`.
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["getReferralFhirBundle"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/practices/{practiceId}/referrals": {
         parameters: {
             query?: never;
@@ -1226,6 +1336,10 @@ export interface components {
             name: string;
         };
         EmptyRequest: Record<string, never> | null;
+        FhirResource: {
+            resourceType: string;
+        };
+        FhirServiceRequestImport: unknown;
         Health: {
             /** @enum {string} */
             status: "ok";
@@ -4225,6 +4339,362 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RoutingExplanation"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getFhirCapabilityStatement: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/fhir+json": components["schemas"]["FhirResource"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getFhirServiceRequest: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Why PHI is read, recorded in the access log (default treatment, audit for auditors) */
+                "X-Purpose-Of-Use"?: "treatment" | "operations" | "audit" | "patient_request" | "legal";
+            };
+            path: {
+                referralId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/fhir+json": components["schemas"]["FhirResource"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    importFhirServiceRequest: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request answers the first response again (with Idempotent-Replayed: true); with another request 422. Keys are per user and kept 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FhirServiceRequestImport"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            201: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Path of the created resource */
+                    Location?: string;
+                    /** @description Present when the response is the stored answer to an earlier request with this Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/fhir+json": components["schemas"]["FhirResource"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getFhirTask: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Why PHI is read, recorded in the access log (default treatment, audit for auditors) */
+                "X-Purpose-Of-Use"?: "treatment" | "operations" | "audit" | "patient_request" | "legal";
+            };
+            path: {
+                referralId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/fhir+json": components["schemas"]["FhirResource"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getReferralFhirBundle: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Why PHI is read, recorded in the access log (default treatment, audit for auditors) */
+                "X-Purpose-Of-Use"?: "treatment" | "operations" | "audit" | "patient_request" | "legal";
+            };
+            path: {
+                referralId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/fhir+json": components["schemas"]["FhirResource"];
                 };
             };
             /** @description Client error (problem details) */

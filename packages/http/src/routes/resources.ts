@@ -5,6 +5,7 @@ import type { AttachmentStore } from './attachment-store.js'
 import { type AttachmentLimits, DEFAULT_ATTACHMENT_LIMITS, registerAttachmentRoutes } from './attachments.js'
 import { auditRoutes } from './audit.js'
 import { catalogRoutes } from './catalog.js'
+import { fhirRoutes } from './fhir.js'
 import { listRoutes } from './lists.js'
 import { meRoutes } from './me.js'
 import { practiceRoutes } from './practices.js'
@@ -37,6 +38,7 @@ export const registerResourceRoutes =
     await app.register(practiceRoutes, { engine })
     await app.register(catalogRoutes, { engine })
     await app.register(referralRoutes, { engine, routing })
+    await app.register(fhirRoutes, { engine })
     await app.register(listRoutes, { engine })
     await app.register(auditRoutes, { engine })
     await app.register(reportRoutes, {

@@ -7,7 +7,7 @@ import {
   sequentialUuids,
   type UserId,
 } from '@referrals/core'
-import { createInMemoryPatientKeyStore, MasterKey } from '@referrals/crypto'
+import { createAesGcmPhiCipher, createInMemoryPatientKeyStore, MasterKey } from '@referrals/crypto'
 import {
   createDecisionLinks,
   inMemoryOutbox,
@@ -46,14 +46,24 @@ export interface RoutesTestOptions {
   readonly env?: Readonly<Record<string, string>>
   /** Also the notification routes (in-memory outbox and preferences), as `serve` has them: the whole API. */
   readonly withNotifications?: boolean
+  /**
+   * Seal PHI in the events with AES-GCM under the fixture's patient keys, as `serve` does, so that
+   * `keys.destroy(patientId)` forgets the patient (default: PHI stored as sent).
+   */
+  readonly sealPhi?: boolean
 }
 
 export const buildRoutesTestApp = async (options: RoutesTestOptions = {}) => {
   const clock = manualClock('2026-04-01T09:00:00.000Z' as Instant)
   const store = createInMemoryEventStore({ clock })
-  const engine = createEngine({ store, clock, ids: sequentialUuids() })
-  const routing = engine.routing
   const keys = createInMemoryPatientKeyStore({ masterKey: MasterKey.generate() })
+  const engine = createEngine({
+    store,
+    clock,
+    ids: sequentialUuids(),
+    ...(options.sealPhi === true ? { cipher: createAesGcmPhiCipher({ keys }) } : {}),
+  })
+  const routing = engine.routing
   const attachments = options.attachmentStore?.(keys) ?? inMemoryAttachmentStore({ keys })
   const testApp = await buildTestApp({
     store,

@@ -1,0 +1,144 @@
+import * as E from 'fp-ts/lib/Either.js'
+import { SendReferralData } from '../referral/codecs.js'
+import { FHIR_PRIORITY, FHIR_SYSTEMS, type FhirReferralExport, type FhirResource } from './fhir.js'
+
+/**
+ * FHIR R4 import (issue 16): a ServiceRequest with a contained Patient, as `referralToFhir`
+ * exports it, read back into `SendReferral` data. Pure. Failures name the FHIR path only, never
+ * the value sent (no PHI echo). The patient id is the sender's own local id: an exported scoped
+ * id (`<senderPracticeId>:<local>`) has its prefix removed, so export → import → export keeps it.
+ */
+
+type Json = Record<string, unknown>
+const obj = (u: unknown): Json | null =>
+  typeof u === 'object' && u !== null && !Array.isArray(u) ? (u as Json) : null
+const arr = (u: unknown): unknown[] => (Array.isArray(u) ? u : [])
+const str = (u: unknown): string | null => (typeof u === 'string' ? u : null)
+
+const codeOf = (concepts: unknown, system: string): string[] =>
+  arr(concepts).flatMap((c) =>
+    arr(obj(c)?.coding).flatMap((k) => {
+      const coding = obj(k)
+      return coding?.system === system && typeof coding.code === 'string' ? [coding.code] : []
+    }),
+  )
+
+const PRIORITY_URGENCY: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(FHIR_PRIORITY).map(([urgency, priority]) => [priority, urgency]),
+)
+
+export type FhirImportResult = E.Either<readonly string[], SendReferralData>
+
+export const fhirServiceRequestToSendReferral = (input: unknown): FhirImportResult => {
+  const errors: string[] = []
+  const need = <A>(value: A | null | undefined, path: string): A | undefined => {
+    if (value === null || value === undefined) errors.push(path)
+    return value ?? undefined
+  }
+  const sr = obj(input)
+  if (sr === null || sr.resourceType !== 'ServiceRequest') return E.left(['resourceType'])
+  if (sr.intent !== 'order' && sr.intent !== 'proposal') errors.push('intent')
+
+  const referralId = need(
+    str(
+      arr(sr.identifier)
+        .map(obj)
+        .find((i) => i?.system === FHIR_SYSTEMS.referral)?.value,
+    ),
+    'identifier',
+  )
+  const practiceOf = (reference: unknown): string | null => {
+    const identifier = obj(obj(reference)?.identifier)
+    return identifier?.system === FHIR_SYSTEMS.practice ? str(identifier.value) : null
+  }
+  const senderPracticeId = need(practiceOf(sr.requester), 'requester.identifier')
+  const performer = arr(sr.performer)
+  const direct = performer.length > 0 ? practiceOf(performer[0]) : null
+  if (performer.length > 0 && direct === null) errors.push('performer[0].identifier')
+  const specialtyId = need(codeOf([sr.code], FHIR_SYSTEMS.specialty)[0], 'code')
+  const categories = codeOf([sr.code], FHIR_SYSTEMS.category)
+  const categoryId = need(categories[0], 'code')
+  const regionId = need(codeOf(sr.locationCode, FHIR_SYSTEMS.region)[0], 'locationCode')
+  const urgency = need(PRIORITY_URGENCY[str(sr.priority) ?? 'routine'], 'priority')
+  const reason = need(str(obj(arr(sr.reasonCode)[0])?.text), 'reasonCode[0].text')
+
+  const subject = str(obj(sr.subject)?.reference)
+  const containedIndex = arr(sr.contained).findIndex((c) => {
+    const r = obj(c)
+    return r?.resourceType === 'Patient' && subject === `#${String(r.id)}`
+  })
+  if (containedIndex < 0) return E.left([...errors, 'subject'])
+  const patient = obj(arr(sr.contained)[containedIndex]) ?? {}
+  const p = `contained[${containedIndex}]`
+  const identifiers = arr(patient.identifier).map(obj)
+  const scoped = need(
+    str(identifiers.find((i) => i?.system === FHIR_SYSTEMS.patient)?.value),
+    `${p}.identifier`,
+  )
+  const healthNumber = identifiers.find((i) => i?.system === FHIR_SYSTEMS.healthNumber)?.value
+  const name = obj(arr(patient.name)[0])
+  const givenName = need(str(arr(name?.given)[0]), `${p}.name[0].given`)
+  const familyName = need(str(name?.family), `${p}.name[0].family`)
+  const dateOfBirth = need(str(patient.birthDate), `${p}.birthDate`)
+  const telecom = arr(patient.telecom).map(obj)
+  const email = telecom.find((x) => x?.system === 'email')?.value
+  const phone = telecom.find((x) => x?.system === 'phone')?.value
+  const address = str(obj(arr(patient.address)[0])?.text)
+  const language = str(obj(obj(arr(patient.communication)[0])?.language)?.text)
+  if (errors.length > 0) return E.left(errors)
+
+  const prefix = `${senderPracticeId}:`
+  const data = {
+    referralId,
+    senderPracticeId,
+    patientId: scoped?.startsWith(prefix) ? scoped.slice(prefix.length) : scoped,
+    phi: {
+      patient: {
+        givenName,
+        familyName,
+        dateOfBirth,
+        ...(typeof healthNumber === 'string' ? { healthNumber } : {}),
+        ...(typeof email === 'string' ? { email } : {}),
+        ...(typeof phone === 'string' ? { phone } : {}),
+        ...(address === null ? {} : { address }),
+        ...(language === null ? {} : { communication: { language } }),
+      },
+      reason,
+    },
+    specialtyId,
+    category: { categoryId, ...(categories[1] === undefined ? {} : { subcategoryId: categories[1] }) },
+    regionId,
+    urgency,
+    target: direct === null ? { kind: 'pooled' } : { kind: 'direct', practiceId: direct },
+  }
+  const decoded = SendReferralData.decode(data)
+  if (E.isRight(decoded)) return decoded
+  // Which FHIR element held the value the engine refused (the value itself is not reported).
+  const FIELD_PATH: Readonly<Record<string, string>> = {
+    referralId: 'identifier',
+    senderPracticeId: 'requester.identifier',
+    patientId: `${p}.identifier`,
+    phi: 'reasonCode',
+    specialtyId: 'code',
+    category: 'code',
+    regionId: 'locationCode',
+    urgency: 'priority',
+    target: 'performer',
+  }
+  const paths = decoded.left.map((e) => {
+    const keys = e.context.map((c) => c.key).filter((k) => k !== '' && !/^\d+$/.test(k))
+    if (keys[0] === 'phi' && keys[1] === 'patient') return `${p}.${keys[2] ?? ''}`.replace(/\.$/, '')
+    return FIELD_PATH[keys[0] ?? ''] ?? 'ServiceRequest'
+  })
+  return E.left([...new Set(paths)])
+}
+
+/**
+ * The export's ServiceRequest with its Patient contained (`#patient`): the shape
+ * `fhirServiceRequestToSendReferral` reads, so export → import round-trips.
+ */
+export const fhirServiceRequestWithPatient = (x: FhirReferralExport): FhirResource => ({
+  ...x.serviceRequest,
+  contained: [{ ...x.patient, id: 'patient' }],
+  subject: { reference: '#patient' },
+})
