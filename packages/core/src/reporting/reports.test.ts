@@ -1,7 +1,16 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import type { PoolEvent } from '../routing/codecs.js'
-import type { CategoryId, PracticeId, ReferralId, RegionId, SpecialtyId } from '../shared/ids.js'
+import type { FteMilli, PoolCommandBody, PoolEvent } from '../routing/codecs.js'
+import { poolDecider } from '../routing/decider.js'
+import type {
+  CategoryId,
+  CommandId,
+  CorrelationId,
+  PracticeId,
+  ReferralId,
+  RegionId,
+  SpecialtyId,
+} from '../shared/ids.js'
 import { addMillis, type Instant } from '../shared/time.js'
 import type { ReferralFacts } from './facts.js'
 import { weeklyFairness } from './fairness.js'
@@ -305,92 +314,179 @@ describe('grouping, filters and small-number suppression', () => {
 })
 
 describe('weekly fairness from recorded decisions', () => {
-  const routed = (chosen: string, candidates: readonly (readonly [string, number])[]): PoolEvent =>
-    ({
-      type: 'ReferralRouted',
-      data: {
-        decisionId: `d-${++seq}`,
-        referralId: `r-${seq}`,
-        chosenPracticeId: chosen,
-        candidates: candidates.map(([practiceId, fteMilli]) => ({
-          practiceId,
-          fteMilli,
-          count: 0,
+  /** A pool history made by the router itself (`poolDecider`), each event dated. */
+  const history = () => {
+    const events: { pool: string; at: Instant; event: PoolEvent }[] = []
+    let state = poolDecider.initialState
+    let n = 0
+    const run = (day: number, body: PoolCommandBody) => {
+      const decided = poolDecider.decide(
+        {
+          ...body,
+          meta: {
+            commandId: `cmd-${++n}` as CommandId,
+            actor: { kind: 'system', component: 'test' },
+            now: at(day * D),
+            correlationId: 'corr' as CorrelationId,
+          },
+        } as Parameters<typeof poolDecider.decide>[0],
+        state,
+      )
+      if (decided._tag === 'Left') throw new Error(decided.left.message)
+      for (const event of decided.right) {
+        state = poolDecider.evolve(state, event)
+        events.push({ pool, at: at(day * D), event })
+      }
+      return decided.right
+    }
+    const sync = (day: number, id: string, fte: number, paused?: boolean) =>
+      run(day, {
+        type: 'SyncPoolMember',
+        data: {
+          practiceId: p(id),
           eligible: true,
-          startUnits: 0,
-        })),
-      },
-    }) as unknown as PoolEvent
+          fteMilli: fte as FteMilli,
+          insuranceNetworks: [],
+          ...(paused === undefined ? {} : { paused }),
+        },
+      })
+    const route = (day: number, referralId: string, excluded: readonly string[] = []) => {
+      const [e] = run(day, {
+        type: 'RouteReferral',
+        data: {
+          referralId: referralId as ReferralId,
+          insuranceNetworkId: null,
+          excludedPracticeIds: excluded.map(p),
+        },
+      })
+      return e?.type === 'ReferralRouted' ? e.data.chosenPracticeId : null
+    }
+    const decline = (day: number, referralId: string, practiceId: string) =>
+      run(day, {
+        type: 'RecordDecline',
+        data: { referralId: referralId as ReferralId, practiceId: p(practiceId), kind: 'decline' },
+      })
+    return { events, sync, route, decline }
+  }
   const pool = 'north:ortho:knee:*'
-  const dated = (day: number, event: PoolEvent) => ({ pool, at: at(day * D), event })
 
-  it('entitlement over eligible stretches, max |lag|, FTE-normalised spread, longest run, per week', () => {
-    const both = [
-      ['a', 1000],
-      ['b', 1000],
-    ] as const
-    const events = [
-      dated(0, routed('a', both)),
-      dated(1, routed('b', both)),
-      dated(2, routed('a', both)),
-      dated(3, routed('a', both)),
-      // b is paused (not a candidate): a's decision does not put b behind
-      dated(4, routed('a', [['a', 1000]])),
-      dated(4, { type: 'MemberPaused', data: { practiceId: p('b') } } as PoolEvent),
-      // next week: b at half time
-      dated(
-        7,
-        routed('a', [
-          ['a', 1000],
-          ['b', 500],
-        ]),
-      ),
-      dated(
-        8,
-        routed('b', [
-          ['a', 1000],
-          ['b', 500],
-        ]),
-      ),
-      dated(
-        9,
-        routed('a', [
-          ['a', 1000],
-          ['b', 500],
-        ]),
-      ),
-    ]
+  /**
+   * Week 1 (from Monday 2026-01-05): a and b at FTE 1 route r1–r4 (plain least-count: a b a b),
+   * then b pauses and r5 goes to a alone. Week 2: b resumes at FTE 0.5; r6 a, r7 b, r8 a (shares
+   * 2/3 and 1/3); b declines r7, which goes to a (b excluded).
+   */
+  const twoWeeks = () => {
+    const h = history()
+    h.sync(0, 'a', 1000)
+    h.sync(0, 'b', 1000)
+    const week1 = [h.route(0, 'r1'), h.route(1, 'r2'), h.route(2, 'r3'), h.route(3, 'r4')]
+    h.sync(4, 'b', 1000, true)
+    week1.push(h.route(4, 'r5'))
+    h.sync(7, 'b', 500, false)
+    const week2 = [h.route(7, 'r6'), h.route(8, 'r7'), h.route(8, 'r8')]
+    h.decline(9, 'r7', 'b')
+    week2.push(h.route(9, 'r7', ['b']))
+    return { events: h.events, week1, week2 }
+  }
+
+  it("entitlement over eligible stretches, max |lag|, FTE-normalised spread, longest run, per week; the router's own lags", () => {
+    const { events, week1, week2 } = twoWeeks()
+    expect(week1).toEqual(['a', 'b', 'a', 'b', 'a'])
+    expect(week2).toEqual(['a', 'b', 'a', 'a'])
     const [w1, w2] = weeklyFairness(events)
-    // Week 1: entitlement a = 4 × 1/2 + 1 = 3, b = 2; received a 4, b 1.
-    // Lags after each decision (a, b): (−.5, .5) (0, 0) (−.5, .5) (−1, 1) (−1, 1) → max |lag| 1.
-    // Per FTE: a 4 / 1, b 1 / 1 → spread 3. Runs: a a a at decisions 3–5 → 3.
+    // Week 1: entitlement a = 4 × 1/2 + 1 (r5: a alone) = 3, b = 2; received a 3, b 2.
+    // Week-local lags after each decision (a, b): (−.5, .5) (0, 0) (−.5, .5) (0, 0) (0, 0) → 0.5.
+    // Per FTE: a 3, b 2 → spread 1. Runs: a b a b a → 1. The router's λ is the same (b leaves at 0).
     expect(w1).toEqual({
       pool,
       week: '2026-01-05',
       decisions: 5,
       members: [
-        { practiceId: 'a', fteMilli: 1000, eligibleDecisions: 5, received: 4, entitlement: 3, lag: -1 },
-        { practiceId: 'b', fteMilli: 1000, eligibleDecisions: 4, received: 1, entitlement: 2, lag: 1 },
+        {
+          practiceId: 'a',
+          fteMilli: 1000,
+          eligibleDecisions: 5,
+          received: 3,
+          entitlement: 3,
+          lag: 0,
+          routerLag: 0,
+        },
+        {
+          practiceId: 'b',
+          fteMilli: 1000,
+          eligibleDecisions: 4,
+          received: 2,
+          entitlement: 2,
+          lag: 0,
+          routerLag: null,
+        },
       ],
-      maxAbsLag: 1,
-      fteNormalisedSpread: 3,
-      longestRun: 3,
-      outsideInvariant: true,
+      maxAbsLag: 0.5,
+      fteNormalisedSpread: 1,
+      longestRun: 1,
+      routerMaxAbsLag: 0.5,
+      outsideInvariant: false,
     })
-    // Week 2: shares a 2/3, b 1/3 per decision; entitlement a 2, b 1; received a 2, b 1.
-    // Lags (a): 2/3 − 1 = −1/3, 4/3 − 1 = 1/3, 2 − 2 = 0; (b): 1/3, 2/3 − 1 = −1/3, 0 → max 1/3.
-    // Per FTE: a 2 / 1 = 2, b 1 / 0.5 = 2 → spread 0.
+    // Week 2: r6–r8 with shares a 2/3, b 1/3: lags (−1/3, 1/3) (1/3, −1/3) (0, 0). b declines r7:
+    // the router refunds it (λ_b + 1 = 1) and gives the slot back, so r7's second decision, to a
+    // alone, does not advance the pool: λ_a = 0 − 1 = −1, λ_b = 1 — within the bound after a
+    // decline (λ < LAG_CAP + refunded slots, λ > −2(n − 1)). Week-local, r7' counts for a alone:
+    // entitlement a = 2 + 1 = 3, b = 1; received a 3, b 1 (its declined offer still counts here).
     expect(w2).toMatchObject({
       week: '2026-01-12',
-      decisions: 3,
+      decisions: 4,
       maxAbsLag: 0.3333,
-      fteNormalisedSpread: 0,
-      longestRun: 1,
+      fteNormalisedSpread: 1,
+      longestRun: 2,
+      routerMaxAbsLag: 1,
       outsideInvariant: false,
     })
     expect(w2?.members).toEqual([
-      { practiceId: 'a', fteMilli: 1000, eligibleDecisions: 3, received: 2, entitlement: 2, lag: 0 },
-      { practiceId: 'b', fteMilli: 500, eligibleDecisions: 3, received: 1, entitlement: 1, lag: 0 },
+      {
+        practiceId: 'a',
+        fteMilli: 1000,
+        eligibleDecisions: 4,
+        received: 3,
+        entitlement: 3,
+        lag: 0,
+        routerLag: -1,
+      },
+      {
+        practiceId: 'b',
+        fteMilli: 500,
+        eligibleDecisions: 3,
+        received: 1,
+        entitlement: 1,
+        lag: 0,
+        routerLag: 1,
+      },
     ])
+  })
+
+  it("flags the week whose recorded decisions break the router's bound (a forged choice), not the others", () => {
+    const { events } = twoWeeks()
+    // r2 recorded as given to a: a has 2 of the first 2 referrals with a share of 1 — λ_a = −1 —
+    // and r3, still recorded as a's, makes it 3 of 3 with a share of 1.5: λ_a = −1.5, λ_b = 1.5.
+    const forged = events.map((e) =>
+      e.event.type === 'ReferralRouted' && e.event.data.referralId === 'r2'
+        ? { ...e, event: { ...e.event, data: { ...e.event.data, chosenPracticeId: p('a') } } as PoolEvent }
+        : e,
+    )
+    const [w1, w2] = weeklyFairness(forged)
+    expect(w1?.outsideInvariant).toBe(true)
+    expect(w1?.routerMaxAbsLag).toBe(1.5)
+    expect(w2?.outsideInvariant).toBe(false)
+  })
+
+  it('replays the events before the period (marked `before`) without reporting their weeks', () => {
+    const { events } = twoWeeks()
+    const monday2 = at(7 * D)
+    const marked = events.map((e) => (e.at < monday2 ? { ...e, before: true as const } : e))
+    const weeks = weeklyFairness(marked)
+    expect(weeks.map((w) => w.week)).toEqual(['2026-01-12'])
+    // The same router lags as with the whole history reported: the state carried over.
+    expect(weeks[0]).toEqual(weeklyFairness(events)[1])
+    // Without the earlier history the router's state is missing (b never joined): not the same.
+    expect(weeklyFairness(events.filter((e) => e.at >= monday2))[0]).not.toEqual(weeks[0])
   })
 })

@@ -1047,7 +1047,7 @@ export interface paths {
         };
         /**
          * Routing fairness per pool and ISO week, from the recorded routing decisions
-         * @description Decisions taken in [from, to). Per member: decisions it was a candidate of, referrals received, its FTE entitlement over those decisions (Σ fte / Σ candidates’ fte, so a paused, excluded or declining specialist is not counted as behind) and the lag; per pool-week: max |lag| after any decision, FTE-normalised spread (max − min of received / FTE), the longest run to one member, and whether |lag| < 1 was broken. Filter with `pool`. With `practiceId`: only pools the practice was a candidate in, and only its own member row. A pool-week of fewer decisions than the threshold is suppressed (its own row excepted).
+         * @description Decisions taken in [from, to). Per member: decisions it was a candidate of, referrals received, its FTE entitlement over those decisions (Σ fte / Σ candidates’ fte, so a paused, excluded or declining specialist is not counted as behind) and the lag; per pool-week: max |lag| after any decision, FTE-normalised spread (max − min of received / FTE), the longest run to one member. Beside these week-local figures, the router’s own lag λ (replayed over the pool’s whole history: FTE share since the last placement minus referrals received, declined offers refunded) per member after the week (`routerLag`, null when not active) and its largest |λ| after any decision of the week (`routerMaxAbsLag`); `outsideInvariant` is whether the router broke its bound (−1 < λ < 1 in a period without declines, exclusions or direct referrals; otherwise λ < 2 + refunded slots not yet used, λ > −2(n − 1)). Filter with `pool`. With `practiceId`: only pools the practice was a candidate in, and only its own member row. A pool-week of fewer decisions than the threshold is suppressed (its own row excepted).
          *
          *     Needs a bearer token.
          */
@@ -5597,6 +5597,7 @@ export interface operations {
                             maxAbsLag: number | string | null;
                             fteNormalisedSpread: number | string | null;
                             longestRun: number | string | null;
+                            routerMaxAbsLag: number | string | null;
                             outsideInvariant: boolean | null;
                             members: {
                                 practiceId: string;
@@ -5605,6 +5606,7 @@ export interface operations {
                                 received: number | string | null;
                                 entitlement: number | string | null;
                                 lag: number | string | null;
+                                routerLag: number | string | null;
                             }[];
                         }[];
                     };

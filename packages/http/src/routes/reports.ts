@@ -153,6 +153,7 @@ export const FairnessReport = envelope(
     maxAbsLag: Figure,
     fteNormalisedSpread: Figure,
     longestRun: Figure,
+    routerMaxAbsLag: Figure,
     outsideInvariant: t.union([t.boolean, t.null]),
     members: t.array(
       t.type({
@@ -162,6 +163,7 @@ export const FairnessReport = envelope(
         received: Figure,
         entitlement: Figure,
         lag: Figure,
+        routerLag: Figure,
       }),
     ),
   }),
@@ -382,14 +384,14 @@ export const reportRoutes: FastifyPluginAsync<ReportRouteOptions> = async (app, 
     operationId: 'getFairnessReport',
     summary: 'Routing fairness per pool and ISO week, from the recorded routing decisions',
     description:
-      'Decisions taken in [from, to). Per member: decisions it was a candidate of, referrals received, its FTE entitlement over those decisions (Σ fte / Σ candidates’ fte, so a paused, excluded or declining specialist is not counted as behind) and the lag; per pool-week: max |lag| after any decision, FTE-normalised spread (max − min of received / FTE), the longest run to one member, and whether |lag| < 1 was broken. Filter with `pool`. With `practiceId`: only pools the practice was a candidate in, and only its own member row. A pool-week of fewer decisions than the threshold is suppressed (its own row excepted).',
+      'Decisions taken in [from, to). Per member: decisions it was a candidate of, referrals received, its FTE entitlement over those decisions (Σ fte / Σ candidates’ fte, so a paused, excluded or declining specialist is not counted as behind) and the lag; per pool-week: max |lag| after any decision, FTE-normalised spread (max − min of received / FTE), the longest run to one member. Beside these week-local figures, the router’s own lag λ (replayed over the pool’s whole history: FTE share since the last placement minus referrals received, declined offers refunded) per member after the week (`routerLag`, null when not active) and its largest |λ| after any decision of the week (`routerMaxAbsLag`); `outsideInvariant` is whether the router broke its bound (−1 < λ < 1 in a period without declines, exclusions or direct referrals; otherwise λ < 2 + refunded slots not yet used, λ > −2(n − 1)). Filter with `pool`. With `practiceId`: only pools the practice was a candidate in, and only its own member row. A pool-week of fewer decisions than the threshold is suppressed (its own row excepted).',
     response: FairnessReport,
     handler: async ({ query }, request, reply) => {
       const actor = requireActor(request)
       const { from, to } = periodOf(query)
       const practiceId = scopeOf(actor, query)
       const marker = suppressedFigure(threshold)
-      const weeks = weeklyFairness(await readPoolHistory(engine.store, { from, to }))
+      const weeks = weeklyFairness(await readPoolHistory(engine.store, { from, to }, { withEarlier: true }))
       const cells = weeks
         .filter((w) => query.pool === undefined || w.pool === query.pool)
         .filter((w) => query.week === undefined || w.week === query.week)
@@ -406,6 +408,7 @@ export const reportRoutes: FastifyPluginAsync<ReportRouteOptions> = async (app, 
             maxAbsLag: suppressed ? marker : w.maxAbsLag,
             fteNormalisedSpread: suppressed ? marker : w.fteNormalisedSpread,
             longestRun: suppressed ? marker : w.longestRun,
+            routerMaxAbsLag: suppressed ? marker : w.routerMaxAbsLag,
             outsideInvariant: suppressed ? null : w.outsideInvariant,
             members: members.map((m) => (suppressed && !own(m) ? suppressFigures(m, marker) : m)),
           }
