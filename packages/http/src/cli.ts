@@ -190,6 +190,7 @@ const serve = async (config: Config, argv: readonly string[]) => {
     const base = address.replace('[::1]', 'localhost')
     info(`Referral engine listening on ${base} (${runtime.storeDescription})`)
     info(`API documentation: ${base}/docs   OpenAPI: ${base}/openapi.json`)
+    info(`Reports dashboard: ${base}/dashboard`)
     if (flags.has('demo') && config.jwt.key.kind === 'dev') {
       const token = await issueDevToken(config, { userId: DEMO.clinic.owner })
       const body = JSON.stringify(demoReferralBody(randomUUID()))
@@ -201,6 +202,9 @@ const serve = async (config: Config, argv: readonly string[]) => {
         `Other demo users: ${DEMO.specialists.map((s) => s.owner).join(', ')}, ${DEMO.admin} (admin), ${DEMO.auditor} (auditor).`,
       )
       info('Tokens: npm run referrals -- token --user <id> [--role admin|auditor]')
+      info(
+        `Dashboard (${base}/dashboard) for the whole network: npm run referrals -- token --user ${DEMO.admin} --role admin`,
+      )
     }
   } catch (error) {
     if (app !== undefined) await app.close()
