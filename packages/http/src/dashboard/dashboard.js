@@ -50,11 +50,34 @@
     return body
   }
 
+  /** A pool id (`region:specialty:category:subcategory`, `*` for any) as a person reads it. */
+  const poolLabel = (pool) =>
+    pool === null || pool === undefined
+      ? '(all)'
+      : pool
+          .split(':')
+          .filter((part) => part !== '*')
+          .join(' / ')
+  const percent = (v) => (typeof v === 'number' ? `${+(v * 100).toFixed(1)} %` : text(v))
+  const duration = (hours) =>
+    typeof hours !== 'number'
+      ? text(hours)
+      : hours < 48
+        ? `${+hours.toFixed(1)} h`
+        : `${+(hours / 24).toFixed(1)} d`
+  const axis = (title, extra = {}) => ({
+    beginAtZero: true,
+    title: { display: true, text: title, font: { size: 13, weight: 'bold' } },
+    ...extra,
+  })
+
   const draw = (name, config) => {
     if (charts[name] !== undefined) charts[name].destroy()
+    window.Chart.defaults.font.size = 13
+    window.Chart.defaults.color = '#1b1f24'
     charts[name] = new window.Chart($(`chart-${name}`), {
       ...config,
-      options: { animation: false, responsive: true, ...config.options },
+      options: { animation: false, responsive: true, maintainAspectRatio: false, ...config.options },
     })
   }
 
@@ -65,69 +88,121 @@
     }
   }
 
-  const FUNNEL_STAGES = ['sent', 'delivered', 'accepted', 'scheduled', 'completed']
+  const FUNNEL_STAGES = [
+    ['sent', 'Sent'],
+    ['delivered', 'Delivered'],
+    ['accepted', 'Accepted'],
+    ['scheduled', 'Scheduled'],
+    ['completed', 'Completed'],
+  ]
+
+  /** The routing invariant (|lag| < 1) as a dashed line across the fairness chart. */
+  const invariantLine = {
+    id: 'invariantLine',
+    afterDatasetsDraw: (chart) => {
+      const { ctx, chartArea, scales } = chart
+      const y = scales.y.getPixelForValue(1)
+      if (y < chartArea.top || y > chartArea.bottom) return
+      ctx.save()
+      ctx.strokeStyle = '#cf222e'
+      ctx.setLineDash([6, 4])
+      ctx.beginPath()
+      ctx.moveTo(chartArea.left, y)
+      ctx.lineTo(chartArea.right, y)
+      ctx.stroke()
+      ctx.fillStyle = '#cf222e'
+      ctx.font = '12px system-ui, sans-serif'
+      ctx.fillText('|lag| = 1', chartArea.right - 56, y - 4)
+      ctx.restore()
+    },
+  }
 
   const render = ({ funnel, timings, waits, fairness }) => {
     const f = funnel.cells[0]?.figures
     window.dashboard.figures = { sent: f?.sent ?? 0, referrals: funnel.cells[0]?.referrals ?? 0 }
     $('kpi-sent').textContent = text(f?.sent ?? 0, 0)
     $('kpi-completed').textContent = text(f?.completed ?? 0, 0)
-    $('kpi-declineRate').textContent = f === undefined ? '–' : text(f.declineRate, 2)
-    $('kpi-expiryRate').textContent = f === undefined ? '–' : text(f.expiryRate, 2)
+    $('kpi-declineRate').textContent = f === undefined ? '–' : percent(f.declineRate)
+    $('kpi-expiryRate').textContent = f === undefined ? '–' : percent(f.expiryRate)
     $('kpi-backlog').textContent = text(f?.backlog.unassigned ?? 0, 0)
-    $('kpi-backlogP50').textContent = text(f?.backlog.age.p50)
-    $('kpi-backlogP90').textContent = text(f?.backlog.age.p90)
-    $('kpi-backlogOldest').textContent = text(f?.backlog.oldestHours)
+    $('kpi-backlogP50').textContent = duration(f?.backlog.age.p50)
+    $('kpi-backlogP90').textContent = duration(f?.backlog.age.p90)
+    $('kpi-backlogOldest').textContent = duration(f?.backlog.oldestHours)
+    const sum = (...vs) => (vs.every((v) => typeof v === 'number') ? vs.reduce((a, b) => a + b, 0) : '< 5')
+    $('kpi-declines').textContent = text(f?.declines ?? 0, 0)
+    $('kpi-expiries').textContent = text(f?.expiries ?? 0, 0)
+    $('kpi-noShows').textContent = text(f?.noShows ?? 0, 0)
+    $('kpi-cancelled').textContent =
+      f === undefined
+        ? '0'
+        : text(sum(f.cancelledBeforeAccept, f.cancelledAfterAccept, f.cancelledAfterSchedule), 0)
+    $('kpi-returned').textContent = text(f?.returned ?? 0, 0)
+    const range = `${$('from').value} to ${$('to').value} (exclusive)`
+    const pool = $('pool').value
+    $('summary-title').textContent =
+      `Summary: ${range}${pool === '' ? ', all pools' : `, pool ${poolLabel(pool)}`}`
 
     draw('funnel', {
       type: 'bar',
       data: {
-        labels: FUNNEL_STAGES,
+        labels: FUNNEL_STAGES.map(([, label]) => label),
         datasets: [
           {
             label: 'Referrals',
-            data: FUNNEL_STAGES.map((s) => num(f?.[s] ?? 0)),
+            data: FUNNEL_STAGES.map(([key]) => num(f?.[key] ?? 0)),
             backgroundColor: '#0969da',
           },
         ],
       },
-      options: { plugins: { legend: { display: false } } },
+      options: {
+        plugins: { legend: { display: false } },
+        scales: { y: axis('referrals', { ticks: { precision: 0 } }), x: axis('stage reached') },
+      },
     })
 
     const t = timings.cells[0]?.figures
     const milestones = [
-      ['timeToAccept', 'to accept'],
-      ['timeToSchedule', 'to schedule'],
-      ['timeToComplete', 'to complete'],
+      ['timeToAccept', 'Accepted'],
+      ['timeToSchedule', 'Appointment booked'],
+      ['timeToComplete', 'Completed'],
     ]
+    const days = (hours) => (typeof hours === 'number' ? +(hours / 24).toFixed(2) : null)
     draw('timings', {
       type: 'bar',
       data: {
-        labels: milestones.map(([, label]) => label),
-        datasets: ['p50', 'p90'].map((p, i) => ({
-          label: p,
-          data: milestones.map(([key]) => num(t?.[key][p] ?? null)),
-          backgroundColor: i === 0 ? '#1a7f37' : '#bf8700',
+        labels: milestones.map(([key, label]) => `${label} (n = ${text(t?.[key].n ?? 0, 0)})`),
+        datasets: [
+          ['p50', 'median (p50)', '#1a7f37'],
+          ['p90', '90th percentile (p90)', '#bf8700'],
+        ].map(([p, label, color]) => ({
+          label,
+          data: milestones.map(([key]) => days(t?.[key][p] ?? null)),
+          backgroundColor: color,
         })),
       },
+      options: { scales: { y: axis('days since sent'), x: axis('milestone') } },
     })
 
     const pools = waits.cells.map((c) => c.group.pool ?? '(all)')
+    // Suppressed pools ("< 5") have no figures to draw: the table still lists them.
+    const drawn = waits.cells.filter((c) => typeof c.figures.medianWait.mean === 'number')
     draw('waits', {
       type: 'bar',
       data: {
-        labels: pools,
+        labels: drawn.map((c) => poolLabel(c.group.pool)),
         datasets: [
           ['min', 'Fastest specialist', '#1a7f37'],
           ['mean', 'Mean', '#0969da'],
           ['max', 'Slowest specialist', '#cf222e'],
         ].map(([key, label, color]) => ({
           label,
-          data: waits.cells.map((c) => num(c.figures.medianWait[key])),
+          data: drawn.map((c) => num(c.figures.medianWait[key])),
           backgroundColor: color,
         })),
       },
-      options: { scales: { y: { title: { display: true, text: 'days' } } } },
+      options: {
+        scales: { y: axis('median days to appointment'), x: axis('pool (region / specialty / category)') },
+      },
     })
     const tbody = $('waits-table').querySelector('tbody')
     tbody.replaceChildren(
@@ -135,7 +210,8 @@
         const tr = document.createElement('tr')
         const m = c.figures.medianWait
         const figures = [c.figures.referralsWithAppointment, m.min, m.mean, m.max, m.sd, m.cv]
-        for (const v of [pools[i], ...figures.map((x) => text(x, 2))]) {
+        const shown = figures.map((x, j) => text(x, j === figures.length - 1 ? 2 : 1))
+        for (const v of [poolLabel(pools[i]), ...shown]) {
           const td = document.createElement('td')
           td.textContent = v
           tr.append(td)
@@ -147,12 +223,14 @@
     const weeks = [...new Set(fairness.cells.map((c) => c.group.week))].sort()
     const fairnessPools = [...new Set(fairness.cells.map((c) => c.group.pool))].sort()
     const palette = ['#0969da', '#cf222e', '#1a7f37', '#8250df', '#bf8700', '#57606a']
+    const flagged = fairness.cells.filter((c) => c.outsideInvariant === true).length
+    $('fairness-flagged').textContent = `Flagged pool-weeks in this period: ${flagged}.`
     draw('fairness', {
       type: 'line',
       data: {
-        labels: weeks,
+        labels: weeks.map((w) => `week of ${w}`),
         datasets: fairnessPools.map((pool, i) => ({
-          label: pool,
+          label: poolLabel(pool),
           data: weeks.map((w) =>
             num(fairness.cells.find((c) => c.group.pool === pool && c.group.week === w)?.maxAbsLag ?? null),
           ),
@@ -161,7 +239,10 @@
           spanGaps: true,
         })),
       },
-      options: { scales: { y: { beginAtZero: true, title: { display: true, text: '|lag|' } } } },
+      options: {
+        scales: { y: axis('max |lag| (referrals)'), x: axis('week (Monday, UTC)') },
+      },
+      plugins: [invariantLine],
     })
 
     // The pool choices: every pool the reports mention, keeping the current choice.
@@ -170,7 +251,7 @@
     for (const pool of [...pools, ...fairnessPools]) {
       if (pool === '(all)' || known.has(pool)) continue
       known.add(pool)
-      select.append(new Option(pool, pool))
+      select.append(new Option(poolLabel(pool), pool))
     }
   }
 

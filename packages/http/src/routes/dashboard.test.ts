@@ -175,7 +175,7 @@ describe('/dashboard in headless Chromium over the demo data', () => {
       expect(inPool).toBeLessThan(demo.referrals)
       expect(
         await page.$$eval('#waits-table tbody tr td:first-child', (tds) => tds.map((td) => td.textContent)),
-      ).toEqual([NORTH_KNEE])
+      ).toEqual(['north / orthopedics / knee'])
 
       // Every request went to this service on 127.0.0.1 (or is a `data:` URL, which never leaves
       // the page: the favicon), none with the token in its URL.
