@@ -1,5 +1,6 @@
 import {
   type Actor,
+  type Clock,
   type CorrelationId,
   type Engine,
   type Instant,
@@ -29,6 +30,27 @@ export interface DemoHistoryClock {
 
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
+
+/** When the demo world begins for a history up to `end`: a day before its first referral. */
+export const demoHistoryStart = (end: Instant, weeks = 6): Instant =>
+  new Date(Date.parse(end) - (weeks * 7 + 1) * DAY).toISOString() as Instant
+
+/**
+ * `serve --demo`'s clock: the system clock, except while it is set (the demo dataset and its
+ * history are written at their own past times), until `release`.
+ */
+export const settableClock = (system: Clock) => {
+  let pinned: Instant | undefined
+  return {
+    now: (): Instant => pinned ?? system.now(),
+    set: (at: Instant): void => {
+      pinned = at
+    },
+    release: (): void => {
+      pinned = undefined
+    },
+  }
+}
 
 /** Each specialist's typical days from booking to appointment: the pools' wait-time dispersion. */
 const TYPICAL_WAIT_DAYS: Readonly<Record<string, number>> = {

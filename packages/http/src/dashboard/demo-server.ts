@@ -5,7 +5,7 @@ import { type Instant, manualClock } from '@referrals/core'
 import { issueDevToken } from '../auth.js'
 import { loadConfig } from '../config.js'
 import { seedDemo } from '../demo.js'
-import { seedDemoHistory } from '../demo-history.js'
+import { demoHistoryStart, seedDemoHistory } from '../demo-history.js'
 import { buildServer, openRuntime } from '../server.js'
 
 /**
@@ -20,7 +20,8 @@ export const startDemoDashboard = async (options: { readonly end: Instant; reado
     { REFERRALS_STORE: 'memory', REFERRALS_DATA_DIR: dataDir, LOG_LEVEL: 'silent' },
     () => undefined,
   )
-  const clock = manualClock(options.end)
+  // As `serve --demo`: the demo world is created before its history begins.
+  const clock = manualClock(demoHistoryStart(options.end, options.weeks))
   const runtime = await openRuntime(config, { clock })
   try {
     await seedDemo(runtime.engine)
