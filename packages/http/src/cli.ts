@@ -23,10 +23,18 @@ import * as E from 'fp-ts/lib/Either.js'
 import { issueDevToken, runTokenCommand } from './auth.js'
 import { type Config, ConfigError, loadConfig } from './config.js'
 import { DEMO, demoReferralBody, seedDemo } from './demo.js'
+import { demoHistoryStart, seedDemoHistory, settableClock } from './demo-history.js'
 import { createLogger } from './logger.js'
 import { NotificationConfigError, type Notifications, startNotifications } from './notifications/index.js'
 import { csvCell } from './routes/csv.js'
-import { buildServer, openRuntime, type Runtime, startRoutingRepair, stopServer } from './server.js'
+import {
+  buildServer,
+  openRuntime,
+  type Runtime,
+  startRoutingRepair,
+  stopServer,
+  systemClock,
+} from './server.js'
 
 const USAGE = `usage: referrals <command>
 
@@ -177,12 +185,23 @@ const scheduler = async (config: Config) => {
 
 const serve = async (config: Config, argv: readonly string[]) => {
   const flags = flagsOf(argv)
-  const runtime = await openRuntime(config)
+  // With --demo, the demo dataset and its six weeks of history are written at their own past times.
+  const clock = settableClock(systemClock)
+  const runtime = await openRuntime(config, { clock })
   let app: Awaited<ReturnType<typeof buildServer>> | undefined
   let notifications: Notifications | undefined
   let repair: { stop: () => Promise<void> } | undefined
   try {
-    if (flags.has('demo') && (await seedDemo(runtime.engine))) info('Loaded the demo dataset.')
+    if (flags.has('demo')) {
+      const end = systemClock.now()
+      clock.set(demoHistoryStart(end))
+      if (await seedDemo(runtime.engine)) {
+        info('Loading the demo dataset and six weeks of made-up referrals…')
+        const history = await seedDemoHistory(runtime.engine, clock, { end })
+        info(`Loaded the demo dataset and ${history.referrals} made-up referrals (no real patient).`)
+      }
+      clock.release()
+    }
     notifications = await startNotifications(runtime, { log: createLogger({ level: config.logLevel }) })
     repair = startRoutingRepair(runtime)
     app = await buildServer(runtime, notifications)
@@ -190,6 +209,7 @@ const serve = async (config: Config, argv: readonly string[]) => {
     const base = address.replace('[::1]', 'localhost')
     info(`Referral engine listening on ${base} (${runtime.storeDescription})`)
     info(`API documentation: ${base}/docs   OpenAPI: ${base}/openapi.json`)
+    info(`Reports dashboard: ${base}/dashboard`)
     if (flags.has('demo') && config.jwt.key.kind === 'dev') {
       const token = await issueDevToken(config, { userId: DEMO.clinic.owner })
       const body = JSON.stringify(demoReferralBody(randomUUID()))
@@ -201,6 +221,9 @@ const serve = async (config: Config, argv: readonly string[]) => {
         `Other demo users: ${DEMO.specialists.map((s) => s.owner).join(', ')}, ${DEMO.admin} (admin), ${DEMO.auditor} (auditor).`,
       )
       info('Tokens: npm run referrals -- token --user <id> [--role admin|auditor]')
+      info(
+        `Dashboard (${base}/dashboard) for the whole network: npm run referrals -- token --user ${DEMO.admin} --role admin`,
+      )
     }
   } catch (error) {
     if (app !== undefined) await app.close()

@@ -274,8 +274,26 @@ describe('the real service on the embedded PostgreSQL', () => {
     expect(problems.map((p) => `${p.severity} ${p.ruleId}: ${p.message}`)).toEqual([])
   })
 
+  it('prints the dashboard link, serves the page, and the demo history gives it figures', async () => {
+    expect(service?.output() ?? '').toContain(`Reports dashboard: ${base}/dashboard\n`)
+    const page = await fetch(`${base}/dashboard`, { signal: AbortSignal.timeout(10_000) })
+    expect(page.status).toBe(200)
+    expect(await page.text()).toContain('<canvas id="chart-funnel"')
+    const day = 86_400_000
+    const from = new Date(Date.now() - 90 * day).toISOString()
+    const to = new Date(Date.now() + day).toISOString()
+    const funnel = await api(SENDER, 'GET', `/reports/funnel?practiceId=demo-clinic&from=${from}&to=${to}`)
+    expect(funnel.status).toBe(200)
+    const figures = (funnel.json as { cells: { figures: { sent: number; completed: number } }[] }).cells[0]
+      ?.figures
+    // Six weeks of four to seven referrals a working day, most of them completed by now.
+    expect(figures?.sent).toBeGreaterThanOrEqual(100)
+    expect(figures?.completed).toBeGreaterThan(0)
+  })
+
   // The README's first steps, as a newcomer runs them: the `curl` that `serve --demo` printed, then
-  // the README's `sh` block (its port replaced by this service's, `<id>` by the referral's id).
+  // the README's `sh` block (its port replaced by this service's, `<id>` by the referral's id,
+  // `<owner>` by the owner of the practice the router chose).
   it.skipIf(curlMissing)(
     'answers the printed curl and the README’s steps as the README says',
     async () => {
@@ -293,6 +311,7 @@ describe('the real service on the embedded PostgreSQL', () => {
       const script = (block ?? '')
         .replaceAll('http://127.0.0.1:3000', base)
         .replaceAll('<id>', summary.referralId)
+        .replaceAll('<owner>', NORTH_SPECIALISTS[summary.recipientPracticeId ?? ''] ?? 'nobody')
         .replaceAll('curl -s ', 'curl -sS --fail-with-body ')
       const steps = await sh(`set -euo pipefail\n${script}`)
       expect(steps.code, `${steps.stdout}\n${steps.stderr}`).toBe(0)

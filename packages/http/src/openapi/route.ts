@@ -75,6 +75,8 @@ export interface RouteSpec<
   readonly authorize?: (request: FastifyRequest, params: Decoded<P>) => void | Promise<void>
   /** The OpenAPI name of the route's `*` wildcard parameter (Fastify names it `*`). */
   readonly wildcardName?: string
+  /** Left out of the OpenAPI document: not part of the API (the dashboard's HTML and scripts). */
+  readonly hide?: boolean
   readonly handler: (
     input: RouteInput<P, Q, B>,
     request: FastifyRequest,
@@ -229,6 +231,7 @@ const documentation = (
     tags: [...spec.tags],
     security: spec.public === true ? [] : [{ bearerAuth: [] }],
     ...(spec.wildcardName === undefined ? {} : { [WILDCARD_NAME]: spec.wildcardName }),
+    ...(spec.hide === true ? { hide: true } : {}),
     ...(spec.params === undefined ? {} : { params: toJsonSchema(spec.params, registry) }),
     ...(spec.query === undefined ? {} : { querystring: toJsonSchema(spec.query, registry) }),
     ...(spec.body === undefined ? {} : { body: toJsonSchema(spec.body, registry) }),

@@ -462,3 +462,38 @@ describe('authorization matrix (every route × every kind of caller)', () => {
     })
   }
 })
+
+/**
+ * The dashboard's files: routes left out of the OpenAPI document (`hide`), public for every
+ * caller, token or not, since they hold no data (the page fetches the reports with the token).
+ */
+const HIDDEN = [
+  '/dashboard',
+  '/dashboard/dashboard.js',
+  '/dashboard/dashboard.css',
+  '/dashboard/chart.umd.min.js',
+]
+
+describe('authorization matrix: the dashboard files outside the OpenAPI document', () => {
+  let t: RoutesTestApp
+  beforeAll(async () => {
+    t = await buildRoutesTestApp()
+  })
+  afterAll(async () => {
+    await t.app.close()
+  })
+
+  it('are not documented, and every caller (anonymous too) gets them with their type', async () => {
+    const doc = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json()
+    for (const url of HIDDEN) {
+      expect(Object.keys(doc.paths)).not.toContain(url)
+      for (const caller of CALLERS) {
+        const res = await t.call(caller, 'GET', url)
+        expect(res.statusCode, `${caller} ${url}`).toBe(200)
+        expect(res.headers['content-type']).toMatch(/^text\/(html|javascript|css); charset=utf-8$/)
+        expect(res.body.length).toBeGreaterThan(100)
+      }
+    }
+    expect((await t.call('anonymous', 'POST', '/dashboard')).statusCode).toBe(404)
+  })
+})

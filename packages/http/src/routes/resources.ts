@@ -5,6 +5,7 @@ import type { AttachmentStore } from './attachment-store.js'
 import { type AttachmentLimits, DEFAULT_ATTACHMENT_LIMITS, registerAttachmentRoutes } from './attachments.js'
 import { auditRoutes } from './audit.js'
 import { catalogRoutes } from './catalog.js'
+import { dashboardRoutes } from './dashboard.js'
 import { fhirRoutes } from './fhir.js'
 import { listRoutes } from './lists.js'
 import { meRoutes } from './me.js'
@@ -25,7 +26,7 @@ export interface ResourceDeps {
 
 /**
  * The resource routes: one Fastify plugin per resource (`me.ts`, `practices.ts`, `catalog.ts`,
- * `referrals.ts`, `lists.ts`, `audit.ts`, `reports.ts`, `attachments.ts`), each calling the access rules of
+ * `referrals.ts`, `lists.ts`, `audit.ts`, `reports.ts`, `dashboard.ts`, `attachments.ts`), each calling the access rules of
  * `access.ts`. The auditor hook is added to the given instance itself (not encapsulated), so it
  * also covers routes registered after these (the notification routes).
  */
@@ -47,6 +48,7 @@ export const registerResourceRoutes =
         ? {}
         : { suppressionThreshold: deps.reportSuppressionThreshold }),
     })
+    await app.register(dashboardRoutes)
     if (deps.attachments !== undefined) {
       await registerAttachmentRoutes(app, {
         engine,
