@@ -96,7 +96,7 @@
     ['completed', 'Completed'],
   ]
 
-  /** The routing invariant (|lag| < 1) as a dashed line across the fairness chart. */
+  /** The strict routing bound (|λ| < 1, periods without declines or exclusions) as a dashed line. */
   const invariantLine = {
     id: 'invariantLine',
     afterDatasetsDraw: (chart) => {
@@ -112,7 +112,7 @@
       ctx.stroke()
       ctx.fillStyle = '#cf222e'
       ctx.font = '12px system-ui, sans-serif'
-      ctx.fillText('|lag| = 1', chartArea.right - 56, y - 4)
+      ctx.fillText('|λ| = 1', chartArea.right - 52, y - 4)
       ctx.restore()
     },
   }
@@ -232,7 +232,10 @@
         datasets: fairnessPools.map((pool, i) => ({
           label: poolLabel(pool),
           data: weeks.map((w) =>
-            num(fairness.cells.find((c) => c.group.pool === pool && c.group.week === w)?.maxAbsLag ?? null),
+            num(
+              fairness.cells.find((c) => c.group.pool === pool && c.group.week === w)?.routerMaxAbsLag ??
+                null,
+            ),
           ),
           borderColor: palette[i % palette.length],
           backgroundColor: palette[i % palette.length],
@@ -240,7 +243,7 @@
         })),
       },
       options: {
-        scales: { y: axis('max |lag| (referrals)'), x: axis('week (Monday, UTC)') },
+        scales: { y: axis('max |λ| (referrals)'), x: axis('week (Monday, UTC)') },
       },
       plugins: [invariantLine],
     })
