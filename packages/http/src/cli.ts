@@ -3,15 +3,23 @@ import { randomUUID } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
 import {
   type Aggregate,
+  type BacktestPolicy,
+  backtest,
   catalogAggregate,
+  DEFAULT_SUPPRESSION_THRESHOLD,
   type DomainEvent,
   decodeStored,
   type EventStore,
+  type FairnessReport,
+  InstantFromRfc3339,
   type PatientId,
   PhiAccessed,
   poolAggregate,
   practiceAggregate,
+  REPORT_DIMENSIONS,
+  type ReportFilters,
   readAllEvents,
+  readPoolHistory,
   redactingSealer,
   type StoredEvent,
   StoreReadError,
@@ -26,6 +34,16 @@ import { DEMO, demoReferralBody, seedDemo } from './demo.js'
 import { createLogger } from './logger.js'
 import { NotificationConfigError, type Notifications, startNotifications } from './notifications/index.js'
 import { csvCell } from './routes/csv.js'
+import {
+  DEFAULT_GROUP_BY,
+  FACT_REPORTS,
+  type FactReport,
+  factReportCells,
+  fairnessCells,
+  reportCsv,
+  reportTable,
+} from './routes/report-data.js'
+import { GroupByFromQuery } from './routes/reports.js'
 import { buildServer, openRuntime, type Runtime, startRoutingRepair, stopServer } from './server.js'
 
 const USAGE = `usage: referrals <command>
@@ -39,6 +57,13 @@ const USAGE = `usage: referrals <command>
                             CSV of PHI reads to stdout
   forget-patient --patient <id>   destroy the patient's data key (PHI becomes unreadable); API ids are <senderPracticeId>:<patientId>
   rebuild-projections       truncate the PostgreSQL read models (lists, report facts) and replay them from the log
+  report <funnel|timings|wait-times|fairness|attribution> --from <RFC3339> --to <RFC3339>
+         [--group-by a,b] [--<dimension> <value>]... [--csv]
+                            a report over the whole network (as a platform auditor sees it), as a table or CSV
+  fairness-audit --from <RFC3339> --to <RFC3339> [--pool <poolKey>]
+                            fairness per pool and ISO week; weeks where some |lag| reached 1 are flagged
+  backtest --pool <poolKey> --policy least-count|round-robin|smooth-wrr|random|ours [--seed <n>]
+                            replay the pool's routing history under a policy; recorded and replayed side by side
 
 Configuration comes from environment variables (see packages/http/README.md).`
 
@@ -72,9 +97,10 @@ const progress = (label: string) => {
   if (enabled) bar.start(0, 0)
   let n = 0
   return {
-    tick: () => {
-      n++
-      if (enabled && n % 200 === 0) bar.update(n)
+    tick: (k = 1) => {
+      const before = Math.floor(n / 200)
+      n += k
+      if (enabled && Math.floor(n / 200) !== before) bar.update(n)
     },
     stop: () => {
       if (enabled) {
@@ -84,6 +110,17 @@ const progress = (label: string) => {
       return n
     },
   }
+}
+
+/** The store, with every page read through `readAll` counted (for a progress counter). */
+const countingReads = (store: EventStore, tick: (n: number) => void): EventStore => {
+  const counting = Object.create(store) as EventStore
+  const readAll: EventStore['readAll'] = (options) => async () => {
+    const page = await store.readAll(options)()
+    if (E.isRight(page)) tick(page.right.length)
+    return page
+  }
+  return Object.assign(counting, { readAll })
 }
 
 async function* counted(events: AsyncIterable<StoredEvent>, tick: () => void): AsyncGenerator<StoredEvent> {
@@ -356,6 +393,196 @@ const rebuildProjections = async (config: Config) =>
     return 0
   })
 
+// ---------------------------------------------------------------------------- reports
+
+/** The flags a command accepts; anything else is a usage error (before the store is opened). */
+const onlyFlags = (command: string, flags: Map<string, string>, allowed: readonly string[]) => {
+  for (const k of flags.keys())
+    if (!allowed.includes(k)) throw new UsageError(`${command}: unknown option --${k.slice(0, 40)}`)
+}
+
+const flagValue = (command: string, flags: Map<string, string>, name: string): string | undefined => {
+  const v = flags.get(name)
+  if (v === 'true') throw new UsageError(`${command}: --${name} needs a value`)
+  return v
+}
+
+/** `--from` and `--to` (both required, RFC 3339, from before to). */
+const periodFlags = (command: string, flags: Map<string, string>) => {
+  const instant = (name: string) => {
+    const v = flagValue(command, flags, name)
+    if (v === undefined) throw new UsageError(`${command} needs --from <RFC3339> and --to <RFC3339>`)
+    const decoded = InstantFromRfc3339.decode(v)
+    if (E.isLeft(decoded))
+      throw new UsageError(`${command}: --${name} must be an RFC 3339 time, e.g. 2026-01-01T00:00:00Z`)
+    return decoded.right
+  }
+  const from = instant('from')
+  const to = instant('to')
+  if (!(Date.parse(to) > Date.parse(from))) throw new UsageError(`${command}: --from must precede --to`)
+  return { from, to }
+}
+
+/** A platform-level operator tool: the whole network, suppressed as for a platform auditor. */
+const operatorScope = { viewer: { practiceIds: [] }, threshold: DEFAULT_SUPPRESSION_THRESHOLD } as const
+
+const REPORTS = [...FACT_REPORTS, 'fairness'] as const
+
+const report = async (config: Config, argv: readonly string[]) => {
+  const [name, ...rest] = argv
+  if (name === undefined || !(REPORTS as readonly string[]).includes(name))
+    throw new UsageError(`report needs one of: ${REPORTS.join(', ')}`)
+  const flags = flagsOf(rest)
+  const command = `report ${name}`
+  onlyFlags(command, flags, ['from', 'to', 'group-by', 'csv', ...REPORT_DIMENSIONS])
+  const period = periodFlags(command, flags)
+  const filters: ReportFilters = Object.fromEntries(
+    REPORT_DIMENSIONS.flatMap((d) => {
+      const v = flagValue(command, flags, d)
+      return v === undefined ? [] : [[d, v]]
+    }),
+  )
+  const groupByFlag = flagValue(command, flags, 'group-by')
+  const groupBy = groupByFlag === undefined ? undefined : GroupByFromQuery.decode(groupByFlag)
+  if (groupBy !== undefined && E.isLeft(groupBy))
+    throw new UsageError(
+      `${command}: --group-by takes up to 3 distinct of ${REPORT_DIMENSIONS.join(', ')}, comma-separated`,
+    )
+  if (name === 'fairness' && groupBy !== undefined)
+    throw new UsageError('report fairness is grouped by pool and week; --group-by does not apply')
+  const csv = flags.has('csv')
+  if (csv && flags.get('csv') !== 'true') throw new UsageError(`${command}: --csv takes no value`)
+  return withRuntime(config, async (runtime) => {
+    const p = progress('read')
+    const engine = { ...runtime.engine, store: countingReads(runtime.engine.store, p.tick) }
+    const cells =
+      name === 'fairness'
+        ? await fairnessCells(engine, { ...period, ...operatorScope, pool: filters.pool, week: filters.week })
+        : await factReportCells(engine, name as FactReport, {
+            ...period,
+            ...operatorScope,
+            groupBy: groupBy?.right ?? DEFAULT_GROUP_BY[name as FactReport],
+            filters,
+          })
+    p.stop()
+    write(csv ? reportCsv(cells) : reportTable(cells))
+    return 0
+  })
+}
+
+const fairnessAudit = async (config: Config, argv: readonly string[]) => {
+  const flags = flagsOf(argv)
+  onlyFlags('fairness-audit', flags, ['from', 'to', 'pool'])
+  const period = periodFlags('fairness-audit', flags)
+  const pool = flagValue('fairness-audit', flags, 'pool')
+  return withRuntime(config, async (runtime) => {
+    const p = progress('read')
+    const engine = { ...runtime.engine, store: countingReads(runtime.engine.store, p.tick) }
+    const weeks = await fairnessCells(engine, { ...period, ...operatorScope, pool })
+    p.stop()
+    const rows = weeks.map((w) => ({
+      pool: w.group.pool,
+      week: w.group.week,
+      decisions: w.decisions,
+      maxAbsLag: w.maxAbsLag,
+      fteNormalisedSpread: w.fteNormalisedSpread,
+      longestRun: w.longestRun,
+      flag: w.suppressed ? 'suppressed' : w.outsideInvariant === true ? 'FLAGGED |lag| >= 1' : 'ok',
+    }))
+    write(reportTable(rows))
+    const flagged = weeks.filter((w) => w.outsideInvariant === true).length
+    const suppressed = weeks.filter((w) => w.suppressed).length
+    write(
+      `\n${flagged} ${flagged === 1 ? 'week' : 'weeks'} flagged (some member's |lag| reached 1) of ${weeks.length} pool-weeks` +
+        (suppressed === 0
+          ? '\n'
+          : `; ${suppressed} suppressed (fewer than ${operatorScope.threshold} decisions, not audited)\n`),
+    )
+    return 0
+  })
+}
+
+const POLICIES = ['least-count', 'round-robin', 'smooth-wrr', 'random', 'ours'] as const
+
+const policyOf = (name: string | undefined, seed: number): BacktestPolicy => {
+  switch (name) {
+    case 'least-count':
+    case 'round-robin':
+    case 'smooth-wrr':
+      return { kind: name }
+    case 'random':
+      return { kind: 'random', seed }
+    case 'ours':
+      return { kind: 'engine' }
+    default:
+      throw new UsageError(`backtest needs --policy ${POLICIES.join('|')}`)
+  }
+}
+
+/** Recorded and replayed fairness side by side: one row per figure, then one per member. */
+const sideBySide = (recorded: FairnessReport, replayed: FairnessReport) => {
+  const figures = ['routed', 'unrouted', 'maxAbsLag', 'maxConsecutive', 'maxNewcomerBurst', 'gini'] as const
+  const rows: Record<string, string | number>[] = figures.map((f) => ({
+    figure: f,
+    recorded: recorded[f],
+    [replayed.policy]: replayed[f],
+  }))
+  for (const m of recorded.members) {
+    const r = replayed.members.find((x) => x.practiceId === m.practiceId)
+    rows.push({ figure: `${m.practiceId} received`, recorded: m.count, [replayed.policy]: r?.count ?? '' })
+    rows.push({
+      figure: `${m.practiceId} fair share`,
+      recorded: m.fairShare,
+      [replayed.policy]: r?.fairShare ?? '',
+    })
+    rows.push({ figure: `${m.practiceId} lag`, recorded: m.lag, [replayed.policy]: r?.lag ?? '' })
+  }
+  return rows
+}
+
+const backtestCommand = async (config: Config, argv: readonly string[]) => {
+  const flags = flagsOf(argv)
+  onlyFlags('backtest', flags, ['pool', 'policy', 'seed'])
+  const pool = flagValue('backtest', flags, 'pool')
+  if (pool === undefined) throw new UsageError('backtest needs --pool <poolKey>')
+  const seedFlag = flagValue('backtest', flags, 'seed')
+  if (seedFlag !== undefined && !/^\d{1,10}$/.test(seedFlag))
+    throw new UsageError('backtest: --seed must be a non-negative integer')
+  const policy = policyOf(
+    flagValue('backtest', flags, 'policy'),
+    seedFlag === undefined ? 1 : Number(seedFlag),
+  )
+  return withRuntime(config, async (runtime) => {
+    const p = progress('read')
+    const history = await readPoolHistory(countingReads(runtime.engine.store, p.tick), {
+      from: '0000-01-01T00:00:00.000Z' as never,
+      to: '9999-12-31T23:59:59.999Z' as never,
+    })
+    p.stop()
+    const events = history.filter((e) => e.pool === pool).map((e) => e.event)
+    if (events.length === 0) {
+      info(`backtest: pool ${JSON.stringify(pool.slice(0, 80))} has no recorded history`)
+      return 1
+    }
+    const result = backtest(events, policy)
+    write(`pool ${pool}: ${result.arrivals} arrivals replayed under ${result.candidate.policy}\n\n`)
+    write(reportTable(sideBySide(result.recorded, result.candidate)))
+    const waits = await factReportCells(runtime.engine, 'wait-times', {
+      from: '0000-01-01T00:00:00.000Z' as never,
+      to: '9999-12-31T23:59:59.999Z' as never,
+      ...operatorScope,
+      groupBy: ['pool'],
+      filters: { pool },
+    })
+    write('\nwaiting times (recorded; the replay does not simulate appointments, so no replayed figure):\n')
+    write(reportTable(waits))
+    write(
+      `\n${result.differingDecisions} of ${result.arrivals} decisions differ between ours (the engine) and ${result.candidate.policy}\n`,
+    )
+    return 0
+  })
+}
+
 export const main = async (argv: readonly string[]): Promise<number> => {
   const [command, ...rest] = argv
   try {
@@ -387,6 +614,12 @@ export const main = async (argv: readonly string[]): Promise<number> => {
         return await forgetPatient(config, rest)
       case 'rebuild-projections':
         return await rebuildProjections(config)
+      case 'report':
+        return await report(config, rest)
+      case 'fairness-audit':
+        return await fairnessAudit(config, rest)
+      case 'backtest':
+        return await backtestCommand(config, rest)
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command.slice(0, 40))}`)
     }

@@ -15,6 +15,7 @@ import {
   waitTimesReport,
   weeklyFairness,
 } from '@referrals/core'
+import { csvCell } from './csv.js'
 
 // The figures of every report, shared by the HTTP routes (routes/reports.ts) and the CLI
 // (`referrals report`, `referrals fairness-audit`): who may ask is decided by the caller; what is
@@ -111,4 +112,57 @@ export const fairnessCells = async (
         members: members.map((m) => (suppressed && !own(m) ? suppressFigures(m, marker) : m)),
       }
     })
+}
+
+// ---------------------------------------------------------------------------- flat rows and CSV
+
+export type Flat = Record<string, string | number | boolean | null>
+
+/** One CSV row per leaf array element (a cell's specialists, a week's members), columns dot-joined. */
+export const flattenCell = (value: unknown, prefix = ''): Flat[] => {
+  let rows: Flat[] = [{}]
+  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+    const name = `${prefix}${key}`
+    if (Array.isArray(v)) {
+      const expanded = v.length === 0 ? [{}] : v.flatMap((e) => flattenCell(e, `${name}.`))
+      rows = rows.flatMap((r) => expanded.map((e) => ({ ...r, ...e })))
+    } else if (v !== null && typeof v === 'object') {
+      const nested = flattenCell(v, `${name}.`)
+      rows = rows.flatMap((r) => nested.map((e) => ({ ...r, ...e })))
+    } else {
+      rows = rows.map((r) => ({ ...r, [name]: v as Flat[string] }))
+    }
+  }
+  return rows
+}
+
+/** The cells as a header and rows of strings (empty for a missing or null figure). */
+export const reportRows = (cells: readonly unknown[]): { header: string[]; rows: string[][] } => {
+  const flat = cells.flatMap((c) => flattenCell(c))
+  const header: string[] = []
+  for (const r of flat) for (const k of Object.keys(r)) if (!header.includes(k)) header.push(k)
+  const rows = flat.map((r) => header.map((k) => (r[k] === undefined || r[k] === null ? '' : String(r[k]))))
+  return { header, rows }
+}
+
+export const reportCsv = (cells: readonly unknown[]): string => {
+  const { header, rows } = reportRows(cells)
+  const lines = [header, ...rows].map((r) => r.map(csvCell).join(','))
+  return `${lines.join('\r\n')}\r\n`
+}
+
+/** The cells as a plain-text table, columns padded to their widest value (numbers right-aligned). */
+export const reportTable = (cells: readonly unknown[]): string => {
+  const { header, rows } = reportRows(cells)
+  if (rows.length === 0) return '(no data)\n'
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)))
+  const numeric = header.map((_, i) =>
+    rows.every((r) => r[i] === '' || /^-?\d+(\.\d+)?$/.test(r[i] as string)),
+  )
+  const line = (r: readonly string[]) =>
+    r
+      .map((v, i) => (numeric[i] ? v.padStart(widths[i] as number) : v.padEnd(widths[i] as number)))
+      .join('  ')
+      .trimEnd()
+  return `${[line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n')}\n`
 }

@@ -17,9 +17,16 @@ import { requireActor } from '../auth.js'
 import { defaultSchemaRegistry } from '../openapi/io-ts-schema.js'
 import { route } from '../openapi/route.js'
 import { httpProblem, ProblemError } from '../problem.js'
-import { csvCell } from './csv.js'
 import { notFound } from './failures.js'
-import { DEFAULT_GROUP_BY, type FactReport, factReportCells, fairnessCells } from './report-data.js'
+import {
+  DEFAULT_GROUP_BY,
+  type FactReport,
+  factReportCells,
+  fairnessCells,
+  reportCsv,
+} from './report-data.js'
+
+export { reportCsv }
 
 // ---------------------------------------------------------------------------- query codecs
 
@@ -197,36 +204,6 @@ const filtersOf = (query: ReportQuery): ReportFilters =>
   Object.fromEntries(REPORT_DIMENSIONS.flatMap((d) => (query[d] === undefined ? [] : [[d, query[d]]])))
 
 // ---------------------------------------------------------------------------- CSV
-
-type Flat = Record<string, string | number | boolean | null>
-
-/** One CSV row per leaf array element (a cell's specialists, a week's members), columns dot-joined. */
-const flatten = (value: unknown, prefix = ''): Flat[] => {
-  let rows: Flat[] = [{}]
-  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-    const name = `${prefix}${key}`
-    if (Array.isArray(v)) {
-      const expanded = v.length === 0 ? [{}] : v.flatMap((e) => flatten(e, `${name}.`))
-      rows = rows.flatMap((r) => expanded.map((e) => ({ ...r, ...e })))
-    } else if (v !== null && typeof v === 'object') {
-      const nested = flatten(v, `${name}.`)
-      rows = rows.flatMap((r) => nested.map((e) => ({ ...r, ...e })))
-    } else {
-      rows = rows.map((r) => ({ ...r, [name]: v as Flat[string] }))
-    }
-  }
-  return rows
-}
-
-export const reportCsv = (cells: readonly unknown[]): string => {
-  const rows = cells.flatMap((c) => flatten(c))
-  const header: string[] = []
-  for (const r of rows) for (const k of Object.keys(r)) if (!header.includes(k)) header.push(k)
-  const lines = [header.map(csvCell).join(',')]
-  for (const r of rows)
-    lines.push(header.map((k) => csvCell(r[k] === undefined || r[k] === null ? '' : String(r[k]))).join(','))
-  return `${lines.join('\r\n')}\r\n`
-}
 
 const wantsCsv = (query: ReportQuery, request: FastifyRequest): boolean =>
   query.format === 'csv' ||
