@@ -69,20 +69,147 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true })
 })
 
+const POOL = 'north:orthopedics:knee:*'
+
+/** The cells of a CSV without its header, as objects. */
+const csvRows = (csv: string): Record<string, string>[] => {
+  const [header, ...lines] = csv.trimEnd().split('\r\n')
+  const names = (header as string).split(',')
+  return lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [names[i], v])))
+}
+
+/** The whitespace-separated fields of the table line that starts with `label`. */
+const tableLine = (out: string, label: string): string[] =>
+  (out.split('\n').find((l) => l.startsWith(label)) ?? '').slice(label.length).trim().split(/\s+/)
+
+// The pool: a = ortho-north-a (1000 FTE milli), b = ortho-north-b (500), c = ortho-both-c (800);
+// Σ = 2300, all three candidates of every decision. Over 6 decisions the FTE entitlements are
+// a 6·1000/2300 = 2.6087, b 6·500/2300 = 1.3043, c 6·800/2300 = 2.0870.
 describe('referrals report, fairness-audit and backtest on PostgreSQL', () => {
-  it('explore', async () => {
-    for (const argv of [
-      ['report', 'funnel', ...PERIOD],
-      ['report', 'funnel', ...PERIOD, '--csv'],
-      ['report', 'wait-times', ...PERIOD],
-      ['report', 'fairness', ...PERIOD],
-      ['report', 'timings', ...PERIOD, '--group-by', 'pool'],
-      ['report', 'attribution', ...PERIOD],
-      ['fairness-audit', ...PERIOD],
-      ['backtest', '--pool', 'x', '--policy', 'least-count'],
-    ]) {
+  it('report funnel: 6 sent, 6 delivered, nothing further; table and CSV agree', async () => {
+    const csv = await run('report', 'funnel', ...PERIOD, '--csv')
+    expect(csv.code).toBe(0)
+    const [cell] = csvRows(csv.out)
+    expect(cell).toMatchObject({
+      referrals: '6',
+      suppressed: 'false',
+      'figures.sent': '6',
+      'figures.delivered': '6',
+      'figures.accepted': '0',
+      'figures.declines': '0',
+      'figures.backlog.unassigned': '0',
+    })
+    const table = await run('report', 'funnel', ...PERIOD)
+    expect(table.code).toBe(0)
+    const [header, rule, row] = table.out.split('\n')
+    expect(header?.split(/\s+/).slice(0, 3)).toEqual(['referrals', 'suppressed', 'figures.sent'])
+    expect(rule).toMatch(/^-+( +-+)+$/)
+    expect(row?.trim().split(/\s+/).slice(0, 5)).toEqual(['6', 'false', '6', '6', '0'])
+    // No progress output when stderr is not a terminal.
+    expect(table.err).toBe('')
+  })
+
+  it('report wait-times groups by pool; attribution by channel; timings honours --group-by', async () => {
+    const waits = csvRows((await run('report', 'wait-times', ...PERIOD, '--csv')).out)
+    expect(waits).toEqual([
+      expect.objectContaining({
+        'group.pool': POOL,
+        referrals: '6',
+        'figures.referralsWithAppointment': '0',
+      }),
+    ])
+    const attribution = csvRows((await run('report', 'attribution', ...PERIOD, '--csv')).out)
+    expect(attribution).toEqual([expect.objectContaining({ 'group.channel': '(none)', 'figures.sent': '6' })])
+    const timings = csvRows((await run('report', 'timings', ...PERIOD, '--group-by', 'pool', '--csv')).out)
+    expect(timings).toEqual([expect.objectContaining({ 'group.pool': POOL, 'figures.timeToAccept.n': '0' })])
+    // A filter that matches nothing.
+    expect((await run('report', 'funnel', ...PERIOD, '--pool', 'nowhere')).out).toBe('(no data)\n')
+  })
+
+  it('report fairness: received a 3, b 1, c 2 against the FTE entitlements', async () => {
+    const rows = csvRows((await run('report', 'fairness', ...PERIOD, '--pool', POOL, '--csv')).out)
+    const member = (id: string) => rows.find((r) => r['members.practiceId'] === id)
+    expect(rows).toHaveLength(3)
+    expect(member('ortho-north-a')).toMatchObject({
+      decisions: '6',
+      'members.received': '3',
+      'members.entitlement': '2.6087',
+      // CSV cells starting with '-' are quoted against formula injection (as over HTTP).
+      'members.lag': "'-0.3913",
+    })
+    expect(member('ortho-north-b')).toMatchObject({
+      'members.received': '1',
+      'members.entitlement': '1.3043',
+    })
+    expect(member('ortho-both-c')).toMatchObject({ 'members.received': '2', 'members.entitlement': '2.087' })
+    // received / FTE: a 3, b 2, c 2.5 → spread 1; the first decision (to a) left a at
+    // 1000/2300 − 1 = −0.5652, the largest |lag| of the week.
+    expect(rows[0]).toMatchObject({
+      fteNormalisedSpread: '1',
+      maxAbsLag: '0.5652',
+      outsideInvariant: 'false',
+    })
+    // No decisions in the period: no pool-weeks.
+    expect(
+      (await run('report', 'fairness', '--from', '2000-01-01T00:00:00Z', '--to', '2000-01-02T00:00:00Z')).out,
+    ).toBe('(no data)\n')
+  })
+
+  it('fairness-audit prints every pool-week and the number flagged, exit 0', async () => {
+    const audit = await run('fairness-audit', ...PERIOD)
+    expect(audit.code).toBe(0)
+    const line = tableLine(audit.out, POOL)
+    expect(line.slice(1)).toEqual(['6', '0.5652', '1', '1', 'ok'])
+    expect(audit.out).toContain('0 weeks flagged')
+    expect(audit.out).toContain('of 1 pool-weeks')
+  })
+
+  it('backtest: recorded against least-count and round-robin, computed by hand', async () => {
+    // least-count (smallest received/FTE, ties to the first by id: c < a < b):
+    // c, a, b, a, c, a → a 3, b 1, c 2, the same counts as recorded.
+    const least = await run('backtest', '--pool', POOL, '--policy', 'least-count')
+    expect(least.code).toBe(0)
+    expect(least.out).toContain(`pool ${POOL}: 6 arrivals replayed under least-count`)
+    expect(tableLine(least.out, 'ortho-north-a received')).toEqual(['3', '3'])
+    expect(tableLine(least.out, 'ortho-north-b received')).toEqual(['1', '1'])
+    expect(tableLine(least.out, 'maxConsecutive')).toEqual(['1', '1'])
+    // round-robin by id: c, a, b, c, a, b → 2 each; a lags 2.6087 − 2, b is ahead 1.3043 − 2.
+    const rr = await run('backtest', '--pool', POOL, '--policy', 'round-robin')
+    expect(tableLine(rr.out, 'ortho-north-a received')).toEqual(['3', '2'])
+    expect(tableLine(rr.out, 'ortho-north-a lag')).toEqual(['-0.3913', '0.6087'])
+    expect(tableLine(rr.out, 'ortho-north-b lag')).toEqual(['0.3043', '-0.6957'])
+    expect(tableLine(rr.out, 'routed')).toEqual(['6', '6'])
+    expect(rr.out).toContain('waiting times (recorded')
+    const ours = await run('backtest', '--pool', POOL, '--policy', 'ours')
+    expect(ours.out).toContain('0 of 6 decisions differ between ours (the engine) and engine')
+    const random = await run('backtest', '--pool', POOL, '--policy', 'random', '--seed', '7')
+    expect(random.out).toContain('random(seed=7)')
+    expect((await run('backtest', '--pool', 'no-such-pool', '--policy', 'ours')).code).toBe(1)
+  })
+
+  it('bad arguments: a usage error naming the problem, exit 64, nothing printed on stdout', async () => {
+    const cases: [string[], string][] = [
+      [['report'], 'report needs one of'],
+      [['report', 'nope', ...PERIOD], 'report needs one of'],
+      [['report', 'funnel'], 'needs --from'],
+      [['report', 'funnel', '--from', 'yesterday', '--to', '2100-01-01T00:00:00Z'], 'RFC 3339'],
+      [
+        ['report', 'funnel', '--from', '2100-01-01T00:00:00Z', '--to', '2000-01-01T00:00:00Z'],
+        'must precede',
+      ],
+      [['report', 'funnel', ...PERIOD, '--group-by', 'pool,colour'], '--group-by'],
+      [['report', 'funnel', ...PERIOD, '--colour', 'red'], 'unknown option --colour'],
+      [['report', 'fairness', ...PERIOD, '--group-by', 'pool'], 'grouped by pool and week'],
+      [['fairness-audit', '--from', '2000-01-01T00:00:00Z'], 'needs --from'],
+      [['fairness-audit', ...PERIOD, '--pool'], '--pool needs a value'],
+      [['backtest', '--policy', 'ours'], 'needs --pool'],
+      [['backtest', '--pool', POOL, '--policy', 'best'], 'needs --policy'],
+      [['backtest', '--pool', POOL, '--policy', 'random', '--seed', '-1'], '--seed'],
+    ]
+    for (const [argv, message] of cases) {
       const r = await run(...argv)
-      console.log(argv.join(' '), r.code, `\n${r.out}\n${r.err}`)
+      expect({ argv, code: r.code, out: r.out }).toEqual({ argv, code: 64, out: '' })
+      expect(r.err).toContain(message)
     }
   })
 })
