@@ -169,19 +169,25 @@ describe('referrals report, fairness-audit and backtest on PostgreSQL', () => {
     // c, a, b, a, c, a → a 3, b 1, c 2, the same counts as recorded.
     const least = await run('backtest', '--pool', POOL, '--policy', 'least-count')
     expect(least.code).toBe(0)
-    expect(least.out).toContain(`pool ${POOL}: 6 arrivals replayed under least-count`)
-    expect(tableLine(least.out, 'ortho-north-a received')).toEqual(['3', '3'])
-    expect(tableLine(least.out, 'ortho-north-b received')).toEqual(['1', '1'])
+    expect(least.out).toContain(
+      `pool ${POOL}: 6 routing decisions replayed under least-count (with 0 declines, 0 expiries, 0 direct referrals, 0 releases)`,
+    )
+    expect(tableLine(least.out, 'ortho-north-a load')).toEqual(['3', '3'])
+    expect(tableLine(least.out, 'ortho-north-b load')).toEqual(['1', '1'])
     expect(tableLine(least.out, 'maxConsecutive')).toEqual(['1', '1'])
     // round-robin by id: c, a, b, c, a, b → 2 each; a lags 2.6087 − 2, b is ahead 1.3043 − 2.
     const rr = await run('backtest', '--pool', POOL, '--policy', 'round-robin')
-    expect(tableLine(rr.out, 'ortho-north-a received')).toEqual(['3', '2'])
+    expect(tableLine(rr.out, 'ortho-north-a load')).toEqual(['3', '2'])
     expect(tableLine(rr.out, 'ortho-north-a lag')).toEqual(['-0.3913', '0.6087'])
     expect(tableLine(rr.out, 'ortho-north-b lag')).toEqual(['0.3043', '-0.6957'])
     expect(tableLine(rr.out, 'routed')).toEqual(['6', '6'])
+    expect(tableLine(rr.out, 'ortho-north-a offered')).toEqual(['3', '2'])
+    expect(tableLine(rr.out, 'ortho-north-a held')).toEqual(['3', '2'])
+    expect(tableLine(rr.out, 'ortho-north-a declined')).toEqual(['0', '0'])
+    expect(tableLine(rr.out, 'skipped offers')).toEqual(['0', '0'])
     expect(rr.out).toContain('waiting times (recorded')
     const ours = await run('backtest', '--pool', POOL, '--policy', 'ours')
-    expect(ours.out).toContain('0 of 6 decisions differ between ours (the engine) and engine')
+    expect(ours.out).toContain('0 of 6 decisions differ between ours (the engine, replayed) and ours')
     const random = await run('backtest', '--pool', POOL, '--policy', 'random', '--seed', '7')
     expect(random.out).toContain('random(seed=7)')
     expect((await run('backtest', '--pool', 'no-such-pool', '--policy', 'ours')).code).toBe(1)
@@ -205,6 +211,14 @@ describe('referrals report, fairness-audit and backtest on PostgreSQL', () => {
       [['backtest', '--policy', 'ours'], 'needs --pool'],
       [['backtest', '--pool', POOL, '--policy', 'best'], 'needs --policy'],
       [['backtest', '--pool', POOL, '--policy', 'random', '--seed', '-1'], '--seed'],
+      [
+        ['backtest', '--pool', POOL, '--policy', 'ours', '--count-direct', 'maybe'],
+        '--count-direct takes yes|no',
+      ],
+      [
+        ['backtest', '--pool', POOL, '--policy', 'ours', '--on-decline', 'forget'],
+        '--on-decline takes keep|refund',
+      ],
     ]
     for (const [argv, message] of cases) {
       const r = await run(...argv)

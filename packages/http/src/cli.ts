@@ -63,7 +63,9 @@ const USAGE = `usage: referrals <command>
   fairness-audit --from <RFC3339> --to <RFC3339> [--pool <poolKey>]
                             fairness per pool and ISO week; weeks where some |lag| reached 1 are flagged
   backtest --pool <poolKey> --policy least-count|round-robin|smooth-wrr|random|ours [--seed <n>]
-                            replay the pool's routing history under a policy; recorded and replayed side by side
+           [--count-direct yes|no] [--on-decline keep|refund]
+                            replay the pool's history (decisions, declines, expiries, direct referrals,
+                            releases, membership) under a policy; recorded and replayed side by side
 
 Configuration comes from environment variables (see packages/http/README.md).`
 
@@ -519,39 +521,79 @@ const policyOf = (name: string | undefined, seed: number): BacktestPolicy => {
   }
 }
 
-/** Recorded and replayed fairness side by side: one row per figure, then one per member. */
+/** Recorded and replayed fairness side by side: one row per figure, then one per member and figure. */
 const sideBySide = (recorded: FairnessReport, replayed: FairnessReport) => {
-  const figures = ['routed', 'unrouted', 'maxAbsLag', 'maxConsecutive', 'maxNewcomerBurst', 'gini'] as const
+  const figures = [
+    'routed',
+    'unrouted',
+    'declines',
+    'expiries',
+    'directs',
+    'releases',
+    'maxAbsLag',
+    'maxConsecutive',
+    'maxNewcomerBurst',
+    'gini',
+  ] as const
   const rows: Record<string, string | number>[] = figures.map((f) => ({
     figure: f,
     recorded: recorded[f],
     [replayed.policy]: replayed[f],
   }))
+  for (const k of ['offers', 'declines', 'directs', 'releases'] as const)
+    rows.push({
+      figure: `skipped ${k}`,
+      recorded: recorded.skipped[k],
+      [replayed.policy]: replayed.skipped[k],
+    })
+  const memberFigures = [
+    ['load', 'count'],
+    ['offered', 'offered'],
+    ['declined', 'declined'],
+    ['expired', 'expired'],
+    ['direct', 'direct'],
+    ['released', 'released'],
+    ['held', 'held'],
+    ['fair share', 'fairShare'],
+    ['lag', 'lag'],
+  ] as const
   for (const m of recorded.members) {
     const r = replayed.members.find((x) => x.practiceId === m.practiceId)
-    rows.push({ figure: `${m.practiceId} received`, recorded: m.count, [replayed.policy]: r?.count ?? '' })
-    rows.push({
-      figure: `${m.practiceId} fair share`,
-      recorded: m.fairShare,
-      [replayed.policy]: r?.fairShare ?? '',
-    })
-    rows.push({ figure: `${m.practiceId} lag`, recorded: m.lag, [replayed.policy]: r?.lag ?? '' })
+    for (const [label, key] of memberFigures)
+      rows.push({ figure: `${m.practiceId} ${label}`, recorded: m[key], [replayed.policy]: r?.[key] ?? '' })
   }
   return rows
 }
 
+const choice = <T extends string>(
+  command: string,
+  flags: Map<string, string>,
+  name: string,
+  values: readonly T[],
+) => {
+  const v = flagValue(command, flags, name)
+  if (v !== undefined && !(values as readonly string[]).includes(v))
+    throw new UsageError(`${command}: --${name} takes ${values.join('|')}`)
+  return v as T | undefined
+}
+
 const backtestCommand = async (config: Config, argv: readonly string[]) => {
   const flags = flagsOf(argv)
-  onlyFlags('backtest', flags, ['pool', 'policy', 'seed'])
+  onlyFlags('backtest', flags, ['pool', 'policy', 'seed', 'count-direct', 'on-decline'])
   const pool = flagValue('backtest', flags, 'pool')
   if (pool === undefined) throw new UsageError('backtest needs --pool <poolKey>')
   const seedFlag = flagValue('backtest', flags, 'seed')
   if (seedFlag !== undefined && !/^\d{1,10}$/.test(seedFlag))
     throw new UsageError('backtest: --seed must be a non-negative integer')
-  const policy = policyOf(
-    flagValue('backtest', flags, 'policy'),
-    seedFlag === undefined ? 1 : Number(seedFlag),
-  )
+  const countDirect = choice('backtest', flags, 'count-direct', ['yes', 'no'] as const)
+  const onDecline = choice('backtest', flags, 'on-decline', ['keep', 'refund'] as const)
+  const policy: BacktestPolicy = {
+    ...policyOf(flagValue('backtest', flags, 'policy'), seedFlag === undefined ? 1 : Number(seedFlag)),
+    load: {
+      ...(countDirect === undefined ? {} : { countDirectReferrals: countDirect === 'yes' }),
+      ...(onDecline === undefined ? {} : { onDecline }),
+    },
+  }
   return withRuntime(config, async (runtime) => {
     const p = progress('read')
     const history = await readPoolHistory(countingReads(runtime.engine.store, p.tick), {
@@ -565,7 +607,10 @@ const backtestCommand = async (config: Config, argv: readonly string[]) => {
       return 1
     }
     const result = backtest(events, policy)
-    write(`pool ${pool}: ${result.arrivals} arrivals replayed under ${result.candidate.policy}\n\n`)
+    write(
+      `pool ${pool}: ${result.arrivals} routing decisions replayed under ${result.candidate.policy}` +
+        ` (with ${result.recorded.declines} declines, ${result.recorded.expiries} expiries, ${result.recorded.directs} direct referrals, ${result.recorded.releases} releases)\n\n`,
+    )
     write(reportTable(sideBySide(result.recorded, result.candidate)))
     const waits = await factReportCells(runtime.engine, 'wait-times', {
       from: '0000-01-01T00:00:00.000Z' as never,
@@ -577,7 +622,7 @@ const backtestCommand = async (config: Config, argv: readonly string[]) => {
     write('\nwaiting times (recorded; the replay does not simulate appointments, so no replayed figure):\n')
     write(reportTable(waits))
     write(
-      `\n${result.differingDecisions} of ${result.arrivals} decisions differ between ours (the engine) and ${result.candidate.policy}\n`,
+      `\n${result.differingDecisions} of ${result.arrivals} decisions differ between ours (the engine, replayed) and ${result.candidate.policy}\n`,
     )
     return 0
   })
