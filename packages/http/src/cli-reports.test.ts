@@ -18,7 +18,12 @@ const env = () => ({ DATABASE_URL: db.url, REFERRALS_DATA_DIR: dataDir, LOG_LEVE
 const SENT = 6
 const PERIOD = ['--from', '2000-01-01T00:00:00Z', '--to', '2100-01-01T00:00:00Z']
 
-const run = async (...argv: string[]): Promise<{ code: number; out: string; err: string }> => {
+const run = (...argv: string[]) => runWith({}, ...argv)
+
+const runWith = async (
+  extraEnv: Record<string, string>,
+  ...argv: string[]
+): Promise<{ code: number; out: string; err: string }> => {
   const chunks: string[] = []
   const errors: string[] = []
   const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
@@ -30,7 +35,7 @@ const run = async (...argv: string[]): Promise<{ code: number; out: string; err:
     return true
   })
   const saved = { ...process.env }
-  Object.assign(process.env, env())
+  Object.assign(process.env, env(), extraEnv)
   try {
     const code = await main(argv)
     return { code, out: chunks.join(''), err: errors.join('') }
@@ -193,6 +198,61 @@ describe('referrals report, fairness-audit and backtest on PostgreSQL', () => {
     expect((await run('backtest', '--pool', 'no-such-pool', '--policy', 'ours')).code).toBe(1)
   })
 
+  it('small numbers: cells from fewer than 5 referrals read "< 5" outside the receiving practice', async () => {
+    // Grouped by receiving practice the six referrals make cells of 3 (a), 1 (b) and 2 (c).
+    const byPractice = ['report', 'funnel', ...PERIOD, '--group-by', 'receivingPractice', '--csv']
+    const cell = (csv: string, practice: string) =>
+      csvRows(csv).find((r) => r['group.receivingPractice'] === practice)
+    const operator = await run(...byPractice)
+    expect(operator.code).toBe(0)
+    for (const p of ['ortho-north-a', 'ortho-north-b', 'ortho-both-c'])
+      expect(cell(operator.out, p)).toMatchObject({
+        referrals: '< 5',
+        suppressed: 'true',
+        'figures.sent': '< 5',
+      })
+    // The same report as a table shows the marker too.
+    const table = await run('report', 'funnel', ...PERIOD, '--group-by', 'receivingPractice')
+    expect(tableLine(table.out, 'ortho-north-b').slice(0, 3)).toEqual(['<', '5', 'true'])
+    // As practice a sees it: its own 3 referrals, never suppressed for it.
+    const own = await run(...byPractice, '--practice', 'ortho-north-a')
+    expect(csvRows(own.out)).toHaveLength(1)
+    expect(cell(own.out, 'ortho-north-a')).toMatchObject({
+      referrals: '3',
+      suppressed: 'false',
+      'figures.sent': '3',
+    })
+  })
+
+  it('the suppression threshold is configurable: --suppression-threshold, or REPORT_SUPPRESSION_THRESHOLD', async () => {
+    const byPractice = ['report', 'funnel', ...PERIOD, '--group-by', 'receivingPractice', '--csv']
+    const cells = (csv: string) =>
+      Object.fromEntries(csvRows(csv).map((r) => [r['group.receivingPractice'], r.referrals]))
+    // Threshold 3: a's 3 shown; b's 1 and c's 2 suppressed as "< 3".
+    const flag = await run(...byPractice, '--suppression-threshold', '3')
+    expect(cells(flag.out)).toEqual({ 'ortho-north-a': '3', 'ortho-north-b': '< 3', 'ortho-both-c': '< 3' })
+    // Threshold 2 from the environment: only b's single referral is suppressed.
+    const fromEnv = await runWith({ REPORT_SUPPRESSION_THRESHOLD: '2' }, ...byPractice)
+    expect(cells(fromEnv.out)).toEqual({ 'ortho-north-a': '3', 'ortho-north-b': '< 2', 'ortho-both-c': '2' })
+    // The flag wins over the environment.
+    const both = await runWith(
+      { REPORT_SUPPRESSION_THRESHOLD: '2' },
+      ...byPractice,
+      '--suppression-threshold',
+      '4',
+    )
+    expect(cells(both.out)).toEqual({ 'ortho-north-a': '< 4', 'ortho-north-b': '< 4', 'ortho-both-c': '< 4' })
+    // fairness-audit: the pool's one week has 6 decisions, suppressed under a threshold of 7.
+    const audit = await run('fairness-audit', ...PERIOD, '--suppression-threshold', '7')
+    expect(tableLine(audit.out, POOL)).toContain('suppressed')
+    expect(audit.out).toContain('1 suppressed (fewer than 7 decisions, not audited)')
+    // A bad environment value is a configuration error (exit 78), naming the variable.
+    const bad = await runWith({ REPORT_SUPPRESSION_THRESHOLD: 'zero' }, ...byPractice)
+    expect(bad.code).toBe(78)
+    expect(bad.err).toContain('REPORT_SUPPRESSION_THRESHOLD must be a positive integer')
+    expect(bad.out).toBe('')
+  })
+
   it('bad arguments: a usage error naming the problem, exit 64, nothing printed on stdout', async () => {
     const cases: [string[], string][] = [
       [['report'], 'report needs one of'],
@@ -208,6 +268,9 @@ describe('referrals report, fairness-audit and backtest on PostgreSQL', () => {
       [['report', 'fairness', ...PERIOD, '--group-by', 'pool'], 'grouped by pool and week'],
       [['fairness-audit', '--from', '2000-01-01T00:00:00Z'], 'needs --from'],
       [['fairness-audit', ...PERIOD, '--pool'], '--pool needs a value'],
+      [['report', 'funnel', ...PERIOD, '--suppression-threshold', '0'], '--suppression-threshold must be'],
+      [['fairness-audit', ...PERIOD, '--suppression-threshold', 'x'], '--suppression-threshold must be'],
+      [['report', 'funnel', ...PERIOD, '--practice'], '--practice needs a value'],
       [['backtest', '--policy', 'ours'], 'needs --pool'],
       [['backtest', '--pool', POOL, '--policy', 'best'], 'needs --policy'],
       [['backtest', '--pool', POOL, '--policy', 'random', '--seed', '-1'], '--seed'],

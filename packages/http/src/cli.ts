@@ -14,6 +14,7 @@ import {
   InstantFromRfc3339,
   type PatientId,
   PhiAccessed,
+  type PracticeId,
   poolAggregate,
   practiceAggregate,
   REPORT_DIMENSIONS,
@@ -59,8 +60,12 @@ const USAGE = `usage: referrals <command>
   rebuild-projections       truncate the PostgreSQL read models (lists, report facts) and replay them from the log
   report <funnel|timings|wait-times|fairness|attribution> --from <RFC3339> --to <RFC3339>
          [--group-by a,b] [--<dimension> <value>]... [--csv]
-                            a report over the whole network (as a platform auditor sees it), as a table or CSV
+         [--practice <id>] [--suppression-threshold <n>]
+                            a report over the whole network (as a platform auditor sees it) or one
+                            practice (as its members see it), as a table or CSV; cells from fewer than
+                            n referrals (REPORT_SUPPRESSION_THRESHOLD, default 5) read "< n"
   fairness-audit --from <RFC3339> --to <RFC3339> [--pool <poolKey>]
+         [--practice <id>] [--suppression-threshold <n>]
                             fairness per pool and ISO week; weeks where some |lag| reached 1 are flagged
   backtest --pool <poolKey> --policy least-count|round-robin|smooth-wrr|random|ours [--seed <n>]
            [--count-direct yes|no] [--on-decline keep|refund]
@@ -425,7 +430,26 @@ const periodFlags = (command: string, flags: Map<string, string>) => {
   return { from, to }
 }
 
-/** A platform-level operator tool: the whole network, suppressed as for a platform auditor. */
+/**
+ * Who the figures are shown to. By default the operator sees the whole network as a platform
+ * auditor does: outside every receiving practice, so every cell from fewer than the threshold's
+ * referrals is suppressed. `--practice <id>`: that practice's referrals, as its members see them
+ * (its own cells are never suppressed). `--suppression-threshold <n>` overrides
+ * REPORT_SUPPRESSION_THRESHOLD (default 5).
+ */
+const scopeFlags = (command: string, flags: Map<string, string>, config: Config) => {
+  const practice = flagValue(command, flags, 'practice')
+  const t = flagValue(command, flags, 'suppression-threshold')
+  if (t !== undefined && !(/^\d{1,9}$/.test(t) && Number(t) >= 1))
+    throw new UsageError(`${command}: --suppression-threshold must be a positive integer`)
+  return {
+    practiceId: practice as PracticeId | undefined,
+    viewer: { practiceIds: practice === undefined ? [] : [practice as PracticeId] },
+    threshold: t === undefined ? config.reportSuppressionThreshold : Number(t),
+  }
+}
+
+/** Backtest and its waiting times: the whole network, as a platform auditor, default threshold. */
 const operatorScope = { viewer: { practiceIds: [] }, threshold: DEFAULT_SUPPRESSION_THRESHOLD } as const
 
 const REPORTS = [...FACT_REPORTS, 'fairness'] as const
@@ -436,8 +460,17 @@ const report = async (config: Config, argv: readonly string[]) => {
     throw new UsageError(`report needs one of: ${REPORTS.join(', ')}`)
   const flags = flagsOf(rest)
   const command = `report ${name}`
-  onlyFlags(command, flags, ['from', 'to', 'group-by', 'csv', ...REPORT_DIMENSIONS])
+  onlyFlags(command, flags, [
+    'from',
+    'to',
+    'group-by',
+    'csv',
+    'practice',
+    'suppression-threshold',
+    ...REPORT_DIMENSIONS,
+  ])
   const period = periodFlags(command, flags)
+  const scope = scopeFlags(command, flags, config)
   const filters: ReportFilters = Object.fromEntries(
     REPORT_DIMENSIONS.flatMap((d) => {
       const v = flagValue(command, flags, d)
@@ -459,10 +492,10 @@ const report = async (config: Config, argv: readonly string[]) => {
     const engine = { ...runtime.engine, store: countingReads(runtime.engine.store, p.tick) }
     const cells =
       name === 'fairness'
-        ? await fairnessCells(engine, { ...period, ...operatorScope, pool: filters.pool, week: filters.week })
+        ? await fairnessCells(engine, { ...period, ...scope, pool: filters.pool, week: filters.week })
         : await factReportCells(engine, name as FactReport, {
             ...period,
-            ...operatorScope,
+            ...scope,
             groupBy: groupBy?.right ?? DEFAULT_GROUP_BY[name as FactReport],
             filters,
           })
@@ -474,13 +507,14 @@ const report = async (config: Config, argv: readonly string[]) => {
 
 const fairnessAudit = async (config: Config, argv: readonly string[]) => {
   const flags = flagsOf(argv)
-  onlyFlags('fairness-audit', flags, ['from', 'to', 'pool'])
+  onlyFlags('fairness-audit', flags, ['from', 'to', 'pool', 'practice', 'suppression-threshold'])
   const period = periodFlags('fairness-audit', flags)
+  const scope = scopeFlags('fairness-audit', flags, config)
   const pool = flagValue('fairness-audit', flags, 'pool')
   return withRuntime(config, async (runtime) => {
     const p = progress('read')
     const engine = { ...runtime.engine, store: countingReads(runtime.engine.store, p.tick) }
-    const weeks = await fairnessCells(engine, { ...period, ...operatorScope, pool })
+    const weeks = await fairnessCells(engine, { ...period, ...scope, pool })
     p.stop()
     const rows = weeks.map((w) => ({
       pool: w.group.pool,
@@ -498,7 +532,7 @@ const fairnessAudit = async (config: Config, argv: readonly string[]) => {
       `\n${flagged} ${flagged === 1 ? 'week' : 'weeks'} flagged (some member's |lag| reached 1) of ${weeks.length} pool-weeks` +
         (suppressed === 0
           ? '\n'
-          : `; ${suppressed} suppressed (fewer than ${operatorScope.threshold} decisions, not audited)\n`),
+          : `; ${suppressed} suppressed (fewer than ${scope.threshold} decisions, not audited)\n`),
     )
     return 0
   })
