@@ -175,7 +175,7 @@ describe('referrals report, fairness-audit and backtest on PostgreSQL', () => {
     const least = await run('backtest', '--pool', POOL, '--policy', 'least-count')
     expect(least.code).toBe(0)
     expect(least.out).toContain(
-      `pool ${POOL}: 6 routing decisions replayed under least-count (with 0 declines, 0 expiries, 0 direct referrals, 0 releases)`,
+      `pool ${POOL}: 6 routing decisions replayed under least-count (recorded: 0 declined, 0 expired, 0 direct, 0 released)`,
     )
     expect(tableLine(least.out, 'ortho-north-a load')).toEqual(['3', '3'])
     expect(tableLine(least.out, 'ortho-north-b load')).toEqual(['1', '1'])
@@ -196,6 +196,20 @@ describe('referrals report, fairness-audit and backtest on PostgreSQL', () => {
     const random = await run('backtest', '--pool', POOL, '--policy', 'random', '--seed', '7')
     expect(random.out).toContain('random(seed=7)')
     expect((await run('backtest', '--pool', 'no-such-pool', '--policy', 'ours')).code).toBe(1)
+    // JSON: the whole result; CSV: the side-by-side rows.
+    const json = JSON.parse((await run('backtest', '--pool', POOL, '--policy', 'round-robin', '--json')).out)
+    expect(json.pool).toBe(POOL)
+    expect(json.arrivals).toBe(6)
+    expect(json.candidate.policy).toBe('round-robin')
+    expect(json.candidate.members.map((m: { count: number }) => m.count)).toEqual([2, 2, 2])
+    expect(json.recorded.members.map((m: { count: number }) => m.count)).toEqual([2, 3, 1])
+    const csv = csvRows((await run('backtest', '--pool', POOL, '--policy', 'round-robin', '--csv')).out)
+    expect(csv.find((r) => r.figure === 'ortho-north-a lag')).toEqual({
+      figure: 'ortho-north-a lag',
+      // A leading "-" is quoted against spreadsheet formula injection (routes/csv.ts).
+      recorded: "'-0.3913",
+      'round-robin': '0.6087',
+    })
   })
 
   it('small numbers: cells from fewer than 5 referrals read "< 5" outside the receiving practice', async () => {
@@ -271,6 +285,8 @@ describe('referrals report, fairness-audit and backtest on PostgreSQL', () => {
       [['report', 'funnel', ...PERIOD, '--suppression-threshold', '0'], '--suppression-threshold must be'],
       [['fairness-audit', ...PERIOD, '--suppression-threshold', 'x'], '--suppression-threshold must be'],
       [['report', 'funnel', ...PERIOD, '--practice'], '--practice needs a value'],
+      [['report', 'funnel', ...PERIOD, '--csv', '--json'], 'exclude each other'],
+      [['fairness-audit', ...PERIOD, '--json', 'yes'], '--json takes no value'],
       [['backtest', '--policy', 'ours'], 'needs --pool'],
       [['backtest', '--pool', POOL, '--policy', 'best'], 'needs --policy'],
       [['backtest', '--pool', POOL, '--policy', 'random', '--seed', '-1'], '--seed'],

@@ -59,16 +59,16 @@ const USAGE = `usage: referrals <command>
   forget-patient --patient <id>   destroy the patient's data key (PHI becomes unreadable); API ids are <senderPracticeId>:<patientId>
   rebuild-projections       truncate the PostgreSQL read models (lists, report facts) and replay them from the log
   report <funnel|timings|wait-times|fairness|attribution> --from <RFC3339> --to <RFC3339>
-         [--group-by a,b] [--<dimension> <value>]... [--csv]
+         [--group-by a,b] [--<dimension> <value>]... [--csv | --json]
          [--practice <id>] [--suppression-threshold <n>]
                             a report over the whole network (as a platform auditor sees it) or one
                             practice (as its members see it), as a table or CSV; cells from fewer than
                             n referrals (REPORT_SUPPRESSION_THRESHOLD, default 5) read "< n"
-  fairness-audit --from <RFC3339> --to <RFC3339> [--pool <poolKey>]
+  fairness-audit --from <RFC3339> --to <RFC3339> [--pool <poolKey>] [--csv | --json]
          [--practice <id>] [--suppression-threshold <n>]
                             fairness per pool and ISO week; weeks where some |lag| reached 1 are flagged
   backtest --pool <poolKey> --policy least-count|round-robin|smooth-wrr|random|ours [--seed <n>]
-           [--count-direct yes|no] [--on-decline keep|refund]
+           [--count-direct yes|no] [--on-decline keep|refund] [--csv | --json]
                             replay the pool's history (decisions, declines, expiries, direct referrals,
                             releases, membership) under a policy; recorded and replayed side by side
 
@@ -449,6 +449,22 @@ const scopeFlags = (command: string, flags: Map<string, string>, config: Config)
   }
 }
 
+type Format = 'table' | 'csv' | 'json'
+
+/** `--csv` or `--json` (neither: a table); both, or either with a value, is a usage error. */
+const formatFlag = (command: string, flags: Map<string, string>): Format => {
+  const chosen: Format[] = []
+  for (const f of ['csv', 'json'] as const) {
+    if (!flags.has(f)) continue
+    if (flags.get(f) !== 'true') throw new UsageError(`${command}: --${f} takes no value`)
+    chosen.push(f)
+  }
+  if (chosen.length > 1) throw new UsageError(`${command}: --csv and --json exclude each other`)
+  return chosen[0] ?? 'table'
+}
+
+const writeJson = (value: unknown) => write(`${JSON.stringify(value, null, 2)}\n`)
+
 /** Backtest and its waiting times: the whole network, as a platform auditor, default threshold. */
 const operatorScope = { viewer: { practiceIds: [] }, threshold: DEFAULT_SUPPRESSION_THRESHOLD } as const
 
@@ -465,6 +481,7 @@ const report = async (config: Config, argv: readonly string[]) => {
     'to',
     'group-by',
     'csv',
+    'json',
     'practice',
     'suppression-threshold',
     ...REPORT_DIMENSIONS,
@@ -485,8 +502,7 @@ const report = async (config: Config, argv: readonly string[]) => {
     )
   if (name === 'fairness' && groupBy !== undefined)
     throw new UsageError('report fairness is grouped by pool and week; --group-by does not apply')
-  const csv = flags.has('csv')
-  if (csv && flags.get('csv') !== 'true') throw new UsageError(`${command}: --csv takes no value`)
+  const format = formatFlag(command, flags)
   return withRuntime(config, async (runtime) => {
     const p = progress('read')
     const engine = { ...runtime.engine, store: countingReads(runtime.engine.store, p.tick) }
@@ -500,15 +516,32 @@ const report = async (config: Config, argv: readonly string[]) => {
             filters,
           })
     p.stop()
-    write(csv ? reportCsv(cells) : reportTable(cells))
+    if (format === 'json')
+      writeJson({
+        report: name,
+        ...period,
+        practiceId: scope.practiceId ?? null,
+        threshold: scope.threshold,
+        cells,
+      })
+    else write(format === 'csv' ? reportCsv(cells) : reportTable(cells))
     return 0
   })
 }
 
 const fairnessAudit = async (config: Config, argv: readonly string[]) => {
   const flags = flagsOf(argv)
-  onlyFlags('fairness-audit', flags, ['from', 'to', 'pool', 'practice', 'suppression-threshold'])
+  onlyFlags('fairness-audit', flags, [
+    'from',
+    'to',
+    'pool',
+    'practice',
+    'suppression-threshold',
+    'csv',
+    'json',
+  ])
   const period = periodFlags('fairness-audit', flags)
+  const format = formatFlag('fairness-audit', flags)
   const scope = scopeFlags('fairness-audit', flags, config)
   const pool = flagValue('fairness-audit', flags, 'pool')
   return withRuntime(config, async (runtime) => {
@@ -525,9 +558,17 @@ const fairnessAudit = async (config: Config, argv: readonly string[]) => {
       longestRun: w.longestRun,
       flag: w.suppressed ? 'suppressed' : w.outsideInvariant === true ? 'FLAGGED |lag| >= 1' : 'ok',
     }))
-    write(reportTable(rows))
     const flagged = weeks.filter((w) => w.outsideInvariant === true).length
     const suppressed = weeks.filter((w) => w.suppressed).length
+    if (format === 'json') {
+      writeJson({ ...period, threshold: scope.threshold, flagged, suppressed, weeks })
+      return 0
+    }
+    if (format === 'csv') {
+      write(reportCsv(rows))
+      return 0
+    }
+    write(reportTable(rows))
     write(
       `\n${flagged} ${flagged === 1 ? 'week' : 'weeks'} flagged (some member's |lag| reached 1) of ${weeks.length} pool-weeks` +
         (suppressed === 0
@@ -613,7 +654,8 @@ const choice = <T extends string>(
 
 const backtestCommand = async (config: Config, argv: readonly string[]) => {
   const flags = flagsOf(argv)
-  onlyFlags('backtest', flags, ['pool', 'policy', 'seed', 'count-direct', 'on-decline'])
+  onlyFlags('backtest', flags, ['pool', 'policy', 'seed', 'count-direct', 'on-decline', 'csv', 'json'])
+  const format = formatFlag('backtest', flags)
   const pool = flagValue('backtest', flags, 'pool')
   if (pool === undefined) throw new UsageError('backtest needs --pool <poolKey>')
   const seedFlag = flagValue('backtest', flags, 'seed')
@@ -641,9 +683,17 @@ const backtestCommand = async (config: Config, argv: readonly string[]) => {
       return 1
     }
     const result = backtest(events, policy)
+    if (format === 'json') {
+      writeJson({ pool, ...result })
+      return 0
+    }
+    if (format === 'csv') {
+      write(reportCsv(sideBySide(result.recorded, result.candidate)))
+      return 0
+    }
     write(
       `pool ${pool}: ${result.arrivals} routing decisions replayed under ${result.candidate.policy}` +
-        ` (with ${result.recorded.declines} declines, ${result.recorded.expiries} expiries, ${result.recorded.directs} direct referrals, ${result.recorded.releases} releases)\n\n`,
+        ` (recorded: ${result.recorded.declines} declined, ${result.recorded.expiries} expired, ${result.recorded.directs} direct, ${result.recorded.releases} released)\n\n`,
     )
     write(reportTable(sideBySide(result.recorded, result.candidate)))
     const waits = await factReportCells(runtime.engine, 'wait-times', {
