@@ -3,15 +3,24 @@ import { randomUUID } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
 import {
   type Aggregate,
+  type BacktestPolicy,
+  backtest,
   catalogAggregate,
+  DEFAULT_SUPPRESSION_THRESHOLD,
   type DomainEvent,
   decodeStored,
   type EventStore,
+  type FairnessReport,
+  InstantFromRfc3339,
   type PatientId,
   PhiAccessed,
+  type PracticeId,
   poolAggregate,
   practiceAggregate,
+  REPORT_DIMENSIONS,
+  type ReportFilters,
   readAllEvents,
+  readPoolHistory,
   redactingSealer,
   type StoredEvent,
   StoreReadError,
@@ -27,6 +36,16 @@ import { demoHistoryStart, seedDemoHistory, settableClock } from './demo-history
 import { createLogger } from './logger.js'
 import { NotificationConfigError, type Notifications, startNotifications } from './notifications/index.js'
 import { csvCell } from './routes/csv.js'
+import {
+  DEFAULT_GROUP_BY,
+  FACT_REPORTS,
+  type FactReport,
+  factReportCells,
+  fairnessCells,
+  reportCsv,
+  reportTable,
+} from './routes/report-data.js'
+import { GroupByFromQuery } from './routes/reports.js'
 import {
   buildServer,
   openRuntime,
@@ -47,6 +66,19 @@ const USAGE = `usage: referrals <command>
                             CSV of PHI reads to stdout
   forget-patient --patient <id>   destroy the patient's data key (PHI becomes unreadable); API ids are <senderPracticeId>:<patientId>
   rebuild-projections       truncate the PostgreSQL read models (lists, report facts) and replay them from the log
+  report <funnel|timings|wait-times|fairness|attribution> --from <RFC3339> --to <RFC3339>
+         [--group-by a,b] [--<dimension> <value>]... [--csv | --json]
+         [--practice <id>] [--suppression-threshold <n>]
+                            a report over the whole network (as a platform auditor sees it) or one
+                            practice (as its members see it), as a table or CSV; cells from fewer than
+                            n referrals (REPORT_SUPPRESSION_THRESHOLD, default 5) read "< n"
+  fairness-audit --from <RFC3339> --to <RFC3339> [--pool <poolKey>] [--csv | --json]
+         [--practice <id>] [--suppression-threshold <n>]
+                            fairness per pool and ISO week; weeks where some |lag| reached 1 are flagged
+  backtest --pool <poolKey> --policy least-count|round-robin|smooth-wrr|random|ours [--seed <n>]
+           [--count-direct yes|no] [--on-decline keep|refund] [--csv | --json]
+                            replay the pool's history (decisions, declines, expiries, direct referrals,
+                            releases, membership) under a policy; recorded and replayed side by side
 
 Configuration comes from environment variables (see packages/http/README.md).`
 
@@ -80,9 +112,10 @@ const progress = (label: string) => {
   if (enabled) bar.start(0, 0)
   let n = 0
   return {
-    tick: () => {
-      n++
-      if (enabled && n % 200 === 0) bar.update(n)
+    tick: (k = 1) => {
+      const before = Math.floor(n / 200)
+      n += k
+      if (enabled && Math.floor(n / 200) !== before) bar.update(n)
     },
     stop: () => {
       if (enabled) {
@@ -92,6 +125,17 @@ const progress = (label: string) => {
       return n
     },
   }
+}
+
+/** The store, with every page read through `readAll` counted (for a progress counter). */
+const countingReads = (store: EventStore, tick: (n: number) => void): EventStore => {
+  const counting = Object.create(store) as EventStore
+  const readAll: EventStore['readAll'] = (options) => async () => {
+    const page = await store.readAll(options)()
+    if (E.isRight(page)) tick(page.right.length)
+    return page
+  }
+  return Object.assign(counting, { readAll })
 }
 
 async function* counted(events: AsyncIterable<StoredEvent>, tick: () => void): AsyncGenerator<StoredEvent> {
@@ -379,6 +423,318 @@ const rebuildProjections = async (config: Config) =>
     return 0
   })
 
+// ---------------------------------------------------------------------------- reports
+
+/** The flags a command accepts; anything else is a usage error (before the store is opened). */
+const onlyFlags = (command: string, flags: Map<string, string>, allowed: readonly string[]) => {
+  for (const k of flags.keys())
+    if (!allowed.includes(k)) throw new UsageError(`${command}: unknown option --${k.slice(0, 40)}`)
+}
+
+const flagValue = (command: string, flags: Map<string, string>, name: string): string | undefined => {
+  const v = flags.get(name)
+  if (v === 'true') throw new UsageError(`${command}: --${name} needs a value`)
+  return v
+}
+
+/** `--from` and `--to` (both required, RFC 3339, from before to). */
+const periodFlags = (command: string, flags: Map<string, string>) => {
+  const instant = (name: string) => {
+    const v = flagValue(command, flags, name)
+    if (v === undefined) throw new UsageError(`${command} needs --from <RFC3339> and --to <RFC3339>`)
+    const decoded = InstantFromRfc3339.decode(v)
+    if (E.isLeft(decoded))
+      throw new UsageError(`${command}: --${name} must be an RFC 3339 time, e.g. 2026-01-01T00:00:00Z`)
+    return decoded.right
+  }
+  const from = instant('from')
+  const to = instant('to')
+  if (!(Date.parse(to) > Date.parse(from))) throw new UsageError(`${command}: --from must precede --to`)
+  return { from, to }
+}
+
+/**
+ * Who the figures are shown to. By default the operator sees the whole network as a platform
+ * auditor does: outside every receiving practice, so every cell from fewer than the threshold's
+ * referrals is suppressed. `--practice <id>`: that practice's referrals, as its members see them
+ * (its own cells are never suppressed). `--suppression-threshold <n>` overrides
+ * REPORT_SUPPRESSION_THRESHOLD (default 5).
+ */
+const scopeFlags = (command: string, flags: Map<string, string>, config: Config) => {
+  const practice = flagValue(command, flags, 'practice')
+  const t = flagValue(command, flags, 'suppression-threshold')
+  if (t !== undefined && !(/^\d{1,9}$/.test(t) && Number(t) >= 1))
+    throw new UsageError(`${command}: --suppression-threshold must be a positive integer`)
+  return {
+    practiceId: practice as PracticeId | undefined,
+    viewer: { practiceIds: practice === undefined ? [] : [practice as PracticeId] },
+    threshold: t === undefined ? config.reportSuppressionThreshold : Number(t),
+  }
+}
+
+type Format = 'table' | 'csv' | 'json'
+
+/** `--csv` or `--json` (neither: a table); both, or either with a value, is a usage error. */
+const formatFlag = (command: string, flags: Map<string, string>): Format => {
+  const chosen: Format[] = []
+  for (const f of ['csv', 'json'] as const) {
+    if (!flags.has(f)) continue
+    if (flags.get(f) !== 'true') throw new UsageError(`${command}: --${f} takes no value`)
+    chosen.push(f)
+  }
+  if (chosen.length > 1) throw new UsageError(`${command}: --csv and --json exclude each other`)
+  return chosen[0] ?? 'table'
+}
+
+const writeJson = (value: unknown) => write(`${JSON.stringify(value, null, 2)}\n`)
+
+/** Backtest and its waiting times: the whole network, as a platform auditor, default threshold. */
+const operatorScope = { viewer: { practiceIds: [] }, threshold: DEFAULT_SUPPRESSION_THRESHOLD } as const
+
+const REPORTS = [...FACT_REPORTS, 'fairness'] as const
+
+const report = async (config: Config, argv: readonly string[]) => {
+  const [name, ...rest] = argv
+  if (name === undefined || !(REPORTS as readonly string[]).includes(name))
+    throw new UsageError(`report needs one of: ${REPORTS.join(', ')}`)
+  const flags = flagsOf(rest)
+  const command = `report ${name}`
+  onlyFlags(command, flags, [
+    'from',
+    'to',
+    'group-by',
+    'csv',
+    'json',
+    'practice',
+    'suppression-threshold',
+    ...REPORT_DIMENSIONS,
+  ])
+  const period = periodFlags(command, flags)
+  const scope = scopeFlags(command, flags, config)
+  const filters: ReportFilters = Object.fromEntries(
+    REPORT_DIMENSIONS.flatMap((d) => {
+      const v = flagValue(command, flags, d)
+      return v === undefined ? [] : [[d, v]]
+    }),
+  )
+  const groupByFlag = flagValue(command, flags, 'group-by')
+  const groupBy = groupByFlag === undefined ? undefined : GroupByFromQuery.decode(groupByFlag)
+  if (groupBy !== undefined && E.isLeft(groupBy))
+    throw new UsageError(
+      `${command}: --group-by takes up to 3 distinct of ${REPORT_DIMENSIONS.join(', ')}, comma-separated`,
+    )
+  if (name === 'fairness' && groupBy !== undefined)
+    throw new UsageError('report fairness is grouped by pool and week; --group-by does not apply')
+  const format = formatFlag(command, flags)
+  return withRuntime(config, async (runtime) => {
+    const p = progress('read')
+    const engine = { ...runtime.engine, store: countingReads(runtime.engine.store, p.tick) }
+    const cells =
+      name === 'fairness'
+        ? await fairnessCells(engine, { ...period, ...scope, pool: filters.pool, week: filters.week })
+        : await factReportCells(engine, name as FactReport, {
+            ...period,
+            ...scope,
+            groupBy: groupBy?.right ?? DEFAULT_GROUP_BY[name as FactReport],
+            filters,
+          })
+    p.stop()
+    if (format === 'json')
+      writeJson({
+        report: name,
+        ...period,
+        practiceId: scope.practiceId ?? null,
+        threshold: scope.threshold,
+        cells,
+      })
+    else write(format === 'csv' ? reportCsv(cells) : reportTable(cells))
+    return 0
+  })
+}
+
+const fairnessAudit = async (config: Config, argv: readonly string[]) => {
+  const flags = flagsOf(argv)
+  onlyFlags('fairness-audit', flags, [
+    'from',
+    'to',
+    'pool',
+    'practice',
+    'suppression-threshold',
+    'csv',
+    'json',
+  ])
+  const period = periodFlags('fairness-audit', flags)
+  const format = formatFlag('fairness-audit', flags)
+  const scope = scopeFlags('fairness-audit', flags, config)
+  const pool = flagValue('fairness-audit', flags, 'pool')
+  return withRuntime(config, async (runtime) => {
+    const p = progress('read')
+    const engine = { ...runtime.engine, store: countingReads(runtime.engine.store, p.tick) }
+    const weeks = await fairnessCells(engine, { ...period, ...scope, pool })
+    p.stop()
+    const rows = weeks.map((w) => ({
+      pool: w.group.pool,
+      week: w.group.week,
+      decisions: w.decisions,
+      maxAbsLag: w.maxAbsLag,
+      fteNormalisedSpread: w.fteNormalisedSpread,
+      longestRun: w.longestRun,
+      flag: w.suppressed ? 'suppressed' : w.outsideInvariant === true ? 'FLAGGED |lag| >= 1' : 'ok',
+    }))
+    const flagged = weeks.filter((w) => w.outsideInvariant === true).length
+    const suppressed = weeks.filter((w) => w.suppressed).length
+    if (format === 'json') {
+      writeJson({ ...period, threshold: scope.threshold, flagged, suppressed, weeks })
+      return 0
+    }
+    if (format === 'csv') {
+      write(reportCsv(rows))
+      return 0
+    }
+    write(reportTable(rows))
+    write(
+      `\n${flagged} ${flagged === 1 ? 'week' : 'weeks'} flagged (some member's |lag| reached 1) of ${weeks.length} pool-weeks` +
+        (suppressed === 0
+          ? '\n'
+          : `; ${suppressed} suppressed (fewer than ${scope.threshold} decisions, not audited)\n`),
+    )
+    return 0
+  })
+}
+
+const POLICIES = ['least-count', 'round-robin', 'smooth-wrr', 'random', 'ours'] as const
+
+const policyOf = (name: string | undefined, seed: number): BacktestPolicy => {
+  switch (name) {
+    case 'least-count':
+    case 'round-robin':
+    case 'smooth-wrr':
+      return { kind: name }
+    case 'random':
+      return { kind: 'random', seed }
+    case 'ours':
+      return { kind: 'engine' }
+    default:
+      throw new UsageError(`backtest needs --policy ${POLICIES.join('|')}`)
+  }
+}
+
+/** Recorded and replayed fairness side by side: one row per figure, then one per member and figure. */
+const sideBySide = (recorded: FairnessReport, replayed: FairnessReport) => {
+  const figures = [
+    'routed',
+    'unrouted',
+    'declines',
+    'expiries',
+    'directs',
+    'releases',
+    'maxAbsLag',
+    'maxConsecutive',
+    'maxNewcomerBurst',
+    'gini',
+  ] as const
+  const rows: Record<string, string | number>[] = figures.map((f) => ({
+    figure: f,
+    recorded: recorded[f],
+    [replayed.policy]: replayed[f],
+  }))
+  for (const k of ['offers', 'declines', 'directs', 'releases'] as const)
+    rows.push({
+      figure: `skipped ${k}`,
+      recorded: recorded.skipped[k],
+      [replayed.policy]: replayed.skipped[k],
+    })
+  const memberFigures = [
+    ['load', 'count'],
+    ['offered', 'offered'],
+    ['declined', 'declined'],
+    ['expired', 'expired'],
+    ['direct', 'direct'],
+    ['released', 'released'],
+    ['held', 'held'],
+    ['fair share', 'fairShare'],
+    ['lag', 'lag'],
+  ] as const
+  for (const m of recorded.members) {
+    const r = replayed.members.find((x) => x.practiceId === m.practiceId)
+    for (const [label, key] of memberFigures)
+      rows.push({ figure: `${m.practiceId} ${label}`, recorded: m[key], [replayed.policy]: r?.[key] ?? '' })
+  }
+  return rows
+}
+
+const choice = <T extends string>(
+  command: string,
+  flags: Map<string, string>,
+  name: string,
+  values: readonly T[],
+) => {
+  const v = flagValue(command, flags, name)
+  if (v !== undefined && !(values as readonly string[]).includes(v))
+    throw new UsageError(`${command}: --${name} takes ${values.join('|')}`)
+  return v as T | undefined
+}
+
+const backtestCommand = async (config: Config, argv: readonly string[]) => {
+  const flags = flagsOf(argv)
+  onlyFlags('backtest', flags, ['pool', 'policy', 'seed', 'count-direct', 'on-decline', 'csv', 'json'])
+  const format = formatFlag('backtest', flags)
+  const pool = flagValue('backtest', flags, 'pool')
+  if (pool === undefined) throw new UsageError('backtest needs --pool <poolKey>')
+  const seedFlag = flagValue('backtest', flags, 'seed')
+  if (seedFlag !== undefined && !/^\d{1,10}$/.test(seedFlag))
+    throw new UsageError('backtest: --seed must be a non-negative integer')
+  const countDirect = choice('backtest', flags, 'count-direct', ['yes', 'no'] as const)
+  const onDecline = choice('backtest', flags, 'on-decline', ['keep', 'refund'] as const)
+  const policy: BacktestPolicy = {
+    ...policyOf(flagValue('backtest', flags, 'policy'), seedFlag === undefined ? 1 : Number(seedFlag)),
+    load: {
+      ...(countDirect === undefined ? {} : { countDirectReferrals: countDirect === 'yes' }),
+      ...(onDecline === undefined ? {} : { onDecline }),
+    },
+  }
+  return withRuntime(config, async (runtime) => {
+    const p = progress('read')
+    const history = await readPoolHistory(countingReads(runtime.engine.store, p.tick), {
+      from: '0000-01-01T00:00:00.000Z' as never,
+      to: '9999-12-31T23:59:59.999Z' as never,
+    })
+    p.stop()
+    const events = history.filter((e) => e.pool === pool).map((e) => e.event)
+    if (events.length === 0) {
+      info(`backtest: pool ${JSON.stringify(pool.slice(0, 80))} has no recorded history`)
+      return 1
+    }
+    const result = backtest(events, policy)
+    if (format === 'json') {
+      writeJson({ pool, ...result })
+      return 0
+    }
+    if (format === 'csv') {
+      write(reportCsv(sideBySide(result.recorded, result.candidate)))
+      return 0
+    }
+    write(
+      `pool ${pool}: ${result.arrivals} routing decisions replayed under ${result.candidate.policy}` +
+        ` (recorded: ${result.recorded.declines} declined, ${result.recorded.expiries} expired, ${result.recorded.directs} direct, ${result.recorded.releases} released)\n\n`,
+    )
+    write(reportTable(sideBySide(result.recorded, result.candidate)))
+    const waits = await factReportCells(runtime.engine, 'wait-times', {
+      from: '0000-01-01T00:00:00.000Z' as never,
+      to: '9999-12-31T23:59:59.999Z' as never,
+      ...operatorScope,
+      groupBy: ['pool'],
+      filters: { pool },
+    })
+    write('\nwaiting times (recorded; the replay does not simulate appointments, so no replayed figure):\n')
+    write(reportTable(waits))
+    write(
+      `\n${result.differingDecisions} of ${result.arrivals} decisions differ between ours (the engine, replayed) and ${result.candidate.policy}\n`,
+    )
+    return 0
+  })
+}
+
 export const main = async (argv: readonly string[]): Promise<number> => {
   const [command, ...rest] = argv
   try {
@@ -410,6 +766,12 @@ export const main = async (argv: readonly string[]): Promise<number> => {
         return await forgetPatient(config, rest)
       case 'rebuild-projections':
         return await rebuildProjections(config)
+      case 'report':
+        return await report(config, rest)
+      case 'fairness-audit':
+        return await fairnessAudit(config, rest)
+      case 'backtest':
+        return await backtestCommand(config, rest)
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command.slice(0, 40))}`)
     }
@@ -428,6 +790,12 @@ export const main = async (argv: readonly string[]): Promise<number> => {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  // Output piped into a reader that stops early (`referrals report … | head`): the closed pipe is
+  // not an error of the command; stop quietly instead of crashing with an unhandled EPIPE.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0)
+    throw error
+  })
   main(process.argv.slice(2)).then((code) => {
     if (code !== 0) process.exit(code)
   })

@@ -21,6 +21,7 @@ describe('parseConfig', () => {
     expect(parsed.config.bodyLimitBytes).toBe(1_048_576)
     expect(parsed.config.rateLimit).toEqual({ max: 300, windowMs: 60_000 })
     expect(parsed.config.masterKey).toBeUndefined()
+    expect(parsed.config.reportSuppressionThreshold).toBe(5)
   })
 
   it('EMBEDDED_POSTGRES_PORT: a port 1-65535 for the embedded server, refused beside DATABASE_URL or memory', () => {
@@ -61,6 +62,7 @@ describe('parseConfig', () => {
       ATTACHMENT_CONTENT_TYPES: 'application/pdf, image/PNG',
       RATE_LIMIT_MAX: '10',
       RATE_LIMIT_WINDOW: '30s',
+      REPORT_SUPPRESSION_THRESHOLD: '11',
       LOG_LEVEL: 'warn',
     })
     expect(parsed.ok).toBe(true)
@@ -85,6 +87,7 @@ describe('parseConfig', () => {
     expect(c.attachmentContentTypes).toEqual(['application/pdf', 'image/png'])
     expect(c.rateLimit).toEqual({ max: 10, windowMs: 30_000 })
     expect(c.logLevel).toBe('warn')
+    expect(c.reportSuppressionThreshold).toBe(11)
   })
 
   it('lists one clear problem per bad variable, without the values', () => {

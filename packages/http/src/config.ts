@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { inspect } from 'node:util'
-import { describeErrors } from '@referrals/core'
+import { DEFAULT_SUPPRESSION_THRESHOLD, describeErrors } from '@referrals/core'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 
@@ -129,6 +129,7 @@ const EnvCodec = t.partial({
   ATTACHMENT_CONTENT_TYPES: ContentTypes,
   RATE_LIMIT_MAX: PositiveInt,
   RATE_LIMIT_WINDOW: Duration,
+  REPORT_SUPPRESSION_THRESHOLD: PositiveInt,
   LOG_LEVEL: LogLevel,
   NODE_ENV: t.string,
 })
@@ -161,6 +162,8 @@ export interface Config {
   readonly attachmentLimitBytes: number
   readonly attachmentContentTypes: readonly string[]
   readonly rateLimit: { readonly max: number; readonly windowMs: number }
+  /** Report cells from fewer referrals are suppressed ("< n") for callers outside the receiving practice. */
+  readonly reportSuppressionThreshold: number
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 }
 
@@ -176,6 +179,7 @@ export const DEFAULTS = {
   rateLimitMax: 300,
   rateLimitWindowMs: 60_000,
   clockToleranceSeconds: 5,
+  reportSuppressionThreshold: DEFAULT_SUPPRESSION_THRESHOLD,
 } as const
 
 export class ConfigError extends Error {
@@ -264,6 +268,7 @@ export const parseConfig = (env: Env): { ok: true; config: Config } | { ok: fals
         max: e.RATE_LIMIT_MAX ?? DEFAULTS.rateLimitMax,
         windowMs: e.RATE_LIMIT_WINDOW ?? DEFAULTS.rateLimitWindowMs,
       },
+      reportSuppressionThreshold: e.REPORT_SUPPRESSION_THRESHOLD ?? DEFAULTS.reportSuppressionThreshold,
       logLevel: e.LOG_LEVEL ?? 'info',
     },
   }

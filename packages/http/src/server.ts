@@ -224,6 +224,7 @@ export const buildServer = (
             ? inMemoryAttachmentStore({ keys: runtime.keys })
             : fileAttachmentStore({ dir: join(runtime.config.dataDir, 'attachments'), keys: runtime.keys }),
         attachmentLimits: runtime.config,
+        reportSuppressionThreshold: runtime.config.reportSuppressionThreshold,
       })(app)
       await notifications?.registerRoutes(app)
     },

@@ -1,25 +1,15 @@
 import {
   type Actor,
-  backlogOf,
-  computeReport,
   DEFAULT_SUPPRESSION_THRESHOLD,
   type Engine,
-  funnelOf,
   hasPlatformRole,
   Instant,
   InstantFromRfc3339,
   isMemberOf,
   PracticeId,
   REPORT_DIMENSIONS,
-  type ReferralFacts,
   type ReportDimension,
   type ReportFilters,
-  readPoolHistory,
-  suppressedFigure,
-  suppressFigures,
-  timingsOf,
-  waitTimesReport,
-  weeklyFairness,
 } from '@referrals/core'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import * as t from 'io-ts'
@@ -27,8 +17,16 @@ import { requireActor } from '../auth.js'
 import { defaultSchemaRegistry } from '../openapi/io-ts-schema.js'
 import { route } from '../openapi/route.js'
 import { httpProblem, ProblemError } from '../problem.js'
-import { csvCell } from './csv.js'
 import { notFound } from './failures.js'
+import {
+  DEFAULT_GROUP_BY,
+  type FactReport,
+  factReportCells,
+  fairnessCells,
+  reportCsv,
+} from './report-data.js'
+
+export { reportCsv }
 
 // ---------------------------------------------------------------------------- query codecs
 
@@ -209,36 +207,6 @@ const filtersOf = (query: ReportQuery): ReportFilters =>
 
 // ---------------------------------------------------------------------------- CSV
 
-type Flat = Record<string, string | number | boolean | null>
-
-/** One CSV row per leaf array element (a cell's specialists, a week's members), columns dot-joined. */
-const flatten = (value: unknown, prefix = ''): Flat[] => {
-  let rows: Flat[] = [{}]
-  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-    const name = `${prefix}${key}`
-    if (Array.isArray(v)) {
-      const expanded = v.length === 0 ? [{}] : v.flatMap((e) => flatten(e, `${name}.`))
-      rows = rows.flatMap((r) => expanded.map((e) => ({ ...r, ...e })))
-    } else if (v !== null && typeof v === 'object') {
-      const nested = flatten(v, `${name}.`)
-      rows = rows.flatMap((r) => nested.map((e) => ({ ...r, ...e })))
-    } else {
-      rows = rows.map((r) => ({ ...r, [name]: v as Flat[string] }))
-    }
-  }
-  return rows
-}
-
-export const reportCsv = (cells: readonly unknown[]): string => {
-  const rows = cells.flatMap((c) => flatten(c))
-  const header: string[] = []
-  for (const r of rows) for (const k of Object.keys(r)) if (!header.includes(k)) header.push(k)
-  const lines = [header.map(csvCell).join(',')]
-  for (const r of rows)
-    lines.push(header.map((k) => csvCell(r[k] === undefined || r[k] === null ? '' : String(r[k]))).join(','))
-  return `${lines.join('\r\n')}\r\n`
-}
-
 const wantsCsv = (query: ReportQuery, request: FastifyRequest): boolean =>
   query.format === 'csv' ||
   (query.format === undefined &&
@@ -263,26 +231,24 @@ export const reportRoutes: FastifyPluginAsync<ReportRouteOptions> = async (app, 
   const threshold = options.suppressionThreshold ?? DEFAULT_SUPPRESSION_THRESHOLD
 
   const answer = async (
-    name: string,
+    name: FactReport,
     query: ReportQuery,
     request: FastifyRequest,
     reply: FastifyReply,
-    defaultGroupBy: readonly ReportDimension[],
-    compute: (
-      rows: readonly ReferralFacts[],
-      common: Parameters<typeof computeReport>[1],
-    ) => readonly unknown[],
   ) => {
     const actor = requireActor(request)
     const { from, to } = periodOf(query)
     const practiceId = scopeOf(actor, query)
-    const groupBy = query.groupBy ?? defaultGroupBy
-    const rows = await engine.referralFacts.facts({
-      sentFrom: from,
-      sentTo: to,
-      ...(practiceId === undefined ? {} : { practiceId }),
+    const groupBy = query.groupBy ?? DEFAULT_GROUP_BY[name]
+    const cells = await factReportCells(engine, name, {
+      from,
+      to,
+      practiceId,
+      groupBy,
+      filters: filtersOf(query),
+      viewer: viewerOf(actor),
+      threshold,
     })
-    const cells = compute(rows, { groupBy, filters: filtersOf(query), viewer: viewerOf(actor), threshold })
     return respond(name, query, request, reply, { from, to, groupBy, practiceId, cells })
   }
 
@@ -334,12 +300,7 @@ export const reportRoutes: FastifyPluginAsync<ReportRouteOptions> = async (app, 
       'Referral funnel: sent → delivered → accepted → scheduled → completed, drop-outs and the backlog',
     description: `Referrals sent in [from, to), grouped by \`groupBy\` (default none). Declines, expiries and no-shows are counted per referral; cancellations by the stage they happened at; \`backlog\` is the intake queue now, with its age in hours. ${scopeText}`,
     response: FunnelReport,
-    handler: async ({ query }, request, reply) => {
-      const now = engine.clock.now()
-      return answer('funnel', query, request, reply, [], (rows, o) =>
-        computeReport(rows, o, (cell) => ({ ...funnelOf(cell), backlog: backlogOf(cell, now) })),
-      ) as never
-    },
+    handler: async ({ query }, request, reply) => answer('funnel', query, request, reply) as never,
   })
 
   route(app, {
@@ -349,8 +310,7 @@ export const reportRoutes: FastifyPluginAsync<ReportRouteOptions> = async (app, 
     summary: 'Time to accept, to schedule and to complete (hours, p50 and p90)',
     description: `Nearest-rank percentiles of the hours from sending to acceptance, to the booking of the first appointment and to completion, over referrals sent in [from, to) that reached the milestone. ${scopeText}`,
     response: TimingsReport,
-    handler: async ({ query }, request, reply) =>
-      answer('timings', query, request, reply, [], (rows, o) => computeReport(rows, o, timingsOf)) as never,
+    handler: async ({ query }, request, reply) => answer('timings', query, request, reply) as never,
   })
 
   route(app, {
@@ -360,8 +320,7 @@ export const reportRoutes: FastifyPluginAsync<ReportRouteOptions> = async (app, 
     summary: 'Waiting time per specialist (days to the appointment) and its dispersion across the pool',
     description: `Grouped by pool by default. Per receiving specialist: p50 and p90 days from sending to the booked appointment; per cell: min, max, range, mean, standard deviation and coefficient of variation of the specialists' median waits. A specialist row from fewer referrals than the threshold is suppressed too, except for its own members. ${scopeText}`,
     response: WaitTimesReport,
-    handler: async ({ query }, request, reply) =>
-      answer('wait-times', query, request, reply, ['pool'], (rows, o) => waitTimesReport(rows, o)) as never,
+    handler: async ({ query }, request, reply) => answer('wait-times', query, request, reply) as never,
   })
 
   route(app, {
@@ -372,10 +331,7 @@ export const reportRoutes: FastifyPluginAsync<ReportRouteOptions> = async (app, 
       'Referral funnel by source attribution (channel, campaign, location, service line, referring practice)',
     description: `The funnel of referrals sent in [from, to), grouped by \`groupBy\` (default \`channel\`); referrals sent without attribution are grouped under "(none)". ${scopeText}`,
     response: AttributionReport,
-    handler: async ({ query }, request, reply) =>
-      answer('attribution', query, request, reply, ['channel'], (rows, o) =>
-        computeReport(rows, o, funnelOf),
-      ) as never,
+    handler: async ({ query }, request, reply) => answer('attribution', query, request, reply) as never,
   })
 
   route(app, {
@@ -390,29 +346,15 @@ export const reportRoutes: FastifyPluginAsync<ReportRouteOptions> = async (app, 
       const actor = requireActor(request)
       const { from, to } = periodOf(query)
       const practiceId = scopeOf(actor, query)
-      const marker = suppressedFigure(threshold)
-      const weeks = weeklyFairness(await readPoolHistory(engine.store, { from, to }, { withEarlier: true }))
-      const cells = weeks
-        .filter((w) => query.pool === undefined || w.pool === query.pool)
-        .filter((w) => query.week === undefined || w.week === query.week)
-        .filter((w) => practiceId === undefined || w.members.some((m) => m.practiceId === practiceId))
-        .map((w) => {
-          const members =
-            practiceId === undefined ? w.members : w.members.filter((m) => m.practiceId === practiceId)
-          const suppressed = w.decisions < threshold
-          const own = (m: (typeof members)[number]) => viewerOf(actor).practiceIds.includes(m.practiceId)
-          return {
-            group: { pool: w.pool, week: w.week },
-            decisions: suppressed ? marker : w.decisions,
-            suppressed,
-            maxAbsLag: suppressed ? marker : w.maxAbsLag,
-            fteNormalisedSpread: suppressed ? marker : w.fteNormalisedSpread,
-            longestRun: suppressed ? marker : w.longestRun,
-            routerMaxAbsLag: suppressed ? marker : w.routerMaxAbsLag,
-            outsideInvariant: suppressed ? null : w.outsideInvariant,
-            members: members.map((m) => (suppressed && !own(m) ? suppressFigures(m, marker) : m)),
-          }
-        })
+      const cells = await fairnessCells(engine, {
+        from,
+        to,
+        practiceId,
+        pool: query.pool,
+        week: query.week,
+        viewer: viewerOf(actor),
+        threshold,
+      })
       return respond('fairness', query, request, reply, {
         from,
         to,
