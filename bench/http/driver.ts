@@ -57,25 +57,26 @@ interface Sent {
   readonly status: string
 }
 
-const startServer = async (
-  dataDir: string,
+/**
+ * Starts the benchmark server (`server.ts`, through `load.ts`) in a child process with `env` on
+ * top of this process's environment, and waits for its `ready` message.
+ */
+export const startBenchServer = async (
+  env: Readonly<Record<string, string>>,
+  execArgv: readonly string[] = process.execArgv,
 ): Promise<{ child: ChildProcess; ready: ReadyMessage; exited: Promise<unknown> }> => {
-  const child = spawn(
-    process.execPath,
-    [...process.execArgv, fileURLToPath(new URL('./load.ts', import.meta.url))],
-    {
-      env: {
-        ...process.env,
-        REFERRALS_BENCH_ROLE: 'server',
-        REFERRALS_DATA_DIR: dataDir,
-        REFERRALS_STORE: 'postgres',
-        // One user sends thousands of requests a minute here; the limiter would answer 429.
-        RATE_LIMIT_MAX: '1000000',
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  const child = spawn(process.execPath, [...execArgv, fileURLToPath(new URL('./load.ts', import.meta.url))], {
+    env: {
+      ...process.env,
+      REFERRALS_BENCH_ROLE: 'server',
+      REFERRALS_STORE: 'postgres',
+      // One user sends thousands of requests a minute here; the limiter would answer 429.
+      RATE_LIMIT_MAX: '1000000',
+      LOG_LEVEL: 'warn',
+      ...env,
     },
-  )
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
   const exited = new Promise((resolve) => child.on('exit', resolve))
   const ready = await new Promise<ReadyMessage>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the server did not start within 120 s')), 120_000)
@@ -93,7 +94,10 @@ const startServer = async (
   return { child, ready, exited }
 }
 
-const stopServer = async (child: ChildProcess, exited: Promise<unknown>) => {
+const startServer = (dataDir: string) => startBenchServer({ REFERRALS_DATA_DIR: dataDir })
+
+/** Asks a benchmark server to stop gracefully (killed after 20 s). */
+export const stopServer = async (child: ChildProcess, exited: Promise<unknown>) => {
   if (child.exitCode !== null || child.signalCode !== null) return
   child.send({ kind: 'stop' })
   const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)

@@ -13,13 +13,13 @@
  * Prints the table and writes `bench/results/http-multi-process{-quick}.{json,md}` (`--quick`:
  * 200 sends). Exits 1 if any check fails. `bench/http/multi-process.test.ts` runs it bounded.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { ReadyMessage } from './server.js'
+import { startBenchServer, stopServer } from './driver.js'
 
 export interface MultiProcessPlan {
   readonly processes: number
@@ -60,49 +60,6 @@ export interface MultiProcessResult {
   readonly failures: readonly string[]
 }
 
-const launcher = fileURLToPath(new URL('./load.ts', import.meta.url))
-
-const startServer = async (
-  databaseUrl: string,
-  dataDir: string,
-): Promise<{ child: ChildProcess; ready: ReadyMessage; exited: Promise<unknown> }> => {
-  const child = spawn(process.execPath, ['--conditions=@referrals/source', '--import', 'tsx', launcher], {
-    env: {
-      ...process.env,
-      REFERRALS_BENCH_ROLE: 'server',
-      DATABASE_URL: databaseUrl,
-      REFERRALS_DATA_DIR: dataDir,
-      REFERRALS_STORE: 'postgres',
-      RATE_LIMIT_MAX: '1000000',
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  const exited = new Promise((resolve) => child.on('exit', resolve))
-  const ready = await new Promise<ReadyMessage>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('a server did not start within 120 s')), 120_000)
-    child.on('message', (message) => {
-      if ((message as { kind?: unknown }).kind === 'ready') {
-        clearTimeout(timer)
-        resolve(message as ReadyMessage)
-      }
-    })
-    void exited.then(() => {
-      clearTimeout(timer)
-      reject(new Error('a server exited before it was ready'))
-    })
-  })
-  return { child, ready, exited }
-}
-
-const stop = async (child: ChildProcess, exited: Promise<unknown>) => {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  child.send({ kind: 'stop' })
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-  await exited
-  clearTimeout(timer)
-}
-
 const r4 = (x: number) => Math.round(x * 10_000) / 10_000
 
 /** `databaseUrl`: an empty database to use (default `DATABASE_URL`, else an embedded server of its own). */
@@ -121,7 +78,7 @@ export const runMultiProcess = async (
       ? await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'postgres') })
       : undefined
   const url = owned?.connectionString ?? (databaseUrl as string)
-  const servers: Awaited<ReturnType<typeof startServer>>[] = []
+  const servers: Awaited<ReturnType<typeof startBenchServer>>[] = []
   try {
     const env = { DATABASE_URL: url, REFERRALS_DATA_DIR: dataDir, LOG_LEVEL: 'silent' }
     const seeding = await openRuntime(await loadConfig(env, () => undefined))
@@ -129,7 +86,14 @@ export const runMultiProcess = async (
     await seeding.close()
     // One data directory for every process: they share its development master key (as processes
     // of one deployment share REFERRALS_MASTER_KEY), so each can open the PHI the others sealed.
-    for (let i = 0; i < plan.processes; i++) servers.push(await startServer(url, dataDir))
+    for (let i = 0; i < plan.processes; i++)
+      servers.push(
+        await startBenchServer({ DATABASE_URL: url, REFERRALS_DATA_DIR: dataDir }, [
+          '--conditions=@referrals/source',
+          '--import',
+          'tsx',
+        ]),
+      )
     const ids = Array.from({ length: plan.sends }, () => randomUUID())
     const answered: Record<string, number> = {}
     let next = 0
@@ -155,7 +119,7 @@ export const runMultiProcess = async (
     }
     await Promise.all(Array.from({ length: plan.inFlight }, worker))
     const seconds = (performance.now() - started) / 1000
-    for (const s of servers.splice(0)) await stop(s.child, s.exited)
+    for (const s of servers.splice(0)) await stopServer(s.child, s.exited)
 
     // The checks, from a runtime that did none of the writes.
     const checker = await openRuntime(await loadConfig(env, () => undefined))
@@ -254,7 +218,7 @@ export const runMultiProcess = async (
       await checker.close()
     }
   } finally {
-    for (const s of servers) await stop(s.child, s.exited)
+    for (const s of servers) await stopServer(s.child, s.exited)
     await owned?.stop()
     await rm(dataDir, { recursive: true, force: true })
   }
