@@ -136,7 +136,7 @@ export const parseNotificationPreferences = (input: unknown): PreferencesCheck =
       },
       ...(secret === undefined ? {} : { webhookSecret: secret as string }),
       ...(slackUserId === undefined ? {} : { slackUserId: slackUserId as string }),
-      ...(chatDetail === undefined ? {} : { chatDetail }),
+      ...(chatDetail === undefined ? {} : { chatDetail: chatDetail as 'minimal' | 'full' }),
       ...(quietHours === undefined ? {} : { quietHours }),
     },
   }
