@@ -36,9 +36,10 @@ const FOLLOW_UP_ICON: Readonly<Record<string, string>> = {
 }
 
 /** Slack mrkdwn escaping of `&`, `<`, `>` (so ids cannot form links or mentions). */
-const escape = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+const mrkdwnEscape = (s: string): string =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 const field = (v: unknown): string =>
-  typeof v === 'string' || typeof v === 'number' ? escape(String(v)) : '—'
+  typeof v === 'string' || typeof v === 'number' ? mrkdwnEscape(String(v)) : '—'
 
 /** The Block Kit message for one notification (pure). */
 export const slackMessage = (
