@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { decodeSmsPart, encodeSms, isGsm7, splitSms } from './sms-encoding.js'
+import { decodeSmsPart, type EncodedSms, encodeSms, isGsm7, splitSms } from './sms-encoding.js'
+
+/** Part `i` of an encoded message (fails the test when it is missing). */
+const partOf = (sms: EncodedSms, i: number): Buffer => {
+  const part = sms.parts[i]
+  if (part === undefined) throw new Error(`no part ${i}`)
+  return part
+}
 
 describe('splitSms', () => {
   it('keeps GSM-7 text of up to 160 septets in one part', () => {
@@ -53,8 +60,8 @@ describe('encodeSms', () => {
   it('encodes a single GSM-7 message as unpacked septets without UDH', () => {
     const sms = encodeSms('Hi @ {x}')
     expect(sms).toMatchObject({ encoding: 'gsm7', dataCoding: 0, udh: false })
-    expect([...(sms.parts[0] ?? [])]).toEqual([0x48, 0x69, 0x20, 0x00, 0x20, 0x1b, 0x28, 0x78, 0x1b, 0x29])
-    expect(decodeSmsPart('gsm7', sms.parts[0] ?? Buffer.alloc(0))).toBe('Hi @ {x}')
+    expect([...partOf(sms, 0)]).toEqual([0x48, 0x69, 0x20, 0x00, 0x20, 0x1b, 0x28, 0x78, 0x1b, 0x29])
+    expect(decodeSmsPart('gsm7', partOf(sms, 0))).toBe('Hi @ {x}')
   })
 
   it('prefixes each part of a long message with a concatenation UDH', () => {
@@ -62,8 +69,8 @@ describe('encodeSms', () => {
     const sms = encodeSms(text, 0x2a)
     expect(sms.udh).toBe(true)
     expect(sms.parts).toHaveLength(2)
-    expect([...(sms.parts[0] ?? []).subarray(0, 6)]).toEqual([5, 0, 3, 0x2a, 2, 1])
-    expect([...(sms.parts[1] ?? []).subarray(0, 6)]).toEqual([5, 0, 3, 0x2a, 2, 2])
+    expect([...partOf(sms, 0).subarray(0, 6)]).toEqual([5, 0, 3, 0x2a, 2, 1])
+    expect([...partOf(sms, 1).subarray(0, 6)]).toEqual([5, 0, 3, 0x2a, 2, 2])
     expect(sms.parts.map((p) => p.length - 6)).toEqual([153, 47])
     expect(sms.parts.map((p) => decodeSmsPart('gsm7', p.subarray(6))).join('')).toBe(text)
   })
@@ -71,7 +78,7 @@ describe('encodeSms', () => {
   it('encodes UCS-2 big-endian with data_coding 8', () => {
     const sms = encodeSms('Жç')
     expect(sms).toMatchObject({ encoding: 'ucs2', dataCoding: 8, udh: false })
-    expect([...(sms.parts[0] ?? [])]).toEqual([0x04, 0x16, 0x00, 0xe7])
+    expect([...partOf(sms, 0)]).toEqual([0x04, 0x16, 0x00, 0xe7])
     const long = encodeSms('ж'.repeat(100), 7)
     expect(long.parts.map((p) => p.length)).toEqual([6 + 134, 6 + 66])
     expect(long.parts.map((p) => decodeSmsPart('ucs2', p.subarray(6))).join('')).toBe('ж'.repeat(100))
