@@ -123,12 +123,22 @@ export interface SmppOptions {
   readonly sourceAddr: string
   /** How long to wait for the delivery receipts of a message; then it is retried. Default 60 s. */
   readonly receiptTimeoutMs?: number
+  /** How long to wait for the TCP connection and the bind response. Default 10 s. */
+  readonly connectTimeoutMs?: number
   readonly submitTimeoutMs?: number
 }
 
 interface Receipt {
   readonly stat: string
 }
+
+/** Bind failures by command_status (SMPP 3.4 §5.1.3): a configuration error, so retried until fixed. */
+const BIND_STATUS: Readonly<Record<number, string>> = {
+  13: 'bind failed',
+  14: 'invalid password',
+  15: 'invalid system_id',
+}
+const hex = (status: number) => `0x${status.toString(16).padStart(2, '0')}`
 
 /** `id:<id> sub:… dlvrd:… submit date:… done date:… stat:<STAT> err:…` (SMPP 3.4 appendix B). */
 export const parseDeliveryReceipt = (text: string): { readonly id: string; readonly stat: string } | null => {
@@ -137,13 +147,17 @@ export const parseDeliveryReceipt = (text: string): { readonly id: string; reado
   return id === undefined || stat === undefined ? null : { id, stat: stat.toUpperCase() }
 }
 
+/** Receipts that arrive before their submit_sm_resp is handled (or after a retry gave up), kept briefly. */
+const EARLY_RECEIPTS_MAX = 1_000
+
 /**
  * SMS over SMPP 3.4 (`smpp`): one bound transceiver session (bind_transceiver, opened on first
  * use and again after it drops), each part a `submit_sm` with `registered_delivery` set, split
  * with a concatenation UDH (`esm_class` UDHI) when longer than one message. A delivery waits for
  * the SMSC's delivery receipts (`deliver_sm` with `esm_class` 0x04) of all its parts: DELIVRD →
  * delivered; UNDELIV/REJECTD/DELETED → dead letter; EXPIRED, UNKNOWN, no receipt in time, a
- * retryable submit status or a dropped connection → retried (at least once: a retry may resend).
+ * retryable submit status, a failed bind or a dropped connection → retried (at least once: a
+ * retry may resend). Failure reasons name the SMPP status, never the number or the text.
  */
 export const smppChannel = (
   options: SmppOptions,
@@ -154,26 +168,43 @@ export const smppChannel = (
   let reference = 0
 
   const onReceipt = (pdu: Pdu) => {
-    const message = pdu.short_message as { message?: unknown } | undefined
-    const text = typeof message?.message === 'string' ? message.message : ''
+    // The receipt text is in short_message, or in the message_payload TLV (decoded by `smpp`).
+    const textOf = (v: unknown) =>
+      typeof (v as { message?: unknown } | undefined)?.message === 'string'
+        ? (v as { message: string }).message
+        : ''
+    const text = textOf(pdu.short_message) || textOf(pdu.message_payload)
     const parsed = parseDeliveryReceipt(text)
     const tlvId = typeof pdu.receipted_message_id === 'string' ? pdu.receipted_message_id : undefined
     const id = tlvId ?? parsed?.id
     if (id === undefined || parsed === null) return
     const resolve = waiting.get(id)
     if (resolve) resolve({ stat: parsed.stat })
-    else early.set(id, { stat: parsed.stat })
+    else {
+      if (early.size >= EARLY_RECEIPTS_MAX) {
+        const oldest = early.keys().next().value
+        if (oldest !== undefined) early.delete(oldest)
+      }
+      early.set(id, { stat: parsed.stat })
+    }
   }
 
-  const open = (): Promise<Session> =>
+  const open = (onClose: () => void): Promise<Session> =>
     new Promise((resolve, reject) => {
       const s = smpp.connect({ url: options.url })
-      let bound = false
-      s.on('error', () => {
-        if (!bound) reject(new Error('connection failed'))
-      })
+      let settled = false
+      const fail = (message: string) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        s.destroy()
+        reject(new Error(message))
+      }
+      const timer = setTimeout(() => fail('connect timeout'), options.connectTimeoutMs ?? 10_000)
+      s.on('error', () => fail('connection failed'))
       s.on('close', () => {
-        session = null
+        fail('connection closed')
+        onClose()
       })
       s.on('deliver_sm', (pdu: Pdu) => {
         s.send(pdu.response())
@@ -182,22 +213,29 @@ export const smppChannel = (
       s.on('enquire_link', (pdu: Pdu) => {
         s.send(pdu.response())
       })
-      s.on('connect', () => {
+      s.on('unbind', (pdu: Pdu) => {
+        s.send(pdu.response())
+        s.close()
+      })
+      s.on(options.url.startsWith('ssmpp:') ? 'secureConnect' : 'connect', () => {
         s.bind_transceiver({ system_id: options.systemId, password: options.password }, (pdu) => {
           if (pdu.command_status === 0) {
-            bound = true
+            if (settled) return
+            settled = true
+            clearTimeout(timer)
             resolve(s)
           } else {
-            s.destroy()
-            reject(new Error('bind failed'))
+            const status = pdu.command_status
+            fail(`bind failed: ${BIND_STATUS[status] ?? 'refused'} (${hex(status)})`)
           }
         })
       })
     })
-
   const connected = (): Promise<Session> => {
     if (session === null) {
-      const opening = open()
+      const opening: Promise<Session> = open(() => {
+        if (session === opening) session = null
+      })
       session = opening
       opening.catch(() => {
         if (session === opening) session = null
@@ -208,11 +246,15 @@ export const smppChannel = (
 
   const submit = (s: Session, fields: Record<string, unknown>): Promise<Pdu> =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('timeout')), options.submitTimeoutMs ?? 10_000)
-      s.submit_sm(fields, (pdu) => {
+      const timer = setTimeout(() => reject(new Error('submit timeout')), options.submitTimeoutMs ?? 10_000)
+      const sent = s.submit_sm(fields, (pdu) => {
         clearTimeout(timer)
         resolve(pdu)
       })
+      if (!sent) {
+        clearTimeout(timer)
+        reject(new Error('connection lost'))
+      }
     })
 
   const receiptOf = (id: string, timeoutMs: number): Promise<Receipt | null> => {
@@ -267,7 +309,7 @@ export const smppChannel = (
             return {
               ok: false,
               retryable: SUBMIT_RETRYABLE.has(resp.command_status),
-              reason: `SMPP status 0x${resp.command_status.toString(16).padStart(2, '0')}`,
+              reason: `SMPP submit_sm status ${hex(resp.command_status)}`,
             }
           ids.push(String(resp.message_id))
         }
@@ -277,9 +319,13 @@ export const smppChannel = (
       const receipts = await Promise.all(ids.map((id) => receiptOf(id, options.receiptTimeoutMs ?? 60_000)))
       const failed = receipts.find((r): r is Receipt => r !== null && !RECEIPT_OK.has(r.stat))
       if (failed !== undefined)
-        return { ok: false, retryable: !RECEIPT_PERMANENT.has(failed.stat), reason: `SMS ${failed.stat}` }
+        return {
+          ok: false,
+          retryable: !RECEIPT_PERMANENT.has(failed.stat),
+          reason: `SMPP receipt stat:${failed.stat}`,
+        }
       if (receipts.some((r) => r === null))
-        return { ok: false, retryable: true, reason: 'no delivery receipt' }
+        return { ok: false, retryable: true, reason: 'SMPP no delivery receipt' }
       return { ok: true }
     },
   }
