@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import smpp, { type Pdu, type Session } from 'smpp'
 import type { Channel, DeliveryResult, Notification } from './notification.js'
 import { type NotificationPreferences, quietHoursRelease } from './preferences.js'
@@ -63,51 +64,81 @@ export const patientSmsDecision = (options: {
 
 const retryableHttp = (status: number) => status >= 500 || status === 408 || status === 429
 
+export type HttpSmsAuth =
+  | { readonly kind: 'bearer'; readonly token: string }
+  | { readonly kind: 'basic'; readonly user: string; readonly pass: string }
+  | { readonly kind: 'header'; readonly name: string; readonly value: string }
+
+export interface HttpSmsOptions {
+  /** The gateway's send endpoint, `https://…` (http only for local tests). */
+  readonly url: string
+  /** The sender id or number the gateway sends from. */
+  readonly from: string
+  readonly auth?: HttpSmsAuth
+  /** Per request; a timeout is retried. Default 10 s. */
+  readonly timeoutMs?: number
+}
+
+/** The gateway's reference for a notification: opaque and stable (a retry sends the same one). */
+export const gatewayReference = (notificationId: string): string =>
+  createHash('sha256').update(notificationId, 'utf8').digest('hex').slice(0, 32)
+
 /**
  * SMS through an HTTP gateway (providers' REST APIs): `POST <url>` with JSON
- * `{ to, from, text, encoding, parts, reference }` and the configured authentication. The
- * gateway does the splitting; `encoding`/`parts` say how the text counts (see sms-encoding.ts).
+ * `{ to, from, text, encoding, parts, reference }` and the configured authentication (bearer
+ * token, basic, or a named header such as `x-api-key`). The gateway does the splitting;
+ * `encoding`/`parts` say how the text counts (see sms-encoding.ts). 2xx → delivered; 5xx, 408,
+ * 429, a timeout or a connection failure → retried; other statuses (4xx) → dead letter. Errors
+ * name the status only. Throws at construction for a URL that is not http(s).
  */
-export const httpSmsChannel = (options: {
-  readonly url: string
-  readonly from: string
-  readonly auth?:
-    | { readonly kind: 'header'; readonly name: string; readonly value: string }
-    | { readonly kind: 'basic'; readonly user: string; readonly pass: string }
-  readonly timeoutMs?: number
-}): Channel<SmsAddress> => ({
-  name: 'sms',
-  deliver: async (notification, address): Promise<DeliveryResult> => {
-    const { encoding, parts } = splitSms(notification.text)
-    const auth = options.auth
-    const headers: Record<string, string> = { 'content-type': 'application/json' }
-    if (auth?.kind === 'header') headers[auth.name.toLowerCase()] = auth.value
-    if (auth?.kind === 'basic')
-      headers.authorization = `Basic ${Buffer.from(`${auth.user}:${auth.pass}`, 'utf8').toString('base64')}`
-    try {
-      const response = await fetch(options.url, {
-        method: 'POST',
-        headers,
-        body: JSON.stringify({
-          to: address.phone,
-          from: options.from,
-          text: notification.text,
-          encoding,
-          parts: parts.length,
-          reference: notification.id,
-        }),
-        signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-        redirect: 'error',
-      })
-      await response.arrayBuffer().catch(() => undefined)
-      if (response.ok) return { ok: true }
-      return { ok: false, retryable: retryableHttp(response.status), reason: `HTTP ${response.status}` }
-    } catch (error) {
-      const name = error instanceof Error ? error.name : 'Error'
-      return { ok: false, retryable: true, reason: name === 'TimeoutError' ? 'timeout' : 'connection failed' }
-    }
-  },
-})
+export const httpSmsChannel = (options: HttpSmsOptions): Channel<SmsAddress> => {
+  let url: URL
+  try {
+    url = new URL(options.url)
+  } catch {
+    throw new Error('httpSmsChannel: url must be an absolute http(s) URL')
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new Error('httpSmsChannel: url must be an absolute http(s) URL')
+  const headers: Record<string, string> = { 'content-type': 'application/json' }
+  const auth = options.auth
+  if (auth?.kind === 'bearer') headers.authorization = `Bearer ${auth.token}`
+  if (auth?.kind === 'basic')
+    headers.authorization = `Basic ${Buffer.from(`${auth.user}:${auth.pass}`, 'utf8').toString('base64')}`
+  if (auth?.kind === 'header') headers[auth.name.toLowerCase()] = auth.value
+  return {
+    name: 'sms',
+    deliver: async (notification, address): Promise<DeliveryResult> => {
+      const { encoding, parts } = splitSms(notification.text)
+      try {
+        const response = await fetch(url, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({
+            to: address.phone,
+            from: options.from,
+            text: notification.text,
+            encoding,
+            parts: parts.length,
+            reference: gatewayReference(notification.id),
+          }),
+          signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+          redirect: 'error',
+        })
+        await response.arrayBuffer().catch(() => undefined)
+        if (response.ok) return { ok: true }
+        return { ok: false, retryable: retryableHttp(response.status), reason: `HTTP ${response.status}` }
+      } catch (error) {
+        const name = error instanceof Error ? error.name : 'Error'
+        return {
+          ok: false,
+          retryable: true,
+          reason: name === 'TimeoutError' ? 'timeout' : 'connection failed',
+        }
+      }
+    },
+  }
+}
 
 /** Final states of an SMPP delivery receipt (`stat:` in the receipt text). */
 const RECEIPT_OK = new Set(['DELIVRD'])
