@@ -24,6 +24,13 @@ describe('quiet hours', () => {
     )
   })
 
+  it('ends at the local end time across a DST switch inside the quiet period', () => {
+    // Toronto springs forward on 2026-03-08 at 02:00 EST: 01:00 EST (06:00Z) waits for 07:00 EDT (11:00Z).
+    expect(quietHoursRelease(quiet, at('2026-03-08T06:00:00.000Z'))).toBe(at('2026-03-08T11:00:00.000Z'))
+    // It falls back on 2026-11-01 at 02:00 EDT: 23:30 EDT (03:30Z) waits for 07:00 EST (12:00Z).
+    expect(quietHoursRelease(quiet, at('2026-11-01T03:30:00.000Z'))).toBe(at('2026-11-01T12:00:00.000Z'))
+  })
+
   it('handles a daytime quiet period', () => {
     const lunch = { start: '12:00', end: '13:30', timeZone: 'UTC' }
     expect(quietHoursRelease(lunch, at('2026-01-15T12:10:00.000Z'))).toBe(at('2026-01-15T13:30:00.000Z'))

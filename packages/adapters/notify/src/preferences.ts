@@ -174,7 +174,16 @@ export const quietHoursRelease = (
   const start = minutesOf(quietHours.start) * 60_000
   const end = minutesOf(quietHours.end) * 60_000
   if (start === end) return atMs
-  const local = localTimeOfDayMs(atMs, quietHours.timeZone)
-  const quiet = start < end ? local >= start && local < end : local >= start || local < end
-  return quiet ? atMs + ((end - local + DAY_MS) % DAY_MS) : atMs
+  const localAt = (ms: number) => localTimeOfDayMs(ms, quietHours.timeZone)
+  const quiet = (local: number) =>
+    start < end ? local >= start && local < end : local >= start || local < end
+  const local = localAt(atMs)
+  if (!quiet(local)) return atMs
+  // Adding the local-time difference is off by the offset change when a DST switch falls inside
+  // the quiet period; correct by how far the candidate's local time is from `end` (within ±12 h),
+  // unless `end` itself does not exist that day (the correction would land inside quiet hours).
+  const candidate = atMs + ((end - local + DAY_MS) % DAY_MS)
+  const drift = ((localAt(candidate) - end + DAY_MS * 1.5) % DAY_MS) - DAY_MS / 2
+  const corrected = candidate - drift
+  return corrected > atMs && !quiet(localAt(corrected)) ? corrected : candidate
 }

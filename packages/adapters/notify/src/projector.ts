@@ -255,14 +255,15 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
         address: { email: patient.email },
       })
     }
-    if (options.patientSms !== undefined && patient.phone !== undefined) {
+    if (options.patientSms !== undefined) {
       const decision = patientSmsDecision({
         consent: intent.patientChannels?.includes('sms') === true,
+        phone: patient.phone,
         quietHours: options.patientSms.quietHours,
         nowMs,
       })
       if (decision.send) {
-        const address: SmsAddress = { phone: patient.phone }
+        const address: SmsAddress = { phone: decision.phone }
         entries.push({
           notification: withTarget(smsNotification(notification), 'sms', owner),
           channel: 'sms',

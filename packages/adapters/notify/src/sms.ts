@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import smpp, { type Pdu, type Session } from 'smpp'
 import type { Channel, DeliveryResult, Notification } from './notification.js'
-import { type NotificationPreferences, quietHoursRelease } from './preferences.js'
+import { E164, type NotificationPreferences, quietHoursRelease } from './preferences.js'
 import { encodeSms, splitSms } from './sms-encoding.js'
 
 /** An SMS recipient: a phone number in E.164. */
@@ -46,21 +46,36 @@ export const smsNotification = (n: Notification): Notification => {
 }
 
 export type PatientSmsDecision =
-  | { readonly send: true; readonly atMs: number }
-  | { readonly send: false; readonly reason: 'no_consent' }
+  | { readonly send: true; readonly phone: string; readonly atMs: number }
+  | { readonly send: false; readonly reason: 'no_consent' | 'no_phone' | 'invalid_phone' }
 
 /**
- * Whether and when a patient SMS may go out (pure): never without SMS consent; at `nowMs` outside
- * quiet hours, else at the end of the quiet period.
+ * A stored phone number as E.164, or null: separators (spaces, `-`, `.`, `(`, `)`) are dropped;
+ * the number must then start with `+` and a country code (no national numbers are guessed).
+ */
+export const toE164 = (phone: string): string | null => {
+  const compact = phone.replace(/[\s\-.()]/g, '')
+  return E164.test(compact) ? compact : null
+}
+
+/**
+ * Whether and when a patient SMS may go out (pure; `nowMs` comes from the injected clock):
+ * never without SMS consent or without a valid E.164 number; at `nowMs` outside quiet hours,
+ * else at the end of the quiet period (local time of `quietHours.timeZone`, DST-aware; the
+ * start minute is quiet, the end minute is not).
  */
 export const patientSmsDecision = (options: {
   readonly consent: boolean
+  readonly phone: string | undefined
   readonly quietHours: NotificationPreferences['quietHours'] | undefined
   readonly nowMs: number
-}): PatientSmsDecision =>
-  options.consent
-    ? { send: true, atMs: quietHoursRelease(options.quietHours, options.nowMs) }
-    : { send: false, reason: 'no_consent' }
+}): PatientSmsDecision => {
+  if (!options.consent) return { send: false, reason: 'no_consent' }
+  if (options.phone === undefined) return { send: false, reason: 'no_phone' }
+  const phone = toE164(options.phone)
+  if (phone === null) return { send: false, reason: 'invalid_phone' }
+  return { send: true, phone, atMs: quietHoursRelease(options.quietHours, options.nowMs) }
+}
 
 const retryableHttp = (status: number) => status >= 500 || status === 408 || status === 429
 
