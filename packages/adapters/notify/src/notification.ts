@@ -14,6 +14,8 @@ export interface Notification {
   readonly text: string
   /** Structured, non-PHI payload for machine receivers (ids, kinds, times). */
   readonly payload: Readonly<Record<string, string | number | boolean | null>>
+  /** Signed accept/decline URLs (decision links) when the notification asks for a decision. */
+  readonly links?: { readonly accept: string; readonly decline: string }
 }
 
 export type DeliveryResult =

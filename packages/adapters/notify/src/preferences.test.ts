@@ -24,6 +24,13 @@ describe('quiet hours', () => {
     )
   })
 
+  it('ends at the local end time across a DST switch inside the quiet period', () => {
+    // Toronto springs forward on 2026-03-08 at 02:00 EST: 01:00 EST (06:00Z) waits for 07:00 EDT (11:00Z).
+    expect(quietHoursRelease(quiet, at('2026-03-08T06:00:00.000Z'))).toBe(at('2026-03-08T11:00:00.000Z'))
+    // It falls back on 2026-11-01 at 02:00 EDT: 23:30 EDT (03:30Z) waits for 07:00 EST (12:00Z).
+    expect(quietHoursRelease(quiet, at('2026-11-01T03:30:00.000Z'))).toBe(at('2026-11-01T12:00:00.000Z'))
+  })
+
   it('handles a daytime quiet period', () => {
     const lunch = { start: '12:00', end: '13:30', timeZone: 'UTC' }
     expect(quietHoursRelease(lunch, at('2026-01-15T12:10:00.000Z'))).toBe(at('2026-01-15T13:30:00.000Z'))
@@ -56,10 +63,28 @@ describe('preferences', () => {
     })
   })
 
+  it('parses the slack and sms channels, the Slack member id and the chat detail', () => {
+    const input = {
+      channels: { slack: 'https://hooks.slack.test/services/T0/B0/x', sms: '+15145550123' },
+      slackUserId: 'U0123ABC',
+      chatDetail: 'full',
+    }
+    expect(parseNotificationPreferences(input)).toEqual({ ok: true, value: input })
+    expect(parseNotificationPreferences({ channels: { sms: '5145550123' } }).ok).toBe(false)
+    expect(parseNotificationPreferences({ channels: { sms: '+1514555012345678' } }).ok).toBe(false)
+  })
+
   it('names fields, never values, in errors', () => {
     const result = parseNotificationPreferences({
-      channels: { email: 'CANARY not an email', webhook: 'ftp://CANARY' },
+      channels: {
+        email: 'CANARY not an email',
+        webhook: 'ftp://CANARY',
+        slack: 'CANARY',
+        sms: '555-CANARY',
+      },
       webhookSecret: 'CANARY',
+      slackUserId: '<@CANARY>',
+      chatDetail: 'CANARY',
       quietHours: { start: '25:00', end: '7', timeZone: 'Mars/CANARY' },
     })
     expect(result.ok).toBe(false)
@@ -67,7 +92,11 @@ describe('preferences', () => {
     expect(result.errors).toEqual([
       'channels.email: expected an email address',
       'channels.webhook: expected an http(s) URL',
+      'channels.slack: expected an http(s) URL',
+      'channels.sms: expected an E.164 phone number',
       'webhookSecret: expected 16 to 256 characters',
+      'slackUserId: expected a Slack member id',
+      "chatDetail: expected 'minimal' or 'full'",
       'quietHours.start: expected HH:MM',
       'quietHours.end: expected HH:MM',
       'quietHours.timeZone: expected an IANA time zone',

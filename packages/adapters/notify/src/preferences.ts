@@ -5,9 +5,24 @@ import type { PracticeId, UserId } from '@referrals/core'
  * notifications go to the practice's own channels and to each member's channels.
  */
 export interface NotificationPreferences {
-  readonly channels: { readonly email?: string; readonly webhook?: string }
+  readonly channels: {
+    readonly email?: string
+    readonly webhook?: string
+    /** A Slack incoming-webhook URL (the practice's referral channel, or a user's own). */
+    readonly slack?: string
+    /** A phone number in E.164 (`+15145550123`) for SMS. */
+    readonly sms?: string
+  }
   /** Signs this subscriber's webhooks; without it the projector's default secret is used. */
   readonly webhookSecret?: string
+  /** A user's Slack member id (`U…`), @-mentioned in the practice channel when they are the preferred provider. */
+  readonly slackUserId?: string
+  /**
+   * What chat messages (Slack) may show. `minimal` (default): referral number, category, urgency
+   * and the decision buttons. `full`: also the practice-facing message text (practice names,
+   * times; never patient identity).
+   */
+  readonly chatDetail?: 'minimal' | 'full'
   /** Local times `HH:MM` in an IANA time zone; a period may span midnight (`22:00`–`07:00`). */
   readonly quietHours?: { readonly start: string; readonly end: string; readonly timeZone: string }
 }
@@ -40,6 +55,9 @@ export const inMemoryPreferences = (): PreferencesStore => {
 
 const TIME = /^([01]\d|2[0-3]):([0-5]\d)$/
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/
+/** E.164: `+`, country code, up to 15 digits in all. */
+export const E164 = /^\+[1-9]\d{6,14}$/
+const SLACK_USER = /^[UW][A-Z0-9]{2,20}$/
 
 const isTimeZone = (tz: string): boolean => {
   try {
@@ -75,15 +93,24 @@ export const parseNotificationPreferences = (input: unknown): PreferencesCheck =
   if (root === null) return { ok: false, errors: ['body: expected an object'] }
   const channels = obj(root.channels ?? {})
   if (channels === null) return { ok: false, errors: ['channels: expected an object'] }
-  const email = channels.email
-  const webhook = channels.webhook
+  const { email, webhook, slack, sms } = channels
   if (email !== undefined && (typeof email !== 'string' || !EMAIL.test(email)))
     errors.push('channels.email: expected an email address')
   if (webhook !== undefined && (typeof webhook !== 'string' || webhook.length > 2048 || !isHttpUrl(webhook)))
     errors.push('channels.webhook: expected an http(s) URL')
+  if (slack !== undefined && (typeof slack !== 'string' || slack.length > 2048 || !isHttpUrl(slack)))
+    errors.push('channels.slack: expected an http(s) URL')
+  if (sms !== undefined && (typeof sms !== 'string' || !E164.test(sms)))
+    errors.push('channels.sms: expected an E.164 phone number')
   const secret = root.webhookSecret
   if (secret !== undefined && (typeof secret !== 'string' || secret.length < 16 || secret.length > 256))
     errors.push('webhookSecret: expected 16 to 256 characters')
+  const slackUserId = root.slackUserId
+  if (slackUserId !== undefined && (typeof slackUserId !== 'string' || !SLACK_USER.test(slackUserId)))
+    errors.push('slackUserId: expected a Slack member id')
+  const chatDetail = root.chatDetail
+  if (chatDetail !== undefined && chatDetail !== 'minimal' && chatDetail !== 'full')
+    errors.push("chatDetail: expected 'minimal' or 'full'")
   let quietHours: NotificationPreferences['quietHours']
   if (root.quietHours !== undefined) {
     const q = obj(root.quietHours)
@@ -104,8 +131,12 @@ export const parseNotificationPreferences = (input: unknown): PreferencesCheck =
       channels: {
         ...(email === undefined ? {} : { email: email as string }),
         ...(webhook === undefined ? {} : { webhook: webhook as string }),
+        ...(slack === undefined ? {} : { slack: slack as string }),
+        ...(sms === undefined ? {} : { sms: sms as string }),
       },
       ...(secret === undefined ? {} : { webhookSecret: secret as string }),
+      ...(slackUserId === undefined ? {} : { slackUserId: slackUserId as string }),
+      ...(chatDetail === undefined ? {} : { chatDetail: chatDetail as 'minimal' | 'full' }),
       ...(quietHours === undefined ? {} : { quietHours }),
     },
   }
@@ -143,7 +174,16 @@ export const quietHoursRelease = (
   const start = minutesOf(quietHours.start) * 60_000
   const end = minutesOf(quietHours.end) * 60_000
   if (start === end) return atMs
-  const local = localTimeOfDayMs(atMs, quietHours.timeZone)
-  const quiet = start < end ? local >= start && local < end : local >= start || local < end
-  return quiet ? atMs + ((end - local + DAY_MS) % DAY_MS) : atMs
+  const localAt = (ms: number) => localTimeOfDayMs(ms, quietHours.timeZone)
+  const quiet = (local: number) =>
+    start < end ? local >= start && local < end : local >= start || local < end
+  const local = localAt(atMs)
+  if (!quiet(local)) return atMs
+  // Adding the local-time difference is off by the offset change when a DST switch falls inside
+  // the quiet period; correct by how far the candidate's local time is from `end` (within ±12 h),
+  // unless `end` itself does not exist that day (the correction would land inside quiet hours).
+  const candidate = atMs + ((end - local + DAY_MS) % DAY_MS)
+  const drift = ((localAt(candidate) - end + DAY_MS * 1.5) % DAY_MS) - DAY_MS / 2
+  const corrected = candidate - drift
+  return corrected > atMs && !quiet(localAt(corrected)) ? corrected : candidate
 }

@@ -17,6 +17,8 @@ import type { DecisionLinks } from './decision-links.js'
 import type { Notification } from './notification.js'
 import type { NewOutboxEntry, OutboxStore } from './outbox.js'
 import { type NotificationPreferences, type PreferencesStore, quietHoursRelease } from './preferences.js'
+import type { SlackAddress } from './slack.js'
+import { patientSmsDecision, type SmsAddress, smsNotification } from './sms.js'
 import {
   type PatientNotificationKind,
   type PracticeNotificationKind,
@@ -36,6 +38,11 @@ export interface OutboxProjectorOptions {
   readonly webhookSecret?: string
   /** Accept/decline links in new-referral and reminder messages: `<baseUrl>?token=…`. */
   readonly decisionLinks?: { readonly links: DecisionLinks; readonly baseUrl: string }
+  /**
+   * Patient SMS (off without it): sent only with SMS consent, and held until the end of these
+   * quiet hours (patients' local time zone as configured here).
+   */
+  readonly patientSms?: { readonly quietHours: NotificationPreferences['quietHours'] }
   readonly subscriptionId?: string
   readonly onError?: (error: unknown) => void
 }
@@ -80,7 +87,7 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
     return events
   }
 
-  const decisionLinkLines = (intent: NotificationIntent): string | undefined => {
+  const decisionUrls = (intent: NotificationIntent): Notification['links'] => {
     const dl = options.decisionLinks
     const deliveryNo = intent.payload.deliveryNo
     if (
@@ -97,7 +104,7 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
         action,
         deliveryNo,
       })}`
-    return `Accept: ${url('accept')}\nDecline: ${url('decline')}`
+    return { accept: url('accept'), decline: url('decline') }
   }
 
   const render = (intent: NotificationIntent): Notification => {
@@ -105,6 +112,7 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
     const senderPractice = str(p.senderPracticeName) ?? 'The referring practice'
     const recipientPractice = str(p.recipientPracticeName) ?? null
     const appointmentAt = formatInstant(p.appointmentAt)
+    const links = intent.audience === 'patient' ? undefined : decisionUrls(intent)
     const message =
       intent.audience === 'patient'
         ? renderPatientMessage(intent.kind as PatientNotificationKind, {
@@ -113,7 +121,8 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
             ...(appointmentAt === undefined ? {} : { appointmentAt }),
           })
         : (() => {
-            const link = decisionLinkLines(intent)
+            const link =
+              links === undefined ? undefined : `Accept: ${links.accept}\nDecline: ${links.decline}`
             const respondBy = formatInstant(p.respondBy)
             return renderPracticeMessage(intent.kind as PracticeNotificationKind, {
               referralRef: intent.referralId,
@@ -136,6 +145,7 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
       subject: message.subject,
       text: message.text,
       payload: p,
+      ...(links === undefined ? {} : { links }),
     }
   }
 
@@ -151,7 +161,10 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
   ): Promise<NewOutboxEntry[]> => {
     if (intent.practiceId === undefined) return []
     const practice = directory.get(intent.practiceId)
-    const owners: { readonly key: string; readonly prefs: NotificationPreferences | null }[] = [
+    const owners: {
+      readonly key: string
+      readonly prefs: NotificationPreferences | null
+    }[] = [
       {
         key: `practice-${intent.practiceId}`,
         prefs: await options.preferences.get({ kind: 'practice', practiceId: intent.practiceId }),
@@ -163,6 +176,14 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
         prefs: await options.preferences.get({ kind: 'user', userId: member.userId }),
       })
     }
+    // The preferred provider (a direct referral) is @-mentioned in Slack by the members' ids.
+    const mentions =
+      intent.kind === 'recipient.new_referral' || intent.kind === 'recipient.reminder'
+        ? notification.payload.preferredProvider === true
+          ? owners.flatMap((o) => (o.prefs?.slackUserId === undefined ? [] : [o.prefs.slackUserId]))
+          : []
+        : []
+    const practiceDetail = owners[0]?.prefs?.chatDetail
     const entries: NewOutboxEntry[] = []
     for (const { key, prefs } of owners) {
       if (prefs === null) continue
@@ -187,29 +208,71 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
           notBeforeMs,
         })
       }
+      if (prefs.channels.slack !== undefined) {
+        const own = key.startsWith('user-')
+        const address: SlackAddress = {
+          webhookUrl: prefs.channels.slack,
+          mentions: own ? mentions.filter((m) => m === prefs.slackUserId) : mentions,
+          detail: (own ? prefs.chatDetail : practiceDetail) ?? 'minimal',
+        }
+        entries.push({
+          notification: withTarget(notification, 'slack', key),
+          channel: 'slack',
+          address,
+          notBeforeMs,
+        })
+      }
+      if (prefs.channels.sms !== undefined) {
+        const address: SmsAddress = { phone: prefs.channels.sms }
+        entries.push({
+          notification: withTarget(smsNotification(notification), 'sms', key),
+          channel: 'sms',
+          address,
+          notBeforeMs,
+        })
+      }
     }
     return entries
   }
 
-  /** Email is the only patient channel wired so far; SMS and phone consent is carried but not used. */
+  /** Patients get email, and SMS when `patientSms` is configured; phone consent is carried but not used. */
   const patientEntries = (
     intent: NotificationIntent,
     notification: Notification,
     history: readonly ReferralEvent[],
     event: ReferralEvent,
+    nowMs: number,
   ): NewOutboxEntry[] => {
-    if (!intent.patientChannels?.includes('email')) return []
     const sent = event.type === 'ReferralSent' ? event : history.find((e) => e.type === 'ReferralSent')
     if (sent?.type !== 'ReferralSent' || isRedactedPhi(sent.data.phi)) return []
-    const email = sent.data.phi.patient.email
-    if (email === undefined) return []
-    return [
-      {
-        notification: withTarget(notification, 'email', `patient-${intent.patientId ?? ''}`),
+    const patient = sent.data.phi.patient
+    const owner = `patient-${intent.patientId ?? ''}`
+    const entries: NewOutboxEntry[] = []
+    if (intent.patientChannels?.includes('email') && patient.email !== undefined) {
+      entries.push({
+        notification: withTarget(notification, 'email', owner),
         channel: 'email',
-        address: { email },
-      },
-    ]
+        address: { email: patient.email },
+      })
+    }
+    if (options.patientSms !== undefined) {
+      const decision = patientSmsDecision({
+        consent: intent.patientChannels?.includes('sms') === true,
+        phone: patient.phone,
+        quietHours: options.patientSms.quietHours,
+        nowMs,
+      })
+      if (decision.send) {
+        const address: SmsAddress = { phone: decision.phone }
+        entries.push({
+          notification: withTarget(smsNotification(notification), 'sms', owner),
+          channel: 'sms',
+          address,
+          notBeforeMs: decision.atMs,
+        })
+      }
+    }
+    return entries
   }
 
   /** Projects one stored event (idempotent: enqueueing the same event again adds nothing). */
@@ -226,7 +289,7 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
       const notification = render(intent)
       entries.push(
         ...(intent.audience === 'patient'
-          ? patientEntries(intent, notification, history, event)
+          ? patientEntries(intent, notification, history, event, nowMs)
           : await practiceEntries(intent, notification, nowMs)),
       )
     }
