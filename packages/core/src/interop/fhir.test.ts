@@ -125,7 +125,12 @@ const referralEvents = fc
           })
           break
         case 3:
-          e('AppointmentScheduled', { practiceId, at: s.at, phi: phiOf({ location: s.body }, r) })
+          e('AppointmentScheduled', {
+            practiceId,
+            at: s.at,
+            ...(s.pick === 0 ? {} : { durationMinutes: s.n }),
+            phi: phiOf({ location: s.body }, r),
+          })
           break
         case 4:
           e('PatientNoShowRecorded', { practiceId, appointmentAt: s.at, recordedAt: s.at })
@@ -176,7 +181,13 @@ const referralEvents = fc
           e('ReferralUnassigned', { reason: 'no_candidate', at: s.at })
           break
         case 13:
-          e('AppointmentRescheduled', { practiceId, at: s.at, previousAt: s.at, phi: phiOf({}, r) })
+          e('AppointmentRescheduled', {
+            practiceId,
+            at: s.at,
+            previousAt: s.at,
+            ...(s.pick === 1 ? {} : { durationMinutes: s.n }),
+            phi: phiOf({}, r),
+          })
           break
         default:
           e('ReferralUrgencyChanged', {
@@ -276,11 +287,53 @@ describe('FHIR R4 export', () => {
         expect(p.identifier?.[0]?.value).toBe(r.state.patientId)
         expect(x.documentReferences.length).toBe(r.state.attachmentIds.length)
         expect(x.communications.length).toBe(r.state.messageIds.length)
-        expect(x.appointment === null).toBe(
-          r.state.appointment === null || r.state.recipientPracticeId === null,
+        const known = r.state.appointment !== null && r.state.recipientPracticeId !== null
+        expect(x.appointment === null).toBe(!known || r.state.appointment?.durationMinutes === null)
+        // Without a duration the scheduled start is carried by the ServiceRequest instead.
+        expect(x.serviceRequest.occurrenceDateTime).toBe(
+          known && x.appointment === null ? r.state.appointment?.at : undefined,
         )
       }),
     )
+  })
+
+  // R4 Appointment invariants the JSON schema does not check:
+  // app-2 "Either start and end are specified, or neither";
+  // app-3 "Only proposed or cancelled appointments can be missing start/end dates".
+  const appointmentInvariantErrors = (a: FhirResource): string[] => {
+    const { start, end, status } = a as FhirResource & { start?: string; end?: string; status?: string }
+    const errors: string[] = []
+    if ((start === undefined) !== (end === undefined)) errors.push('app-2')
+    if (
+      (start === undefined || end === undefined) &&
+      !['proposed', 'cancelled', 'waitlist'].includes(status ?? '')
+    )
+      errors.push('app-3')
+    if (start !== undefined && end !== undefined && !(Date.parse(end) > Date.parse(start))) errors.push('end')
+    return errors
+  }
+
+  it('the invariant check rejects a booked Appointment without end (it can fail)', () => {
+    const booked = { resourceType: 'Appointment', status: 'booked', start: '2026-01-01T10:00:00.000Z' }
+    expect(appointmentInvariantErrors(booked)).toEqual(['app-2', 'app-3'])
+    expect(appointmentInvariantErrors({ resourceType: 'Appointment', status: 'noshow' })).toEqual(['app-3'])
+    expect(appointmentInvariantErrors({ resourceType: 'Appointment', status: 'cancelled' })).toEqual([])
+  })
+
+  it('every exported Appointment satisfies R4 invariants app-2 and app-3 and the JSON schema', () => {
+    let seen = 0
+    fc.assert(
+      fc.property(referralEvents, (r) => {
+        const x = referralToFhir({ state: r.state, events: r.events, access: 'phi' })
+        for (const a of fhirExportResources(x).filter((y) => y.resourceType === 'Appointment')) {
+          seen += 1
+          expect(appointmentInvariantErrors(a)).toEqual([])
+          expect(schemaErrors(a)).toEqual([])
+        }
+      }),
+    )
+    // The generated referrals do reach exported Appointments (the check is not vacuous).
+    expect(seen).toBeGreaterThan(0)
   })
 
   it('fhirId keeps valid ids and hashes the others into valid ones', () => {
@@ -465,7 +518,7 @@ describe('FHIR R4 export: routing lineage', () => {
     expect(x.organizations.map((o) => o.id)).toEqual(['gp', 'spec-a'])
   })
 
-  it('an appointment carries the scheduled start (the latest reschedule) and no invented end', () => {
+  it('given an appointment rescheduled with a duration, when exported, then the Appointment has start, end = start + duration and minutesDuration', () => {
     const x = exportOf([
       ...rerouted,
       e('AppointmentScheduled', {
@@ -477,6 +530,7 @@ describe('FHIR R4 export: routing lineage', () => {
         practiceId: 'spec-c',
         at: '2026-04-02T14:00:00.000Z',
         previousAt: '2026-04-01T09:30:00.000Z',
+        durationMinutes: 45,
         phi: { location: 'Room 5' },
       }),
     ])
@@ -486,6 +540,8 @@ describe('FHIR R4 export: routing lineage', () => {
       status: 'booked',
       basedOn: [{ reference: 'ServiceRequest/ref-lin' }],
       start: '2026-04-02T14:00:00.000Z',
+      end: '2026-04-02T14:45:00.000Z',
+      minutesDuration: 45,
       comment: 'Room 5',
       participant: [
         { actor: { reference: 'Patient/ref-lin.patient' }, status: 'accepted' },
@@ -493,7 +549,23 @@ describe('FHIR R4 export: routing lineage', () => {
       ],
     })
     expect(schemaErrors(x.appointment)).toEqual([])
+    expect(x.serviceRequest).not.toHaveProperty('occurrenceDateTime')
     expect(x.task.status).toBe('in-progress')
+  })
+
+  it('given an appointment without a duration (an event written before durations existed), when exported, then no Appointment and the start is ServiceRequest.occurrenceDateTime', () => {
+    const x = exportOf([
+      ...rerouted,
+      e('AppointmentScheduled', {
+        practiceId: 'spec-c',
+        at: '2026-04-01T09:30:00.000Z',
+        phi: { location: 'Room 4' },
+      }),
+    ])
+    expect(x.appointment).toBeNull()
+    expect(x.serviceRequest.occurrenceDateTime).toBe('2026-04-01T09:30:00.000Z')
+    expect(schemaErrors(x.serviceRequest)).toEqual([])
+    expect(JSON.stringify(fhirExportResources(x))).not.toContain('"Appointment"')
   })
 
   it('without PHI access there are no delivery Tasks and no former performer', () => {

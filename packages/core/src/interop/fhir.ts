@@ -3,6 +3,7 @@ import { isRedactedPhi } from '../referral/codecs.js'
 import { REFERRAL_FHIR_TASK_STATUS, type ReferralAggregate, type ReferralStatus } from '../referral/state.js'
 import type { Urgency } from '../shared/domain-types.js'
 import type { PracticeId } from '../shared/ids.js'
+import { addMillis } from '../shared/time.js'
 
 /**
  * FHIR R4 export of a referral (issue 16). Pure: the caller passes the referral's state, its
@@ -293,24 +294,28 @@ export const referralToFhir = ({ state, events, access }: FhirReferralSource): F
     }
   }
 
+  // An Appointment is exported only when its duration is known: R4 requires `end` next to `start`
+  // on a booked/fulfilled/noshow Appointment (invariants app-2, app-3) and the engine never invents
+  // one. Without a duration the scheduled start goes to `ServiceRequest.occurrenceDateTime`.
+  const scheduled = phi && recipient !== null ? state.appointment : null
+  const durationMinutes = scheduled?.durationMinutes ?? null
   const appointment: FhirResource | null =
-    phi && state.appointment !== null && recipient !== null
+    scheduled !== null && durationMinutes !== null && recipient !== null
       ? {
           resourceType: 'Appointment',
           id: fhirId(state.referralId),
           status:
             state.status === 'cancelled'
               ? 'cancelled'
-              : state.appointment.noShow
+              : scheduled.noShow
                 ? 'noshow'
                 : state.status === 'completed'
                   ? 'fulfilled'
                   : 'booked',
           basedOn: [referralRef],
-          // The engine records when the appointment starts, not how long it lasts: `end` is left
-          // out rather than invented. R4's invariants app-2/app-3 (not in the JSON schema) want an
-          // end next to a start on a booked appointment; see the http README ("Appointment").
-          start: state.appointment.at,
+          start: scheduled.at,
+          end: addMillis(scheduled.at, durationMinutes * 60_000),
+          minutesDuration: durationMinutes,
           ...(location === null ? {} : { comment: location }),
           participant: [
             { actor: patientRef, status: 'accepted' },
@@ -431,6 +436,7 @@ export const referralToFhir = ({ state, events, access }: FhirReferralSource): F
     priority: FHIR_PRIORITY[state.urgency],
     code,
     subject: patientRef,
+    ...(scheduled !== null && appointment === null ? { occurrenceDateTime: scheduled.at } : {}),
     authoredOn: state.sentAt,
     ...(redirects === 0 ? {} : { replaces: [ref('ServiceRequest', redirectKey(redirects))] }),
     requester: practiceRef('PractitionerRole', state.senderPracticeId),

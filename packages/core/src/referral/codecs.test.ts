@@ -155,3 +155,28 @@ describe('introspection (OpenAPI generation)', () => {
     expect([...hints.values()]).toContainEqual({ minLength: 1, maxLength: 8000 })
   })
 })
+
+describe('appointment duration', () => {
+  const scheduled = {
+    type: 'AppointmentScheduled',
+    data: { referralId: 'ref-1', practiceId: 'p-spec-a', at: '2026-01-05T09:00:00.000Z', phi: {} },
+  }
+  it('an AppointmentScheduled written before durations existed still decodes, without a duration', () => {
+    const decoded = ReferralEvent.decode(scheduled)
+    expect(isRight(decoded) && decoded.right.data).toEqual(scheduled.data)
+  })
+  it('a duration decodes when 1 … 1440 whole minutes and is refused otherwise', () => {
+    const withDuration = (d: unknown) =>
+      ReferralEvent.decode({ ...scheduled, data: { ...scheduled.data, durationMinutes: d } })
+    expect(isRight(withDuration(1))).toBe(true)
+    expect(isRight(withDuration(1440))).toBe(true)
+    for (const bad of [0, -5, 1441, 12.5, '30', null]) expect(isLeft(withDuration(bad))).toBe(true)
+    const command = (d: unknown) =>
+      ReferralUserCommandPayload.decode({
+        type: 'ScheduleAppointment',
+        data: { at: '2026-01-05T09:00:00.000Z', durationMinutes: d },
+      })
+    expect(isRight(command(45))).toBe(true)
+    expect(isLeft(command(0))).toBe(true)
+  })
+})

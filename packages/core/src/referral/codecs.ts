@@ -242,8 +242,16 @@ const Empty = t.readonly(strict({}))
 export const DeclineReferralData = t.readonly(
   t.intersection([strict({ reasonCode: ReferralDeclineReason }), optional({ phi: NotePhi })]),
 )
+/** Longest appointment the domain records: 24 hours, in whole minutes. */
+export const REFERRAL_MAX_APPOINTMENT_MINUTES = 24 * 60
+/** How long an appointment lasts, in whole minutes (1 … 1440). Optional: older events have none. */
+export const AppointmentDurationMinutes = positiveInt('DurationMinutes', REFERRAL_MAX_APPOINTMENT_MINUTES)
+
 export const ScheduleAppointmentData = t.readonly(
-  t.intersection([strict({ at: Instant }), optional({ phi: AppointmentPhi })]),
+  t.intersection([
+    strict({ at: Instant }),
+    optional({ durationMinutes: AppointmentDurationMinutes, phi: AppointmentPhi }),
+  ]),
 )
 export const CompleteReferralData = t.readonly(optional({ phi: OutcomePhi }))
 export const ChangeUrgencyData = t.readonly(
@@ -403,19 +411,24 @@ export const ReferralEvent = t.union([
     sequence: ReferralSequenceNo,
     issuedAt: Instant,
   }),
-  event('AppointmentScheduled', {
-    referralId: ReferralId,
-    practiceId: PracticeId,
-    at: Instant,
-    phi: phiOrRedacted(AppointmentPhi),
-  }),
-  event('AppointmentRescheduled', {
-    referralId: ReferralId,
-    practiceId: PracticeId,
-    at: Instant,
-    previousAt: Instant,
-    phi: phiOrRedacted(AppointmentPhi),
-  }),
+  // `durationMinutes` is optional and additive: events written before it existed decode as they
+  // are (no upcaster, schema version unchanged) and mean "duration not known".
+  eventWithOptional(
+    'AppointmentScheduled',
+    { referralId: ReferralId, practiceId: PracticeId, at: Instant, phi: phiOrRedacted(AppointmentPhi) },
+    { durationMinutes: AppointmentDurationMinutes },
+  ),
+  eventWithOptional(
+    'AppointmentRescheduled',
+    {
+      referralId: ReferralId,
+      practiceId: PracticeId,
+      at: Instant,
+      previousAt: Instant,
+      phi: phiOrRedacted(AppointmentPhi),
+    },
+    { durationMinutes: AppointmentDurationMinutes },
+  ),
   event('PatientNoShowRecorded', {
     referralId: ReferralId,
     practiceId: PracticeId,

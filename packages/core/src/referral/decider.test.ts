@@ -554,9 +554,58 @@ describe('appointments and completion', () => {
       .state() as ReferralAggregate
     expect(state.appointment).toEqual({
       at: '2026-01-10T09:00:00.000Z',
+      durationMinutes: null,
       previousAt: '2026-01-09T13:00:00.000Z',
       noShow: false,
     })
+  })
+
+  it('given an accepted referral, when scheduled with a duration, then the event and the state carry it', () => {
+    const scheduleWithDuration = userCmd('ScheduleAppointment', { at: f.at(100), durationMinutes: 30 })
+    spec(acceptedEvents)
+      .when(scheduleWithDuration)
+      .thenEmits([
+        {
+          type: 'AppointmentScheduled',
+          data: {
+            referralId: f.referralId,
+            practiceId: f.specA,
+            at: '2026-01-09T13:00:00.000Z',
+            durationMinutes: 30,
+            phi: {},
+          },
+        },
+      ])
+    const state = spec(acceptedEvents).when(scheduleWithDuration).state() as ReferralAggregate
+    expect(state.appointment?.durationMinutes).toBe(30)
+  })
+
+  it('given an appointment scheduled without a duration (an old event), when folded, then the duration is null', () => {
+    const state = spec(acceptedEvents)
+      .when(userCmd('ScheduleAppointment', { at: f.at(100) }))
+      .state() as ReferralAggregate
+    expect(state.appointment?.durationMinutes).toBeNull()
+  })
+
+  it('given a scheduled appointment, when rescheduled at the same time with a new duration, then it is a change; the same time and duration is refused', () => {
+    spec(scheduledEvents)
+      .when(userCmd('RescheduleAppointment', { at: f.at(100), durationMinutes: 20 }))
+      .thenEmits([
+        {
+          type: 'AppointmentRescheduled',
+          data: {
+            referralId: f.referralId,
+            practiceId: f.specA,
+            at: '2026-01-09T13:00:00.000Z',
+            previousAt: '2026-01-09T13:00:00.000Z',
+            durationMinutes: 20,
+            phi: {},
+          },
+        },
+      ])
+    spec([...scheduledEvents])
+      .when(userCmd('RescheduleAppointment', { at: f.at(100) }))
+      .thenFails('referral.unchanged')
   })
 
   it('reschedule: rejects the same time, an unscheduled referral and other practices', () => {

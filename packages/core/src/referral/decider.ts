@@ -73,6 +73,10 @@ const invalidTransition = (command: ReferralCommandType, status: ReferralStatus)
     }),
   )
 
+/** The command's duration, copied onto the event only when given (absent means not known). */
+const durationOf = (data: { readonly durationMinutes?: number }) =>
+  data.durationMinutes === undefined ? {} : { durationMinutes: data.durationMinutes }
+
 const isSystem = (meta: CommandMeta): boolean => meta.actor.kind === 'system'
 
 const actsForRecipient = (state: ReferralAggregate, meta: CommandMeta): boolean =>
@@ -338,13 +342,22 @@ const decideExisting = (
       if (state.status !== 'accepted') return invalidTransition(command.type, state.status)
       return ok({
         type: 'AppointmentScheduled',
-        data: { referralId, practiceId: recipient, at: command.data.at, phi: command.data.phi ?? {} },
+        data: {
+          referralId,
+          practiceId: recipient,
+          at: command.data.at,
+          ...durationOf(command.data),
+          phi: command.data.phi ?? {},
+        },
       })
     case 'RescheduleAppointment':
       if (recipient === null || !actsForRecipient(state, meta)) return forbidden()
       if (state.status !== 'scheduled' || state.appointment === null)
         return invalidTransition(command.type, state.status)
-      if (command.data.at === state.appointment.at)
+      if (
+        command.data.at === state.appointment.at &&
+        (command.data.durationMinutes ?? null) === state.appointment.durationMinutes
+      )
         return left(domainError('referral.unchanged', 'The appointment is already at this time'))
       return ok({
         type: 'AppointmentRescheduled',
@@ -353,6 +366,7 @@ const decideExisting = (
           practiceId: recipient,
           at: command.data.at,
           previousAt: state.appointment.at,
+          ...durationOf(command.data),
           phi: command.data.phi ?? {},
         },
       })

@@ -59,6 +59,8 @@ export interface ReferralDelivery {
 
 export interface ReferralAppointment {
   readonly at: Instant
+  /** Whole minutes; null when the appointment was scheduled without a duration. */
+  readonly durationMinutes: number | null
   readonly previousAt: Instant | null
   readonly noShow: boolean
 }
@@ -224,13 +226,23 @@ export const evolveReferral = (state: ReferralState, event: ReferralEvent): Refe
       return {
         ...state,
         status: 'scheduled',
-        appointment: { at: event.data.at, previousAt: null, noShow: false },
+        appointment: {
+          at: event.data.at,
+          durationMinutes: event.data.durationMinutes ?? null,
+          previousAt: null,
+          noShow: false,
+        },
       }
     case 'AppointmentRescheduled':
       return {
         ...state,
         status: 'scheduled',
-        appointment: { at: event.data.at, previousAt: event.data.previousAt, noShow: false },
+        appointment: {
+          at: event.data.at,
+          durationMinutes: event.data.durationMinutes ?? null,
+          previousAt: event.data.previousAt,
+          noShow: false,
+        },
       }
     case 'PatientNoShowRecorded':
       return {

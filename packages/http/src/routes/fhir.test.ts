@@ -20,7 +20,10 @@ describe('FHIR R4 routes', () => {
     t = await buildRoutesTestApp({ sealPhi: true })
     await t.ok('gp', 'POST', '/referrals', t.referral('fh-1'))
     await t.ok('spec', 'POST', '/referrals/fh-1/accept', {})
-    await t.ok('spec', 'POST', '/referrals/fh-1/appointment', { at: '2026-05-01T10:00:00.000Z' })
+    await t.ok('spec', 'POST', '/referrals/fh-1/appointment', {
+      at: '2026-05-01T10:00:00.000Z',
+      durationMinutes: 30,
+    })
     await t.ok('gp', 'POST', '/referrals/fh-1/messages', { messageId: 'm-1', phi: { body: 'see you' } })
     // A referral spec-a declined: spec stays a former recipient (no PHI).
     await t.ok('gp', 'POST', '/referrals', t.referral('fh-2'))
@@ -198,6 +201,35 @@ describe('FHIR R4 routes', () => {
     expect(denied.body).not.toContain(CANARY_NAME)
     expect(phiReads()).toBe(before + 1)
     expect((await t.call('gp', 'GET', '/fhir/Task/nope')).statusCode).toBe(404)
+  })
+
+  it('given the schedule route, when an appointment has a duration, then the Appointment has end = start + duration; without one, no Appointment and ServiceRequest.occurrenceDateTime', async () => {
+    const withDuration = (await t.ok('gp', 'GET', '/referrals/fh-1/fhir')).json()
+    const appointment = withDuration.entry
+      .map((e: { resource: Record<string, unknown> }) => e.resource)
+      .find((r: Record<string, unknown>) => r.resourceType === 'Appointment')
+    expect(appointment).toMatchObject({
+      status: 'booked',
+      start: '2026-05-01T10:00:00.000Z',
+      end: '2026-05-01T10:30:00.000Z',
+      minutesDuration: 30,
+    })
+    await t.ok('gp', 'POST', '/referrals', t.referral('fh-3'))
+    await t.ok('spec', 'POST', '/referrals/fh-3/accept', {})
+    const bad = await t.call('spec', 'POST', '/referrals/fh-3/appointment', {
+      at: '2026-05-02T10:00:00.000Z',
+      durationMinutes: 0,
+    })
+    expect(bad.statusCode).toBe(400)
+    await t.ok('spec', 'POST', '/referrals/fh-3/appointment', { at: '2026-05-02T10:00:00.000Z' })
+    const without = (await t.ok('gp', 'GET', '/referrals/fh-3/fhir')).json()
+    const resources = without.entry.map((e: { resource: Record<string, unknown> }) => e.resource)
+    expect(resources.map((r: { resourceType: string }) => r.resourceType)).not.toContain('Appointment')
+    expect(
+      resources.find((r: { resourceType: string }) => r.resourceType === 'ServiceRequest'),
+    ).toMatchObject({
+      occurrenceDateTime: '2026-05-02T10:00:00.000Z',
+    })
   })
 
   it('POST /fhir/ServiceRequest imports an exported ServiceRequest (round trip) and refuses bad input with an OperationOutcome', async () => {

@@ -1247,6 +1247,8 @@ export interface components {
              * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
              */
             at: string;
+            /** @description DurationMinutes */
+            durationMinutes?: number;
             phi?: {
                 /** @description Location */
                 location?: string;
