@@ -131,6 +131,36 @@ describe('startNotifications on the in-memory runtime', () => {
     expect(await world.holderOf('r-1')).toBe(specA)
   })
 
+  it("delivers to a practice's Slack incoming webhook (Block Kit, minimal fields, decision buttons) through the same address policy", async () => {
+    const world = await createWorld()
+    const specA = await world.addSpecialist('spec-a', 1)
+    notifications = await startNotifications(
+      { config: testConfig({ REFERRALS_MASTER_KEY: MASTER_KEY }), store: world.store, engine: world.engine },
+      {
+        clock: world.clock,
+        env: { NOTIFY_ALLOW_PRIVATE_WEBHOOKS: 'true', PUBLIC_BASE_URL: 'https://referrals.example/app' },
+        schedulerIntervalMs: 10,
+        deliveryIntervalMs: 10,
+      },
+    )
+    await notifications.preferences.put(
+      { kind: 'practice', practiceId: specA },
+      { channels: { slack: url.replace('/hook', '/slack') } },
+    )
+    await world.send('r-9')
+    await vi.waitFor(() => expect(received.length).toBeGreaterThan(0), { timeout: 5_000, interval: 20 })
+    const message = JSON.parse(received[0]?.body ?? '{}') as {
+      text: string
+      blocks: { type: string; elements?: { url: string }[] }[]
+    }
+    expect(message.text).toBe('New referral #r-9')
+    const buttons = message.blocks.find((b) => b.type === 'actions')?.elements ?? []
+    expect(
+      buttons.map((b) => b.url.startsWith('https://referrals.example/app/decision-links?token=v1.')),
+    ).toEqual([true, true])
+    expect(received[0]?.body).not.toContain('Canary')
+  })
+
   it('derives the decision-link key from the master key when DECISION_LINK_SECRET is unset (links survive a restart)', async () => {
     const world = await createWorld()
     const specA = await world.addSpecialist('spec-a', 1)

@@ -22,6 +22,7 @@ import {
   type PreferencesStore,
   type RetryPolicy,
   runScheduler,
+  slackChannel,
   smtpChannel,
   webhookChannel,
 } from '@referrals/notify'
@@ -31,7 +32,7 @@ import type { Config, Env } from '../config.js'
 import { safeErrorLogFields } from '../problem.js'
 import { registerNotificationRoutes } from './routes.js'
 import { type NotificationSettings, readNotificationSettings } from './settings.js'
-import { guardWebhookChannel, type ResolveHost } from './webhook-url.js'
+import { guardUrlChannel, guardWebhookChannel, type ResolveHost } from './webhook-url.js'
 
 const USED_LINK_PURGE_INTERVAL_MS = 3_600_000
 
@@ -84,7 +85,8 @@ export interface Notifications {
 /**
  * Starts notifications on a runtime: the deadline scheduler loop (reminders and expiries), the
  * outbox projector (a checkpointed subscription turning committed events into deliveries) and the
- * delivery loop over the webhook channel (always) and email (when `SMTP_URL` is set). With a
+ * delivery loop over the webhook and Slack channels (always; both behind the webhook address
+ * policy) and email (when `SMTP_URL` is set). With a
  * PostgreSQL pool the outbox, preferences and used links are tables in schema `notify`, shared by
  * every process; otherwise they are in memory. Settings are read from the environment (see
  * `readNotificationSettings`); a bad setting throws `NotificationConfigError` before anything starts.
@@ -138,7 +140,17 @@ export const startNotifications = async (
     settings.webhookPolicy,
     ...(options.resolveHost === undefined ? [] : [options.resolveHost]),
   )
-  const channels = new Map<string, Channel<never>>([['webhook', webhook]])
+  // Slack incoming webhooks are URLs from the preferences too: the same address policy applies.
+  const slack = guardUrlChannel(
+    slackChannel(),
+    (a) => a.webhookUrl,
+    settings.webhookPolicy,
+    ...(options.resolveHost === undefined ? [] : [options.resolveHost]),
+  )
+  const channels = new Map<string, Channel<never>>([
+    ['webhook', webhook],
+    ['slack', slack as Channel<never>],
+  ])
   if (smtp !== undefined) channels.set('email', smtp)
 
   const scheduler = createDeadlineScheduler(runtime.engine, {

@@ -135,21 +135,22 @@ const resolveAll: ResolveHost = async (hostname) =>
   (await lookup(hostname, { all: true, verbatim: true })).map((a) => a.address)
 
 /**
- * Wraps the webhook channel so every delivery checks its URL again (preferences may have been
+ * Wraps a channel that calls a URL from the preferences (webhook, Slack) so every delivery checks its URL again (preferences may have been
  * written before a policy change, or straight into the database) and, unless private hosts are
  * allowed, resolves the host name and refuses to call it when any address is not public. A
  * refusal is permanent (dead letter, `blocked address`). The check and the HTTP client resolve
  * separately, so a DNS answer that changes in between (rebinding) is not caught: put the service
  * behind an egress proxy or firewall that enforces the same rule where that matters.
  */
-export const guardWebhookChannel = (
-  channel: Channel<WebhookAddress>,
+export const guardUrlChannel = <A>(
+  channel: Channel<A>,
+  urlOf: (address: A) => string,
   policy: WebhookUrlPolicy,
   resolve: ResolveHost = resolveAll,
-): Channel<WebhookAddress> => ({
+): Channel<A> => ({
   name: channel.name,
   deliver: async (notification, address) => {
-    const checked = checkWebhookUrl(address.url, policy)
+    const checked = checkWebhookUrl(urlOf(address), policy)
     if (!checked.ok) return { ok: false, retryable: false, reason: 'blocked address' }
     const host = checked.url.hostname.replace(/^\[|\]$/g, '')
     if (!policy.allowPrivate && isIP(host) === 0) {
@@ -165,3 +166,10 @@ export const guardWebhookChannel = (
     return channel.deliver(notification, address)
   },
 })
+
+/** `guardUrlChannel` for the webhook channel (its address is `{ url }`). */
+export const guardWebhookChannel = (
+  channel: Channel<WebhookAddress>,
+  policy: WebhookUrlPolicy,
+  resolve: ResolveHost = resolveAll,
+): Channel<WebhookAddress> => guardUrlChannel(channel, (a) => a.url, policy, resolve)
