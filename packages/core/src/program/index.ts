@@ -1,0 +1,5 @@
+export * from './codecs.js'
+export * from './decider.js'
+export * from './link-code.js'
+export * from './stream.js'
+export * from './views.js'
