@@ -3,14 +3,19 @@ import type { CommandMeta } from '../shared/decider.js'
 import {
   type CommandId,
   type CorrelationId,
+  type IntakeId,
+  type PatientId,
   type PracticeId,
   type ProgramId,
+  type ReferralId,
   type ReferralLinkId,
   type UserId,
   unsafeId,
 } from '../shared/ids.js'
 import type { Instant } from '../shared/time.js'
 import type { ConsentVersion, ProgramEvent, ProgramTarget } from './codecs.js'
+import type { IntakeEvent, IntakePhi } from './intake-codecs.js'
+import type { IntakeLinkContext } from './intake-decider.js'
 import type { LinkCode } from './link-code.js'
 
 /** Shared test values for the program module: a practice `clinic-1` owned by alice, one program. */
@@ -76,3 +81,49 @@ export const linkACreated: ProgramEvent = {
     createdAt: T0,
   },
 }
+
+export const intakeId = unsafeId<IntakeId>('in-1')
+export const patientId = unsafeId<PatientId>('pat-1')
+export const referralId = unsafeId<ReferralId>('ref-1')
+
+/** The link context of `link-a` while active, with consent version 1 current. */
+export const linkAContext: IntakeLinkContext = {
+  programId,
+  practiceId,
+  linkId: linkA,
+  status: 'active',
+  attribution: { channel: 'word-of-mouth', campaign: 'spring', serviceLine: 'dermatology' },
+  currentConsentVersion: 1 as ConsentVersion,
+}
+
+export const opened = (
+  id: IntakeId = intakeId,
+  linkId: ReferralLinkId = linkA,
+  at: Instant = T0,
+): IntakeEvent => ({
+  type: 'ReferralLinkOpened',
+  data: { intakeId: id, programId, practiceId, linkId, attribution: linkAContext.attribution, openedAt: at },
+})
+
+/** Canary PHI: tests look for these strings where PHI must not be. */
+export const canaryPhi: IntakePhi = {
+  patient: {
+    givenName: 'Canaryname',
+    familyName: 'Phisurname',
+    dateOfBirth: '1980-02-29',
+    email: 'canary@example.org',
+  },
+}
+
+export const submitted = (id: IntakeId = intakeId, at: Instant = T1): IntakeEvent => ({
+  type: 'IntakeSubmitted',
+  data: {
+    intakeId: id,
+    patientId,
+    submittedBy: { kind: 'patient' },
+    consent: { version: 1 as ConsentVersion, agreedAt: at },
+    communication: { email: true, sms: false, phone: false, mail: false },
+    phi: canaryPhi,
+    submittedAt: at,
+  },
+})

@@ -1,5 +1,7 @@
 export * from './codecs.js'
 export * from './decider.js'
+export * from './intake-codecs.js'
+export * from './intake-decider.js'
 export * from './link-code.js'
 export * from './stream.js'
 export * from './views.js'

@@ -1,5 +1,6 @@
 import type { ReferralLinkId } from '../shared/ids.js'
 import type { ProgramLink, ProgramState, PublishedConsent } from './decider.js'
+import type { IntakeLinkContext } from './intake-decider.js'
 
 /** The consent version new intakes agree to: the latest published one, or null before the first. */
 export const currentConsent = (state: ProgramState): PublishedConsent | null =>
@@ -7,3 +8,20 @@ export const currentConsent = (state: ProgramState): PublishedConsent | null =>
 
 export const linkOf = (state: ProgramState, linkId: ReferralLinkId): ProgramLink | null =>
   state.exists ? (state.links.find((l) => l.linkId === linkId) ?? null) : null
+
+/**
+ * What intake commands on `linkId` need to know, from the program's state: the link's status and
+ * attribution and the consent version to agree to. Null when the program or the link does not exist.
+ */
+export const intakeLinkContext = (state: ProgramState, linkId: ReferralLinkId): IntakeLinkContext | null => {
+  const link = linkOf(state, linkId)
+  if (!state.exists || link === null) return null
+  return {
+    programId: state.programId,
+    practiceId: state.practiceId,
+    linkId,
+    status: link.status,
+    attribution: link.attribution,
+    currentConsentVersion: currentConsent(state)?.version ?? null,
+  }
+}
