@@ -1,8 +1,18 @@
 import * as t from 'io-ts'
 import { boundedText, ReferralAttribution } from '../referral/codecs.js'
 import { CategoryRef } from '../shared/domain-types.js'
-import { PracticeId, ProgramId, ReferralLinkId, ReferrerId, RegionId, SpecialtyId } from '../shared/ids.js'
+import {
+  IncentiveRuleId,
+  IntakeId,
+  PracticeId,
+  ProgramId,
+  ReferralLinkId,
+  ReferrerId,
+  RegionId,
+  SpecialtyId,
+} from '../shared/ids.js'
 import { Instant } from '../shared/time.js'
+import { IncentiveFacts, IncentiveRefusalReason, IncentiveRule, ReferrerRef } from './incentives.js'
 import { LinkCode } from './link-code.js'
 
 const strict = <P extends t.Props>(props: P) => t.exact(t.type(props))
@@ -77,6 +87,15 @@ export const CreateReferralLinkPayload = command(
 export const PauseReferralLinkPayload = command('PauseReferralLink', LinkRef)
 export const ResumeReferralLinkPayload = command('ResumeReferralLink', LinkRef)
 export const RetireReferralLinkPayload = command('RetireReferralLink', LinkRef)
+export const DefineIncentiveRulePayload = command(
+  'DefineIncentiveRule',
+  t.readonly(strict({ rule: IncentiveRule })),
+)
+/** Decides whether the conversion of `intakeId` earns its referrer the rule's reward (the engine or an owner). */
+export const DecideIncentivePayload = command(
+  'DecideIncentive',
+  t.readonly(strict({ ruleId: IncentiveRuleId, intakeId: IntakeId })),
+)
 
 /** Every program command as `{ type, data }`. All but `CreateProgram` target the program's stream. */
 export const ProgramCommandPayload = t.union([
@@ -86,6 +105,8 @@ export const ProgramCommandPayload = t.union([
   PauseReferralLinkPayload,
   ResumeReferralLinkPayload,
   RetireReferralLinkPayload,
+  DefineIncentiveRulePayload,
+  DecideIncentivePayload,
 ])
 export type ProgramCommandPayload = t.TypeOf<typeof ProgramCommandPayload>
 export type ProgramCommandType = ProgramCommandPayload['type']
@@ -124,6 +145,26 @@ export const ReferralLinkRetired = event('ReferralLinkRetired', {
   linkId: ReferralLinkId,
   retiredAt: Instant,
 })
+export const IncentiveRuleDefined = event('IncentiveRuleDefined', { rule: IncentiveRule, definedAt: Instant })
+/** Every decision carries the rule as it was and the facts it was decided on: an auditor replays it. */
+export const IncentiveAwarded = event('IncentiveAwarded', {
+  rule: IncentiveRule,
+  intakeId: IntakeId,
+  linkId: ReferralLinkId,
+  referrer: ReferrerRef,
+  facts: IncentiveFacts,
+  reason: t.literal('eligible'),
+  decidedAt: Instant,
+})
+export const IncentiveRefused = event('IncentiveRefused', {
+  rule: IncentiveRule,
+  intakeId: IntakeId,
+  linkId: ReferralLinkId,
+  referrer: t.union([ReferrerRef, t.null]),
+  facts: IncentiveFacts,
+  reason: IncentiveRefusalReason,
+  decidedAt: Instant,
+})
 
 /** Every program event: decodes events read from `program-<programId>` streams. */
 export const ProgramEvent = t.union([
@@ -133,6 +174,9 @@ export const ProgramEvent = t.union([
   ReferralLinkPaused,
   ReferralLinkResumed,
   ReferralLinkRetired,
+  IncentiveRuleDefined,
+  IncentiveAwarded,
+  IncentiveRefused,
 ])
 export type ProgramEvent = t.TypeOf<typeof ProgramEvent>
 export type ProgramEventType = ProgramEvent['type']

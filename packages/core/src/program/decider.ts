@@ -2,18 +2,37 @@ import { type Either, left, right } from 'fp-ts/lib/Either.js'
 import type { Actor } from '../shared/actor.js'
 import type { CommandMeta, Decider } from '../shared/decider.js'
 import { absurd, type DomainError, domainError } from '../shared/errors.js'
-import type { PracticeId, ProgramId, ReferralLinkId } from '../shared/ids.js'
+import type { IncentiveRuleId, IntakeId, PracticeId, ProgramId, ReferralLinkId } from '../shared/ids.js'
 import type { Instant } from '../shared/time.js'
 import type {
   ConsentVersion,
   LinkAttribution,
   ProgramCommandPayload,
+  ProgramCommandType,
   ProgramEvent,
   ProgramTarget,
 } from './codecs.js'
+import {
+  evaluateIncentive,
+  type GivenAward,
+  type IncentiveConversion,
+  type IncentiveRefusalReason,
+  type IncentiveRule,
+  type ReferrerRef,
+} from './incentives.js'
 import type { LinkCode } from './link-code.js'
 
-export type ProgramCommand = ProgramCommandPayload & { readonly meta: CommandMeta }
+/**
+ * A program command: payload, metadata and, for `DecideIncentive`, the conversion facts the
+ * application layer resolved (`incentiveConversion`); `null` means "no such intake".
+ */
+export type ProgramCommand = {
+  [K in ProgramCommandType]: Extract<ProgramCommandPayload, { type: K }> & {
+    readonly meta: CommandMeta
+  } & (K extends 'DecideIncentive'
+      ? { readonly context: { readonly conversion: IncentiveConversion | null } }
+      : { readonly context?: undefined })
+}[ProgramCommandType]
 
 export type LinkStatus = 'active' | 'paused' | 'retired'
 
@@ -43,6 +62,17 @@ export interface ExistingProgram {
   readonly consents: readonly PublishedConsent[]
   /** In creation order; retired links stay, with their history. */
   readonly links: readonly ProgramLink[]
+  readonly incentiveRules: readonly IncentiveRule[]
+  /** Every award and refusal, oldest first. */
+  readonly incentiveDecisions: readonly IncentiveDecision[]
+}
+
+export interface IncentiveDecision {
+  readonly ruleId: IncentiveRuleId
+  readonly intakeId: IntakeId
+  readonly outcome: 'awarded' | IncentiveRefusalReason
+  readonly referrer: ReferrerRef | null
+  readonly decidedAt: Instant
 }
 
 export type ProgramState = { readonly exists: false } | ExistingProgram
@@ -95,12 +125,91 @@ const decideOnLink = (
   return link === undefined ? linkNotFound() : change(link)
 }
 
+const sameRule = (a: IncentiveRule, b: IncentiveRule): boolean =>
+  a.ruleId === b.ruleId &&
+  a.reward.kind === b.reward.kind &&
+  a.reward.description === b.reward.description &&
+  a.eligibility.length === b.eligibility.length &&
+  a.eligibility.every((c, i) => b.eligibility[i] === c) &&
+  a.caps.perReferrer === b.caps.perReferrer &&
+  a.caps.perPeriod.days === b.caps.perPeriod.days &&
+  a.caps.perPeriod.max === b.caps.perPeriod.max &&
+  a.disclosureText === b.disclosureText
+
+const decideDefineRule = (program: ExistingProgram, proposed: IncentiveRule, now: Instant): Decision => {
+  const rule: IncentiveRule = {
+    ...proposed,
+    reward: { kind: proposed.reward.kind, description: proposed.reward.description.trim() },
+    eligibility: [...new Set(proposed.eligibility)],
+    disclosureText: proposed.disclosureText.trim(),
+  }
+  if (rule.eligibility.length === 0)
+    return fail('program.invalid_rule', 'An incentive rule needs at least one eligibility condition', {
+      field: 'rule.eligibility',
+    })
+  const existing = program.incentiveRules.find((r) => r.ruleId === rule.ruleId)
+  if (existing !== undefined)
+    return sameRule(existing, rule)
+      ? unchanged
+      : fail('program.rule_exists', 'An incentive rule with this id exists; rules are never changed')
+  return emit({ type: 'IncentiveRuleDefined', data: { programId: program.programId, rule, definedAt: now } })
+}
+
+const awardsOf = (program: ExistingProgram): readonly GivenAward[] =>
+  program.incentiveDecisions.flatMap((d) =>
+    d.outcome === 'awarded' && d.referrer !== null
+      ? [{ ruleId: d.ruleId, referrer: d.referrer, awardedAt: d.decidedAt }]
+      : [],
+  )
+
+/**
+ * One conversion under one rule. Every outcome is an event with the rule and the facts, except
+ * restating: a conversion already awarded under the rule, or refused again for the same reason,
+ * emits nothing (so retries and re-deliveries never award twice).
+ */
+const decideIncentive = (
+  program: ExistingProgram,
+  command: Extract<ProgramCommand, { type: 'DecideIncentive' }>,
+): Decision => {
+  const { ruleId, intakeId } = command.data
+  const rule = program.incentiveRules.find((r) => r.ruleId === ruleId)
+  if (rule === undefined)
+    return fail('program.rule_not_found', 'No incentive rule with this id in this program')
+  const { conversion } = command.context
+  if (conversion === null) return fail('program.conversion_not_found', 'No intake with this id')
+  if (conversion.intakeId !== intakeId || !program.links.some((l) => l.linkId === conversion.linkId))
+    return fail('program.context_mismatch', 'The conversion does not belong to this program')
+  const previous = program.incentiveDecisions.filter((d) => d.ruleId === ruleId && d.intakeId === intakeId)
+  if (previous.some((d) => d.outcome === 'awarded')) return unchanged
+  const result = evaluateIncentive(rule, awardsOf(program), conversion, command.meta.now)
+  const common = {
+    programId: program.programId,
+    rule,
+    intakeId,
+    linkId: conversion.linkId,
+    facts: conversion.facts,
+    decidedAt: command.meta.now,
+  }
+  if (result.outcome === 'awarded')
+    return emit({
+      type: 'IncentiveAwarded',
+      data: { ...common, referrer: result.referrer, reason: 'eligible' },
+    })
+  if (previous.at(-1)?.outcome === result.reason) return unchanged
+  return emit({
+    type: 'IncentiveRefused',
+    data: { ...common, referrer: conversion.referrer, reason: result.reason },
+  })
+}
+
 const decideExisting = (command: ProgramCommand, program: ExistingProgram): Decision => {
   const { programId } = program
   const now = command.meta.now
   if (command.type === 'CreateProgram')
     return fail('program.already_exists', 'A program with this id already exists')
-  if (!ownsPractice(command.meta.actor, program.practiceId)) return forbidden()
+  // Conversions are decided by the engine as they complete, or by an owner; all else is the owners'.
+  const engineDecides = command.type === 'DecideIncentive' && command.meta.actor.kind === 'system'
+  if (!engineDecides && !ownsPractice(command.meta.actor, program.practiceId)) return forbidden()
   switch (command.type) {
     case 'PublishConsentVersion': {
       const consentText = command.data.consentText.trim()
@@ -162,6 +271,12 @@ const decideExisting = (command: ProgramCommand, program: ExistingProgram): Deci
         return emit({ type: 'ReferralLinkRetired', data: { programId, linkId: link.linkId, retiredAt: now } })
       })
 
+    case 'DefineIncentiveRule':
+      return decideDefineRule(program, command.data.rule, now)
+
+    case 'DecideIncentive':
+      return decideIncentive(program, command)
+
     default:
       return absurd(command)
   }
@@ -171,7 +286,8 @@ const decideExisting = (command: ProgramCommand, program: ExistingProgram): Deci
  * Business rules of a referral program. Owners of the program's practice manage it (memberships
  * come from the practice stream through the application layer). Consent texts are versioned and
  * never edited: publishing new wording adds a version. A link is active, paused or retired;
- * retiring is final. Restating the current state (pausing a paused link, publishing the current
+ * retiring is final. Incentive rules are defined once and never changed; each conversion is decided
+ * under a rule on this stream, so the caps count every award. Restating the current state (pausing a paused link, publishing the current
  * wording again, retrying a link creation) is accepted and emits nothing.
  */
 export const decideProgram = (command: ProgramCommand, state: ProgramState): Decision => {
@@ -196,7 +312,17 @@ export const evolveProgram = (state: ProgramState, event: ProgramEvent): Program
   if (event.type === 'ProgramCreated') {
     if (state.exists) return state
     const { programId, practiceId, name, target } = event.data
-    return { exists: true, programId, practiceId, name, target, consents: [], links: [] }
+    return {
+      exists: true,
+      programId,
+      practiceId,
+      name,
+      target,
+      consents: [],
+      links: [],
+      incentiveRules: [],
+      incentiveDecisions: [],
+    }
   }
   if (!state.exists) return state
   switch (event.type) {
@@ -214,6 +340,20 @@ export const evolveProgram = (state: ProgramState, event: ProgramEvent): Program
       return withLink(state, event.data.linkId, 'active')
     case 'ReferralLinkRetired':
       return withLink(state, event.data.linkId, 'retired')
+    case 'IncentiveRuleDefined':
+      return { ...state, incentiveRules: [...state.incentiveRules, event.data.rule] }
+    case 'IncentiveAwarded':
+    case 'IncentiveRefused': {
+      const { rule, intakeId, referrer, decidedAt } = event.data
+      const outcome = event.type === 'IncentiveAwarded' ? 'awarded' : event.data.reason
+      return {
+        ...state,
+        incentiveDecisions: [
+          ...state.incentiveDecisions,
+          { ruleId: rule.ruleId, intakeId, outcome, referrer, decidedAt },
+        ],
+      }
+    }
     default:
       return absurd(event)
   }
