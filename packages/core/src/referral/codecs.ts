@@ -45,7 +45,7 @@ const refine = <A, O>(
 }
 
 /** A string of 1..`max` characters that is not only whitespace. */
-const boundedText = (name: string, max: number) =>
+export const boundedText = (name: string, max: number) =>
   refine(t.string, (s) => s.trim().length > 0 && s.length <= max, name, { minLength: 1, maxLength: max })
 
 const isCalendarDate = (s: string): boolean => {
@@ -104,7 +104,9 @@ export type ReferralRedactedPhi = t.TypeOf<typeof ReferralRedactedPhi>
  * (an exact codec would otherwise strip the marker and decode `{}`).
  */
 const hasRedactedKey = (u: unknown): boolean => typeof u === 'object' && u !== null && 'redacted' in u
-const phiPayload = <C extends t.Mixed>(codec: C): t.RefinementType<C, t.TypeOf<C>, t.OutputOf<C>, unknown> =>
+export const phiPayload = <C extends t.Mixed>(
+  codec: C,
+): t.RefinementType<C, t.TypeOf<C>, t.OutputOf<C>, unknown> =>
   new t.RefinementType<C, t.TypeOf<C>, t.OutputOf<C>, unknown>(
     codec.name,
     (u): u is t.TypeOf<C> => codec.is(u) && !hasRedactedKey(u),

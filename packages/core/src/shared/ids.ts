@@ -30,6 +30,17 @@ export const AttachmentId = brandedId('AttachmentId')
 export type AttachmentId = t.TypeOf<typeof AttachmentId>
 export const MessageId = brandedId('MessageId')
 export type MessageId = t.TypeOf<typeof MessageId>
+export const ProgramId = brandedId('ProgramId')
+export type ProgramId = t.TypeOf<typeof ProgramId>
+export const ReferralLinkId = brandedId('ReferralLinkId')
+export type ReferralLinkId = t.TypeOf<typeof ReferralLinkId>
+export const IntakeId = brandedId('IntakeId')
+export type IntakeId = t.TypeOf<typeof IntakeId>
+export const IncentiveRuleId = brandedId('IncentiveRuleId')
+export type IncentiveRuleId = t.TypeOf<typeof IncentiveRuleId>
+/** A pseudonymous person who refers others through a link (no name: the id is all the program stores). */
+export const ReferrerId = brandedId('ReferrerId')
+export type ReferrerId = t.TypeOf<typeof ReferrerId>
 export const EventId = brandedId('EventId')
 export type EventId = t.TypeOf<typeof EventId>
 export const CommandId = brandedId('CommandId')
