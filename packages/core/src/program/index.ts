@@ -1,5 +1,6 @@
 export * from './codecs.js'
 export * from './decider.js'
+export * from './funnel.js'
 export * from './incentives.js'
 export * from './intake-codecs.js'
 export * from './intake-decider.js'
