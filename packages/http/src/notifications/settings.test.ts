@@ -50,6 +50,35 @@ describe('readNotificationSettings', () => {
     ).toMatchObject({ port: 465, secure: true, requireTLS: false })
   })
 
+  it('configures an HTTP SMS gateway (https in production, bearer token) and names bad settings without their values', () => {
+    expect(readNotificationSettings(dev, {}).smsGateway).toBeUndefined()
+    const s = readNotificationSettings(production, {
+      PUBLIC_BASE_URL: 'https://referrals.example',
+      SMS_GATEWAY_URL: 'https://sms.example/v1/messages',
+      SMS_GATEWAY_FROM: 'Referrals',
+      SMS_GATEWAY_TOKEN: 'tok_0123456789',
+    })
+    expect(s.smsGateway).toEqual({
+      url: 'https://sms.example/v1/messages',
+      from: 'Referrals',
+      auth: { kind: 'bearer', token: 'tok_0123456789' },
+    })
+    const problems = problemsOf(() =>
+      readNotificationSettings(production, {
+        PUBLIC_BASE_URL: 'https://referrals.example',
+        SMS_GATEWAY_URL: 'http://user:canarypass@sms.example/v1',
+        SMS_GATEWAY_FROM: 'a sender id far too long',
+        SMS_GATEWAY_TOKEN: 'short',
+      }),
+    )
+    expect(problems.map((p) => p.split(' ')[0])).toEqual([
+      'SMS_GATEWAY_URL',
+      'SMS_GATEWAY_FROM',
+      'SMS_GATEWAY_TOKEN',
+    ])
+    expect(problems.join('\n')).not.toContain('canarypass')
+  })
+
   it('lists every problem by variable name, never the values', () => {
     const secretish = 'short-canary-secret'
     const problems = problemsOf(() =>

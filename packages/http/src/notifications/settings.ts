@@ -1,5 +1,5 @@
 import { hkdfSync } from 'node:crypto'
-import type { SmtpOptions } from '@referrals/notify'
+import type { HttpSmsOptions, SmtpOptions } from '@referrals/notify'
 import type { Config, Env } from '../config.js'
 import type { WebhookUrlPolicy } from './webhook-url.js'
 
@@ -15,6 +15,8 @@ export interface NotificationSettings {
   /** Signs webhooks of subscribers without their own secret; without it they get no webhooks. */
   readonly webhookSecret: string | undefined
   readonly smtp: SmtpOptions | undefined
+  /** An HTTP SMS gateway (`SMS_GATEWAY_URL`, `SMS_GATEWAY_FROM`, `SMS_GATEWAY_TOKEN`): the `sms` channel. */
+  readonly smsGateway: HttpSmsOptions | undefined
   readonly webhookPolicy: WebhookUrlPolicy
   readonly schedulerIntervalMs: number
   readonly deliveryIntervalMs: number
@@ -82,8 +84,8 @@ const parseSmtpUrl = (
 
 /**
  * Reads `PUBLIC_BASE_URL`, `DECISION_LINK_SECRET`, `NOTIFY_WEBHOOK_SECRET`, `SMTP_URL`,
- * `SMTP_FROM`, `NOTIFY_ALLOW_PRIVATE_WEBHOOKS`, `NOTIFY_SCHEDULER_INTERVAL` and
- * `NOTIFY_DELIVERY_INTERVAL`; throws `NotificationConfigError` listing every problem.
+ * `SMTP_FROM`, `SMS_GATEWAY_URL`, `SMS_GATEWAY_FROM`, `SMS_GATEWAY_TOKEN`,
+ * `NOTIFY_ALLOW_PRIVATE_WEBHOOKS`, `NOTIFY_SCHEDULER_INTERVAL` and `NOTIFY_DELIVERY_INTERVAL`; throws `NotificationConfigError` listing every problem.
  */
 export const readNotificationSettings = (config: Config, env: Env = process.env): NotificationSettings => {
   const problems: string[] = []
@@ -149,6 +151,40 @@ export const readNotificationSettings = (config: Config, env: Env = process.env)
     else smtp = parsed
   }
 
+  let smsGateway: HttpSmsOptions | undefined
+  const smsUrl = get('SMS_GATEWAY_URL')
+  if (smsUrl !== undefined) {
+    let url: URL | undefined
+    try {
+      url = new URL(smsUrl)
+    } catch {
+      url = undefined
+    }
+    const ok =
+      url !== undefined &&
+      url.username === '' &&
+      url.password === '' &&
+      (url.protocol === 'https:' || (url.protocol === 'http:' && (!production || isLocalHost(url.hostname))))
+    if (!ok)
+      problems.push(
+        'SMS_GATEWAY_URL must be an https URL without credentials (http allowed outside production)',
+      )
+    const from = get('SMS_GATEWAY_FROM')
+    if (from === undefined || !/^(\+[1-9]\d{6,14}|[A-Za-z0-9 ]{1,11})$/.test(from))
+      problems.push(
+        'SMS_GATEWAY_FROM must be an E.164 number or an alphanumeric sender id of at most 11 characters',
+      )
+    const token = get('SMS_GATEWAY_TOKEN')
+    if (token !== undefined && (token.length < 8 || token.length > 512 || /[\r\n]/.test(token)))
+      problems.push('SMS_GATEWAY_TOKEN must be 8 to 512 characters on one line')
+    if (ok && from !== undefined)
+      smsGateway = {
+        url: smsUrl,
+        from,
+        ...(token === undefined ? {} : { auth: { kind: 'bearer' as const, token } }),
+      }
+  }
+
   const allow = get('NOTIFY_ALLOW_PRIVATE_WEBHOOKS') ?? 'false'
   if (allow !== 'true' && allow !== 'false')
     problems.push('NOTIFY_ALLOW_PRIVATE_WEBHOOKS must be true or false')
@@ -170,6 +206,7 @@ export const readNotificationSettings = (config: Config, env: Env = process.env)
     decisionLinkSecret,
     webhookSecret,
     smtp,
+    smsGateway,
     webhookPolicy: { httpsOnly: production, allowPrivate: allow === 'true' },
     schedulerIntervalMs,
     deliveryIntervalMs,

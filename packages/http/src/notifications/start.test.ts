@@ -161,6 +161,40 @@ describe('startNotifications on the in-memory runtime', () => {
     expect(received[0]?.body).not.toContain('Canary')
   })
 
+  it("delivers a practice's SMS through the configured HTTP gateway: the number and the fixed wording, no patient data", async () => {
+    const world = await createWorld()
+    const specA = await world.addSpecialist('spec-a', 1)
+    notifications = await startNotifications(
+      { config: testConfig({ REFERRALS_MASTER_KEY: MASTER_KEY }), store: world.store, engine: world.engine },
+      {
+        clock: world.clock,
+        env: {
+          SMS_GATEWAY_URL: url.replace('/hook', '/sms'),
+          SMS_GATEWAY_FROM: '+15145550100',
+          SMS_GATEWAY_TOKEN: 'tok_0123456789',
+        },
+        schedulerIntervalMs: 10,
+        deliveryIntervalMs: 10,
+      },
+    )
+    expect(notifications.settings.smsGateway?.from).toBe('+15145550100')
+    await notifications.preferences.put(
+      { kind: 'practice', practiceId: specA },
+      { channels: { sms: '+15145550123' } },
+    )
+    await world.send('r-7')
+    await vi.waitFor(() => expect(received.length).toBeGreaterThan(0), { timeout: 5_000, interval: 20 })
+    const sms = JSON.parse(received[0]?.body ?? '{}') as {
+      to: string
+      from: string
+      text: string
+      parts: number
+    }
+    expect([sms.to, sms.from, sms.parts]).toEqual(['+15145550123', '+15145550100', 1])
+    expect(sms.text).toContain('r-7')
+    expect(received[0]?.body).not.toContain('Canary')
+  })
+
   it('derives the decision-link key from the master key when DECISION_LINK_SECRET is unset (links survive a restart)', async () => {
     const world = await createWorld()
     const specA = await world.addSpecialist('spec-a', 1)

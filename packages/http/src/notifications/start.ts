@@ -15,6 +15,7 @@ import {
   createPostgresUsedLinks,
   type DecisionLinks,
   deliverDue,
+  httpSmsChannel,
   inMemoryOutbox,
   inMemoryPreferences,
   inMemoryUsedLinks,
@@ -86,7 +87,8 @@ export interface Notifications {
  * Starts notifications on a runtime: the deadline scheduler loop (reminders and expiries), the
  * outbox projector (a checkpointed subscription turning committed events into deliveries) and the
  * delivery loop over the webhook and Slack channels (always; both behind the webhook address
- * policy) and email (when `SMTP_URL` is set). With a
+ * policy), email (when `SMTP_URL` is set) and SMS through an HTTP gateway (when `SMS_GATEWAY_URL`
+ * is set: practices' and users' `channels.sms`; patient SMS is not enabled by the service yet). With a
  * PostgreSQL pool the outbox, preferences and used links are tables in schema `notify`, shared by
  * every process; otherwise they are in memory. Settings are read from the environment (see
  * `readNotificationSettings`); a bad setting throws `NotificationConfigError` before anything starts.
@@ -152,6 +154,8 @@ export const startNotifications = async (
     ['slack', slack as Channel<never>],
   ])
   if (smtp !== undefined) channels.set('email', smtp)
+  if (settings.smsGateway !== undefined)
+    channels.set('sms', httpSmsChannel(settings.smsGateway) as Channel<never>)
 
   const scheduler = createDeadlineScheduler(runtime.engine, {
     clock,
