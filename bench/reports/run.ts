@@ -1,0 +1,389 @@
+/**
+ * Reports at scale (issue 14, "Scale"): writes a synthetic year of referral histories into
+ * PostgreSQL in bulk, then measures (1) the referral-facts projection's rebuild from the event
+ * store in events/s with RSS at 25/50/100 % and (2) p50/p99 of each report route through the real
+ * application. A benchmark: it prints and writes figures, it asserts nothing.
+ *
+ *   npx tsx bench/reports/run.ts --quick            # 20,000 referrals
+ *   npx tsx bench/reports/run.ts --referrals 100000
+ *
+ * How the history is made (see bench/reports/README.md): the real engine writes the demo dataset
+ * and its made-up weeks of referrals (`seedDemoHistory`: sent, routed, delivered, declined and
+ * re-routed, accepted, scheduled, completed, no-shows, unassigned). Those stored referral streams
+ * are the templates; each synthetic referral is a copy of one template with its ids, specialist,
+ * region and times changed, inserted with multi-row INSERTs straight into `<schema>.events` and
+ * `<schema>.streams`, at global positions built like `append_events` builds them.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { type Instant, REDACTED } from '@referrals/core'
+import { buildApp } from '../../packages/http/src/app.js'
+import { issueDevToken } from '../../packages/http/src/auth.js'
+import { loadConfig } from '../../packages/http/src/config.js'
+import { DEMO, seedDemo } from '../../packages/http/src/demo.js'
+import { seedDemoHistory, settableClock } from '../../packages/http/src/demo-history.js'
+import { registerResourceRoutes } from '../../packages/http/src/routes/resources.js'
+import { openRuntime, stopServer, systemClock } from '../../packages/http/src/server.js'
+
+const POSITION_TX_SHIFT = 16n // as in packages/adapters/postgres/src/migrations.ts
+const PER_TX = 60_000 // < 2^16 events per transaction
+const PER_INSERT = 5_000
+const YEAR_MS = 365 * 86_400_000
+const START = Date.parse('2026-01-01T00:00:00Z')
+const ROUTES = ['funnel', 'timings', 'wait-times', 'fairness', 'attribution'] as const
+const TARGET_EVENTS_PER_S = 100_000
+const TARGET_P99_MS = 200
+
+const argv = process.argv.slice(2)
+const flag = (name: string) => argv.indexOf(`--${name}`)
+const quick = flag('quick') >= 0
+const referralsArg = flag('referrals') >= 0 ? Number(argv[flag('referrals') + 1]) : undefined
+const N = referralsArg ?? (quick ? 20_000 : 1_000_000)
+if (!Number.isSafeInteger(N) || N < 1) throw new Error('--referrals takes a positive integer')
+const SAMPLES = Number(argv[flag('samples') + 1] ?? (flag('samples') >= 0 ? 0 : 20)) || 20
+const suffix = quick ? '-quick' : referralsArg !== undefined && N !== 1_000_000 ? `-${N}` : ''
+
+const mb = () => Math.round(process.memoryUsage().rss / 1048576)
+const log = (s: string) => process.stdout.write(`${s}\n`)
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? Number.NaN
+}
+
+const dataDir = mkdtempSync(path.join(tmpdir(), 'bench-reports-'))
+const env = { ...process.env }
+if (env.DATABASE_URL === undefined) env.REFERRALS_DATA_DIR = dataDir
+env.LOG_LEVEL ??= 'warn' // one request-log line per measured request would be noise here
+const config = await loadConfig(env, () => undefined)
+const clock = settableClock(systemClock)
+const runtime = await openRuntime(config, { clock })
+const pool = runtime.pool
+const facts = runtime.referralFacts
+if (pool === undefined || facts === undefined) throw new Error('the reports benchmark needs PostgreSQL')
+
+// 1. Templates: the demo dataset and its history, written by the engine.
+const t0 = Date.now()
+await seedDemo(runtime.engine)
+const templateEnd = new Date(START + 7 * 7 * 86_400_000).toISOString() as Instant
+const seeded = await seedDemoHistory(runtime.engine, clock, { end: templateEnd, weeks: 6 })
+clock.release()
+const schemaRow = await pool.query<{ s: string }>(
+  `SELECT table_schema AS s FROM information_schema.columns
+   WHERE table_name = 'events' AND column_name = 'global_position' LIMIT 1`,
+)
+const schema = `"${schemaRow.rows[0]?.s}"`
+interface Row {
+  stream_id: string
+  version: number
+  event_id: string
+  type: string
+  schema_version: number
+  data: string
+  metadata: string
+}
+const rows = await pool.query<Row>(
+  `SELECT stream_id, version, event_id, type, schema_version, data::text AS data, metadata::text AS metadata
+   FROM ${schema}.events WHERE stream_id ^@ 'referral-' ORDER BY stream_id, version`,
+)
+// Sealed PHI is bound to its event and stream id (AES-GCM associated data), so a copy cannot carry
+// its template's ciphertext: copies carry PHI as `{ redacted: true }`, the form the service reads
+// for an erased patient (crypto-shredding). The facts projection reads no PHI.
+let redactedPhi = 0
+for (const r of rows.rows) {
+  const data = JSON.parse(r.data) as { phi?: unknown }
+  if (typeof data.phi === 'object' && data.phi !== null && 'sealed' in data.phi) {
+    r.data = JSON.stringify({ ...data, phi: REDACTED })
+    redactedPhi++
+  }
+}
+const templates = new Map<string, Row[]>()
+for (const r of rows.rows) templates.set(r.stream_id, [...(templates.get(r.stream_id) ?? []), r])
+const shapes = [...templates.values()]
+const eventsPerReferral = rows.rows.length / shapes.length
+log(
+  `templates: ${shapes.length} referral streams (${rows.rows.length} events) from seedDemoHistory in ${Date.now() - t0} ms`,
+)
+
+// 2. Synthetic network: 4 demo specialists × 250 = 1,000 specialists, 2 regions × 50 = 100 regions.
+const SPECIALIST_COPIES = 250
+const REGION_COPIES = 50
+const specialistIds = DEMO.specialists.map((s) => s.practiceId)
+const specialistRe = new RegExp(`"(${specialistIds.join('|')})"`, 'g')
+const regionRe = /"(north|south)"/g
+const instantRe = /"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z)"/g
+const templateFirst = Math.min(
+  ...shapes.map((s) => Date.parse(JSON.parse(s[0]?.metadata ?? '{}').occurredAt ?? templateEnd)),
+)
+
+const cloneOf = (shape: Row[], i: number) => {
+  const templateStream = shape[0]?.stream_id as string
+  const templateId = templateStream.slice('referral-'.length)
+  const newId = `${templateId.slice(0, 24)}${i.toString(16).padStart(12, '0')}`
+  // Spread the referrals over the year; each keeps its template's internal timings.
+  const shift = START + Math.floor((i / N) * YEAR_MS) - templateFirst - (templateFirst % 1000) * 0
+  const k = i % SPECIALIST_COPIES
+  const region = i % REGION_COPIES
+  const change = (text: string) =>
+    text
+      .split(templateId)
+      .join(newId)
+      .replace(specialistRe, (_m, id: string) => `"${id}-${k}"`)
+      .replace(regionRe, (_m, id: string) => `"${id}-${region}"`)
+      .replace(instantRe, (_m, at: string) => `"${new Date(Date.parse(at) + shift).toISOString()}"`)
+  return shape.map((e) => ({
+    stream_id: `referral-${newId}`,
+    version: e.version,
+    event_id: `${e.event_id.slice(0, 24)}${i.toString(16).padStart(8, '0')}${e.version.toString(16).padStart(4, '0')}`,
+    type: e.type,
+    schema_version: e.schema_version,
+    data: change(e.data),
+    metadata: change(e.metadata),
+  }))
+}
+
+const g0 = Date.now()
+let written = 0
+let next = 0
+while (next < N) {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    const xid = BigInt(
+      (await client.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).rows[0]?.x as string,
+    )
+    let ordinal = 0
+    let batch: ReturnType<typeof cloneOf> = []
+    const streams: { id: string; version: number }[] = []
+    const flush = async () => {
+      if (batch.length === 0) return
+      const positions = batch.map(() => ((xid << POSITION_TX_SHIFT) + BigInt(++ordinal)).toString())
+      await client.query(
+        `INSERT INTO ${schema}.events (global_position, transaction_id, stream_id, version, event_id, type, schema_version, data, metadata)
+         SELECT p, $2::text::xid8, s, v, e, t, sv, d::json, m::json
+         FROM unnest($1::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[]) AS u(p, s, v, e, t, sv, d, m)`,
+        [
+          positions,
+          xid.toString(),
+          batch.map((e) => e.stream_id),
+          batch.map((e) => e.version),
+          batch.map((e) => e.event_id),
+          batch.map((e) => e.type),
+          batch.map((e) => e.schema_version),
+          batch.map((e) => e.data),
+          batch.map((e) => e.metadata),
+        ],
+      )
+      written += batch.length
+      batch = []
+    }
+    while (next < N && ordinal + batch.length + 64 < PER_TX) {
+      const clone = cloneOf(shapes[next % shapes.length] as Row[], next)
+      streams.push({ id: clone[0]?.stream_id as string, version: clone.length })
+      batch.push(...clone)
+      next++
+      if (batch.length >= PER_INSERT) await flush()
+    }
+    await flush()
+    await client.query(
+      `INSERT INTO ${schema}.streams (stream_id, version) SELECT * FROM unnest($1::text[], $2::int[])`,
+      [streams.map((s) => s.id), streams.map((s) => s.version)],
+    )
+    await client.query('COMMIT')
+  } catch (error) {
+    await client.query('ROLLBACK')
+    throw error
+  } finally {
+    client.release()
+  }
+  process.stdout.write(`\r  generated ${next.toLocaleString('en')} / ${N.toLocaleString('en')} referrals`)
+}
+const generationS = (Date.now() - g0) / 1000
+log(
+  `\ngenerated ${N.toLocaleString('en')} referrals, ${written.toLocaleString('en')} events in ${generationS.toFixed(1)} s`,
+)
+
+// 3. Projection rebuild, RSS at 25/50/100 % of the referral events (polling the checkpoint).
+const positions = await pool.query<{ p25: string; p50: string; total: string; last: string }>(
+  `SELECT (percentile_disc(0.25) WITHIN GROUP (ORDER BY global_position))::text AS p25,
+          (percentile_disc(0.5) WITHIN GROUP (ORDER BY global_position))::text AS p50,
+          count(*)::text AS total, max(global_position)::text AS last
+   FROM ${schema}.events WHERE stream_id ^@ 'referral-'`,
+)
+const q = positions.rows[0] as { p25: string; p50: string; total: string; last: string }
+const totalEvents = Number(q.total)
+const marks = [
+  { at: 25, position: BigInt(q.p25) },
+  { at: 50, position: BigInt(q.p50) },
+]
+const rss: { at: number; seconds: number; rssMb: number }[] = []
+const r0 = Date.now()
+const poller = setInterval(() => {
+  void pool
+    .query<{ position: string }>(
+      `SELECT position::text FROM ${schema}.projection_checkpoints WHERE name = 'referral_facts_v1'`,
+    )
+    .then((r) => {
+      const position = BigInt(r.rows[0]?.position ?? '0')
+      while (marks[0] !== undefined && position >= marks[0].position) {
+        const m = marks.shift() as (typeof marks)[number]
+        rss.push({ at: m.at, seconds: (Date.now() - r0) / 1000, rssMb: mb() })
+        log(`  rebuild ${m.at} %: ${((Date.now() - r0) / 1000).toFixed(1)} s, RSS ${mb()} MB`)
+      }
+    })
+    .catch(() => undefined)
+}, 250)
+log(
+  `rebuilding referral_facts from ${totalEvents.toLocaleString('en')} referral events (RSS before ${mb()} MB)…`,
+)
+await facts.rebuild()
+clearInterval(poller)
+const rebuildS = (Date.now() - r0) / 1000
+rss.push({ at: 100, seconds: rebuildS, rssMb: mb() })
+const eventsPerS = Math.round(totalEvents / rebuildS)
+log(`  rebuild 100 %: ${rebuildS.toFixed(1)} s, RSS ${mb()} MB — ${eventsPerS.toLocaleString('en')} events/s`)
+const factRows = Number(
+  (await pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${schema}.referral_facts`)).rows[0]?.n,
+)
+
+// Fresh statistics for the planner (autovacuum would get there; a benchmark should not wait).
+await pool.query(`ANALYZE ${schema}.referral_facts`)
+
+// 4. Report routes through the real application, over one year, as the referring clinic.
+const app = await buildApp({
+  store: runtime.store,
+  config,
+  resolveActor: (userId, roles) => runtime.engine.directory.resolveActor(userId, roles),
+  idempotencyStore: runtime.idempotencyStore,
+  registerRoutes: registerResourceRoutes({ engine: runtime.engine, routing: runtime.routing }),
+})
+await app.ready()
+const token = await issueDevToken(config, { userId: DEMO.clinic.owner }, { ttlSeconds: 3600 })
+const period = 'from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z'
+const routes: {
+  route: string
+  status: number
+  bytes: number
+  p50: number
+  p99: number
+  max: number
+  samples: number
+}[] = []
+for (const route of ROUTES) {
+  const url = `/reports/${route}?practiceId=${DEMO.clinic.practiceId}&${period}`
+  const times: number[] = []
+  let status = 0
+  let bytes = 0
+  for (let i = 0; i <= SAMPLES; i++) {
+    const s = performance.now()
+    const res = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } })
+    const ms = performance.now() - s
+    status = res.statusCode
+    bytes = res.body.length
+    if (i > 0) times.push(ms) // the first is a warm-up
+  }
+  const row = {
+    route: `/reports/${route}`,
+    status,
+    bytes,
+    p50: pct(times, 50),
+    p99: pct(times, 99),
+    max: Math.max(...times),
+    samples: times.length,
+  }
+  routes.push(row)
+  log(
+    `  ${row.route}: HTTP ${status}, ${bytes} B, p50 ${row.p50.toFixed(0)} ms, p99 ${row.p99.toFixed(0)} ms`,
+  )
+}
+const explain = await pool.query<{ 'QUERY PLAN': string }>(
+  `EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM ${schema}.referral_facts
+   WHERE sent_at COLLATE "C" >= '2026-01-01T00:00:00Z' AND sent_at COLLATE "C" < '2027-01-01T00:00:00Z'
+     AND (sender_practice_id = 'demo-clinic' OR receiving_practice_id = 'demo-clinic')
+   ORDER BY sent_at COLLATE "C", referral_id COLLATE "C"`,
+)
+const plan = explain.rows.map((r) => r['QUERY PLAN'])
+
+// 5. Results.
+const rebuildMet = eventsPerS >= TARGET_EVENTS_PER_S
+const rssGrowth = (rss[rss.length - 1]?.rssMb ?? 0) - (rss[0]?.rssMb ?? 0)
+const routesMet = routes.every((r) => r.p99 <= TARGET_P99_MS)
+const result = {
+  referrals: N,
+  events: written,
+  referralEvents: totalEvents,
+  factRows,
+  templates: {
+    streams: shapes.length,
+    events: rows.rows.length,
+    eventsPerReferral,
+    demoHistoryReferrals: seeded.referrals,
+    eventsWithSealedPhiRedacted: redactedPhi,
+  },
+  network: { specialists: specialistIds.length * SPECIALIST_COPIES, regions: 2 * REGION_COPIES },
+  generationSeconds: generationS,
+  rebuild: {
+    seconds: rebuildS,
+    eventsPerSecond: eventsPerS,
+    rss,
+    target: TARGET_EVENTS_PER_S,
+    met: rebuildMet,
+  },
+  routes: { period, samples: SAMPLES, rows: routes, targetP99Ms: TARGET_P99_MS, met: routesMet },
+  factsQueryPlan: plan,
+  machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+}
+const md = [
+  `# Reports at scale${quick ? ' (quick)' : ''}`,
+  '',
+  `${N.toLocaleString('en')} synthetic referrals (${written.toLocaleString('en')} events, ${eventsPerReferral.toFixed(1)} per referral) over 2026, 1,000 specialist ids, 100 regions; generated in ${generationS.toFixed(1)} s. Command: \`npx tsx bench/reports/run.ts ${argv.join(' ')}\`.`,
+  '',
+  '## Projection rebuild (referral_facts)',
+  '',
+  '| progress | elapsed (s) | RSS (MB) |',
+  '|---|---|---|',
+  ...rss.map((r) => `| ${r.at} % | ${r.seconds.toFixed(1)} | ${r.rssMb} |`),
+  '',
+  `**${eventsPerS.toLocaleString('en')} events/s** (target ≥ ${TARGET_EVENTS_PER_S.toLocaleString('en')}): **${rebuildMet ? 'MET' : 'NOT MET'}**; RSS grew ${rssGrowth} MB from 25 % to 100 %.`,
+  ...(rebuildMet
+    ? []
+    : [
+        '',
+        'In the way: the projection handles one event at a time, with a `SELECT` of the row and an `INSERT … ON CONFLICT` per event (packages/adapters/postgres/src/referral-facts.ts), so a rebuild costs two round trips per event. Folding a batch in memory (rows keyed by referral) and writing each batch with one multi-row upsert would remove them.',
+      ]),
+  '',
+  `## Report routes (${period}, as the referring clinic, ${SAMPLES} requests each after a warm-up, app.inject)`,
+  '',
+  '| route | HTTP | body (B) | p50 (ms) | p99 (ms) |',
+  '|---|---|---|---|---|',
+  ...routes.map(
+    (r) => `| ${r.route} | ${r.status} | ${r.bytes} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} |`,
+  ),
+  '',
+  `p99 target ≤ ${TARGET_P99_MS} ms: **${routesMet ? 'MET' : 'NOT MET'}**${
+    routesMet
+      ? ''
+      : ` (${routes
+          .filter((r) => r.p99 > TARGET_P99_MS)
+          .map((r) => r.route)
+          .join(', ')})`
+  }.`,
+  ...(routesMet
+    ? []
+    : [
+        '',
+        "In the way: every report route loads all of the period's facts rows (`SELECT` of every column, ordered) and computes the figures in Node; the query plan:",
+        '',
+        '```',
+        ...plan,
+        '```',
+      ]),
+  '',
+]
+mkdirSync('bench/results', { recursive: true })
+writeFileSync(`bench/results/reports-scale${suffix}.json`, `${JSON.stringify(result, null, 2)}\n`)
+writeFileSync(`bench/results/reports-scale${suffix}.md`, md.join('\n'))
+log(`\n${md.join('\n')}`)
+log(`wrote bench/results/reports-scale${suffix}.{json,md}`)
+await stopServer(app, runtime)
+process.exit(0)
