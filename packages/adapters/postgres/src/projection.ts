@@ -16,6 +16,12 @@ export interface PostgresProjectionDefinition {
   readonly streamPrefixes?: readonly string[]
   /** Applies one event with `client`, inside the transaction that also moves the checkpoint. */
   readonly handle: (event: StoredEvent, client: pg.PoolClient) => Promise<void>
+  /**
+   * Applies a whole batch (in store order) instead of calling `handle` per event, e.g. to read
+   * and write the rows the batch touches in one statement each. Must have the same effect as
+   * `handle` on each event in turn.
+   */
+  readonly handleBatch?: (events: readonly StoredEvent[], client: pg.PoolClient) => Promise<void>
   /** Events per transaction; default 500. */
   readonly batchSize?: number
 }
@@ -125,7 +131,8 @@ export const createPostgresProjection = async (
           ? { after: from, maxCount: batchSize }
           : { after: from, maxCount: batchSize, streamPrefixes: definition.streamPrefixes },
       )
-      for (const event of events) await definition.handle(event, client)
+      if (definition.handleBatch !== undefined) await definition.handleBatch(events, client)
+      else for (const event of events) await definition.handle(event, client)
       const last = events.at(-1)?.globalPosition ?? from
       if (last !== from) {
         await client.query(

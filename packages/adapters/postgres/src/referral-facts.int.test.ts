@@ -121,5 +121,10 @@ describe('referral facts in PostgreSQL', () => {
     await store.pool.query(`UPDATE ${store.schema}.referral_facts SET status = 'tampered'`)
     await facts.rebuild()
     expect(await facts.facts({})).toEqual(before)
+    // The rebuild folds the whole log in one batch (every referral's events together, one SELECT
+    // and one multi-row upsert): the same rows as the in-memory projection's one-event-at-a-time fold.
+    const inMemory = createReferralFactsIndex({ store, aggregate: referralAggregate() })
+    expect(await facts.facts({})).toEqual(await inMemory.facts({}))
+    expect((await facts.facts({})).find((r) => r.referralId === 'r-1')?.scheduledAt).not.toBeNull()
   })
 })

@@ -2,6 +2,7 @@ import {
   type Aggregate,
   decodeStored,
   evolveReferralFacts,
+  type Instant,
   REFERRAL_FACT_FIELDS,
   type ReferralCommand,
   type ReferralEvent,
@@ -73,6 +74,53 @@ export const createPostgresReferralFacts = async (options: {
          ON CONFLICT (referral_id) DO UPDATE SET ${updates}`,
         rowOf(next),
       )
+    },
+    // The same fold over a batch: one SELECT of the rows it touches, the events folded in memory in
+    // store order, one multi-row upsert of the rows that changed (each referral once).
+    handleBatch: async (events, client) => {
+      const decoded: { readonly event: ReferralEvent; readonly at: Instant }[] = []
+      for (const stored of events) {
+        const d = await decodeStored(aggregate, stored)
+        if (E.isLeft(d)) throw new Error(`referral facts: ${d.left.message}`)
+        decoded.push({ event: d.right, at: stored.metadata.occurredAt })
+      }
+      if (decoded.length === 0) return
+      const ids = [...new Set(decoded.map((d) => d.event.data.referralId))]
+      const current = await client.query<Row>(
+        `SELECT ${columns} FROM ${table} WHERE referral_id = ANY($1::text[])`,
+        [ids],
+      )
+      const rows = new Map<string, ReferralFacts | null>(ids.map((id) => [id, null]))
+      for (const row of current.rows) rows.set(String(row.referral_id), factsOf(row))
+      const changed = new Set<string>()
+      for (const { event, at } of decoded) {
+        const before = rows.get(event.data.referralId) ?? null
+        const next = evolveReferralFacts(before, event, at)
+        if (next === null || next === before) continue
+        rows.set(event.data.referralId, next)
+        changed.add(event.data.referralId)
+      }
+      if (changed.size === 0) return
+      // At most 60,000 parameters per statement (PostgreSQL takes 65,535).
+      const perStatement = Math.max(1, Math.floor(60_000 / COLUMNS.length))
+      const ready = [...changed].flatMap((id) => {
+        const facts = rows.get(id)
+        return facts === null || facts === undefined ? [] : [facts]
+      })
+      for (let start = 0; start < ready.length; start += perStatement) {
+        const values: (string | number | null)[] = []
+        const tuples: string[] = []
+        for (const facts of ready.slice(start, start + perStatement)) {
+          const offset = values.length
+          values.push(...rowOf(facts))
+          tuples.push(`(${COLUMNS.map((_, i) => `$${offset + i + 1}`).join(', ')})`)
+        }
+        await client.query(
+          `INSERT INTO ${table} (${columns}) VALUES ${tuples.join(', ')}
+           ON CONFLICT (referral_id) DO UPDATE SET ${updates}`,
+          values,
+        )
+      }
     },
   })
 
