@@ -5,7 +5,11 @@ import type { ReferralEvent } from '../referral/codecs.js'
 import { referralFixtures } from '../referral/fixtures.js'
 import { evolveReferral, initialReferralState, type ReferralAggregate } from '../referral/state.js'
 import { referralToFhir } from './fhir.js'
-import { fhirServiceRequestToSendReferral, fhirServiceRequestWithPatient } from './fhir-import.js'
+import {
+  fhirReferralImport,
+  fhirServiceRequestToSendReferral,
+  fhirServiceRequestWithPatient,
+} from './fhir-import.js'
 
 const text = fc.string({ minLength: 1, maxLength: 30 }).filter((s) => s.trim() !== '')
 const sendData = fc.record({
@@ -120,5 +124,59 @@ describe('FHIR R4 import of a ServiceRequest with a contained Patient', () => {
     expect(fhirServiceRequestToSendReferral({ ...good, subject: { reference: '#nobody' } })).toEqual(
       E.left(['subject']),
     )
+  })
+
+  describe('a transaction Bundle with the Patient as its own entry', () => {
+    const single = exportOf({
+      referralId: 'r-2',
+      senderPracticeId: 'clinic',
+      patientId: 'clinic:pat-2',
+      phi: {
+        patient: { givenName: 'Canary-Given', familyName: 'Canary-Family', dateOfBirth: '1975-06-07' },
+        reason: 'secret-reason',
+      },
+      specialtyId: 'ortho',
+      category: { categoryId: 'knee' },
+      regionId: 'north',
+      urgency: 'urgent',
+      target: { kind: 'direct', practiceId: 'spec-a' },
+    }) as unknown as Record<string, unknown> & { contained: Record<string, unknown>[] }
+    const { contained, ...serviceRequest } = single
+    const patient = contained[0] as Record<string, unknown>
+    const bundle = (subject: string, patientEntry: Record<string, unknown> = patient) => ({
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        { fullUrl: 'urn:uuid:5f0c9e1a-0000-4000-8000-000000000001', resource: { ...patientEntry, id: 'p1' } },
+        { resource: { ...serviceRequest, subject: { reference: subject } } },
+      ],
+    })
+
+    it('reads the same referral as the ServiceRequest with the Patient contained, by fullUrl or Patient/<id>', () => {
+      const expected = fhirServiceRequestToSendReferral(single)
+      expect(E.isRight(expected)).toBe(true)
+      expect(fhirReferralImport(bundle('urn:uuid:5f0c9e1a-0000-4000-8000-000000000001'))).toEqual(expected)
+      expect(fhirReferralImport(bundle('Patient/p1'))).toEqual(expected)
+      // A lone ServiceRequest still goes the contained way.
+      expect(fhirReferralImport(single)).toEqual(expected)
+    })
+
+    it('names Bundle paths when it fails: an unresolved subject, a bad Patient entry, a non-transaction Bundle', () => {
+      expect(fhirReferralImport(bundle('Patient/elsewhere'))).toEqual(
+        E.left(['Bundle.entry[1].resource.subject']),
+      )
+      const noBirth = bundle('Patient/p1', { ...patient, birthDate: undefined })
+      expect(fhirReferralImport(noBirth)).toEqual(E.left(['Bundle.entry[0].resource.birthDate']))
+      const noReason = bundle('Patient/p1')
+      ;(noReason.entry[1]?.resource as Record<string, unknown>).reasonCode = undefined
+      expect(fhirReferralImport(noReason)).toEqual(E.left(['Bundle.entry[1].resource.reasonCode[0].text']))
+      expect(fhirReferralImport({ ...bundle('Patient/p1'), type: 'collection' })).toEqual(
+        E.left(['Bundle.type']),
+      )
+      expect(fhirReferralImport({ resourceType: 'Bundle', type: 'transaction', entry: [] })).toEqual(
+        E.left(['Bundle.entry']),
+      )
+      expect(JSON.stringify(fhirReferralImport(noBirth))).not.toContain('Canary')
+    })
   })
 })

@@ -142,3 +142,45 @@ export const fhirServiceRequestWithPatient = (x: FhirReferralExport): FhirResour
   contained: [{ ...x.patient, id: 'patient' }],
   subject: { reference: '#patient' },
 })
+
+/**
+ * A referral given as FHIR R4: a ServiceRequest (its Patient contained), or a `transaction` Bundle
+ * with exactly one ServiceRequest entry whose `subject` references a Patient entry of the same
+ * Bundle — by `fullUrl` (`urn:uuid:…`) or as `Patient/<id>`. The Bundle is read as the
+ * ServiceRequest with that Patient contained, and failure paths name the Bundle's elements
+ * (`Bundle.entry[i].resource.…`, FHIRPath from the Bundle). A reference that resolves to nothing
+ * in the Bundle fails at `Bundle.entry[i].resource.subject`. Nothing but paths is reported.
+ */
+export const fhirReferralImport = (input: unknown): FhirImportResult => {
+  const bundle = obj(input)
+  if (bundle?.resourceType !== 'Bundle') return fhirServiceRequestToSendReferral(input)
+  if (bundle.type !== 'transaction') return E.left(['Bundle.type'])
+  const entries = arr(bundle.entry).map((e) => obj(e))
+  const resources = entries.map((e) => obj(e?.resource))
+  const requests = resources.flatMap((r, i) => (r?.resourceType === 'ServiceRequest' ? [i] : []))
+  if (requests.length !== 1) return E.left(['Bundle.entry'])
+  const at = requests[0] as number
+  const sr = resources[at] as Json
+  const srPath = `Bundle.entry[${at}].resource`
+  const subject = str(obj(sr.subject)?.reference)
+  const patientAt = resources.findIndex((r, i) => {
+    if (r?.resourceType !== 'Patient' || subject === null) return false
+    const fullUrl = str(entries[i]?.fullUrl)
+    return subject === fullUrl || (typeof r.id === 'string' && subject === `Patient/${r.id}`)
+  })
+  if (patientAt < 0) return E.left([`${srPath}.subject`])
+  const { id: _id, ...patient } = resources[patientAt] as Json
+  const read = fhirServiceRequestToSendReferral({
+    ...sr,
+    contained: [{ ...patient, id: 'patient' }],
+    subject: { reference: '#patient' },
+  })
+  if (E.isRight(read)) return read
+  return E.left(
+    read.left.map((path) =>
+      path.startsWith('contained[0]')
+        ? path.replace('contained[0]', `Bundle.entry[${patientAt}].resource`)
+        : `${srPath}.${path}`,
+    ),
+  )
+}

@@ -295,6 +295,55 @@ describe('FHIR R4 routes', () => {
     expect(other.statusCode).toBe(403)
   })
 
+  it('POST /fhir/ServiceRequest takes a transaction Bundle (Patient entry referenced by fullUrl); an unresolved reference is a 422 naming the Bundle path and changes nothing', async () => {
+    const exported = (await t.ok('gp', 'GET', '/fhir/ServiceRequest/fh-1')).json()
+    const patient = (await t.ok('gp', 'GET', '/referrals/fh-1/fhir'))
+      .json()
+      .entry.map((e: { resource: { resourceType: string } }) => e.resource)
+      .find((r: { resourceType: string }) => r.resourceType === 'Patient')
+    const bundle = (subject: string, referralId: string) => ({
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        { fullUrl: 'urn:uuid:0b7f3c2e-1111-4222-8333-444455556666', resource: patient },
+        {
+          resource: {
+            ...exported,
+            identifier: [{ system: 'urn:referrals:referral-id', value: referralId }],
+            subject: { reference: subject },
+          },
+        },
+      ],
+    })
+    const headers = { 'content-type': 'application/fhir+json' }
+    const before = t.domainEvents().length
+    const unresolved = await t.call(
+      'gp',
+      'POST',
+      '/fhir/ServiceRequest',
+      JSON.stringify(bundle('urn:uuid:00000000-0000-4000-8000-000000000000', 'fh-bundle-bad')),
+      headers,
+    )
+    expect(unresolved.statusCode).toBe(422)
+    expect(unresolved.json().issue.map((i: { expression: string[] }) => i.expression)).toEqual([
+      ['Bundle.entry[1].resource.subject'],
+    ])
+    expect(unresolved.body).not.toContain(CANARY_NAME)
+    expect(t.domainEvents().length).toBe(before)
+    const created = await t.call(
+      'gp',
+      'POST',
+      '/fhir/ServiceRequest',
+      JSON.stringify(bundle('urn:uuid:0b7f3c2e-1111-4222-8333-444455556666', 'fh-bundle')),
+      headers,
+    )
+    expect(created.statusCode).toBe(201)
+    expect(created.headers.location).toBe('/fhir/ServiceRequest/fh-bundle')
+    expect((await t.ok('gp', 'GET', '/referrals/fh-bundle')).json().patient).toMatchObject({
+      givenName: CANARY_NAME,
+    })
+  })
+
   it('GET /fhir/metadata: R4 4.0.1, exactly read of ServiceRequest and Task and create of ServiceRequest', async () => {
     const res = await t.ok('stranger', 'GET', '/fhir/metadata')
     expect(res.headers['content-type']).toMatch(/^application\/fhir\+json/)

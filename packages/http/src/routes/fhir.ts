@@ -3,7 +3,7 @@ import {
   type Engine,
   type FhirReferralExport,
   fhirCapabilityStatement,
-  fhirServiceRequestToSendReferral,
+  fhirReferralImport,
   type ReferralId,
   referralFhirBundle,
   referralToFhir,
@@ -77,7 +77,7 @@ export const fhirRoutes: FastifyPluginAsync<FhirRouteDeps> = async (app, { engin
           severity: 'error',
           code: 'invalid',
           diagnostics: 'missing or invalid',
-          expression: [`ServiceRequest.${path}`],
+          expression: [path.startsWith('Bundle.') ? path : `ServiceRequest.${path}`],
         })),
       })
 
@@ -119,15 +119,15 @@ export const fhirRoutes: FastifyPluginAsync<FhirRouteDeps> = async (app, { engin
     operationId: 'importFhirServiceRequest',
     location: true,
     tags: ['fhir'],
-    summary: 'Send a referral given as a FHIR R4 ServiceRequest with a contained Patient',
+    summary: 'Send a referral given as a FHIR R4 ServiceRequest (Patient contained) or a transaction Bundle',
     description:
-      'The shape `GET /fhir/ServiceRequest/{referralId}` exports, with the Patient contained and `subject` `#<its id>`: `identifier` (urn:referrals:referral-id), `requester.identifier` the sending practice, `performer[0].identifier` the specialist (direct) or no performer (choose for me), `code` specialty and category, `locationCode` region, `priority`, `reasonCode[0].text`. Invalid input: 422 OperationOutcome naming the failing paths only; nothing is stored. Authorization as `POST /referrals`. Answers the ServiceRequest.',
+      'The shape `GET /fhir/ServiceRequest/{referralId}` exports, with the Patient contained and `subject` `#<its id>`: `identifier` (urn:referrals:referral-id), `requester.identifier` the sending practice, `performer[0].identifier` the specialist (direct) or no performer (choose for me), `code` specialty and category, `locationCode` region, `priority`, `reasonCode[0].text`. Or a `transaction` Bundle with one ServiceRequest entry whose `subject` references a Patient entry by `fullUrl` (`urn:uuid:…`) or `Patient/<id>`. Invalid input: 422 OperationOutcome naming the failing FHIRPaths only (`Bundle.entry[i].resource.…` for a Bundle); nothing is stored. Authorization as `POST /referrals`. Answers the ServiceRequest.',
     body: nameSchema(t.unknown, 'FhirServiceRequestImport'),
     produces: FHIR_JSON,
     response: FhirResource,
     handler: async ({ body }, request, reply) => {
       const actor = requireActor(request)
-      const imported = fhirServiceRequestToSendReferral(body)
+      const imported = fhirReferralImport(body)
       if (E.isLeft(imported)) return outcome(reply, imported.left) as never
       const data = imported.right
       const sent = must(

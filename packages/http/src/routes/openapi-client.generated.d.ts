@@ -828,8 +828,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Send a referral given as a FHIR R4 ServiceRequest with a contained Patient
-         * @description The shape `GET /fhir/ServiceRequest/{referralId}` exports, with the Patient contained and `subject` `#<its id>`: `identifier` (urn:referrals:referral-id), `requester.identifier` the sending practice, `performer[0].identifier` the specialist (direct) or no performer (choose for me), `code` specialty and category, `locationCode` region, `priority`, `reasonCode[0].text`. Invalid input: 422 OperationOutcome naming the failing paths only; nothing is stored. Authorization as `POST /referrals`. Answers the ServiceRequest.
+         * Send a referral given as a FHIR R4 ServiceRequest (Patient contained) or a transaction Bundle
+         * @description The shape `GET /fhir/ServiceRequest/{referralId}` exports, with the Patient contained and `subject` `#<its id>`: `identifier` (urn:referrals:referral-id), `requester.identifier` the sending practice, `performer[0].identifier` the specialist (direct) or no performer (choose for me), `code` specialty and category, `locationCode` region, `priority`, `reasonCode[0].text`. Or a `transaction` Bundle with one ServiceRequest entry whose `subject` references a Patient entry by `fullUrl` (`urn:uuid:…`) or `Patient/<id>`. Invalid input: 422 OperationOutcome naming the failing FHIRPaths only (`Bundle.entry[i].resource.…` for a Bundle); nothing is stored. Authorization as `POST /referrals`. Answers the ServiceRequest.
          *
          *     Needs a bearer token. Send Idempotency-Key to retry safely.
          */
