@@ -1,7 +1,7 @@
 import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { describe, expect, it } from 'vitest'
-import { PatientForgottenError, type PhiCipher } from '../privacy/port.js'
+import { PatientForgottenError } from '../privacy/port.js'
 import type { CommandMeta, Decider } from '../shared/decider.js'
 import { domainError } from '../shared/errors.js'
 import { sequentialIds } from '../shared/id-generator.js'
@@ -18,6 +18,7 @@ import {
 import type { Instant } from '../shared/time.js'
 import { createInMemoryEventStore } from '../store/in-memory.js'
 import { expected } from '../store/port.js'
+import { tombstoneCipher } from '../testing/tombstone-cipher.js'
 import { createWorld } from '../testing/world.js'
 import { type Aggregate, executeCommand, loadAggregate } from './command-handler.js'
 import { defineEventCatalog } from './event-catalog.js'
@@ -236,26 +237,6 @@ describe('executeCommand and forgotten patients', () => {
 })
 
 describe('forgetting through the engine (test cipher with tombstones)', () => {
-  // Models the key store contract: a forgotten patient's values open as `forgotten` and sealing
-  // anything new for them throws PatientForgottenError. Not cryptography (see @referrals/crypto).
-  const tombstoneCipher = (): PhiCipher => {
-    const forgotten = new Set<string>()
-    return {
-      seal: async (_ctx, patientId, phi) => {
-        if (forgotten.has(patientId)) throw new PatientForgottenError()
-        const ct = Buffer.from(JSON.stringify(phi)).toString('base64url')
-        return { sealed: { v: 1, alg: 'A256GCM', kid: patientId, iv: 'aXY', ct, tag: 'dGFn' } }
-      },
-      open: async (_ctx, sealed) =>
-        forgotten.has(sealed.sealed.kid)
-          ? { kind: 'forgotten' }
-          : { kind: 'plain', phi: JSON.parse(Buffer.from(sealed.sealed.ct, 'base64url').toString()) },
-      forgetPatient: async (p) => {
-        forgotten.add(p)
-      },
-    }
-  }
-
   it('refuses PostMessage on a forgotten patient referral and stores nothing; AcceptReferral and CancelReferral without a note still work', async () => {
     const cipher = tombstoneCipher()
     const w = await createWorld({ cipher })

@@ -1,6 +1,5 @@
 import * as E from 'fp-ts/lib/Either.js'
 import { describe, expect, it } from 'vitest'
-import { PatientForgottenError, type PhiCipher } from '../privacy/port.js'
 import {
   canaryPhi,
   intakeId,
@@ -34,29 +33,10 @@ import {
 } from '../shared/ids.js'
 import { createInMemoryEventStore } from '../store/in-memory.js'
 import type { EventStore } from '../store/port.js'
+import { tombstoneCipher } from '../testing/tombstone-cipher.js'
 import { executeCommand, loadAggregate } from './command-handler.js'
 import { REDACTED } from './phi-sealer.js'
 import { intakeAggregate, programAggregate } from './programs.js'
-
-// Models the key store contract (forgotten values open as `forgotten`, sealing for a forgotten
-// patient throws); not cryptography, which @referrals/crypto tests.
-const tombstoneCipher = (): PhiCipher => {
-  const forgotten = new Set<string>()
-  return {
-    seal: async (_ctx, patient, phi) => {
-      if (forgotten.has(patient)) throw new PatientForgottenError()
-      const ct = Buffer.from(JSON.stringify(phi)).toString('base64url')
-      return { sealed: { v: 1, alg: 'A256GCM', kid: patient, iv: 'aXY', ct, tag: 'dGFn' } }
-    },
-    open: async (_ctx, sealed) =>
-      forgotten.has(sealed.sealed.kid)
-        ? { kind: 'forgotten' }
-        : { kind: 'plain', phi: JSON.parse(Buffer.from(sealed.sealed.ct, 'base64url').toString()) },
-    forgetPatient: async (p) => {
-      forgotten.add(p)
-    },
-  }
-}
 
 const CANARY = /Canaryname|Phisurname|canary@example/
 

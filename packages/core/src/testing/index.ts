@@ -1,4 +1,5 @@
 export * from './conformance.js'
 export * from './counting-store.js'
 export * from './given.js'
+export * from './tombstone-cipher.js'
 export * from './world.js'
