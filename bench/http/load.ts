@@ -7,8 +7,7 @@
  * the demo data, plus a trivial `/bench/noop` route) and loads it with autocannon, so the load
  * generator and the server do not share an event loop.
  */
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { relaunch } from './relaunch.js'
 
 const role = process.env.REFERRALS_BENCH_ROLE
 if (role === 'server') {
@@ -18,16 +17,5 @@ if (role === 'server') {
   const { runHttpBench } = await import('./driver.js')
   process.exitCode = await runHttpBench(process.argv.slice(2))
 } else {
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=@referrals/source',
-      '--import',
-      'tsx',
-      fileURLToPath(import.meta.url),
-      ...process.argv.slice(2),
-    ],
-    { stdio: 'inherit', env: { ...process.env, REFERRALS_BENCH_ROLE: 'driver' } },
-  )
-  child.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)))
+  relaunch(import.meta.url, { REFERRALS_BENCH_ROLE: 'driver' })
 }

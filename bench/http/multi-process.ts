@@ -13,13 +13,13 @@
  * Prints the table and writes `bench/results/http-multi-process{-quick}.{json,md}` (`--quick`:
  * 200 sends). Exits 1 if any check fails. `bench/http/multi-process.test.ts` runs it bounded.
  */
-import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startBenchServer, stopServer } from './driver.js'
+import { relaunch } from './relaunch.js'
 
 export interface MultiProcessPlan {
   readonly processes: number
@@ -252,18 +252,7 @@ const numberAfter = (argv: readonly string[], flag: string, fallback: number): n
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (process.env.REFERRALS_MULTI_PROCESS_CHILD === undefined) {
-    const child = spawn(
-      process.execPath,
-      [
-        '--conditions=@referrals/source',
-        '--import',
-        'tsx',
-        fileURLToPath(import.meta.url),
-        ...process.argv.slice(2),
-      ],
-      { stdio: 'inherit', env: { ...process.env, REFERRALS_MULTI_PROCESS_CHILD: '1' } },
-    )
-    child.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)))
+    relaunch(import.meta.url, { REFERRALS_MULTI_PROCESS_CHILD: '1' })
   } else {
     const argv = process.argv.slice(2)
     const quick = argv.includes('--quick')

@@ -14,13 +14,13 @@
  * tsx instead, to show what that loader costs. Writes `bench/results/http-profile{-source}.{json,md}`.
  */
 
-import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { relaunch } from './relaunch.js'
 
 const CHILD = 'REFERRALS_HTTP_PROFILE_CHILD'
 
@@ -236,17 +236,5 @@ const child = async (): Promise<void> => {
 if (process.env[CHILD] === '1') {
   await child()
 } else {
-  const source = process.argv.includes('--source')
-  const proc = spawn(
-    process.execPath,
-    [
-      ...(source ? ['--conditions=@referrals/source'] : []),
-      '--import',
-      'tsx',
-      fileURLToPath(import.meta.url),
-      ...process.argv.slice(2),
-    ],
-    { stdio: 'inherit', env: { ...process.env, [CHILD]: '1' } },
-  )
-  proc.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)))
+  relaunch(import.meta.url, { [CHILD]: '1' }, { source: process.argv.includes('--source') })
 }
