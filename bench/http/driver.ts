@@ -5,6 +5,11 @@
  * - `noop`: `GET /bench/noop` with a token — the framework and its hooks, no domain work (baseline);
  * - `health`: `GET /health` — public, no token (the framework alone);
  * - `send`: `POST /referrals`, choose-for-me, a new referral id and `Idempotency-Key` per request;
+ *   `send-1`/`send-1b` the same on one connection; `send-10` spread round-robin over the ten pools
+ *   of `spread.ts`; `send-paced` offered at a fixed rate of 0.25 × the raw commit rate (latency at
+ *   half the throughput target);
+ * - `raw INSERT commit`: the one-client commit rate of the same database (`GET /bench/raw-commit`),
+ *   measured before and after the scenarios; the issue-11 targets (`targetsOf`) are ratios to it;
  * - `accept`: `POST /referrals/:id/accept` by the owner of the practice each sent referral was
  *   routed to (each referral accepted once);
  * - `get`: `GET /referrals/:id` by the sender (PHI decrypted, the read audited).
@@ -25,9 +30,11 @@ import {
   type Scenario,
   type SendSample,
   scenarioOf,
+  targetsOf,
   withRatios,
 } from './report.js'
 import type { ReadyMessage, StoreCounts } from './server.js'
+import { SPREAD_POOLS, spreadReferralBody } from './spread.js'
 
 interface Plan {
   readonly quick: boolean
@@ -38,6 +45,8 @@ interface Plan {
   readonly send1S: number
   readonly sendS: number
   readonly getS: number
+  /** How long each raw commit-rate measurement runs (ms). */
+  readonly rawMs: number
 }
 
 const planOf = (argv: readonly string[]): Plan => {
@@ -47,8 +56,8 @@ const planOf = (argv: readonly string[]): Plan => {
   if (!Number.isInteger(connections) || connections < 1 || connections > 256)
     throw new Error('--connections takes an integer 1-256')
   return quick
-    ? { quick, connections, warmupS: 1, noopS: 3, healthS: 2, send1S: 3, sendS: 4, getS: 3 }
-    : { quick, connections, warmupS: 3, noopS: 10, healthS: 5, send1S: 8, sendS: 15, getS: 10 }
+    ? { quick, connections, warmupS: 1, noopS: 3, healthS: 2, send1S: 3, sendS: 4, getS: 3, rawMs: 2000 }
+    : { quick, connections, warmupS: 3, noopS: 10, healthS: 5, send1S: 8, sendS: 15, getS: 10, rawMs: 5000 }
 }
 
 interface Sent {
@@ -143,15 +152,19 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
   const auth = { authorization: `Bearer ${senderToken}` }
   const base = { url, connections: plan.connections }
 
-  const sendRequest = (): autocannon.Request => ({
+  let spreadNext = 0
+  /** A choose-for-me send: to the demo's one pool, or round-robin over the ten-pool dataset. */
+  const sendRequest = (to: 'one-pool' | 'ten-pools' = 'one-pool'): autocannon.Request => ({
     method: 'POST',
     path: '/referrals',
     setupRequest: (request) => {
       const referralId = randomUUID()
+      const body =
+        to === 'one-pool' ? demoReferralBody(referralId) : spreadReferralBody(referralId, spreadNext++)
       return {
         ...request,
         headers: { ...auth, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
-        body: JSON.stringify(demoReferralBody(referralId)),
+        body: JSON.stringify(body),
       }
     },
     onResponse: (status, body) => {
@@ -159,9 +172,16 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
       const r = JSON.parse(body) as Sent
       sent.push({ referralId: r.referralId, recipientPracticeId: r.recipientPracticeId, status: r.status })
       // Every demo send goes to the same pool (orthopedics / north / knee).
-      if (r.status === 'pending') pooled++
+      if (to === 'one-pool' && r.status === 'pending') pooled++
     },
   })
+  /** The one-client raw INSERT-commit rate of the service's own database, measured now. */
+  const rawCommit = async (): Promise<number> => {
+    const res = await fetch(`${url}/bench/raw-commit?ms=${plan.rawMs}`, { headers: auth })
+    if (!res.ok) throw new Error(`raw commit measurement answered ${res.status}`)
+    return ((await res.json()) as { commitsPerSecond: number }).commitsPerSecond
+  }
+  const raw: { before?: number; after?: number } = {}
 
   const run = async (
     name: string,
@@ -217,6 +237,9 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     // Warm-up (not reported): JIT, connection pools, the routing projection.
     await cannon({ ...base, url: `${url}/bench/noop`, duration: plan.warmupS, headers: auth })
     await cannon({ ...base, duration: plan.warmupS, requests: [sendRequest()] }, sampleSend('warm-up'))
+    await cannon({ ...base, duration: plan.warmupS, requests: [sendRequest('ten-pools')] })
+    raw.before = await rawCommit()
+    console.log(`  raw INSERT commit, one client: ${raw.before} commits/s`)
 
     await run('noop', 'GET /bench/noop (authenticated, no domain work)', {
       ...base,
@@ -262,6 +285,23 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
         `${misrouted.length} of ${fromSend.length} sent referrals were not pending at a north specialist (${[...byStatus].map(([k, v]) => `${v} ${k}`).join(', ')})`,
       )
     }
+
+    await counted('send-10', () =>
+      run(
+        'send-10',
+        `POST /referrals (choose-for-me), spread round-robin over ${SPREAD_POOLS} pools`,
+        // Not in the latency-by-pool-size table: these sends grow ten other pools.
+        { ...base, duration: plan.sendS, requests: [sendRequest('ten-pools')] },
+      ),
+    )
+    // Latency at a fixed offered rate: half of the throughput target (0.5 × raw), i.e. 0.25 × raw.
+    const pacedRate = Math.max(1, Math.round((raw.before ?? 0) * 0.25))
+    await run(
+      'send-paced',
+      `POST /referrals (choose-for-me, one pool) offered at ${pacedRate} req/s (0.25 × raw)`,
+      { ...base, duration: plan.sendS, overallRate: pacedRate, requests: [sendRequest()] },
+      sampleSend('send-paced'),
+    )
 
     const queue = sent.filter((s) => s.status === 'pending' && ownerOf.has(s.recipientPracticeId ?? ''))
     let fallbacks = 0
@@ -310,6 +350,8 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
         },
       ],
     })
+    raw.after = await rawCommit()
+    console.log(`  raw INSERT commit, one client (again, at the end): ${raw.after} commits/s`)
   } finally {
     // autocannon ends a timed run with requests still in flight (their connections are dropped);
     // let their handlers finish before the database is stopped.
@@ -328,6 +370,10 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
   }
   const rows = withRatios(scenarios, 'noop')
   const table = markdownTable(rows)
+  const targets = targetsOf(rows, raw, plan.connections)
+  const targetLines = targets.map(
+    (t) => `- ${t.met === null ? 'NOT MEASURED' : t.met ? 'MET' : 'NOT MET'}: ${t.target} — ${t.measured}`,
+  )
   const byPoolSize = latencyByPoolSize(sendSamples, plan.quick ? 25 : 50)
   const poolTable =
     '| scenario | referrals already routed in the pool | sends | p50 ms | p90 ms |\n|---|---|--:|--:|--:|\n' +
@@ -365,7 +411,7 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
   const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
   await writeFile(
     path.join(resultsDir, `${name}.json`),
-    `${JSON.stringify({ benchmark: 'http-load', quick: plan.quick, finishedAt, machine, store: storeDescription, connections: plan.connections, baseline: 'noop', scenarios: rows, storeCallsPerSend: perSend, sendLatencyByPoolSize: byPoolSize, notes }, null, 2)}\n`,
+    `${JSON.stringify({ benchmark: 'http-load', quick: plan.quick, finishedAt, machine, store: storeDescription, connections: plan.connections, baseline: 'noop', scenarios: rows, rawCommitPerSecond: raw, targets, storeCallsPerSend: perSend, sendLatencyByPoolSize: byPoolSize, notes }, null, 2)}\n`,
   )
   const md =
     `# HTTP load (${finishedAt}${plan.quick ? ', quick' : ''})\n\n` +
@@ -373,13 +419,16 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     `(${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, 1-min load average ${machine.loadAverage1m.before} before, ${machine.loadAverage1m.after} after). Latencies in ms; ratios against \`noop\`. ` +
     'See `bench/http/README.md`.\n\n' +
     table +
+    `\nRaw one-client INSERT commit rate of the same database in the same run: ${raw.before ?? '?'} commits/s before the scenarios, ${raw.after ?? '?'} after (targets use their mean).\n\n` +
+    'Targets (issue 11):\n\n' +
+    `${targetLines.join('\n')}\n` +
     '\nEvent-store calls per acknowledged send (counted at the store port under the hash chain; each append or appendMany is one PostgreSQL transaction; idempotency records are written apart):\n\n' +
     perSendTable +
     '\nSend latency against the number of referrals the pool had already routed, per scenario:\n\n' +
     poolTable +
     (notes.length > 0 ? `\n${notes.map((n) => `- ${n}`).join('\n')}\n` : '')
   await writeFile(path.join(resultsDir, `${name}.md`), md)
-  console.log(`\n${table}\n${perSendTable}\n${poolTable}`)
+  console.log(`\n${table}\n${perSendTable}\n${poolTable}\n${targetLines.join('\n')}`)
   for (const n of notes) console.log(`note: ${n}`)
   console.log(`wrote bench/results/${name}.json and bench/results/${name}.md`)
   return exitCode

@@ -5,6 +5,7 @@ import {
   markdownTable,
   percentile,
   scenarioOf,
+  targetsOf,
   withRatios,
 } from './report.js'
 
@@ -108,5 +109,27 @@ describe('send latency by pool size', () => {
       { scenario: 'send-1', poolSizeFrom: 6, poolSizeTo: 8, n: 1, p50: 100, p90: 100 },
       { scenario: 'send', poolSizeFrom: 3, poolSizeTo: 5, n: 1, p50: 500, p90: 500 },
     ])
+  })
+
+  it('judges the issue-11 targets against the mean raw commit rate of the run', () => {
+    const scenarios = [
+      scenarioOf('send', 'POST /referrals', 32, figures(20, 60, 1300)),
+      scenarioOf('send-10', 'POST /referrals', 32, figures(20, 60, 1100)),
+      scenarioOf('send-paced', 'POST /referrals', 32, figures(8, 21, 600)),
+      scenarioOf('get', 'GET /referrals/:id', 32, figures(5, 9, 1250)),
+    ]
+    // raw mean = (2400 + 2600) / 2 = 2500; half = 1250
+    const t = targetsOf(scenarios, { before: 2400, after: 2600 }, 32)
+    expect(t.map((x) => x.met)).toEqual([true, false, false, true])
+    expect(t[0]?.measured).toBe('1300 req/s ÷ 2500 = 0.52 ×')
+    expect(t[1]?.measured).toBe('1100 req/s ÷ 2500 = 0.44 ×')
+    expect(t[2]?.measured).toContain('p99 21 ms')
+    expect(t[0]?.target).toContain('with 32 connections')
+  })
+
+  it('reports a target as not measured when its scenario or the raw rate is missing', () => {
+    const t = targetsOf([scenarioOf('send', 'POST /referrals', 8, figures(20, 60, 300))], {}, 8)
+    expect(t.map((x) => x.met)).toEqual([null, null, null, null])
+    expect(t[0]?.target).toContain('the target is stated for 32')
   })
 })

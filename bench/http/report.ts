@@ -157,3 +157,55 @@ export const latencyByPoolSize = (samples: readonly SendSample[], size: number):
       })
   })
 }
+
+export interface Target {
+  readonly target: string
+  /** `null`: the scenario or the raw rate is missing from the run. */
+  readonly met: boolean | null
+  readonly measured: string
+}
+
+/**
+ * Issue 11's HTTP targets against the raw one-client commit rate measured in the same run (the
+ * mean of the measurements before and after the scenarios): choose-for-me sends to one pool and
+ * spread over ten pools at ≥ 0.5 × raw, p99 ≤ 20 ms when sends are offered at half that rate
+ * (`send-paced`), and `GET /referrals/:id` at ≥ 0.5 × raw. The throughput targets are stated for
+ * 32 connections; other counts are labelled with theirs.
+ */
+export const targetsOf = (
+  scenarios: readonly Scenario[],
+  raw: { readonly before?: number | undefined; readonly after?: number | undefined },
+  connections: number,
+): Target[] => {
+  const rates = [raw.before, raw.after].filter((r): r is number => r !== undefined && r > 0)
+  const rawRate = rates.length === 0 ? undefined : rates.reduce((a, b) => a + b, 0) / rates.length
+  const by = (name: string) => scenarios.find((s) => s.name === name)
+  const at =
+    connections === 32
+      ? 'with 32 connections'
+      : `with ${connections} connections (the target is stated for 32)`
+  const throughput = (name: string, what: string): Target => {
+    const s = by(name)
+    const target = `${what} ≥ 0.5 × raw commit rate, ${at}`
+    if (s === undefined || rawRate === undefined) return { target, met: null, measured: 'not in this run' }
+    const ratio = s.requestsPerSecond / rawRate
+    return {
+      target,
+      met: ratio >= 0.5,
+      measured: `${s.requestsPerSecond} req/s ÷ ${round(rawRate, 1)} = ${round(ratio, 3)} ×`,
+    }
+  }
+  const paced = by('send-paced')
+  return [
+    throughput('send', 'choose-for-me send, one pool'),
+    throughput('send-10', 'choose-for-me send, spread over ten pools'),
+    paced === undefined
+      ? { target: 'send p99 ≤ 20 ms at 0.25 × raw', met: null, measured: 'not in this run' }
+      : {
+          target: 'send p99 ≤ 20 ms offered at 0.25 × raw (half the throughput target)',
+          met: paced.latencyMs.p99 <= 20,
+          measured: `p99 ${paced.latencyMs.p99} ms (p50 ${paced.latencyMs.p50} ms) at ${paced.requestsPerSecond} req/s achieved`,
+        },
+    throughput('get', 'GET /referrals/:id (decrypted, audited)'),
+  ]
+}

@@ -15,6 +15,8 @@ import { loadConfig } from '../../packages/http/src/config.js'
 import { DEMO, seedDemo } from '../../packages/http/src/demo.js'
 import { registerResourceRoutes } from '../../packages/http/src/routes/resources.js'
 import { openRuntime, stopServer } from '../../packages/http/src/server.js'
+import { RAW_INSERT_SQL, RAW_TABLE_DDL } from '../store/raw-insert.js'
+import { SPREAD, seedSpreadPools } from './spread.js'
 
 export interface ReadyMessage {
   readonly kind: 'ready'
@@ -44,6 +46,7 @@ export const serveForBench = async (): Promise<void> => {
     },
   })
   await seedDemo(runtime.engine)
+  await seedSpreadPools(runtime.engine)
   // The same application as `buildServer(runtime)`, with the baseline route added before it is sealed.
   const app = await buildApp({
     store: runtime.store,
@@ -53,6 +56,32 @@ export const serveForBench = async (): Promise<void> => {
     registerRoutes: async (instance) => {
       await registerResourceRoutes({ engine: runtime.engine, routing: runtime.routing })(instance)
       instance.get('/bench/noop', async () => ({ ok: true }))
+      // The raw commit limit of this very database, measured in the same run as the scenarios:
+      // one client, one-row INSERTs each committing on its own, for `ms` milliseconds.
+      instance.get<{ Querystring: { ms?: string } }>('/bench/raw-commit', async (request, reply) => {
+        const pool = runtime.pool
+        if (pool === undefined) return reply.code(409).send({ error: 'no PostgreSQL pool (in-memory store)' })
+        const ms = Math.min(30_000, Math.max(100, Number(request.query.ms ?? 3000) || 3000))
+        const client = await pool.connect()
+        try {
+          await client.query(RAW_TABLE_DDL)
+          const data = JSON.stringify({ referralId: 'r', note: 'x'.repeat(120) })
+          const meta = JSON.stringify({ actor: { kind: 'system', component: 'bench' } })
+          let commits = 0
+          const started = performance.now()
+          while (performance.now() - started < ms) {
+            await client.query({
+              name: 'bench.raw',
+              text: RAW_INSERT_SQL,
+              values: [`raw-${commits}`, `e-${commits}`, 'BenchRaw', data, meta],
+            })
+            commits++
+          }
+          return { commitsPerSecond: Math.round((commits / (performance.now() - started)) * 1000 * 10) / 10 }
+        } finally {
+          client.release()
+        }
+      })
       instance.get('/bench/counts', async (): Promise<StoreCounts> => {
         const calls = counting?.calls
         let readStream = 0
@@ -69,7 +98,11 @@ export const serveForBench = async (): Promise<void> => {
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : 0
-  const users = [DEMO.clinic.owner, ...DEMO.specialists.map((s) => s.owner)]
+  const users = [
+    DEMO.clinic.owner,
+    ...DEMO.specialists.map((s) => s.owner),
+    ...SPREAD.specialists.map((s) => s.owner),
+  ]
   const tokens: Record<string, string> = {}
   for (const userId of users) tokens[userId] = await issueDevToken(config, { userId }, { ttlSeconds: 3600 })
 

@@ -14,6 +14,7 @@ import {
 import { createPostgresEventStore } from '@referrals/postgres'
 import * as E from 'fp-ts/lib/Either.js'
 import pg from 'pg'
+import { RAW_INSERT_SQL, RAW_TABLE_DDL } from './raw-insert.js'
 
 /**
  * Commit rate of single-event appends against the limit of the server: a raw one-row INSERT that
@@ -59,22 +60,15 @@ const countQueries = () => {
   }
 }
 
-const RAW_SQL =
-  'INSERT INTO bench_raw_commit (stream_id, event_id, type, data, metadata) VALUES ($1, $2, $3, $4, $5)'
-
 const rawInsert = async (url: string, max: number): Promise<Contender> => {
   const pool = new pg.Pool({ connectionString: url, max })
-  await pool.query(
-    `CREATE TABLE IF NOT EXISTS bench_raw_commit (
-       id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-       stream_id text NOT NULL, event_id text NOT NULL, type text NOT NULL, data json NOT NULL, metadata json NOT NULL)`,
-  )
+  await pool.query(RAW_TABLE_DDL)
   return {
     label: 'raw INSERT',
     append: async (stream, _version, e) => {
       await pool.query({
         name: 'bench.raw',
-        text: RAW_SQL,
+        text: RAW_INSERT_SQL,
         values: [stream, e.id, e.type, JSON.stringify(e.data), JSON.stringify(e.metadata)],
       })
     },
@@ -377,7 +371,7 @@ export const runCommitRate = async (url: string, quick: boolean): Promise<Commit
     JSON.stringify(e.data),
     JSON.stringify(e.metadata),
   ]
-  const rawPlan = await explain(admin, RAW_SQL, () => rawValues(makeEvent(1)), rawValues(event)).catch(
+  const rawPlan = await explain(admin, RAW_INSERT_SQL, () => rawValues(makeEvent(1)), rawValues(event)).catch(
     (e: unknown) => [`EXPLAIN failed: ${String(e)}`],
   )
   const innerPlans: Record<string, string[]> = {}

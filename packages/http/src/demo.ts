@@ -44,9 +44,40 @@ const ctxFor = async (engine: Engine, userId: string, roles: readonly ('admin' |
   correlationId: id<CorrelationId>('demo-seed'),
 })
 
+/**
+ * A dataset `seedDataset` loads: one specialty with its categories, verified specialist practices
+ * (each serving `specialistCategories` in its regions), and optionally a referring clinic.
+ */
+export interface SeedDataset {
+  readonly specialty: string
+  readonly specialtyName: string
+  readonly categories: readonly {
+    readonly categoryId: string
+    readonly name: string
+    readonly parentId?: string
+  }[]
+  readonly specialistCategories: readonly string[]
+  readonly specialists: readonly {
+    readonly practiceId: string
+    readonly owner: string
+    readonly fte: number
+    readonly regions: readonly string[]
+  }[]
+  readonly clinic?: { readonly practiceId: string; readonly owner: string; readonly staff: string }
+  readonly admin: string
+}
+
 /** Loads the demo dataset unless the specialty already exists; returns whether it loaded it. */
-export const seedDemo = async (engine: Engine): Promise<boolean> => {
-  const specialtyId = id<SpecialtyId>(DEMO.specialty)
+export const seedDemo = (engine: Engine): Promise<boolean> =>
+  seedDataset(engine, {
+    ...DEMO,
+    specialtyName: 'Orthopedics',
+    specialistCategories: ['knee', 'hip'],
+  })
+
+/** Loads `dataset` unless its specialty already exists; returns whether it loaded it. */
+export const seedDataset = async (engine: Engine, dataset: SeedDataset): Promise<boolean> => {
+  const specialtyId = id<SpecialtyId>(dataset.specialty)
   const existing = await engine.store.streamVersion(catalogStreamId(specialtyId))()
   if (E.isLeft(existing)) throw new Error(`demo seed: ${existing.left.message}`)
   if (existing.right > 0) return false
@@ -54,47 +85,50 @@ export const seedDemo = async (engine: Engine): Promise<boolean> => {
     const r = await task()
     if (E.isLeft(r)) throw new Error(`demo seed (${step}): ${r.left.message}`)
   }
-  const admin = await ctxFor(engine, DEMO.admin, ['admin'])
+  const admin = await ctxFor(engine, dataset.admin, ['admin'])
   await must(
     engine.catalog.execute(
       specialtyId,
-      { type: 'DefineSpecialty', data: { specialtyId, name: 'Orthopedics' } },
+      { type: 'DefineSpecialty', data: { specialtyId, name: dataset.specialtyName } },
       admin,
     ),
     'specialty',
   )
-  for (const c of DEMO.categories) {
+  for (const c of dataset.categories) {
     const data = {
       categoryId: id(c.categoryId),
       name: c.name,
-      ...('parentId' in c ? { parentId: id(c.parentId) } : {}),
+      ...(c.parentId !== undefined ? { parentId: id(c.parentId) } : {}),
     }
     await must(
       engine.catalog.execute(specialtyId, { type: 'ProposeCategory', data } as never, admin),
       `category ${c.categoryId}`,
     )
   }
-  const clinicId = id<PracticeId>(DEMO.clinic.practiceId)
-  await must(
-    engine.practices.execute(
-      clinicId,
-      {
-        type: 'CreatePractice',
-        data: { practiceId: clinicId, name: 'Lakeside Family Clinic', kind: 'clinic' },
-      },
-      await ctxFor(engine, DEMO.clinic.owner),
-    ),
-    'clinic',
-  )
-  await must(
-    engine.practices.execute(
-      clinicId,
-      { type: 'AddMember', data: { userId: id(DEMO.clinic.staff), role: 'staff' } },
-      await ctxFor(engine, DEMO.clinic.owner),
-    ),
-    'clinic staff',
-  )
-  for (const s of DEMO.specialists) {
+  const clinic = dataset.clinic
+  if (clinic !== undefined) {
+    const clinicId = id<PracticeId>(clinic.practiceId)
+    await must(
+      engine.practices.execute(
+        clinicId,
+        {
+          type: 'CreatePractice',
+          data: { practiceId: clinicId, name: 'Lakeside Family Clinic', kind: 'clinic' },
+        },
+        await ctxFor(engine, clinic.owner),
+      ),
+      'clinic',
+    )
+    await must(
+      engine.practices.execute(
+        clinicId,
+        { type: 'AddMember', data: { userId: id(clinic.staff), role: 'staff' } },
+        await ctxFor(engine, clinic.owner),
+      ),
+      'clinic staff',
+    )
+  }
+  for (const s of dataset.specialists) {
     const practiceId = id<PracticeId>(s.practiceId)
     const owner = await ctxFor(engine, s.owner)
     await must(
@@ -102,7 +136,7 @@ export const seedDemo = async (engine: Engine): Promise<boolean> => {
         practiceId,
         {
           type: 'CreatePractice',
-          data: { practiceId, name: `Orthopedics ${s.practiceId}`, kind: 'specialist' },
+          data: { practiceId, name: `${dataset.specialtyName} ${s.practiceId}`, kind: 'specialist' },
         },
         owner,
       ),
@@ -116,7 +150,7 @@ export const seedDemo = async (engine: Engine): Promise<boolean> => {
           data: {
             specialtyId,
             regions: s.regions.map((r) => id<RegionId>(r)),
-            categories: [{ categoryId: id('knee') }, { categoryId: id('hip') }],
+            categories: dataset.specialistCategories.map((c) => ({ categoryId: id(c) })),
             fte: s.fte as Fte,
             insuranceNetworks: [],
             preferredProviderListed: true,
