@@ -109,7 +109,10 @@ const StagesView = nameSchema(
   'FunnelStages',
 )
 
-/** The attribution of a link as the funnel shows it: without a referring person (a per-person id). */
+/**
+ * The attribution of a link as the funnel shows it: without a referring person (a per-person id);
+ * the exact codec also drops it on encoding, and the core CSV exports have no column for it.
+ */
 const FunnelAttribution = nameSchema(ReferralAttribution, 'FunnelAttribution')
 
 export const ProgramFunnelView = nameSchema(
@@ -185,12 +188,6 @@ export const programFunnelView = (program: ExistingProgram, funnel: Funnel): Pro
     stages: l.stages,
   })),
   campaigns: funnel.campaigns.map((c) => ({ campaign: c.campaign, links: c.links, stages: c.stages })),
-})
-
-/** The same funnel without the attribution's referring person, for the CSV exports. */
-export const funnelWithoutPersons = (funnel: Funnel): Funnel => ({
-  links: funnel.links.map((l) => ({ ...l, attribution: withoutPerson(l.attribution) })),
-  campaigns: funnel.campaigns,
 })
 
 // ---------------------------------------------------------------- incentives

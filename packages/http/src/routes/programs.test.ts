@@ -210,6 +210,21 @@ describe('program routes', () => {
     ])
   })
 
+  it('Idempotency-Key: a retried creation replays the first answer; the same key with another body is 422', async () => {
+    programId = `prog-${n}`
+    const key = { 'idempotency-key': `create-${programId}` }
+    const first = await t.call('spec', 'POST', '/programs', programBody(programId, 'spec-a'), key)
+    expect(first.statusCode).toBe(201)
+    const again = await t.call('spec', 'POST', '/programs', programBody(programId, 'spec-a'), key)
+    expect(again.statusCode).toBe(201)
+    expect(again.headers['idempotent-replayed']).toBe('true')
+    expect(again.json()).toEqual(first.json())
+    const other = await t.call('spec', 'POST', '/programs', programBody(`${programId}-2`, 'spec-a'), key)
+    expect(other.statusCode).toBe(422)
+    expect(programEvents().map((e) => e.type)).toEqual(['ProgramCreated'])
+    expect(t.store.snapshot().some((e) => e.streamId === `program-${programId}-2`)).toBe(false)
+  })
+
   it('If-Match pins the version: a stale ETag gets 412 and changes nothing', async () => {
     const url = await newProgram()
     const etag = (await t.call('spec', 'GET', url)).headers.etag as string

@@ -35,7 +35,6 @@ import { EmptyRequest, PracticeParams, ProgramLinkParams, ProgramParams, request
 import { must, notFound, pinnedVersion, requestContext } from './failures.js'
 import { intakeEventsOfProgram, programsOfPractice } from './program-reads.js'
 import {
-  funnelWithoutPersons,
   IncentiveDecisionsView,
   incentiveDecisionsView,
   ProgramFunnelView,
@@ -324,7 +323,7 @@ export const programRoutes: FastifyPluginAsync<ProgramRoutesOptions> = async (ap
         const { funnel } = await funnelOf(request, params.programId, query.linkId)
         reply.header('content-type', 'text/csv; charset=utf-8')
         reply.header('content-disposition', `attachment; filename="${params.programId}-${name}-funnel.csv"`)
-        return reply.send(toCsv(funnelWithoutPersons(funnel)))
+        return reply.send(toCsv(funnel))
       },
     })
   }
