@@ -66,6 +66,19 @@ export const requirePracticeMember = (actor: Actor, practiceId: PracticeId): voi
   if (!isMemberOf(actor, practiceId)) throw notFound('Practice')
 }
 
+// ---------------------------------------------------------------- referral programs
+
+/**
+ * A referral program is visible where its practice is (members, platform admins, auditors); to
+ * anyone else it does not exist (404). Managing it is for the practice's owners: the program
+ * decider refuses everyone else (403), and auditors are read-only.
+ */
+export const requireProgramVisible = (actor: Actor, practiceId: PracticeId): void => {
+  if (isMemberOf(actor, practiceId) || hasPlatformRole(actor, 'admin') || hasPlatformRole(actor, 'auditor'))
+    return
+  throw notFound('Program')
+}
+
 // ---------------------------------------------------------------- patient ids
 
 /**

@@ -108,6 +108,21 @@ const practiceOfSpec = async (t: RoutesTestApp, n: string, verified = true): Pro
   return `/practices/${id}`
 }
 
+/** A referral program of `spec-a` (owned by `spec`) with one link `l`, consent published. */
+const programOfSpec = async (t: RoutesTestApp, n: string): Promise<string> => {
+  const id = `pg-${n}`
+  await must(t, 'spec', '/programs', {
+    programId: id,
+    practiceId: 'spec-a',
+    name: 'Program',
+    target: { kind: 'direct', practiceId: 'spec-a' },
+  })
+  await must(t, 'spec', `/programs/${id}/links`, { linkId: 'l', attribution: { channel: 'email' } })
+  return `/programs/${id}`
+}
+/** Reads of a program: where its practice is visible. */
+const programRead: Expected = only({ spec: 200, admin: 200, auditor: 200 }, 404)
+
 const SETTINGS = {
   specialtyId: 'ortho',
   regions: ['north'],
@@ -215,6 +230,91 @@ const MATRIX: Readonly<Record<string, Row>> = {
   'GET /practices/{practiceId}/referrals.csv': {
     prepare: async () => ({ url: '/practices/clinic/referrals.csv?box=sent' }),
     expect: only({ gp: 200 }, 404),
+  },
+
+  'POST /programs': {
+    prepare: async (_t, n) => ({
+      url: '/programs',
+      body: {
+        programId: `pn-${n}`,
+        practiceId: 'spec-a',
+        name: 'P',
+        target: { kind: 'direct', practiceId: 'spec-a' },
+      },
+    }),
+    expect: { ...practiceOwner, spec: 201 },
+  },
+  'GET /practices/{practiceId}/programs': {
+    prepare: async (t, n) => {
+      await programOfSpec(t, n)
+      return { url: '/practices/spec-a/programs' }
+    },
+    expect: programRead,
+  },
+  'GET /programs/{programId}': {
+    prepare: async (t, n) => ({ url: await programOfSpec(t, n) }),
+    expect: programRead,
+  },
+  'POST /programs/{programId}/consent-versions': {
+    prepare: async (t, n) => ({
+      url: `${await programOfSpec(t, n)}/consent-versions`,
+      body: { consentText: 'I agree to be contacted.', disclosureText: 'Clinic A, scheduling only.' },
+    }),
+    expect: practiceOwner,
+  },
+  'POST /programs/{programId}/incentive-rules': {
+    prepare: async (t, n) => ({
+      url: `${await programOfSpec(t, n)}/incentive-rules`,
+      body: {
+        rule: {
+          ruleId: 'r',
+          reward: { kind: 'patient_education', description: 'A booklet' },
+          eligibility: ['referral_completed'],
+          caps: { perReferrer: 1, perPeriod: { days: 30, max: 5 } },
+          disclosureText: 'Non-cash only.',
+        },
+      },
+    }),
+    expect: practiceOwner,
+  },
+  'POST /programs/{programId}/links': {
+    prepare: async (t, n) => ({
+      url: `${await programOfSpec(t, n)}/links`,
+      body: { linkId: 'l2', attribution: { campaign: 'spring' } },
+    }),
+    expect: practiceOwner,
+  },
+  'POST /programs/{programId}/links/{linkId}/pause': {
+    prepare: async (t, n) => ({ url: `${await programOfSpec(t, n)}/links/l/pause`, body: {} }),
+    expect: practiceOwner,
+  },
+  'POST /programs/{programId}/links/{linkId}/resume': {
+    prepare: async (t, n) => {
+      const url = await programOfSpec(t, n)
+      await must(t, 'spec', `${url}/links/l/pause`, {})
+      return { url: `${url}/links/l/resume`, body: {} }
+    },
+    expect: practiceOwner,
+  },
+  'POST /programs/{programId}/links/{linkId}/retire': {
+    prepare: async (t, n) => ({ url: `${await programOfSpec(t, n)}/links/l/retire`, body: {} }),
+    expect: practiceOwner,
+  },
+  'GET /programs/{programId}/funnel': {
+    prepare: async (t, n) => ({ url: `${await programOfSpec(t, n)}/funnel` }),
+    expect: programRead,
+  },
+  'GET /programs/{programId}/funnel/links.csv': {
+    prepare: async (t, n) => ({ url: `${await programOfSpec(t, n)}/funnel/links.csv` }),
+    expect: programRead,
+  },
+  'GET /programs/{programId}/funnel/campaigns.csv': {
+    prepare: async (t, n) => ({ url: `${await programOfSpec(t, n)}/funnel/campaigns.csv` }),
+    expect: programRead,
+  },
+  'GET /programs/{programId}/incentives': {
+    prepare: async (t, n) => ({ url: `${await programOfSpec(t, n)}/incentives?linkId=l` }),
+    expect: programRead,
   },
 
   'GET /reports/funnel': {

@@ -1,7 +1,9 @@
 import {
   InstantFromRfc3339,
   PracticeId,
+  ProgramId,
   ReferralId,
+  ReferralLinkId,
   ReferralStatus,
   SpecialtyId,
   Urgency,
@@ -35,7 +37,12 @@ export const requestBody = <P extends t.Mixed>(payload: P, command: string) => {
 export const PracticeParams = t.type({ practiceId: PracticeId })
 export const SpecialtyParams = t.type({ specialtyId: SpecialtyId })
 export const ReferralParams = t.type({ referralId: ReferralId })
+export const ProgramParams = t.type({ programId: ProgramId })
+export const ProgramLinkParams = t.type({ programId: ProgramId, linkId: ReferralLinkId })
 export const AsOfQuery = t.partial({ asOf: InstantFromRfc3339 })
+
+/** The body of a command without data (`{}`, or none at all). */
+export const EmptyRequest = nameSchema(t.union([t.type({}), t.undefined, t.null]), 'EmptyRequest')
 
 /** Referral lists: filters, search and cursor pagination. */
 export const ListQuery = t.intersection([

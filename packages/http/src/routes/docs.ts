@@ -27,6 +27,11 @@ export const API_TAGS: readonly { readonly name: string; readonly description: s
       'Referral funnel, timings, wait times, fairness and attribution (no PHI; small cells suppressed)',
   },
   { name: 'audit', description: 'The PHI access log (platform auditors)' },
+  {
+    name: 'programs',
+    description:
+      'Referral programs: consent versions, referral links with attribution, incentive rules, funnel',
+  },
   { name: 'fhir', description: 'FHIR R4 read-only export of referrals (application/fhir+json)' },
   { name: 'notifications', description: 'Notification preferences and undeliverable notifications' },
   { name: 'decision links', description: 'Accept/decline links sent in notifications (no token needed)' },

@@ -81,6 +81,7 @@ const fhirImportBody = (referralId: string, direct = false) => ({
 const R = { referralId: 'fz-1' }
 const P = { practiceId: 'spec-a' }
 const S = { specialtyId: 'ortho' }
+const PG = { programId: 'fz-prog' }
 
 const ROWS: Readonly<Record<string, FuzzRow>> = {
   'GET /health': { who: 'gp', path: '/health', params: {} },
@@ -167,6 +168,93 @@ const ROWS: Readonly<Record<string, FuzzRow>> = {
     path: '/practices/{practiceId}/referrals.csv',
     params: { practiceId: 'clinic' },
     query: { box: 'sent' },
+  },
+  'POST /programs': {
+    who: 'spec',
+    path: '/programs',
+    params: {},
+    body: {
+      programId: 'fz-new-prog',
+      practiceId: 'spec-a',
+      name: 'Fz',
+      target: { kind: 'direct', practiceId: 'spec-a' },
+    },
+  },
+  'GET /practices/{practiceId}/programs': {
+    who: 'spec',
+    path: '/practices/{practiceId}/programs',
+    params: P,
+  },
+  'GET /programs/{programId}': { who: 'spec', path: '/programs/{programId}', params: PG },
+  'POST /programs/{programId}/consent-versions': {
+    who: 'spec',
+    path: '/programs/{programId}/consent-versions',
+    params: PG,
+    body: { consentText: 'I agree to be contacted.', disclosureText: 'Spec A, scheduling only.' },
+  },
+  'POST /programs/{programId}/incentive-rules': {
+    who: 'spec',
+    path: '/programs/{programId}/incentive-rules',
+    params: PG,
+    body: {
+      rule: {
+        ruleId: 'fz-rule',
+        reward: { kind: 'non_cash_gift', description: 'A mug' },
+        eligibility: ['referral_completed'],
+        caps: { perReferrer: 1, perPeriod: { days: 30, max: 5 } },
+        disclosureText: 'Non-cash only.',
+      },
+    },
+  },
+  'POST /programs/{programId}/links': {
+    who: 'spec',
+    path: '/programs/{programId}/links',
+    params: PG,
+    body: { linkId: 'fz-link-2', attribution: {} },
+  },
+  'POST /programs/{programId}/links/{linkId}/pause': {
+    who: 'spec',
+    path: '/programs/{programId}/links/{linkId}/pause',
+    params: { ...PG, linkId: 'fz-link' },
+    body: {},
+    anyObjectBody: true,
+  },
+  'POST /programs/{programId}/links/{linkId}/resume': {
+    who: 'spec',
+    path: '/programs/{programId}/links/{linkId}/resume',
+    params: { ...PG, linkId: 'fz-paused-link' },
+    body: {},
+    anyObjectBody: true,
+  },
+  'POST /programs/{programId}/links/{linkId}/retire': {
+    who: 'spec',
+    path: '/programs/{programId}/links/{linkId}/retire',
+    params: { ...PG, linkId: 'fz-link' },
+    body: {},
+    anyObjectBody: true,
+  },
+  'GET /programs/{programId}/funnel': {
+    who: 'spec',
+    path: '/programs/{programId}/funnel',
+    params: PG,
+    query: { linkId: 'fz-link' },
+  },
+  'GET /programs/{programId}/funnel/links.csv': {
+    who: 'spec',
+    path: '/programs/{programId}/funnel/links.csv',
+    params: PG,
+    query: { linkId: 'fz-link' },
+  },
+  'GET /programs/{programId}/funnel/campaigns.csv': {
+    who: 'spec',
+    path: '/programs/{programId}/funnel/campaigns.csv',
+    params: PG,
+  },
+  'GET /programs/{programId}/incentives': {
+    who: 'spec',
+    path: '/programs/{programId}/incentives',
+    params: PG,
+    query: { linkId: 'fz-link' },
   },
   'GET /reports/funnel': {
     who: 'admin',
@@ -416,7 +504,19 @@ const setAt = (value: unknown, path: Path, replacement: unknown, remove: boolean
  * Free text accepts any non-blank string up to its limit, so only ids and enums get unicode. Named
  * by the last member name on the path (a FHIR `given[0]` is `given`; `text`, `family` are FHIR's).
  */
-const FREE_TEXT = new Set(['name', 'givenName', 'familyName', 'reason', 'body', 'text', 'family', 'given'])
+const FREE_TEXT = new Set([
+  'name',
+  'givenName',
+  'familyName',
+  'reason',
+  'body',
+  'text',
+  'family',
+  'given',
+  'consentText',
+  'disclosureText',
+  'description',
+])
 
 interface Payload {
   readonly text: string
@@ -607,6 +707,18 @@ const buildWorld = async (): Promise<RoutesTestApp> => {
     if (pause) await ok('spec', 'POST', `/practices/${id}/pause`, {})
   }
   await ok('spec', 'POST', '/specialties/ortho/categories', { categoryId: 'fz-proposed', name: 'Proposed' })
+  await ok('spec', 'POST', '/programs', {
+    programId: 'fz-prog',
+    practiceId: 'spec-a',
+    name: 'Fz program',
+    target: { kind: 'direct', practiceId: 'spec-a' },
+  })
+  await ok('spec', 'POST', '/programs/fz-prog/links', {
+    linkId: 'fz-link',
+    attribution: { channel: 'email' },
+  })
+  await ok('spec', 'POST', '/programs/fz-prog/links', { linkId: 'fz-paused-link', attribution: {} })
+  await ok('spec', 'POST', '/programs/fz-prog/links/fz-paused-link/pause', {})
   return t
 }
 
@@ -641,6 +753,10 @@ describe('fuzzing every route with malformed input', () => {
         'POST /fhir/ServiceRequest',
         'POST /referrals/{referralId}/urgency',
         'POST /referrals/{referralId}/messages',
+        'POST /programs',
+        'POST /programs/{programId}/consent-versions',
+        'POST /programs/{programId}/incentive-rules',
+        'POST /programs/{programId}/links',
       ]) {
         const row = ROWS[route] as FuzzRow
         const res = await w.call(row.who, 'POST', urlOf(row, row.params), row.body)

@@ -1060,6 +1060,292 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/programs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a referral program for a practice (its owners)
+         * @description An owner of `practiceId` creates a program targeting one practice (optionally a location) or a pool (region, specialty, category). Outsiders get 404 for the practice; members who are not owners, admins and auditors 403.
+         *
+         *     Needs a bearer token. Send Idempotency-Key to retry safely.
+         */
+        post: operations["createProgram"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/practices/{practiceId}/programs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A practice's referral programs, oldest first
+         * @description For members of the practice, platform admins and auditors (404 for anyone else).
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["listPracticePrograms"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/programs/{programId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A referral program: target, consent versions, links with their codes and status, incentive rules
+         * @description Visible to members of its practice, platform admins and auditors; to anyone else it does not exist (404).
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["getProgram"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/programs/{programId}/consent-versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Publish a new consent and disclosure version (no clinical detail)
+         * @description Publish a new consent and disclosure version (no clinical detail): the `PublishConsentVersion` command (owners of the practice). Answers the program as it is afterwards.
+         *
+         *     Needs a bearer token. Send Idempotency-Key to retry safely. Send If-Match with the ETag you read to get 412 instead of acting on a changed resource.
+         */
+        post: operations["publishConsentVersion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/programs/{programId}/incentive-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Define a non-cash incentive rule with eligibility, caps and disclosure
+         * @description Define a non-cash incentive rule with eligibility, caps and disclosure: the `DefineIncentiveRule` command (owners of the practice). Answers the program as it is afterwards.
+         *
+         *     Needs a bearer token. Send Idempotency-Key to retry safely. Send If-Match with the ETag you read to get 412 instead of acting on a changed resource.
+         */
+        post: operations["defineIncentiveRule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/programs/{programId}/links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a referral link with its attribution; the server draws its code
+         * @description The `CreateReferralLink` command (owners of the practice). Attribution: channel, campaign, location, service line, referring practice, or a referring person by pseudonymous id (never a name). The code (unambiguous base32, unguessable) is drawn by the server; retrying with the same link id and attribution answers the same link. Answers the program as it is afterwards.
+         *
+         *     Needs a bearer token. Send Idempotency-Key to retry safely. Send If-Match with the ETag you read to get 412 instead of acting on a changed resource.
+         */
+        post: operations["createReferralLink"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/programs/{programId}/links/{linkId}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a referral link (its page stops accepting intakes)
+         * @description Pause a referral link (its page stops accepting intakes): the `PauseReferralLink` command (owners of the practice). A retired link refuses every change (422 `program.link_retired`). Answers the program as it is afterwards.
+         *
+         *     Needs a bearer token. Send Idempotency-Key to retry safely. Send If-Match with the ETag you read to get 412 instead of acting on a changed resource.
+         */
+        post: operations["pauseReferralLink"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/programs/{programId}/links/{linkId}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a paused referral link
+         * @description Resume a paused referral link: the `ResumeReferralLink` command (owners of the practice). A retired link refuses every change (422 `program.link_retired`). Answers the program as it is afterwards.
+         *
+         *     Needs a bearer token. Send Idempotency-Key to retry safely. Send If-Match with the ETag you read to get 412 instead of acting on a changed resource.
+         */
+        post: operations["resumeReferralLink"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/programs/{programId}/links/{linkId}/retire": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retire a referral link for good (it keeps its history)
+         * @description Retire a referral link for good (it keeps its history): the `RetireReferralLink` command (owners of the practice). A retired link refuses every change (422 `program.link_retired`). Answers the program as it is afterwards.
+         *
+         *     Needs a bearer token. Send Idempotency-Key to retry safely. Send If-Match with the ETag you read to get 412 instead of acting on a changed resource.
+         */
+        post: operations["retireReferralLink"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/programs/{programId}/funnel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The funnel per link and per campaign: opened → submitted → referral sent → scheduled → completed, no-shows
+         * @description Counts of intakes that reached each stage (once per intake) with the first and last time, per link (every link, also those nobody opened) and per campaign (of the links opened). `linkId` narrows it to one link. Attribution and counts only: no PHI, no intake, patient or referring-person ids. Visible where the program is.
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["getProgramFunnel"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/programs/{programId}/funnel/links.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * CSV export of the program's funnel, one link per row (no PHI, no per-person ids)
+         * @description The funnel of `GET /programs/{programId}/funnel` as RFC 4180 CSV, one link per row: attribution and, per stage, the count and the first and last time. `linkId` narrows it to one link.
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["exportProgramLinkFunnelCsv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/programs/{programId}/funnel/campaigns.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * CSV export of the program's funnel, one campaign per row (no PHI, no per-person ids)
+         * @description The funnel of `GET /programs/{programId}/funnel` as RFC 4180 CSV, one campaign per row: attribution and, per stage, the count and the first and last time. `linkId` narrows it to one link.
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["exportProgramCampaignFunnelCsv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/programs/{programId}/incentives": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Incentive awards and refusals per link, each with the rule and the facts that decided it
+         * @description Every award and refusal recorded on the program, oldest first, with the rule as it was, the facts it was decided on and the reason, so an auditor can replay why; and per link the number of awards and refusals. `linkId` narrows it to one link. The referrer is named only when it is a practice: no PHI, no intake or referring-person ids. Visible where the program is.
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["getProgramIncentives"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/referrals/{referralId}/attachments": {
         parameters: {
             query?: never;
@@ -1310,6 +1596,19 @@ export interface components {
             /** @enum {string} */
             kind: "clinic" | "specialist";
         };
+        CreateProgramRequest: {
+            /** @description ProgramId */
+            programId: string;
+            practiceId: string;
+            /** @description ProgramName */
+            name: string;
+            target: components["schemas"]["ProgramTarget"];
+        };
+        CreateReferralLinkRequest: {
+            /** @description ReferralLinkId */
+            linkId: string;
+            attribution: components["schemas"]["LinkAttribution"];
+        };
         DeadLetter: {
             id: string;
             eventId: string;
@@ -1333,6 +1632,9 @@ export interface components {
                 note?: string;
             };
         };
+        DefineIncentiveRuleRequest: {
+            rule: components["schemas"]["IncentiveRule"];
+        };
         DefineSpecialtyRequest: {
             specialtyId: string;
             name: string;
@@ -1342,6 +1644,97 @@ export interface components {
             resourceType: string;
         };
         FhirServiceRequestImport: unknown;
+        FunnelAttribution: {
+            /** @description Channel */
+            channel?: string;
+            /** @description Campaign */
+            campaign?: string;
+            /** @description Location */
+            location?: string;
+            /** @description ServiceLine */
+            serviceLine?: string;
+            referringPracticeId?: string;
+        };
+        FunnelStages: {
+            opened: {
+                count: number;
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                firstAt: string | null;
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                lastAt: string | null;
+            };
+            submitted: {
+                count: number;
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                firstAt: string | null;
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                lastAt: string | null;
+            };
+            referralSent: {
+                count: number;
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                firstAt: string | null;
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                lastAt: string | null;
+            };
+            scheduled: {
+                count: number;
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                firstAt: string | null;
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                lastAt: string | null;
+            };
+            completed: {
+                count: number;
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                firstAt: string | null;
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                lastAt: string | null;
+            };
+            noShow: {
+                count: number;
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                firstAt: string | null;
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                lastAt: string | null;
+            };
+        };
         Health: {
             /** @enum {string} */
             status: "ok";
@@ -1369,6 +1762,63 @@ export interface components {
                 component: string;
             };
             data: Record<string, never>;
+        };
+        IncentiveDecisions: {
+            /** @description ProgramId */
+            programId: string;
+            links: {
+                /** @description ReferralLinkId */
+                linkId: string;
+                awarded: number;
+                refused: number;
+            }[];
+            decisions: {
+                /** @description ReferralLinkId */
+                linkId: string;
+                /** @enum {string} */
+                outcome: "awarded" | "refused";
+                reason: "eligible" | ("no_referrer" | "referral_not_completed" | "referrer_not_existing_patient" | "per_referrer_cap_reached" | "period_cap_reached");
+                rule: components["schemas"]["IncentiveRule"];
+                facts: {
+                    referralCompleted: boolean;
+                    referrerIsExistingPatient: boolean;
+                };
+                /** @enum {string|null} */
+                referrerKind: "person" | "practice" | null;
+                referringPracticeId: string | null;
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                decidedAt: string;
+            }[];
+        };
+        IncentiveRule: {
+            /** @description IncentiveRuleId */
+            ruleId: string;
+            reward: {
+                /** @enum {string} */
+                kind: "non_cash_gift" | "patient_education" | "community_donation" | "service_neutral_benefit";
+                /** @description RewardDescription */
+                description: string;
+            };
+            eligibility: ("referral_completed" | "referrer_existing_patient")[];
+            caps: {
+                /** @description CapCount */
+                perReferrer: number;
+                perPeriod: {
+                    /** @description PeriodDays */
+                    days: number;
+                    /** @description CapCount */
+                    max: number;
+                };
+            };
+            /** @description DisclosureText */
+            disclosureText: string;
+        };
+        LinkAttribution: components["schemas"]["FunnelAttribution"] & {
+            /** @description ReferrerId */
+            referringPersonId?: string;
         };
         Me: {
             userId: string;
@@ -1444,10 +1894,91 @@ export interface components {
                 [key: string]: string | number | boolean;
             };
         };
+        Program: {
+            /** @description ProgramId */
+            programId: string;
+            practiceId: string;
+            name: string;
+            target: components["schemas"]["ProgramTarget"];
+            consents: {
+                /** @description ConsentVersion */
+                version: number;
+                consentText: string;
+                disclosureText: string;
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                publishedAt: string;
+            }[];
+            /** @description ConsentVersion */
+            currentConsentVersion: number | null;
+            links: {
+                /** @description ReferralLinkId */
+                linkId: string;
+                /** @description LinkCode */
+                code: string;
+                path: string;
+                attribution: components["schemas"]["LinkAttribution"];
+                status: components["schemas"]["ReferralLinkStatus"];
+                /**
+                 * Format: date-time
+                 * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                 */
+                createdAt: string;
+            }[];
+            incentiveRules: components["schemas"]["IncentiveRule"][];
+            version: number;
+        };
+        ProgramFunnel: {
+            /** @description ProgramId */
+            programId: string;
+            links: {
+                /** @description ReferralLinkId */
+                linkId: string;
+                status: components["schemas"]["ReferralLinkStatus"];
+                attribution: components["schemas"]["FunnelAttribution"];
+                stages: components["schemas"]["FunnelStages"];
+            }[];
+            campaigns: {
+                campaign: string | null;
+                links: number;
+                stages: components["schemas"]["FunnelStages"];
+            }[];
+        };
+        ProgramList: {
+            items: {
+                /** @description ProgramId */
+                programId: string;
+                name: string;
+                links: number;
+                activeLinks: number;
+                version: number;
+            }[];
+        };
+        ProgramTarget: {
+            /** @enum {string} */
+            kind: "direct";
+            practiceId: string;
+            /** @description Location */
+            location?: string;
+        } | {
+            /** @enum {string} */
+            kind: "pooled";
+            regionId: string;
+            specialtyId: string;
+            category: components["schemas"]["CategoryRef"];
+        };
         ProposeCategoryRequest: {
             categoryId: string;
             name: string;
             parentId?: string;
+        };
+        PublishConsentVersionRequest: {
+            /** @description ConsentText */
+            consentText: string;
+            /** @description DisclosureText */
+            disclosureText: string;
         };
         QuietHours: {
             start: string;
@@ -1506,6 +2037,8 @@ export interface components {
             referralId: string;
             entries: components["schemas"]["HistoryEntry"][];
         };
+        /** @enum {string} */
+        ReferralLinkStatus: "active" | "paused" | "retired";
         ReferralPage: {
             items: components["schemas"]["ReferralSummary"][];
             nextCursor: string | null;
@@ -1603,17 +2136,7 @@ export interface components {
                 kind: "pooled";
             };
             insuranceNetworkId?: string;
-            attribution?: {
-                /** @description Channel */
-                channel?: string;
-                /** @description Campaign */
-                campaign?: string;
-                /** @description Location */
-                location?: string;
-                /** @description ServiceLine */
-                serviceLine?: string;
-                referringPracticeId?: string;
-            };
+            attribution?: components["schemas"]["FunnelAttribution"];
         };
         SpecialistSettings: {
             specialtyId: string;
@@ -5612,6 +6135,1010 @@ export interface operations {
                             }[];
                         }[];
                     };
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createProgram: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request answers the first response again (with Idempotent-Replayed: true); with another request 422. Keys are per user and kept 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateProgramRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            201: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Weak entity tag of the version; send it as If-Match */
+                    ETag?: string;
+                    /** @description Path of the created resource */
+                    Location?: string;
+                    /** @description Present when the response is the stored answer to an earlier request with this Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listPracticePrograms: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                practiceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProgramList"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getProgram: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description ProgramId */
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Weak entity tag of the version; send it as If-Match */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    publishConsentVersion: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request answers the first response again (with Idempotent-Replayed: true); with another request 422. Keys are per user and kept 24 h. */
+                "Idempotency-Key"?: string;
+                /** @description The ETag you read (or a list of them): the change is refused with 412 if the resource changed since. */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description ProgramId */
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PublishConsentVersionRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Weak entity tag of the version; send it as If-Match */
+                    ETag?: string;
+                    /** @description Present when the response is the stored answer to an earlier request with this Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    defineIncentiveRule: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request answers the first response again (with Idempotent-Replayed: true); with another request 422. Keys are per user and kept 24 h. */
+                "Idempotency-Key"?: string;
+                /** @description The ETag you read (or a list of them): the change is refused with 412 if the resource changed since. */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description ProgramId */
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DefineIncentiveRuleRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Weak entity tag of the version; send it as If-Match */
+                    ETag?: string;
+                    /** @description Present when the response is the stored answer to an earlier request with this Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createReferralLink: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request answers the first response again (with Idempotent-Replayed: true); with another request 422. Keys are per user and kept 24 h. */
+                "Idempotency-Key"?: string;
+                /** @description The ETag you read (or a list of them): the change is refused with 412 if the resource changed since. */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description ProgramId */
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateReferralLinkRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Weak entity tag of the version; send it as If-Match */
+                    ETag?: string;
+                    /** @description Present when the response is the stored answer to an earlier request with this Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    pauseReferralLink: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request answers the first response again (with Idempotent-Replayed: true); with another request 422. Keys are per user and kept 24 h. */
+                "Idempotency-Key"?: string;
+                /** @description The ETag you read (or a list of them): the change is refused with 412 if the resource changed since. */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description ProgramId */
+                programId: string;
+                /** @description ReferralLinkId */
+                linkId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmptyRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Weak entity tag of the version; send it as If-Match */
+                    ETag?: string;
+                    /** @description Present when the response is the stored answer to an earlier request with this Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resumeReferralLink: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request answers the first response again (with Idempotent-Replayed: true); with another request 422. Keys are per user and kept 24 h. */
+                "Idempotency-Key"?: string;
+                /** @description The ETag you read (or a list of them): the change is refused with 412 if the resource changed since. */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description ProgramId */
+                programId: string;
+                /** @description ReferralLinkId */
+                linkId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmptyRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Weak entity tag of the version; send it as If-Match */
+                    ETag?: string;
+                    /** @description Present when the response is the stored answer to an earlier request with this Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    retireReferralLink: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request answers the first response again (with Idempotent-Replayed: true); with another request 422. Keys are per user and kept 24 h. */
+                "Idempotency-Key"?: string;
+                /** @description The ETag you read (or a list of them): the change is refused with 412 if the resource changed since. */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description ProgramId */
+                programId: string;
+                /** @description ReferralLinkId */
+                linkId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmptyRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Weak entity tag of the version; send it as If-Match */
+                    ETag?: string;
+                    /** @description Present when the response is the stored answer to an earlier request with this Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getProgramFunnel: {
+        parameters: {
+            query?: {
+                /** @description ReferralLinkId */
+                linkId?: string;
+            };
+            header?: never;
+            path: {
+                /** @description ProgramId */
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProgramFunnel"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    exportProgramLinkFunnelCsv: {
+        parameters: {
+            query?: {
+                /** @description ReferralLinkId */
+                linkId?: string;
+            };
+            header?: never;
+            path: {
+                /** @description ProgramId */
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/csv, one link per row */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    exportProgramCampaignFunnelCsv: {
+        parameters: {
+            query?: {
+                /** @description ReferralLinkId */
+                linkId?: string;
+            };
+            header?: never;
+            path: {
+                /** @description ProgramId */
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/csv, one campaign per row */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getProgramIncentives: {
+        parameters: {
+            query?: {
+                /** @description ReferralLinkId */
+                linkId?: string;
+            };
+            header?: never;
+            path: {
+                /** @description ProgramId */
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IncentiveDecisions"];
                 };
             };
             /** @description Client error (problem details) */

@@ -35,7 +35,7 @@ import {
   scopedPatientId,
   stricterAccess,
 } from './access.js'
-import { AsOfQuery, ReferralParams } from './codecs.js'
+import { AsOfQuery, EmptyRequest, ReferralParams } from './codecs.js'
 import { must, notFound, pinnedVersion, requestContext } from './failures.js'
 import {
   HistoryEntry,
@@ -90,9 +90,8 @@ export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app,
     },
   })
 
-  const Empty = nameSchema(t.union([t.type({}), t.undefined, t.null]), 'EmptyRequest')
   const referralActions: readonly [string, ReferralCommandType, t.Mixed, string][] = [
-    ['accept', 'AcceptReferral', Empty, 'Accept (recipient)'],
+    ['accept', 'AcceptReferral', EmptyRequest, 'Accept (recipient)'],
     [
       'decline',
       'DeclineReferral',
@@ -123,7 +122,7 @@ export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app,
       nameSchema(ScheduleAppointmentData, 'AppointmentRequest'),
       'Reschedule (recipient)',
     ],
-    ['no-show', 'RecordNoShow', Empty, 'Record a no-show (recipient)'],
+    ['no-show', 'RecordNoShow', EmptyRequest, 'Record a no-show (recipient)'],
     [
       'complete',
       'CompleteReferral',

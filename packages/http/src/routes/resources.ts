@@ -1,4 +1,4 @@
-import type { Engine, Routing } from '@referrals/core'
+import type { Engine, LinkCodeGenerator, Routing } from '@referrals/core'
 import type { FastifyInstance } from 'fastify'
 import { auditorsAreReadOnly } from './access.js'
 import type { AttachmentStore } from './attachment-store.js'
@@ -10,6 +10,7 @@ import { fhirRoutes } from './fhir.js'
 import { listRoutes } from './lists.js'
 import { meRoutes } from './me.js'
 import { practiceRoutes } from './practices.js'
+import { programRoutes } from './programs.js'
 import { referralRoutes } from './referrals.js'
 import { reportRoutes } from './reports.js'
 
@@ -22,11 +23,13 @@ export interface ResourceDeps {
   readonly attachmentLimits?: AttachmentLimits
   /** Small-number suppression of the reports (default 5); pass `Config.reportSuppressionThreshold`. */
   readonly reportSuppressionThreshold?: number
+  /** Codes of new referral links (default: 16 characters from the OS's cryptographic source). */
+  readonly linkCodes?: LinkCodeGenerator
 }
 
 /**
  * The resource routes: one Fastify plugin per resource (`me.ts`, `practices.ts`, `catalog.ts`,
- * `referrals.ts`, `lists.ts`, `audit.ts`, `reports.ts`, `dashboard.ts`, `attachments.ts`), each calling the access rules of
+ * `referrals.ts`, `lists.ts`, `audit.ts`, `reports.ts`, `dashboard.ts`, `programs.ts`, `attachments.ts`), each calling the access rules of
  * `access.ts`. The auditor hook is added to the given instance itself (not encapsulated), so it
  * also covers routes registered after these (the notification routes).
  */
@@ -49,6 +52,10 @@ export const registerResourceRoutes =
         : { suppressionThreshold: deps.reportSuppressionThreshold }),
     })
     await app.register(dashboardRoutes)
+    await app.register(programRoutes, {
+      engine,
+      ...(deps.linkCodes === undefined ? {} : { linkCodes: deps.linkCodes }),
+    })
     if (deps.attachments !== undefined) {
       await registerAttachmentRoutes(app, {
         engine,
