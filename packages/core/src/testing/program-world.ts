@@ -7,6 +7,7 @@ import {
   type IncentiveRule,
   type IntakeCommand,
   type IntakePhi,
+  type IntakeSubmitter,
   intakeLinkContext,
   intakeStreamId,
   type LinkAttribution,
@@ -133,6 +134,7 @@ export const programWorld = (deps: {
       readonly phi: IntakePhi
       readonly communication: CommunicationPreferences
       readonly referralId?: ReferralId
+      readonly submittedBy?: IntakeSubmitter
     }) => {
       const loaded = await loadAggregate(programAggregate, store, programStreamId(options.programId))()
       if (E.isLeft(loaded)) throw new Error(loaded.left.message)
@@ -152,7 +154,7 @@ export const programWorld = (deps: {
           type: 'SubmitIntake',
           data: {
             patientId: options.patientId,
-            submittedBy: { kind: 'patient' },
+            submittedBy: options.submittedBy ?? { kind: 'patient' },
             consentVersion: link?.currentConsentVersion,
             communication: options.communication,
             phi: options.phi,
