@@ -159,7 +159,7 @@ describe('intake reminders', () => {
     ])
   })
 
-  it('never after booking, completion or forgetting the patient; a referred but unbooked patient is reminded', async () => {
+  it('never after booking (the conversion process records it) or forgetting the patient; a referred but unbooked patient is reminded', async () => {
     const s = await setup()
     const ref1 = unsafeId<ReferralId>('ref-1')
     const referred = await s.submit(allChannels, { referralId: unsafeId<ReferralId>('ref-0') })
@@ -197,18 +197,27 @@ describe('intake reminders', () => {
     if (E.isLeft(all)) throw new Error(all.left.message)
     for (const e of all.right) await conversions.handle(e)
     await s.cipher.forgetPatient(unsafeId<PatientId>('pat-3'))
-    expect((await s.scheduler.due()).map((r) => r.intakeId)).toEqual([referred])
+    s.clock.advance(72 * HOUR_MS) // the second reminder is due
+    expect((await s.scheduler.due()).map((r) => r.id)).toEqual([`intake-reminder:${referred}:2`])
   })
 
-  it('ids are per intake and sequence, so repeated ticks queue each reminder once', async () => {
+  it('ids are per intake and sequence: yielded once per scheduler, the same ids from another one', async () => {
     const s = await setup()
     const id = await s.submit(allChannels)
     s.clock.advance(48 * HOUR_MS)
-    const first = await s.scheduler.due()
-    const again = await s.scheduler.due()
-    expect(first.map((r) => r.id)).toEqual([`intake-reminder:${id}:1`])
-    expect(again.map((r) => r.id)).toEqual([`intake-reminder:${id}:1`])
+    expect((await s.scheduler.due()).map((r) => r.id)).toEqual([`intake-reminder:${id}:1`])
+    expect(await s.scheduler.due()).toEqual([])
+    const other = createIntakeReminderScheduler({
+      store: s.store,
+      clock: s.clock,
+      cipher: s.cipher,
+      policy,
+      practiceName: () => null,
+      schedulingUrl: () => 'https://clinic.example/book',
+    })
+    expect((await other.due()).map((r) => r.id)).toEqual([`intake-reminder:${id}:1`])
     s.clock.advance(1000 * HOUR_MS)
     expect((await s.scheduler.due()).map((r) => r.id)).toEqual([`intake-reminder:${id}:2`])
+    expect(await s.scheduler.due()).toEqual([])
   })
 })

@@ -96,7 +96,11 @@ export interface IntakeReminder {
 }
 
 export interface IntakeReminderScheduler {
-  /** The reminders due now (at most one per intake); queue them in the outbox, which keeps one per id. */
+  /**
+   * The reminders due now (at most one per intake), each yielded once by this scheduler; queue
+   * them in the outbox, which keeps one per id (another scheduler, or this one restarted, yields
+   * the same ids again).
+   */
   readonly due: () => Promise<readonly IntakeReminder[]>
 }
 
@@ -141,6 +145,8 @@ export const createIntakeReminderScheduler = (options: {
     }),
   )
 
+  // The reminder this scheduler last yielded per intake: not read again until the next one is due.
+  const yielded = new Map<IntakeId, number>()
   const programs = new Map<ProgramId, ProgramState>()
   const programOf = async (programId: ProgramId): Promise<ProgramState> => {
     const loaded = await loadAggregate(programAggregate, options.store, programStreamId(programId))()
@@ -156,7 +162,7 @@ export const createIntakeReminderScheduler = (options: {
       const reminders: IntakeReminder[] = []
       for (const [intakeId, cached] of open) {
         const sequence = dueIntakeReminderSequence(cached, policy, now)
-        if (sequence === null) continue
+        if (sequence === null || yielded.get(intakeId) === sequence) continue
         // Read again: the cached state may be behind a booking, and the PHI may have been forgotten.
         const loaded = await loadAggregate(aggregate, options.store, intakeStreamId(intakeId))()
         if (E.isLeft(loaded)) throw new Error(`intake reminders: ${loaded.left.message}`)
@@ -178,6 +184,7 @@ export const createIntakeReminderScheduler = (options: {
         const link = program.exists ? program.links.find((l) => l.linkId === state.linkId) : undefined
         const targetLocation =
           program.exists && program.target.kind === 'direct' ? (program.target.location ?? null) : null
+        yielded.set(intakeId, sequence)
         reminders.push({
           id: `intake-reminder:${intakeId}:${sequence}`,
           intakeId,
