@@ -159,22 +159,24 @@ describe('intake reminders', () => {
     ])
   })
 
-  it('never after booking (the conversion process records it) or forgetting the patient; a referred but unbooked patient is reminded', async () => {
+  it('never after booking or completion (the conversion process records them) or forgetting the patient; a referred but unbooked patient is reminded', async () => {
     const s = await setup()
     const ref1 = unsafeId<ReferralId>('ref-1')
     const referred = await s.submit(allChannels, { referralId: unsafeId<ReferralId>('ref-0') })
     const booked = await s.submit(allChannels, { referralId: ref1 })
     const forgotten = await s.submit(allChannels)
+    const ref2 = unsafeId<ReferralId>('ref-2')
+    const completed = await s.submit(allChannels, { referralId: ref2 })
     s.clock.advance(48 * HOUR_MS)
-    expect((await s.scheduler.due()).map((r) => r.intakeId)).toEqual([referred, booked, forgotten])
-    // The referral of `booked` gets an appointment; the conversion process records it.
-    const appended = await s.store.append({
-      streamId: referralStreamId(ref1),
-      expected: expected.noStream,
-      events: [
-        {
-          id: unsafeId<EventId>('ap-1'),
-          type: 'AppointmentScheduled',
+    expect((await s.scheduler.due()).map((r) => r.intakeId)).toEqual([referred, booked, forgotten, completed])
+    // `booked` gets an appointment, `completed` one and its completion; the conversion process records them.
+    const referralEvent = async (referralId: ReferralId, types: readonly string[]) => {
+      const appended = await s.store.append({
+        streamId: referralStreamId(referralId),
+        expected: expected.noStream,
+        events: types.map((type, i) => ({
+          id: unsafeId<EventId>(`${referralId}-${i}`),
+          type,
           schemaVersion: 1,
           data: { at: '2026-03-09T10:00:00.000Z' },
           metadata: {
@@ -183,10 +185,12 @@ describe('intake reminders', () => {
             commandId: unsafeId<CommandId>('c'),
             occurredAt: T0,
           },
-        },
-      ],
-    })()
-    if (E.isLeft(appended)) throw new Error(appended.left.message)
+        })),
+      })()
+      if (E.isLeft(appended)) throw new Error(appended.left.message)
+    }
+    await referralEvent(ref1, ['AppointmentScheduled'])
+    await referralEvent(ref2, ['AppointmentScheduled', 'ReferralCompleted'])
     const conversions = createIntakeConversions({
       store: s.store,
       ids: s.ids,
@@ -196,6 +200,8 @@ describe('intake reminders', () => {
     const all = await s.store.readAll({ streamPrefixes: ['referral-'] })()
     if (E.isLeft(all)) throw new Error(all.left.message)
     for (const e of all.right) await conversions.handle(e)
+    expect((await s.world.loadIntake(booked)).state).toMatchObject({ stage: 'scheduled' })
+    expect((await s.world.loadIntake(completed)).state).toMatchObject({ stage: 'completed' })
     await s.cipher.forgetPatient(unsafeId<PatientId>('pat-3'))
     s.clock.advance(72 * HOUR_MS) // the second reminder is due
     expect((await s.scheduler.due()).map((r) => r.id)).toEqual([`intake-reminder:${referred}:2`])
