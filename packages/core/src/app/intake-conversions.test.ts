@@ -273,6 +273,25 @@ describe('intake conversions: following the referral of an intake', () => {
     expect((await s.decisions()).map((d) => d.type)).toEqual(['IncentiveAwarded'])
   })
 
+  it('a fact the intake has moved past (rescheduled after completion) is skipped as stale, not an error', async () => {
+    const s = await setup()
+    await s.submit(1, ref1)
+    await s.referral(ref1, 'scheduled', AT1)
+    await s.referral(ref1, 'completed')
+    await s.drive()
+    await s.referral(ref1, 'rescheduled', AT2)
+    const all = await s.store.readStream(referralStreamId(ref1))()
+    if (E.isLeft(all)) throw new Error(all.left.message)
+    const steps = await s.conversions.handle(all.right.at(-1) as StoredEvent)
+    expect(steps).toEqual([
+      { outcome: 'stale', intakeId: in1, incentives: [{ ruleId, outcome: 'already_decided' }] },
+    ])
+    expect((await s.intakeTypes(in1)).slice(3)).toEqual([
+      'IntakeAppointmentScheduled',
+      'IntakeAppointmentCompleted',
+    ])
+  })
+
   it('the per-referrer cap refuses the second completed referral of the same referrer, naming the rule', async () => {
     const s = await setup({ perReferrer: 1 })
     const ref2 = unsafeId<ReferralId>('ref-2')
