@@ -1,5 +1,6 @@
 export * from './conformance.js'
 export * from './counting-store.js'
 export * from './given.js'
+export * from './program-world.js'
 export * from './tombstone-cipher.js'
 export * from './world.js'

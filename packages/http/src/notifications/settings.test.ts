@@ -115,4 +115,36 @@ describe('readNotificationSettings', () => {
       readNotificationSettings(noKey, { DECISION_LINK_SECRET: 'k'.repeat(32) }).decisionLinkSecret,
     ).toEqual(Buffer.from('k'.repeat(32)))
   })
+
+  it('reads the intake reminder policy and scheduling link; bad values are named, not echoed', () => {
+    expect(readNotificationSettings(dev, {}).intakeReminders).toEqual({
+      policy: { delayMs: 48 * 3_600_000, everyMs: 72 * 3_600_000, maxCount: 2 },
+      schedulingUrl: undefined,
+    })
+    expect(
+      readNotificationSettings(dev, {
+        INTAKE_REMINDER_DELAY: '24h',
+        INTAKE_REMINDER_INTERVAL: '30m',
+        INTAKE_REMINDER_MAX_COUNT: '0',
+        INTAKE_REMINDER_SCHEDULING_URL: 'https://book.example/{code}',
+      }).intakeReminders,
+    ).toEqual({
+      policy: { delayMs: 86_400_000, everyMs: 1_800_000, maxCount: 0 },
+      schedulingUrl: 'https://book.example/{code}',
+    })
+    const problems = problemsOf(() =>
+      readNotificationSettings(production, {
+        PUBLIC_BASE_URL: 'https://referrals.example',
+        INTAKE_REMINDER_DELAY: 'canary-later',
+        INTAKE_REMINDER_MAX_COUNT: '11',
+        INTAKE_REMINDER_SCHEDULING_URL: 'http://canary-booking.example',
+      }),
+    )
+    expect(problems.map((p) => p.split(' ')[0])).toEqual([
+      'INTAKE_REMINDER_DELAY',
+      'INTAKE_REMINDER_MAX_COUNT',
+      'INTAKE_REMINDER_SCHEDULING_URL',
+    ])
+    expect(problems.join('\n')).not.toMatch(/canary/)
+  })
 })

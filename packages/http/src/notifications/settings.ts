@@ -1,4 +1,5 @@
 import { hkdfSync } from 'node:crypto'
+import { defaultIntakeReminderPolicy, type IntakeReminderPolicy } from '@referrals/core'
 import type { HttpSmsOptions, SmtpOptions } from '@referrals/notify'
 import type { Config, Env } from '../config.js'
 import type { WebhookUrlPolicy } from './webhook-url.js'
@@ -20,6 +21,17 @@ export interface NotificationSettings {
   readonly webhookPolicy: WebhookUrlPolicy
   readonly schedulerIntervalMs: number
   readonly deliveryIntervalMs: number
+  /**
+   * Reminders to patients who submitted a referral-program intake and have not booked
+   * (`INTAKE_REMINDER_*`); absent: the core's default policy, scheduling link `<base>/r/<code>`.
+   */
+  readonly intakeReminders?: IntakeReminderSettings
+}
+
+export interface IntakeReminderSettings {
+  readonly policy: IntakeReminderPolicy
+  /** `INTAKE_REMINDER_SCHEDULING_URL`; `{code}` is replaced by the link code. Default `<base>/r/<code>`. */
+  readonly schedulingUrl: string | undefined
 }
 
 export class NotificationConfigError extends Error {
@@ -85,7 +97,9 @@ const parseSmtpUrl = (
 /**
  * Reads `PUBLIC_BASE_URL`, `DECISION_LINK_SECRET`, `NOTIFY_WEBHOOK_SECRET`, `SMTP_URL`,
  * `SMTP_FROM`, `SMS_GATEWAY_URL`, `SMS_GATEWAY_FROM`, `SMS_GATEWAY_TOKEN`,
- * `NOTIFY_ALLOW_PRIVATE_WEBHOOKS`, `NOTIFY_SCHEDULER_INTERVAL` and `NOTIFY_DELIVERY_INTERVAL`; throws `NotificationConfigError` listing every problem.
+ * `NOTIFY_ALLOW_PRIVATE_WEBHOOKS`, `NOTIFY_SCHEDULER_INTERVAL`, `NOTIFY_DELIVERY_INTERVAL` and the
+ * intake reminder settings `INTAKE_REMINDER_DELAY`, `INTAKE_REMINDER_INTERVAL`,
+ * `INTAKE_REMINDER_MAX_COUNT`, `INTAKE_REMINDER_SCHEDULING_URL`; throws `NotificationConfigError` listing every problem.
  */
 export const readNotificationSettings = (config: Config, env: Env = process.env): NotificationSettings => {
   const problems: string[] = []
@@ -199,6 +213,33 @@ export const readNotificationSettings = (config: Config, env: Env = process.env)
   const schedulerIntervalMs = interval('NOTIFY_SCHEDULER_INTERVAL', 30_000)
   const deliveryIntervalMs = interval('NOTIFY_DELIVERY_INTERVAL', 5_000)
 
+  const reminderDelayMs = interval('INTAKE_REMINDER_DELAY', defaultIntakeReminderPolicy.delayMs)
+  const reminderEveryMs = interval('INTAKE_REMINDER_INTERVAL', defaultIntakeReminderPolicy.everyMs)
+  let reminderMax = defaultIntakeReminderPolicy.maxCount
+  const maxRaw = get('INTAKE_REMINDER_MAX_COUNT')
+  if (maxRaw !== undefined) {
+    if (/^\d{1,2}$/.test(maxRaw) && Number(maxRaw) <= 10) reminderMax = Number(maxRaw)
+    else problems.push('INTAKE_REMINDER_MAX_COUNT must be a whole number from 0 (no reminders) to 10')
+  }
+  const schedulingUrl = get('INTAKE_REMINDER_SCHEDULING_URL')
+  if (schedulingUrl !== undefined) {
+    let ok = false
+    try {
+      const url = new URL(schedulingUrl.replaceAll('{code}', 'CODE'))
+      ok =
+        (url.protocol === 'https:' ||
+          (url.protocol === 'http:' && (!production || isLocalHost(url.hostname)))) &&
+        url.username === '' &&
+        url.password === ''
+    } catch {
+      ok = false
+    }
+    if (!ok)
+      problems.push(
+        'INTAKE_REMINDER_SCHEDULING_URL must be an https URL without credentials (http allowed outside production)',
+      )
+  }
+
   if (problems.length > 0 || publicBaseUrl === undefined || decisionLinkSecret === undefined)
     throw new NotificationConfigError(problems)
   return {
@@ -210,5 +251,9 @@ export const readNotificationSettings = (config: Config, env: Env = process.env)
     webhookPolicy: { httpsOnly: production, allowPrivate: allow === 'true' },
     schedulerIntervalMs,
     deliveryIntervalMs,
+    intakeReminders: {
+      policy: { delayMs: reminderDelayMs, everyMs: reminderEveryMs, maxCount: reminderMax },
+      schedulingUrl,
+    },
   }
 }

@@ -1,11 +1,14 @@
 import {
   type Clock,
   createDeadlineScheduler,
+  defaultIntakeReminderPolicy,
   type Engine,
   type EventStore,
   millisOf,
+  type PatientKeyStore,
   type ReferralResponsePolicy,
 } from '@referrals/core'
+import { createAesGcmPhiCipher } from '@referrals/crypto'
 import {
   type Channel,
   createDecisionLinks,
@@ -31,6 +34,7 @@ import type { FastifyInstance } from 'fastify'
 import type pg from 'pg'
 import type { Config, Env } from '../config.js'
 import { safeErrorLogFields } from '../problem.js'
+import { createIntakeProcesses, type IntakeProcesses } from './intakes.js'
 import { registerNotificationRoutes } from './routes.js'
 import { type NotificationSettings, readNotificationSettings } from './settings.js'
 import { guardUrlChannel, guardWebhookChannel, type ResolveHost } from './webhook-url.js'
@@ -44,6 +48,8 @@ export interface NotificationRuntime {
   readonly engine: Engine
   /** The runtime's PostgreSQL pool, when it has one: outbox, preferences and used links go there. */
   readonly pool?: pg.Pool | undefined
+  /** The patient key store: intakes are read with the engine's cipher over it (referral programs). */
+  readonly keys?: PatientKeyStore | undefined
 }
 
 /** Where loop failures are reported: error class and code only, never a message (it may hold values). */
@@ -64,6 +70,8 @@ export interface StartNotificationsOptions {
   readonly deliveryIntervalMs?: number
   /** Wait before restarting the outbox projector after a failed event (default 30 s). */
   readonly projectorRestartMs?: number
+  /** Interval of the intake reminder loop (default: the scheduler interval). */
+  readonly intakeReminderIntervalMs?: number
   readonly retryPolicy?: RetryPolicy
   /** PostgreSQL schema of the notification tables (default `notify`). */
   readonly schema?: string
@@ -81,6 +89,8 @@ export interface Notifications {
   readonly preferences: PreferencesStore
   readonly links: DecisionLinks
   readonly settings: NotificationSettings
+  /** Referral programs: the intake conversion process and the intake reminders. */
+  readonly intakes: IntakeProcesses
 }
 
 /**
@@ -157,6 +167,30 @@ export const startNotifications = async (
   if (settings.smsGateway !== undefined)
     channels.set('sms', httpSmsChannel(settings.smsGateway) as Channel<never>)
 
+  // Referral programs: conversions follow referrals of intakes; reminders go through this outbox.
+  let intakeRestartTimer: NodeJS.Timeout | undefined
+  const intakes: IntakeProcesses = createIntakeProcesses({
+    store: runtime.store,
+    engine: runtime.engine,
+    clock,
+    cipher: runtime.keys === undefined ? undefined : createAesGcmPhiCipher({ keys: runtime.keys }),
+    outbox,
+    settings: settings.intakeReminders ?? {
+      policy: defaultIntakeReminderPolicy,
+      schedulingUrl: undefined,
+    },
+    publicBase: `${settings.publicBaseUrl.origin}${basePath}`,
+    // Patients are reached by email (as referral notifications); SMS to patients is not enabled yet.
+    patientChannels: new Set(smtp === undefined ? [] : ['email']),
+    onError: (error) => {
+      report('intake-conversions')(error)
+      if (!stopped)
+        intakeRestartTimer = setTimeout(() => {
+          if (!stopped) intakes.start()
+        }, options.projectorRestartMs ?? 30_000)
+    },
+  })
+
   const scheduler = createDeadlineScheduler(runtime.engine, {
     clock,
     ...(options.responsePolicy === undefined ? {} : { policy: options.responsePolicy }),
@@ -165,7 +199,15 @@ export const startNotifications = async (
   const { signal } = controller
 
   projector.start()
+  intakes.start()
   const loops = [
+    runScheduler({
+      intervalMs:
+        options.intakeReminderIntervalMs ?? options.schedulerIntervalMs ?? settings.schedulerIntervalMs,
+      signal,
+      onError: report('intake-reminders'),
+      tick: () => intakes.remind(),
+    }),
     runScheduler({
       intervalMs: options.schedulerIntervalMs ?? settings.schedulerIntervalMs,
       signal,
@@ -212,9 +254,11 @@ export const startNotifications = async (
       if (stopped) return
       stopped = true
       clearTimeout(restartTimer)
+      clearTimeout(intakeRestartTimer)
       controller.abort()
       await Promise.all(loops)
       await projector.stop()
+      await intakes.stop()
       smtp?.close()
     },
     registerRoutes: registerNotificationRoutes({
@@ -229,6 +273,7 @@ export const startNotifications = async (
     preferences,
     links,
     settings,
+    intakes,
   }
 }
 
