@@ -226,6 +226,11 @@ describe('the public intake on the engine', () => {
   it('refuses unknown codes (not found), paused and retired links (gone), foreign tokens (expired)', async () => {
     const { intake, program, submission } = await setup()
     expect((await intake.open('ZZZZ999999', corr)).kind).toBe('not_found')
+    expect((await intake.view('ZZZZ999999')).kind).toBe('not_found')
+    expect(await intake.view('BBBB000002')).toMatchObject({
+      kind: 'page',
+      page: { programName: 'Knee pathway' },
+    })
     const onA = await intake.open('AAAA000001', corr)
     const onB = await intake.open('BBBB000002', corr)
     if (onA.kind !== 'opened' || onB.kind !== 'opened') throw new Error('expected both open')
@@ -233,6 +238,7 @@ describe('the public intake on the engine', () => {
     expect((await intake.submit('AAAA000001', 'no-such-intake', submission, corr)).kind).toBe('expired')
     await program({ type: 'PauseReferralLink', data: { linkId: 'link-b' } } as ProgramCommandPayload)
     expect((await intake.open('BBBB000002', corr)).kind).toBe('gone')
+    expect((await intake.view('BBBB000002')).kind).toBe('gone')
     expect((await intake.submit('BBBB000002', onB.intakeId, submission, corr)).kind).toBe('gone')
     await program({ type: 'RetireReferralLink', data: { linkId: 'link-b' } } as ProgramCommandPayload)
     expect((await intake.open('BBBB000002', corr)).kind).toBe('gone')

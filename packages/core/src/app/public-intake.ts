@@ -483,7 +483,15 @@ export const createPublicIntake = (options: PublicIntakeOptions) => {
     return { kind: 'submitted', referralId: data.referralId, page }
   }
 
-  return { links, open, submit }
+  /** The page of a link without recording anything (to show the form again with its problems). */
+  const view = async (
+    code: string,
+  ): Promise<{ kind: 'page'; page: IntakePage } | { kind: 'not_found' } | { kind: 'gone' }> => {
+    const a = await accepting(code)
+    return 'kind' in a ? a : { kind: 'page', page: a.page }
+  }
+
+  return { links, open, submit, view }
 }
 
 export type PublicIntake = ReturnType<typeof createPublicIntake>

@@ -1,4 +1,4 @@
-import type { Engine, Routing } from '@referrals/core'
+import type { Engine, PublicIntake, Routing } from '@referrals/core'
 import type { FastifyInstance } from 'fastify'
 import { auditorsAreReadOnly } from './access.js'
 import type { AttachmentStore } from './attachment-store.js'
@@ -10,6 +10,7 @@ import { fhirRoutes } from './fhir.js'
 import { listRoutes } from './lists.js'
 import { meRoutes } from './me.js'
 import { practiceRoutes } from './practices.js'
+import { type PublicIntakeLimits, publicIntakeRoutes } from './public-intake.js'
 import { referralRoutes } from './referrals.js'
 import { reportRoutes } from './reports.js'
 
@@ -22,11 +23,15 @@ export interface ResourceDeps {
   readonly attachmentLimits?: AttachmentLimits
   /** Small-number suppression of the reports (default 5); pass `Config.reportSuppressionThreshold`. */
   readonly reportSuppressionThreshold?: number
+  /** The public referral-program intake (`/r/:code`); without it those pages are not registered. */
+  readonly publicIntake?: PublicIntake
+  readonly publicIntakeLimits?: PublicIntakeLimits
 }
 
 /**
  * The resource routes: one Fastify plugin per resource (`me.ts`, `practices.ts`, `catalog.ts`,
- * `referrals.ts`, `lists.ts`, `audit.ts`, `reports.ts`, `dashboard.ts`, `attachments.ts`), each calling the access rules of
+ * `referrals.ts`, `lists.ts`, `audit.ts`, `reports.ts`, `dashboard.ts`, `attachments.ts`,
+ * `public-intake.ts`), each calling the access rules of
  * `access.ts`. The auditor hook is added to the given instance itself (not encapsulated), so it
  * also covers routes registered after these (the notification routes).
  */
@@ -49,6 +54,13 @@ export const registerResourceRoutes =
         : { suppressionThreshold: deps.reportSuppressionThreshold }),
     })
     await app.register(dashboardRoutes)
+    if (deps.publicIntake !== undefined) {
+      await app.register(publicIntakeRoutes, {
+        intake: deps.publicIntake,
+        today: () => engine.clock.now().slice(0, 10),
+        ...(deps.publicIntakeLimits === undefined ? {} : { limits: deps.publicIntakeLimits }),
+      })
+    }
     if (deps.attachments !== undefined) {
       await registerAttachmentRoutes(app, {
         engine,
