@@ -491,7 +491,10 @@ export const createPublicIntake = (options: PublicIntakeOptions) => {
     return 'kind' in a ? a : { kind: 'page', page: a.page }
   }
 
-  return { links, open, submit, view }
+  /** An intake's stream, its PHI opened (or `{ redacted: true }` once the patient is forgotten). */
+  const load = (intakeId: IntakeId) => loadAggregate(intake, engine.store, intakeStreamId(intakeId))
+
+  return { links, open, submit, view, load }
 }
 
 export type PublicIntake = ReturnType<typeof createPublicIntake>
