@@ -9,6 +9,7 @@ import {
   type ExistingProgram,
   type IntakeCaregiver,
   type IntakeCommand,
+  type IntakeGuidance,
   type IntakePerson,
   type IntakeSubmitter,
   intakeLinkContext,
@@ -261,6 +262,8 @@ export interface IntakePage {
   readonly programName: string
   readonly clinicName: string
   readonly consent: PublishedConsent
+  /** FAQ, insurance and scheduling guidance, when the program set it. */
+  readonly guidance: IntakeGuidance | null
 }
 
 export type OpenOutcome =
@@ -317,6 +320,7 @@ export const createPublicIntake = (options: PublicIntakeOptions) => {
       programName: found.program.name,
       clinicName: practice.exists ? practice.name : found.program.name,
       consent: found.consent,
+      guidance: found.program.guidance ?? null,
     }
   }
 

@@ -15,11 +15,16 @@ import type { RoutesTestApp } from './testing-routes.js'
 export const CODES = { active: 'AAAA000001', paused: 'PPPP000002', retired: 'RRRR000003' } as const
 export const CONSENT_TEXT = 'We use your details only to arrange your care.'
 export const DISCLOSURE_TEXT = 'The clinic receives no payment for referrals.'
+export const GUIDANCE = {
+  faq: [{ question: 'Do I need a letter from my doctor?', answer: 'No: this form is enough.' }],
+  insuranceGuidance: 'We accept most public plans; bring your card.',
+  schedulingGuidance: 'We call you within two working days to book.',
+}
 
 /**
  * A referral program of `clinic` (owner `dr-gp`), created through the engine's program aggregate
  * (not over HTTP): pooled into north/ortho/knee, where spec-a and spec-b take referrals; consent
- * version 1; an active, a paused and a retired link.
+ * version 1; FAQ, insurance and scheduling guidance; an active, a paused and a retired link.
  */
 export const createTestProgram = async (t: RoutesTestApp, programId = 'prog-test') => {
   const owner = await t.engine.directory.resolveActor(unsafeId<UserId>('dr-gp'), [])
@@ -54,6 +59,7 @@ export const createTestProgram = async (t: RoutesTestApp, programId = 'prog-test
     type: 'PublishConsentVersion',
     data: { consentText: CONSENT_TEXT, disclosureText: DISCLOSURE_TEXT },
   } as Omit<ProgramCommand, 'meta'>)
+  await run({ type: 'SetIntakeGuidance', data: { guidance: GUIDANCE } } as Omit<ProgramCommand, 'meta'>)
   for (const [status, code] of Object.entries(CODES)) {
     const linkId = unsafeId(`link-${status}`)
     await run({

@@ -1,6 +1,13 @@
 import { INTAKE_FIELDS as F, type ReferralId, unsafeId } from '@referrals/core'
 import { afterEach, describe, expect, it } from 'vitest'
-import { CODES, CONSENT_TEXT, createTestProgram, DISCLOSURE_TEXT, tokenOf } from './public-intake-testing.js'
+import {
+  CODES,
+  CONSENT_TEXT,
+  createTestProgram,
+  DISCLOSURE_TEXT,
+  GUIDANCE,
+  tokenOf,
+} from './public-intake-testing.js'
 import { buildRoutesTestApp, type RoutesTestApp, type RoutesTestOptions } from './testing-routes.js'
 
 /** PHI canaries typed into the form: they must never come back in a page or a log line. */
@@ -68,6 +75,10 @@ describe('GET /r/:code', () => {
     expect(html).toContain(CONSENT_TEXT)
     expect(html).toContain(DISCLOSURE_TEXT)
     expect(html).toContain('Consent (version 1)')
+    expect(html).toContain(`<dt>${GUIDANCE.faq[0]?.question}</dt>`)
+    expect(html).toContain(GUIDANCE.faq[0]?.answer)
+    expect(html).toContain(GUIDANCE.insuranceGuidance)
+    expect(html).toContain(GUIDANCE.schedulingGuidance)
     expect(html).toMatch(/<fieldset>\s*<legend>Who is filling in this form\?<\/legend>/)
     expect(html).toContain('<label for="patientGivenName">')
     expect(html).toContain('<select id="relationship" name="relationship"')

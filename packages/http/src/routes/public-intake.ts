@@ -101,6 +101,31 @@ const RELATIONSHIP_LABELS: Readonly<Record<CaregiverRelationship, string>> = {
   other: 'Other',
 }
 
+/** The program's FAQ, insurance and scheduling guidance (owner-written, escaped). */
+const guidanceSections = (page: IntakePage): string => {
+  const g = page.guidance
+  if (g === null) return ''
+  const parts: string[] = []
+  if (g.faq.length > 0)
+    parts.push(`<section aria-labelledby="faq-heading">
+<h2 id="faq-heading">Questions and answers</h2>
+<dl>
+${g.faq.map((e) => `<dt>${escapeHtml(e.question)}</dt>\n<dd>${paragraphs(e.answer)}</dd>`).join('\n')}
+</dl>
+</section>`)
+  if (g.insuranceGuidance !== undefined)
+    parts.push(`<section aria-labelledby="insurance-heading">
+<h2 id="insurance-heading">Insurance</h2>
+${paragraphs(g.insuranceGuidance)}
+</section>`)
+  if (g.schedulingGuidance !== undefined)
+    parts.push(`<section aria-labelledby="scheduling-heading">
+<h2 id="scheduling-heading">Booking your appointment</h2>
+${paragraphs(g.schedulingGuidance)}
+</section>`)
+  return parts.join('\n')
+}
+
 const formPage = (
   code: string,
   token: string,
@@ -144,6 +169,7 @@ ${errorText(field)}<input type="${options.type ?? 'text'}" id="${field}" name="$
     `<h1>${escapeHtml(page.clinicName)}</h1>
 <p>${escapeHtml(page.programName)}: ask to be referred. This form sends your details to the clinic; it takes a few minutes. Do not use it for emergencies: call your local emergency number.</p>
 ${summary}
+${guidanceSections(page)}
 <section aria-labelledby="consent-heading">
 <h2 id="consent-heading">Consent (version ${consent.version})</h2>
 ${paragraphs(consent.consentText)}
