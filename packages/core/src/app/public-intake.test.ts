@@ -270,3 +270,48 @@ describe('the public intake on the engine', () => {
     expect(referral.right.events[0]).toMatchObject({ data: { phi: REDACTED } })
   })
 })
+
+describe('a direct program', () => {
+  it('sends the intake straight to the program practice, filed under its first region and category', async () => {
+    const { engine, ids, specA, submission, as, ownerOf } = await setup()
+    const owner = await as(ownerOf('clinic'))
+    const programId = unsafeId<ProgramId>('prog-direct')
+    for (const payload of [
+      {
+        type: 'CreateProgram',
+        data: {
+          programId,
+          practiceId: ids.clinic,
+          name: 'Dr A',
+          target: { kind: 'direct', practiceId: specA },
+        },
+      },
+      { type: 'PublishConsentVersion', data: { consentText: 'Consent.', disclosureText: 'Disclosure.' } },
+      { type: 'CreateReferralLink', data: { linkId: 'link-d', code: 'DDDD000004', attribution: {} } },
+    ]) {
+      const r = await executeCommand(
+        programAggregate,
+        { store: engine.store, ids: engine.ids },
+        programStreamId(programId),
+        { ...payload, meta: engine.meta(owner) } as never,
+      )()
+      if (E.isLeft(r)) throw new Error(r.left.message)
+    }
+    const intake = createPublicIntake({ engine })
+    const opened = await intake.open('DDDD000004', corr)
+    if (opened.kind !== 'opened') throw new Error(opened.kind)
+    expect(await intake.submit('DDDD000004', opened.intakeId, submission, corr)).toMatchObject({
+      kind: 'submitted',
+    })
+    const referral = await engine.referrals.load(unsafeId<ReferralId>(`intake-${opened.intakeId}`))()
+    if (E.isLeft(referral) || !referral.right.state.exists) throw new Error('no referral')
+    expect(referral.right.state).toMatchObject({
+      status: 'pending',
+      recipientPracticeId: 'spec-a',
+      route: 'direct',
+    })
+    expect(referral.right.events[0]).toMatchObject({
+      data: { specialtyId: 'ortho', regionId: 'north', category: { categoryId: 'knee' } },
+    })
+  })
+})
