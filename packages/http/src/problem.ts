@@ -105,6 +105,7 @@ const DOMAIN_ERROR_KINDS = {
   'program.context_mismatch': 'rule_violated',
   'program.conversion_not_found': 'rule_violated',
   'program.forbidden': 'forbidden',
+  'program.invalid_guidance': 'rule_violated',
   'program.invalid_rule': 'rule_violated',
   'program.link_code_taken': 'conflict',
   'program.link_exists': 'conflict',

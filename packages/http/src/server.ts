@@ -6,12 +6,14 @@ import {
   type CorrelationId,
   createEngine,
   createInMemoryEventStore,
+  createPublicIntake,
   type Engine,
   type EventStore,
   hashChainedStore,
   type IdGenerator,
   type Instant,
   type PatientKeyStore,
+  type PublicIntake,
   type Routing,
   referralAggregate,
   type UserId,
@@ -55,6 +57,8 @@ export interface Runtime {
   readonly store: EventStore
   readonly engine: Engine
   readonly routing: Routing
+  /** The public referral-program intake (`/r/:code`), sealing intake PHI with the runtime's cipher. */
+  readonly publicIntake: PublicIntake
   readonly keys: PatientKeyStore
   readonly idempotencyStore: IdempotencyStore
   /** Closes stores and pools, then stops the embedded database if one was started. */
@@ -192,6 +196,7 @@ export const openRuntime = async (
     store,
     engine,
     routing,
+    publicIntake: createPublicIntake({ engine, cipher }),
     keys,
     idempotencyStore: encryptedIdempotencyStore(idempotency, masterBytes),
     storeDescription,
@@ -225,6 +230,7 @@ export const buildServer = (
             : fileAttachmentStore({ dir: join(runtime.config.dataDir, 'attachments'), keys: runtime.keys }),
         attachmentLimits: runtime.config,
         reportSuppressionThreshold: runtime.config.reportSuppressionThreshold,
+        publicIntake: runtime.publicIntake,
       })(app)
       await notifications?.registerRoutes(app)
     },

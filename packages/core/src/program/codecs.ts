@@ -52,6 +52,27 @@ const ConsentText = boundedText('ConsentText', 20_000)
 const DisclosureText = boundedText('DisclosureText', 20_000)
 const ProgramName = boundedText('ProgramName', 120)
 
+/**
+ * What the intake page tells people before they fill it in: the clinic's FAQ, insurance guidance
+ * (which plans, what to bring) and scheduling guidance (how and when booking happens). Owner-written,
+ * public, never clinical; replaced as a whole.
+ */
+export const FaqEntry = t.readonly(
+  strict({ question: boundedText('FaqQuestion', 300), answer: boundedText('FaqAnswer', 2000) }),
+)
+export const IntakeGuidance = t.readonly(
+  t.intersection([
+    strict({ faq: t.readonlyArray(FaqEntry) }),
+    optional({
+      insuranceGuidance: boundedText('InsuranceGuidance', 4000),
+      schedulingGuidance: boundedText('SchedulingGuidance', 4000),
+    }),
+  ]),
+)
+export type IntakeGuidance = t.TypeOf<typeof IntakeGuidance>
+/** At most this many FAQ entries: the page stays short. */
+export const MAX_FAQ_ENTRIES = 20
+
 /** Consent versions are numbered 1, 2, 3, … in the order they are published. */
 export const ConsentVersion = t.brand(
   t.number,
@@ -84,6 +105,10 @@ export const CreateReferralLinkPayload = command(
   'CreateReferralLink',
   t.readonly(strict({ linkId: ReferralLinkId, code: LinkCode, attribution: LinkAttribution })),
 )
+export const SetIntakeGuidancePayload = command(
+  'SetIntakeGuidance',
+  t.readonly(strict({ guidance: IntakeGuidance })),
+)
 export const PauseReferralLinkPayload = command('PauseReferralLink', LinkRef)
 export const ResumeReferralLinkPayload = command('ResumeReferralLink', LinkRef)
 export const RetireReferralLinkPayload = command('RetireReferralLink', LinkRef)
@@ -102,6 +127,7 @@ export const ProgramCommandPayload = t.union([
   CreateProgramPayload,
   PublishConsentVersionPayload,
   CreateReferralLinkPayload,
+  SetIntakeGuidancePayload,
   PauseReferralLinkPayload,
   ResumeReferralLinkPayload,
   RetireReferralLinkPayload,
@@ -136,6 +162,7 @@ export const ReferralLinkCreated = event('ReferralLinkCreated', {
   attribution: LinkAttribution,
   createdAt: Instant,
 })
+export const IntakeGuidanceSet = event('IntakeGuidanceSet', { guidance: IntakeGuidance, setAt: Instant })
 export const ReferralLinkPaused = event('ReferralLinkPaused', { linkId: ReferralLinkId, pausedAt: Instant })
 export const ReferralLinkResumed = event('ReferralLinkResumed', {
   linkId: ReferralLinkId,
@@ -171,6 +198,7 @@ export const ProgramEvent = t.union([
   ProgramCreated,
   ConsentVersionPublished,
   ReferralLinkCreated,
+  IntakeGuidanceSet,
   ReferralLinkPaused,
   ReferralLinkResumed,
   ReferralLinkRetired,

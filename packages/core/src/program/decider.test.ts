@@ -223,3 +223,44 @@ describe('link lifecycle', () => {
     spec([programCreated, linkACreated]).when(by(staff, retire)).thenFails('program.forbidden')
   })
 })
+
+describe('SetIntakeGuidance', () => {
+  const guidance = {
+    faq: [{ question: ' Do I need a referral letter? ', answer: 'No: this form is enough.' }],
+    insuranceGuidance: 'Bring your insurance card. ',
+    schedulingGuidance: 'We call within two working days.',
+  }
+  const set = { type: 'SetIntakeGuidance', data: { guidance } } as unknown as ProgramCommandPayload
+  const guidanceSet = {
+    type: 'IntakeGuidanceSet',
+    data: {
+      programId,
+      guidance: {
+        faq: [{ question: 'Do I need a referral letter?', answer: 'No: this form is enough.' }],
+        insuranceGuidance: 'Bring your insurance card.',
+        schedulingGuidance: 'We call within two working days.',
+      },
+      setAt: T1,
+    },
+  } as unknown as ProgramEvent
+
+  it('lets an owner set the FAQ, insurance and scheduling guidance (trimmed); the state holds it', () => {
+    const outcome = spec([programCreated]).when(by(owner, set))
+    outcome.thenEmits([guidanceSet])
+    const state = outcome.state()
+    expect(state.exists && state.guidance?.faq[0]?.question).toBe('Do I need a referral letter?')
+  })
+
+  it('restating the same guidance emits nothing; staff may not set it', () => {
+    spec([programCreated, guidanceSet]).when(by(owner, set)).thenEmits([])
+    spec([programCreated]).when(by(staff, set)).thenFails('program.forbidden')
+  })
+
+  it('refuses more than 20 FAQ entries', () => {
+    const many = {
+      type: 'SetIntakeGuidance',
+      data: { guidance: { faq: Array.from({ length: 21 }, () => ({ question: 'Q?', answer: 'A.' })) } },
+    } as unknown as ProgramCommandPayload
+    spec([programCreated]).when(by(owner, many)).thenFails('program.invalid_guidance')
+  })
+})

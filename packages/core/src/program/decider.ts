@@ -4,13 +4,15 @@ import type { CommandMeta, Decider } from '../shared/decider.js'
 import { absurd, type DomainError, domainError } from '../shared/errors.js'
 import type { IncentiveRuleId, IntakeId, PracticeId, ProgramId, ReferralLinkId } from '../shared/ids.js'
 import type { Instant } from '../shared/time.js'
-import type {
-  ConsentVersion,
-  LinkAttribution,
-  ProgramCommandPayload,
-  ProgramCommandType,
-  ProgramEvent,
-  ProgramTarget,
+import {
+  type ConsentVersion,
+  type IntakeGuidance,
+  type LinkAttribution,
+  MAX_FAQ_ENTRIES,
+  type ProgramCommandPayload,
+  type ProgramCommandType,
+  type ProgramEvent,
+  type ProgramTarget,
 } from './codecs.js'
 import {
   evaluateIncentive,
@@ -63,6 +65,8 @@ export interface ExistingProgram {
   /** In creation order; retired links stay, with their history. */
   readonly links: readonly ProgramLink[]
   readonly incentiveRules: readonly IncentiveRule[]
+  /** FAQ, insurance and scheduling guidance for the intake page; absent until first set. */
+  readonly guidance?: IntakeGuidance
   /** Every award and refusal, oldest first. */
   readonly incentiveDecisions: readonly IncentiveDecision[]
 }
@@ -111,6 +115,19 @@ const trimmedAttribution = (a: LinkAttribution): LinkAttribution => {
   if (a.referringPersonId !== undefined) out.referringPersonId = a.referringPersonId
   return out
 }
+
+const trimmedGuidance = (g: IntakeGuidance): IntakeGuidance => ({
+  faq: g.faq.map((e) => ({ question: e.question.trim(), answer: e.answer.trim() })),
+  ...(g.insuranceGuidance === undefined ? {} : { insuranceGuidance: g.insuranceGuidance.trim() }),
+  ...(g.schedulingGuidance === undefined ? {} : { schedulingGuidance: g.schedulingGuidance.trim() }),
+})
+
+const sameGuidance = (a: IntakeGuidance | undefined, b: IntakeGuidance): boolean =>
+  a !== undefined &&
+  a.insuranceGuidance === b.insuranceGuidance &&
+  a.schedulingGuidance === b.schedulingGuidance &&
+  a.faq.length === b.faq.length &&
+  a.faq.every((e, i) => e.question === b.faq[i]?.question && e.answer === b.faq[i]?.answer)
 
 const linkNotFound = (): Decision => fail('program.link_not_found', 'No link with this id in this program')
 const linkRetired = (): Decision =>
@@ -251,6 +268,16 @@ const decideExisting = (command: ProgramCommand, program: ExistingProgram): Deci
       })
     }
 
+    case 'SetIntakeGuidance': {
+      const guidance = trimmedGuidance(command.data.guidance)
+      if (guidance.faq.length > MAX_FAQ_ENTRIES)
+        return fail('program.invalid_guidance', `An intake page has at most ${MAX_FAQ_ENTRIES} FAQ entries`, {
+          field: 'guidance.faq',
+        })
+      if (sameGuidance(program.guidance, guidance)) return unchanged
+      return emit({ type: 'IntakeGuidanceSet', data: { programId, guidance, setAt: now } })
+    }
+
     case 'PauseReferralLink':
       return decideOnLink(program, command.data.linkId, (link) => {
         if (link.status === 'retired') return linkRetired()
@@ -334,6 +361,8 @@ export const evolveProgram = (state: ProgramState, event: ProgramEvent): Program
       const { linkId, code, attribution, createdAt } = event.data
       return { ...state, links: [...state.links, { linkId, code, attribution, status: 'active', createdAt }] }
     }
+    case 'IntakeGuidanceSet':
+      return { ...state, guidance: event.data.guidance }
     case 'ReferralLinkPaused':
       return withLink(state, event.data.linkId, 'paused')
     case 'ReferralLinkResumed':

@@ -146,6 +146,13 @@ describe('SendReferral', () => {
       .thenFails('referral.forbidden')
   })
 
+  it('is allowed to the public intake engine, on behalf of the practice it names', () => {
+    const command = f.send({ kind: 'pooled' }, { actor: { kind: 'system', component: 'public-intake' } })
+    spec([])
+      .when(command)
+      .thenEmits([{ type: 'ReferralSent', data: { ...command.data, sentAt: T0 } } as ReferralEvent])
+  })
+
   it('fails when the referral id is already used', () => {
     spec([f.sent()]).when(f.send()).thenFails('referral.already_exists')
   })

@@ -1,5 +1,5 @@
 import { type Either, left, right } from 'fp-ts/lib/Either.js'
-import { isMemberOf } from '../shared/actor.js'
+import { isMemberOf, maySendFor } from '../shared/actor.js'
 import type { CommandMeta, Decider } from '../shared/decider.js'
 import {
   type CategoryRef,
@@ -169,7 +169,7 @@ const send = (
   policy: ReferralResponsePolicy,
 ): Result => {
   const { data, meta, context } = command
-  if (!isMemberOf(meta.actor, data.senderPracticeId)) return forbidden()
+  if (!maySendFor(meta.actor, data.senderPracticeId)) return forbidden()
   if (state.exists)
     return left(domainError('referral.already_exists', 'A referral with this id already exists'))
   const categoryError = checkCategory(data.category, data.specialtyId, context.category)

@@ -31,5 +31,17 @@ export type Actor = t.TypeOf<typeof Actor>
 export const isMemberOf = (actor: Actor, practiceId: PracticeId): boolean =>
   actor.kind === 'user' && actor.memberships.some((m) => m.practiceId === practiceId)
 
+/**
+ * The engine converting a public referral-program intake into a referral: the one system actor
+ * that sends referrals, on behalf of the program's own practice (the application layer resolves
+ * that practice from the program stream, never from the client).
+ */
+export const PUBLIC_INTAKE_ACTOR: Actor = { kind: 'system', component: 'public-intake' }
+
+/** May `actor` send a referral for `practiceId`: a member of it, or the public intake engine. */
+export const maySendFor = (actor: Actor, practiceId: PracticeId): boolean =>
+  isMemberOf(actor, practiceId) ||
+  (actor.kind === 'system' && actor.component === PUBLIC_INTAKE_ACTOR.component)
+
 export const hasPlatformRole = (actor: Actor, role: PlatformRole): boolean =>
   actor.kind === 'user' && actor.platformRoles.includes(role)

@@ -1,4 +1,6 @@
+import { INTAKE_FIELDS } from '@referrals/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CODES, createTestProgram, tokenOf } from './public-intake-testing.js'
 import { buildRoutesTestApp, type RoutesTestApp } from './testing-routes.js'
 
 /**
@@ -595,5 +597,61 @@ describe('authorization matrix: the dashboard files outside the OpenAPI document
       }
     }
     expect((await t.call('anonymous', 'POST', '/dashboard')).statusCode).toBe(404)
+  })
+})
+
+/**
+ * The public intake pages (`/r/:code`): left out of the OpenAPI document (HTML, not API) and
+ * public. A bearer token changes nothing: every caller, an auditor or a broken token included,
+ * gets the page and may submit it, and what is recorded is the public intake's, never the caller's.
+ */
+describe('authorization matrix: the public intake pages outside the OpenAPI document', () => {
+  let t: RoutesTestApp
+  beforeAll(async () => {
+    t = await buildRoutesTestApp()
+    await createTestProgram(t)
+  })
+  afterAll(async () => {
+    await t.app.close()
+  })
+
+  it('are not documented; every caller gets the page (200) and may submit it (200), as the public intake', async () => {
+    const doc = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json()
+    expect(Object.keys(doc.paths).filter((p) => p.startsWith('/r/'))).toEqual([])
+    const F = INTAKE_FIELDS
+    const before = t.domainEvents().length
+    for (const caller of CALLERS) {
+      const page = await t.call(caller, 'GET', `/r/${CODES.active}`)
+      expect(page.statusCode, caller).toBe(200)
+      const form = new URLSearchParams({
+        token: tokenOf(page.body),
+        [F.submittedBy]: 'patient',
+        [F.patientGivenName]: 'Matrix',
+        [F.patientFamilyName]: caller,
+        [F.patientDateOfBirth]: '1980-01-01',
+        [F.consentVersion]: '1',
+        [F.consentAgreed]: 'yes',
+      }).toString()
+      const sent = await t.call(caller, 'POST', `/r/${CODES.active}`, form, {
+        'content-type': 'application/x-www-form-urlencoded',
+      })
+      expect(sent.statusCode, caller).toBe(200)
+    }
+    const broken = await t.app.inject({
+      method: 'GET',
+      url: `/r/${CODES.active}`,
+      headers: { authorization: 'Bearer not-a-token' },
+    })
+    expect(broken.statusCode).toBe(200)
+    // The intake's events and the sends are the public intake's (routing then acts as the router).
+    const actors = new Set(
+      t
+        .domainEvents()
+        .slice(before)
+        .filter((e) => e.streamId.startsWith('intake-') || e.type === 'ReferralSent')
+        .map((e) => JSON.stringify(e.metadata.actor)),
+    )
+    expect([...actors]).toEqual([JSON.stringify({ kind: 'system', component: 'public-intake' })])
+    expect(t.domainEvents().filter((e) => e.type === 'ReferralSent').length).toBe(CALLERS.length)
   })
 })

@@ -1,5 +1,7 @@
+import { INTAKE_FIELDS } from '@referrals/core'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CODES, createTestProgram, tokenOf } from './public-intake-testing.js'
 import {
   buildRoutesTestApp,
   CANARY_NAME,
@@ -795,4 +797,176 @@ describe('fuzzing every route with malformed input', () => {
       expect(t.logs()).not.toContain(CANARY_REASON)
     })
   }
+})
+
+// ------------------------------------------------------------------ the public intake pages
+
+/**
+ * The public intake pages (`/r/:code`, HTML, left out of the OpenAPI document) get the same
+ * treatment: bad codes, and submissions that are malformed whichever way (a required field blank,
+ * too long or of the wrong form, the honeypot filled, a junk token, junk bodies and pollution
+ * keys, wrong content types, oversized bodies). Never a 5xx, always a 4xx for a malformed POST,
+ * nothing stored, no submitted value in the page or the logs, no polluted prototype.
+ */
+const INTAKE_CANARY = 'Zqfuzzintake'
+const F = INTAKE_FIELDS
+const validIntake = (token: string): Record<string, string> => ({
+  token,
+  [F.submittedBy]: 'patient',
+  [F.patientGivenName]: INTAKE_CANARY,
+  [F.patientFamilyName]: 'Example',
+  [F.patientDateOfBirth]: '1975-06-01',
+  [F.consentVersion]: '1',
+  [F.consentAgreed]: 'yes',
+})
+const notPositiveInteger = (s: string) => !(Number.isInteger(Number(s.trim())) && Number(s.trim()) >= 1)
+/** For each field, values that can never be valid there. */
+const INVALID_VALUES: Readonly<Record<string, fc.Arbitrary<string>>> = {
+  [F.submittedBy]: fc.string({ maxLength: 20 }).filter((s) => !['patient', 'caregiver'].includes(s.trim())),
+  [F.patientGivenName]: fc.oneof(
+    fc.constantFrom('', '   ', '\t'),
+    fc.integer({ min: 201, max: 5000 }).map((n) => 'g'.repeat(n)),
+  ),
+  [F.patientFamilyName]: fc.integer({ min: 201, max: 5000 }).map((n) => 'f'.repeat(n)),
+  [F.patientDateOfBirth]: fc.oneof(
+    fc.string({ maxLength: 12 }).filter((s) => !/^\d{4}-\d{2}-\d{2}$/.test(s.trim())),
+    fc.constantFrom('1975-02-30', '2999-01-01', '1975-13-01'),
+  ),
+  [F.patientEmail]: fc
+    .string({ minLength: 1, maxLength: 40 })
+    .filter((s) => s.trim() !== '' && !s.includes('@')),
+  [F.patientPhone]: fc.string({ minLength: 1, maxLength: 6 }).filter((s) => s.trim() !== ''),
+  [F.reason]: fc.integer({ min: 2001, max: 20_000 }).map((n) => 'r'.repeat(n)),
+  [F.consentVersion]: fc.string({ maxLength: 8 }).filter(notPositiveInteger),
+  [F.consentAgreed]: fc.string({ maxLength: 8 }).filter((s) => s !== 'yes'),
+  website: fc.string({ minLength: 1, maxLength: 30 }),
+  token: fc.oneof(badId, fc.constantFrom('', 'no-such-intake')),
+}
+const form = (fields: Readonly<Record<string, string>>) => new URLSearchParams(fields).toString()
+const FORM_TYPE = 'application/x-www-form-urlencoded'
+
+const malformedIntake = (token: string): fc.Arbitrary<{ body: string; contentType: string }> =>
+  fc.oneof(
+    // One field made invalid (or removed, for the required ones) in an otherwise valid form.
+    fc.constantFrom(...Object.keys(INVALID_VALUES)).chain((field) =>
+      (INVALID_VALUES[field] as fc.Arbitrary<string>).map((v) => ({
+        body: form({ ...validIntake(token), [field]: v }),
+        contentType: FORM_TYPE,
+      })),
+    ),
+    fc
+      .constantFrom(
+        F.submittedBy,
+        F.patientGivenName,
+        F.patientFamilyName,
+        F.patientDateOfBirth,
+        F.consentAgreed,
+      )
+      .map((field) => {
+        const { [field]: _removed, ...rest } = validIntake(token)
+        return { body: form(rest), contentType: FORM_TYPE }
+      }),
+    // Junk forms, pollution keys, too many fields, and bodies of other types.
+    fc.string({ maxLength: 200 }).map((body) => ({ body, contentType: FORM_TYPE })),
+    fc
+      .dictionary(
+        fc.oneof(fc.constantFrom(...Object.values(F)), fc.string({ maxLength: 8 })),
+        fc.string({ maxLength: 30 }),
+        {
+          maxKeys: 8,
+        },
+      )
+      .map((d) => ({ body: form(d), contentType: FORM_TYPE })),
+    fc
+      .constantFrom(
+        '__proto__[polluted]=yes',
+        '__proto__=x&constructor[prototype][polluted]=yes',
+        'constructor=1',
+      )
+      .map((junkMember) => ({
+        body: `${form(validIntake(token))}&website=x&${junkMember}`,
+        contentType: FORM_TYPE,
+      })),
+    fc.integer({ min: 41, max: 200 }).map((n) => ({
+      body: Array.from({ length: n }, (_, i) => `f${i}=1`).join('&'),
+      contentType: FORM_TYPE,
+    })),
+    fc.integer({ min: 33 * 1024, max: 200_000 }).map((n) => ({
+      body: form({ ...validIntake(token), [F.reason]: 'x'.repeat(n) }),
+      contentType: FORM_TYPE,
+    })),
+    fc
+      .tuple(
+        fc.constantFrom('application/json', 'text/plain', 'multipart/form-data', 'application/xml'),
+        fc.string({ maxLength: 60 }),
+      )
+      .map(([contentType, body]) => ({
+        body: contentType === 'application/json' ? JSON.stringify(validIntake(token)) : body,
+        contentType,
+      })),
+  )
+
+describe('fuzzing the public intake pages', () => {
+  let t: RoutesTestApp
+  let token: string
+  beforeAll(async () => {
+    t = await buildRoutesTestApp()
+    await createTestProgram(t)
+    token = tokenOf((await t.app.inject({ method: 'GET', url: `/r/${CODES.active}` })).body)
+  })
+  afterAll(async () => {
+    await t.app.close()
+  })
+
+  it('accepts the valid sample the mutations start from (on a world of its own)', async () => {
+    const w = await buildRoutesTestApp()
+    try {
+      await createTestProgram(w)
+      const own = tokenOf((await w.app.inject({ method: 'GET', url: `/r/${CODES.active}` })).body)
+      const res = await w.app.inject({
+        method: 'POST',
+        url: `/r/${CODES.active}`,
+        payload: form(validIntake(own)),
+        headers: { 'content-type': FORM_TYPE },
+      })
+      expect(res.statusCode).toBe(200)
+    } finally {
+      await w.app.close()
+    }
+  })
+
+  it('GET /r/{code} with a bad code: 404, nothing stored', async () => {
+    const before = t.domainEvents().length
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(badId, fc.string({ maxLength: 40 })), async (code) => {
+        const res = await t.app.inject({ method: 'GET', url: `/r/${encodeURIComponent(code)}` })
+        if (res.statusCode >= 500) throw new Error(`${res.statusCode} for GET /r/${code.slice(0, 100)}`)
+        if (res.statusCode === 200) throw new Error(`200 for a bad code ${code.slice(0, 100)}`)
+        if (t.domainEvents().length !== before) throw new Error('stored an event')
+      }),
+      { numRuns: Number(process.env.FUZZ_RUNS ?? 200), endOnFailure: true },
+    )
+  })
+
+  it('POST /r/{code}: malformed submissions get 4xx, change nothing and echo nothing', async () => {
+    const before = t.domainEvents().length
+    await fc.assert(
+      fc.asyncProperty(malformedIntake(token), async ({ body, contentType }) => {
+        const res = await t.app.inject({
+          method: 'POST',
+          url: `/r/${CODES.active}`,
+          payload: body,
+          headers: { 'content-type': contentType },
+        })
+        if (res.statusCode >= 500 || res.statusCode < 400)
+          throw new Error(`${res.statusCode} for a malformed form ${body.slice(0, 200)}`)
+        if (res.body.includes(INTAKE_CANARY)) throw new Error('a submitted value came back')
+        const added = t.domainEvents().slice(before)
+        if (added.length > 0) throw new Error(`stored ${added.map((e) => e.type).join(', ')}`)
+      }),
+      { numRuns: Number(process.env.FUZZ_RUNS ?? 200), endOnFailure: true },
+    )
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    expect(t.logs()).not.toContain(INTAKE_CANARY)
+  })
 })

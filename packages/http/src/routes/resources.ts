@@ -1,4 +1,4 @@
-import type { Engine, LinkCodeGenerator, Routing } from '@referrals/core'
+import type { Engine, LinkCodeGenerator, PublicIntake, Routing } from '@referrals/core'
 import type { FastifyInstance } from 'fastify'
 import { auditorsAreReadOnly } from './access.js'
 import type { AttachmentStore } from './attachment-store.js'
@@ -11,6 +11,7 @@ import { listRoutes } from './lists.js'
 import { meRoutes } from './me.js'
 import { practiceRoutes } from './practices.js'
 import { programRoutes } from './programs.js'
+import { type PublicIntakeLimits, publicIntakeRoutes } from './public-intake.js'
 import { referralRoutes } from './referrals.js'
 import { reportRoutes } from './reports.js'
 
@@ -25,11 +26,15 @@ export interface ResourceDeps {
   readonly reportSuppressionThreshold?: number
   /** Codes of new referral links (default: 16 characters from the OS's cryptographic source). */
   readonly linkCodes?: LinkCodeGenerator
+  /** The public referral-program intake (`/r/:code`); without it those pages are not registered. */
+  readonly publicIntake?: PublicIntake
+  readonly publicIntakeLimits?: PublicIntakeLimits
 }
 
 /**
  * The resource routes: one Fastify plugin per resource (`me.ts`, `practices.ts`, `catalog.ts`,
- * `referrals.ts`, `lists.ts`, `audit.ts`, `reports.ts`, `dashboard.ts`, `programs.ts`, `attachments.ts`), each calling the access rules of
+ * `referrals.ts`, `lists.ts`, `audit.ts`, `reports.ts`, `dashboard.ts`, `programs.ts`, `attachments.ts`,
+ * `public-intake.ts`), each calling the access rules of
  * `access.ts`. The auditor hook is added to the given instance itself (not encapsulated), so it
  * also covers routes registered after these (the notification routes).
  */
@@ -56,6 +61,13 @@ export const registerResourceRoutes =
       engine,
       ...(deps.linkCodes === undefined ? {} : { linkCodes: deps.linkCodes }),
     })
+    if (deps.publicIntake !== undefined) {
+      await app.register(publicIntakeRoutes, {
+        intake: deps.publicIntake,
+        today: () => engine.clock.now().slice(0, 10),
+        ...(deps.publicIntakeLimits === undefined ? {} : { limits: deps.publicIntakeLimits }),
+      })
+    }
     if (deps.attachments !== undefined) {
       await registerAttachmentRoutes(app, {
         engine,

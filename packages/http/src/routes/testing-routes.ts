@@ -1,13 +1,20 @@
 import {
   createEngine,
   createInMemoryEventStore,
+  createPublicIntake,
+  hashChainedStore,
   type Instant,
   manualClock,
   type PatientKeyStore,
   sequentialUuids,
   type UserId,
 } from '@referrals/core'
-import { createAesGcmPhiCipher, createInMemoryPatientKeyStore, MasterKey } from '@referrals/crypto'
+import {
+  createAesGcmPhiCipher,
+  createInMemoryPatientKeyStore,
+  MasterKey,
+  sha256Hasher,
+} from '@referrals/crypto'
 import {
   createDecisionLinks,
   inMemoryOutbox,
@@ -18,6 +25,7 @@ import { registerNotificationRoutes } from '../notifications/routes.js'
 import { buildTestApp } from '../testing.js'
 import { type AttachmentStore, inMemoryAttachmentStore } from './attachment-store.js'
 import type { AttachmentLimits } from './attachments.js'
+import type { PublicIntakeLimits } from './public-intake.js'
 import { registerResourceRoutes } from './resources.js'
 
 /**
@@ -51,22 +59,35 @@ export interface RoutesTestOptions {
    * `keys.destroy(patientId)` forgets the patient (default: PHI stored as sent).
    */
   readonly sealPhi?: boolean
+  /** Budgets of the public intake pages (default: too large to matter, for fuzzing). */
+  readonly publicIntakeLimits?: PublicIntakeLimits
+  /** Write through `hashChainedStore` (as `serve` does), so `verifyEventStore(eventStore)` can check the chain. */
+  readonly hashChain?: boolean
+}
+
+const UNLIMITED_INTAKE: PublicIntakeLimits = {
+  submitsPerAddress: { max: 1_000_000, windowMs: 60_000 },
+  requestsPerLink: { max: 1_000_000, windowMs: 60_000 },
 }
 
 export const buildRoutesTestApp = async (options: RoutesTestOptions = {}) => {
   const clock = manualClock('2026-04-01T09:00:00.000Z' as Instant)
   const store = createInMemoryEventStore({ clock })
   const keys = createInMemoryPatientKeyStore({ masterKey: MasterKey.generate() })
+  const cipher = options.sealPhi === true ? createAesGcmPhiCipher({ keys }) : undefined
+  // The engine and the app write through the hash chain when asked; `store` stays the raw log.
+  const eventStore = options.hashChain === true ? hashChainedStore(store, sha256Hasher) : store
   const engine = createEngine({
-    store,
+    store: eventStore,
     clock,
     ids: sequentialUuids(),
-    ...(options.sealPhi === true ? { cipher: createAesGcmPhiCipher({ keys }) } : {}),
+    ...(cipher === undefined ? {} : { cipher }),
   })
   const routing = engine.routing
+  const publicIntake = createPublicIntake({ engine, ...(cipher === undefined ? {} : { cipher }) })
   const attachments = options.attachmentStore?.(keys) ?? inMemoryAttachmentStore({ keys })
   const testApp = await buildTestApp({
-    store,
+    store: eventStore,
     // Fuzzing and matrix tests send thousands of requests from one user.
     env: { RATE_LIMIT_MAX: '1000000', ...options.env },
     resolveActor: (userId, roles) => engine.directory.resolveActor(userId as UserId, roles),
@@ -76,6 +97,8 @@ export const buildRoutesTestApp = async (options: RoutesTestOptions = {}) => {
         routing,
         attachments,
         ...(options.attachmentLimits === undefined ? {} : { attachmentLimits: options.attachmentLimits }),
+        publicIntake,
+        publicIntakeLimits: options.publicIntakeLimits ?? UNLIMITED_INTAKE,
       })(app)
       if (options.withNotifications === true) {
         await registerNotificationRoutes({
@@ -159,7 +182,9 @@ export const buildRoutesTestApp = async (options: RoutesTestOptions = {}) => {
   return {
     app,
     store,
+    eventStore,
     engine,
+    publicIntake,
     clock,
     keys,
     attachments,
