@@ -366,6 +366,12 @@ export class PoolEngine {
     }
   }
 
+  /** Whether a practice holds the referral (assigned or direct): `referral` without allocating. */
+  holds(referralId: string): boolean {
+    const v = this.referrals.get(referralId)
+    return v !== undefined && (typeof v === 'string' || ((v >> 1) & 3) !== DECLINED)
+  }
+
   /** How many referrals the pool keeps an entry for (held or declined, not yet re-routed). */
   referralEntries(): number {
     return this.referrals.size
