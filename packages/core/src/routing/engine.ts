@@ -108,8 +108,8 @@ import {
  * condition (at most 20·n + 1000 slots), once per batch of changes.
  *
  * Memory: per member a few numbers; per referral still held by a member (assigned or direct,
- * and declined until it is re-routed) one map entry (its id and a small integer). A released
- * referral is forgotten. No event history is kept: explanations replay the stored events.
+ * and declined until it is re-routed) one entry of the referral book (an `IdTable`: its id and a
+ * small integer). A released referral is forgotten. No event history is kept: explanations replay the stored events.
  */
 
 /** v2: the most a member can be owed (in referrals) after a decision; see DECLINES above. */
