@@ -16,6 +16,7 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
+import os from 'node:os'
 import { PerformanceObserver } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 
@@ -148,21 +149,48 @@ const main = async (): Promise<void> => {
   const base = raw[0] as (typeof raw)[number]
   const rows: SizeRow[] = raw.map((r) => ({ ...r, costRatio: r.microsPerDecision / base.microsPerDecision }))
 
-  // What a decision costs besides the engine: the referral book is one Map entry per held referral,
-  // a get (decide: is it held?) and a set (evolve) per decision. Timed alone on the same ids.
-  const bookMicros = median(
+  // What stands in the way, measured alone on the same ids / pool (n = 100), median of the runs:
+  // - the referral book: one IdTable entry per held referral (the engine's table), a lookup on
+  //   decide (is it held?) and an insertion on evolve; beside it the same with a Map (before);
+  // - the ranking: PoolEngine.rank of the request (the heap walk to the 10 recorded candidates and
+  //   their objects), on an unchanged pool;
+  // the rest of a decision is the schema check, the event, the service (heap update) and GC.
+  const { IdTable } = (await import(
+    new URL('../../packages/core/dist/routing/id-table.js', import.meta.url).href
+  )) as {
+    IdTable: new () => { get(id: string): unknown; set(id: string, value: number): void }
+  }
+  const timeBook = (make: () => { get(id: string): unknown; set(id: string, value: number): unknown }) =>
+    median(
+      Array.from({ length: runs }, () => {
+        const book = make()
+        gc()
+        const start = process.hrtime.bigint()
+        let k = 0
+        for (const c of commands) {
+          const id = (c.data as { referralId: string }).referralId
+          if (book.get(id) === undefined) book.set(id, k++)
+        }
+        return (Number(process.hrtime.bigint() - start) / 1e3 / commands.length) as number
+      }),
+    )
+  const bookMicros = timeBook(() => new IdTable())
+  const mapBookMicros = timeBook(() => new Map<string, number>())
+  const rankMicros = median(
     Array.from({ length: runs }, () => {
-      const book = new Map<string, number>()
+      const engine = poolEngine(pool(100))
+      const request = { insuranceNetworkId: null, excludedPracticeIds: [] } as unknown as Parameters<
+        typeof engine.rank
+      >[0]
       gc()
       const start = process.hrtime.bigint()
-      let k = 0
-      for (const c of commands) {
-        const id = (c.data as { referralId: string }).referralId
-        if (book.get(id) === undefined) book.set(id, k++)
-      }
+      let sink = 0
+      for (let k = 0; k < commands.length; k++) sink += engine.rank(request, 10).ranked.length
+      if (sink !== 10 * commands.length) throw new Error('the ranking lost candidates')
       return (Number(process.hrtime.bigint() - start) / 1e3 / commands.length) as number
     }),
   )
+  const load = os.loadavg()[0] as number
 
   // Memory over many decisions (n = 100): new referral ids made on the fly, as a service would get
   // them; heap after a full collection every tenth of the run. Then the same with every referral
@@ -218,7 +246,7 @@ const main = async (): Promise<void> => {
     ...(speedOk
       ? []
       : [
-          `  In the way: the referral book — one Map entry per held referral, a get on decide and a set on evolve — costs ${bookMicros.toFixed(2)} µs of it on its own with ${decisions.toLocaleString('en-US')} held referrals (${Math.round((100 * bookMicros) / at100.microsPerDecision)} %); garbage collection ${Math.round(100 * at100.gcShare)} %; the rest (ranking the top 10 candidates, building the event with its 10 candidates, the heap update) ${Math.max(0, at100.microsPerDecision - bookMicros).toFixed(2)} µs.`,
+          `  In the way (measured alone, n = 100): the referral book — one IdTable entry per held referral, a lookup on decide and an insertion on evolve — ${bookMicros.toFixed(2)} µs with ${decisions.toLocaleString('en-US')} held referrals (${Math.round((100 * bookMicros) / at100.microsPerDecision)} %; a Map: ${mapBookMicros.toFixed(2)} µs); ranking the top 10 candidates and building their objects ${rankMicros.toFixed(2)} µs (${Math.round((100 * rankMicros) / at100.microsPerDecision)} %); garbage collection ${Math.round(100 * at100.gcShare)} % of the decision time; the rest (schema check, event, service and heap update) ${Math.max(0, at100.microsPerDecision - bookMicros - rankMicros).toFixed(2)} µs. Machine load (1-min load average, 2 cores, shared with other jobs): ${load.toFixed(1)}.`,
         ]),
     `${scaleOk ? 'MET' : 'NOT MET'}: cost at n = ${largest.n.toLocaleString('en-US')} ≤ 3 × cost at n = 10 — measured ${largest.costRatio.toFixed(2)} ×.`,
     `${releasedBytes < 8 ? 'MET' : 'NOT MET'} apart from the referral book: memory flat over ${memoryDecisions.toLocaleString('en-US')} decisions — heap growth ${releasedBytes.toFixed(1)} bytes per decision when every referral is released after routing; ${heldBytes.toFixed(0)} bytes per decision when every referral stays held (the pool keeps one entry per held referral: its id and a small integer; before issue 12 the pool state kept ~2.3 KiB per decision).`,
@@ -270,7 +298,7 @@ const main = async (): Promise<void> => {
   console.log(`${sizeTitle}\n`)
   console.log(text(head, cells))
   console.log(
-    `\nreferral book alone (Map get + set per decision, ${decisions.toLocaleString('en-US')} ids): ${bookMicros.toFixed(2)} µs per decision`,
+    `\nmeasured alone: referral book (IdTable lookup + insertion per decision, ${decisions.toLocaleString('en-US')} ids) ${bookMicros.toFixed(2)} µs (Map: ${mapBookMicros.toFixed(2)} µs); ranking (top 10 at n = 100) ${rankMicros.toFixed(2)} µs; 1-min load average ${load.toFixed(1)}`,
   )
   console.log(`\n${memTitle}\n`)
   console.log(text(memHead, memCells))
@@ -287,7 +315,7 @@ const main = async (): Promise<void> => {
     '',
     md(head, cells),
     '',
-    `Referral book alone (Map get + set per decision, ${decisions.toLocaleString('en-US')} ids): ${bookMicros.toFixed(2)} µs per decision.`,
+    `Measured alone: the referral book (IdTable lookup + insertion per decision, ${decisions.toLocaleString('en-US')} ids) ${bookMicros.toFixed(2)} µs per decision (a Map: ${mapBookMicros.toFixed(2)} µs); the ranking (top 10 candidates at n = 100, \`PoolEngine.rank\`) ${rankMicros.toFixed(2)} µs. 1-min load average during the run: ${load.toFixed(1)} on 2 cores shared with other jobs.`,
     '',
     `## ${memTitle}`,
     '',
@@ -316,6 +344,9 @@ const main = async (): Promise<void> => {
         runs,
         rows,
         referralBookMicrosPerDecision: bookMicros,
+        mapReferralBookMicrosPerDecision: mapBookMicros,
+        rankMicrosPerDecisionAt100: rankMicros,
+        loadAverage1m: load,
         memory: {
           decisions: memoryDecisions,
           held,

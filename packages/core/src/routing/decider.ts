@@ -184,9 +184,9 @@ export const makePoolDecider = (policy: RoutingPolicy): Decider<PoolCommand, Poo
       case 'SyncPoolMember':
         return right(syncMember(command.data, engine))
       case 'RouteReferral': {
-        const { referralId, insuranceNetworkId, excludedPracticeIds } = command.data
-        const entry = engine.referral(referralId)
-        if (entry !== undefined && (entry.state === 'assigned' || entry.state === 'direct')) {
+        const request = command.data
+        const referralId = request.referralId
+        if (engine.holds(referralId)) {
           return left(
             domainError(
               'routing.referral_already_assigned',
@@ -194,7 +194,7 @@ export const makePoolDecider = (policy: RoutingPolicy): Decider<PoolCommand, Poo
             ),
           )
         }
-        const request = { insuranceNetworkId, excludedPracticeIds }
+        // The command's data is the request (rank and the event read its two request fields only).
         const ranking = rankRequest(engine, request, policy)
         return right([routingEvent(command.meta.commandId, referralId, request, ranking, policy)])
       }

@@ -1,6 +1,7 @@
 import type { PracticeId, ReferralId } from '../shared/ids.js'
 import type { Exclusion, Fraction, PoolEvent, RecordedCandidate, RouteRequest } from './codecs.js'
 import { IndexHeap } from './heap.js'
+import { IdTable } from './id-table.js'
 import {
   ceilDiv,
   ceilProductDiv,
@@ -107,8 +108,8 @@ import {
  * condition (at most 20·n + 1000 slots), once per batch of changes.
  *
  * Memory: per member a few numbers; per referral still held by a member (assigned or direct,
- * and declined until it is re-routed) one map entry (its id and a small integer). A released
- * referral is forgotten. No event history is kept: explanations replay the stored events.
+ * and declined until it is re-routed) one entry of the referral book (an `IdTable`: its id and a
+ * small integer). A released referral is forgotten. No event history is kept: explanations replay the stored events.
  */
 
 /** v2: the most a member can be owed (in referrals) after a decision; see DECLINES above. */
@@ -176,7 +177,7 @@ type BookValue = number | PracticeId
 /**
  * Referral id → holder, state and counted flag, packed in one small integer. Two layers so that a
  * fork is cheap: `base` is written in place while no fork can see it (`frozen` false: the common
- * case, one Map); after a fork both engines share it, frozen, and write to their own `own` layer,
+ * case, one `IdTable`: see id-table.ts); after a fork both engines share it, frozen, and write to their own `own` layer,
  * which is folded into a fresh private `base` when it outgrows it (amortised O(1) per write) or,
  * at the next fork, when it holds more than 1,024 entries (so a fork copies at most that many, and
  * the O(book) fold happens at most once per 1,024 writes).
@@ -185,7 +186,7 @@ class ReferralBook {
   private own: Map<string, BookValue> | null = null
 
   constructor(
-    private base: Map<string, BookValue> = new Map(),
+    private base: IdTable = new IdTable(),
     private frozen = false,
   ) {}
 
@@ -194,7 +195,7 @@ class ReferralBook {
       const v = this.own.get(id)
       if (v !== undefined) return v === GONE ? undefined : v
     }
-    return this.base.get(id)
+    return this.base.get(id) as BookValue | undefined
   }
 
   set(id: string, value: BookValue): void {
@@ -233,7 +234,7 @@ class ReferralBook {
   }
 
   private fold(): void {
-    const merged = new Map(this.base)
+    const merged = this.base.clone()
     for (const [id, v] of this.own ?? []) {
       if (v === GONE) merged.delete(id)
       else merged.set(id, v)
@@ -363,6 +364,12 @@ export class PoolEngine {
       state: REFERRAL_STATES[(v >> 1) & 3] as ReferralEntry['state'],
       counted: (v & 1) === 1,
     }
+  }
+
+  /** Whether a practice holds the referral (assigned or direct): `referral` without allocating. */
+  holds(referralId: string): boolean {
+    const v = this.referrals.get(referralId)
+    return v !== undefined && (typeof v === 'string' || ((v >> 1) & 3) !== DECLINED)
   }
 
   /** How many referrals the pool keeps an entry for (held or declined, not yet re-routed). */
