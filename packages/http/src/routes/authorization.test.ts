@@ -264,6 +264,13 @@ const MATRIX: Readonly<Record<string, Row>> = {
     }),
     expect: practiceOwner,
   },
+  'POST /programs/{programId}/intake-guidance': {
+    prepare: async (t, n) => ({
+      url: `${await programOfSpec(t, n)}/intake-guidance`,
+      body: { guidance: { faq: [{ question: 'Where?', answer: 'Main street 1.' }] } },
+    }),
+    expect: practiceOwner,
+  },
   'POST /programs/{programId}/incentive-rules': {
     prepare: async (t, n) => ({
       url: `${await programOfSpec(t, n)}/incentive-rules`,

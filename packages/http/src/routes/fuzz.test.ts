@@ -194,6 +194,15 @@ const ROWS: Readonly<Record<string, FuzzRow>> = {
     params: PG,
     body: { consentText: 'I agree to be contacted.', disclosureText: 'Spec A, scheduling only.' },
   },
+  'POST /programs/{programId}/intake-guidance': {
+    who: 'spec',
+    path: '/programs/{programId}/intake-guidance',
+    params: PG,
+    body: {
+      // Only required members: the fuzz treats removing any member as malformed.
+      guidance: { faq: [{ question: 'Where is the clinic?', answer: 'Main street 1.' }] },
+    },
+  },
   'POST /programs/{programId}/incentive-rules': {
     who: 'spec',
     path: '/programs/{programId}/incentive-rules',
@@ -518,6 +527,8 @@ const FREE_TEXT = new Set([
   'consentText',
   'disclosureText',
   'description',
+  'question',
+  'answer',
 ])
 
 interface Payload {
@@ -757,6 +768,7 @@ describe('fuzzing every route with malformed input', () => {
         'POST /referrals/{referralId}/messages',
         'POST /programs',
         'POST /programs/{programId}/consent-versions',
+        'POST /programs/{programId}/intake-guidance',
         'POST /programs/{programId}/incentive-rules',
         'POST /programs/{programId}/links',
       ]) {

@@ -1170,6 +1170,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/programs/{programId}/intake-guidance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set the FAQ, insurance and scheduling guidance of the public intake pages
+         * @description Set the FAQ, insurance and scheduling guidance of the public intake pages: the `SetIntakeGuidance` command (owners of the practice). Answers the program as it is afterwards.
+         *
+         *     Needs a bearer token. Send Idempotency-Key to retry safely. Send If-Match with the ETag you read to get 412 instead of acting on a changed resource.
+         */
+        post: operations["setIntakeGuidance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/programs/{programId}/links": {
         parameters: {
             query?: never;
@@ -1816,6 +1838,18 @@ export interface components {
             /** @description DisclosureText */
             disclosureText: string;
         };
+        IntakeGuidance: {
+            faq: {
+                /** @description FaqQuestion */
+                question: string;
+                /** @description FaqAnswer */
+                answer: string;
+            }[];
+            /** @description InsuranceGuidance */
+            insuranceGuidance?: string;
+            /** @description SchedulingGuidance */
+            schedulingGuidance?: string;
+        };
         LinkAttribution: components["schemas"]["FunnelAttribution"] & {
             /** @description ReferrerId */
             referringPersonId?: string;
@@ -1928,6 +1962,7 @@ export interface components {
                 createdAt: string;
             }[];
             incentiveRules: components["schemas"]["IncentiveRule"][];
+            guidance: components["schemas"]["IntakeGuidance"] | null;
             version: number;
         };
         ProgramFunnel: {
@@ -2137,6 +2172,9 @@ export interface components {
             };
             insuranceNetworkId?: string;
             attribution?: components["schemas"]["FunnelAttribution"];
+        };
+        SetIntakeGuidanceRequest: {
+            guidance: components["schemas"]["IntakeGuidance"];
         };
         SpecialistSettings: {
             specialtyId: string;
@@ -6495,6 +6533,88 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["DefineIncentiveRuleRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Weak entity tag of the version; send it as If-Match */
+                    ETag?: string;
+                    /** @description Present when the response is the stored answer to an earlier request with this Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setIntakeGuidance: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request answers the first response again (with Idempotent-Replayed: true); with another request 422. Keys are per user and kept 24 h. */
+                "Idempotency-Key"?: string;
+                /** @description The ETag you read (or a list of them): the change is refused with 412 if the resource changed since. */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description ProgramId */
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetIntakeGuidanceRequest"];
             };
         };
         responses: {

@@ -8,6 +8,7 @@ import {
   IncentiveRefusalReason,
   IncentiveRule,
   Instant,
+  IntakeGuidance,
   LinkAttribution,
   LinkCode,
   type LinkFunnel,
@@ -60,6 +61,8 @@ export const ProgramView = nameSchema(
       }),
     ),
     incentiveRules: t.array(nameSchema(IncentiveRule, 'IncentiveRule')),
+    /** FAQ, insurance and scheduling guidance shown on the intake pages; `null` until first set. */
+    guidance: nullable(nameSchema(IntakeGuidance, 'IntakeGuidance')),
     version: t.number,
   }),
   'Program',
@@ -82,6 +85,7 @@ export const programView = (program: ExistingProgram, version: number): ProgramV
     createdAt: l.createdAt,
   })),
   incentiveRules: [...program.incentiveRules],
+  guidance: program.guidance ?? null,
   version,
 })
 

@@ -21,6 +21,7 @@ import {
   programStreamId,
   projectFunnel,
   ReferralLinkId,
+  SetIntakeGuidancePayload,
 } from '@referrals/core'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import * as E from 'fp-ts/lib/Either.js'
@@ -199,6 +200,12 @@ export const programRoutes: FastifyPluginAsync<ProgramRoutesOptions> = async (ap
       'DefineIncentiveRule',
       requestBody(DefineIncentiveRulePayload, 'DefineIncentiveRule'),
       'Define a non-cash incentive rule with eligibility, caps and disclosure',
+    ],
+    [
+      'intake-guidance',
+      'SetIntakeGuidance',
+      requestBody(SetIntakeGuidancePayload, 'SetIntakeGuidance'),
+      'Set the FAQ, insurance and scheduling guidance of the public intake pages',
     ],
   ]
   for (const [path, type, body, summary] of programActions) {
