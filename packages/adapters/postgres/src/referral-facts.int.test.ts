@@ -1,5 +1,7 @@
 import {
   createReferralFactsIndex,
+  FACT_REPORTS,
+  factReport,
   type PracticeId,
   type ReferralId,
   referralAggregate,
@@ -93,6 +95,24 @@ describe('referral facts in PostgreSQL', () => {
     ]) {
       const query = Object.fromEntries(Object.entries(q).filter(([, v]) => v !== undefined))
       expect(await facts.facts(query)).toEqual(await inMemory.facts(query))
+    }
+  })
+
+  it('aggregates every fact report in SQL to the cells the core computes from the same rows', async () => {
+    const rows = await facts.facts({})
+    for (const report of FACT_REPORTS) {
+      for (const groupBy of [[], ['pool'], ['receivingPractice', 'week']] as const) {
+        const options = {
+          report,
+          groupBy,
+          now: world.clock.now(),
+          viewer: { practiceIds: [world.ids.clinic] },
+          threshold: 2,
+        }
+        const cells = await facts.report({}, options)
+        expect(cells.length).toBeGreaterThan(0)
+        expect(cells).toEqual(factReport(rows, options))
+      }
     }
   })
 

@@ -15,6 +15,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import type { PostgresEventStore } from './event-store.js'
 import { quoteSchema } from './migrations.js'
 import { createPostgresProjection, type PostgresProjection } from './projection.js'
+import { sqlFactReport } from './referral-facts-report.js'
 
 /** The projection's name: keys its checkpoint in `<schema>.projection_checkpoints`. */
 export const REFERRAL_FACTS_PROJECTION = 'referral_facts_v1'
@@ -28,6 +29,8 @@ export const REFERRAL_FACTS_PROJECTION = 'referral_facts_v1'
 export interface PostgresReferralFacts extends ReferralFactsReadModel {
   readonly projection: PostgresProjection
   readonly rebuild: () => Promise<void>
+  /** The fact reports aggregated in SQL (referral-facts-report.ts), equal to the core's `factReport`. */
+  readonly report: NonNullable<ReferralFactsReadModel['report']>
 }
 
 const snake = (field: string): string => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
@@ -151,5 +154,9 @@ export const createPostgresReferralFacts = async (options: {
     refresh: () => projection.catchUp(),
     rebuild: () => projection.rebuild(),
     facts,
+    report: async (q, options) => {
+      await projection.catchUp()
+      return sqlFactReport(store.pool, table, q, options)
+    },
   }
 }
