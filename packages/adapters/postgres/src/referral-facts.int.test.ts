@@ -147,4 +147,22 @@ describe('referral facts in PostgreSQL', () => {
     expect(await facts.facts({})).toEqual(await inMemory.facts({}))
     expect((await facts.facts({})).find((r) => r.referralId === 'r-1')?.scheduledAt).not.toBeNull()
   })
+
+  it("rebuilds to the incrementally built rows when batches split a referral's events", async () => {
+    const incremental = await facts.facts({})
+    const events = await store.pool.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM ${store.schema}.events WHERE stream_id ^@ 'referral-'`,
+    )
+    expect(Number(events.rows[0]?.n)).toBeGreaterThan(6)
+    // Batches of 2 and 3 events: every referral's history spans several transactions.
+    for (const rebuildBatchSize of [2, 3]) {
+      const small = await createPostgresReferralFacts({
+        store,
+        aggregate: referralAggregate(),
+        rebuildBatchSize,
+      })
+      await small.rebuild()
+      expect(await small.facts({})).toEqual(incremental)
+    }
+  })
 })
