@@ -58,17 +58,28 @@ const dimensionSql = (d: ReportDimension): string => {
   }
 }
 
-/** Epoch milliseconds of an instant column (exact: numeric), like `millisOf`. */
-const ms = (column: string) => `(extract(epoch from ${column}::timestamptz) * 1000)`
-/** (to − from) in `unit` milliseconds as a double, computed as the core computes it. */
-const between = (from: string, to: string, unit: number) => `((${ms(to)} - ${ms(from)})::float8 / ${unit})`
+/**
+ * Epoch milliseconds of an ISO-8601 instant as SQL, like `millisOf` (for the millisecond instants
+ * the events carry: `date_part` is within 10⁻³ ms of it, `floor(… + 0.0005)` makes it exact).
+ */
+const epochMs = (instant: string) => `floor(date_part('epoch', ${instant}::timestamptz) * 1000 + 0.0005)`
+/**
+ * The same of an instant column: the stored generated `<column>_ms` (migration 4, computed once per
+ * row write with the expression above), so a request parses no text.
+ */
+const ms = (column: string) => `${column}_ms::float8`
+/** (to − from) in `unit` milliseconds as a double: both integers, so the same double as the core's. */
+const between = (from: string, to: string, unit: number) => `((${to} - ${from}) / ${unit})`
 const HOURS = 3_600_000
 const DAYS = 86_400_000
 
+/** p50 and p90 from one sort: `percentile_disc` over an array of fractions gives an array. */
+const percentilesSql = (value: string, where: string) =>
+  `percentile_disc(ARRAY[0.5, 0.9]::float8[]) WITHIN GROUP (ORDER BY ${value}) FILTER (WHERE ${where})`
+
 const distributionSql = (name: string, value: string, where: string) => `
   count(*) FILTER (WHERE ${where})::int AS ${name}_n,
-  percentile_disc(0.5) WITHIN GROUP (ORDER BY ${value}) FILTER (WHERE ${where}) AS ${name}_p50,
-  percentile_disc(0.9) WITHIN GROUP (ORDER BY ${value}) FILTER (WHERE ${where}) AS ${name}_p90`
+  ${percentilesSql(value, where)} AS ${name}_p`
 
 const FUNNEL_SQL = `
   count(first_delivered_at)::int AS delivered,
@@ -87,17 +98,18 @@ const FUNNEL_SQL = `
 
 const BACKLOG_WHERE = `status = 'unassigned' AND unassigned_since IS NOT NULL`
 
-type Row = Record<string, string | number | boolean | null>
+type Row = Record<string, string | number | boolean | null | unknown[]>
 
 const num = (v: Row[string] | undefined): number => Number(v)
 const orNull = (v: Row[string] | undefined): number | null =>
   v === null || v === undefined ? null : Number(v)
 const ratio = (a: number, b: number): number | null => (b === 0 ? null : a / b)
-const distribution = (r: Row, name: string) => ({
-  n: num(r[`${name}_n`]),
-  p50: orNull(r[`${name}_p50`]),
-  p90: orNull(r[`${name}_p90`]),
-})
+const percentiles = (v: unknown): [number | null, number | null] =>
+  Array.isArray(v) ? [orNull(v[0]), orNull(v[1])] : [null, null]
+const distribution = (r: Row, name: string) => {
+  const [p50, p90] = percentiles(r[`${name}_p`])
+  return { n: num(r[`${name}_n`]), p50, p90 }
+}
 
 const funnelOfRow = (r: Row) => {
   const deliveries = num(r.deliveries)
@@ -166,13 +178,12 @@ export const sqlFactReport = async (
     // One statement, two grouping sets: the cell, and the cell per receiving specialist (only
     // referrals with a booked appointment and a holder count for a specialist, as in `waitTimesOf`).
     const hasWait = 'appointment_at IS NOT NULL AND receiving_practice_id IS NOT NULL'
-    const days = between('sent_at', 'appointment_at', DAYS)
+    const days = between(ms('sent_at'), ms('appointment_at'), DAYS)
     const r = await db.query<Row>(
       `SELECT ${[...groups, 'receiving_practice_id AS practice', 'GROUPING(receiving_practice_id) AS whole'].join(', ')},
         ${common},
         count(*) FILTER (WHERE ${hasWait})::int AS waits,
-        percentile_disc(0.5) WITHIN GROUP (ORDER BY ${days}) FILTER (WHERE ${hasWait}) AS p50,
-        percentile_disc(0.9) WITHIN GROUP (ORDER BY ${days}) FILTER (WHERE ${hasWait}) AS p90
+        ${percentilesSql(days, hasWait)} AS p
        ${from}
        GROUP BY GROUPING SETS ((${groupKeys.join(', ')}), (${[...groupKeys, 'receiving_practice_id'].join(', ')}))`,
       params,
@@ -189,8 +200,8 @@ export const sqlFactReport = async (
           s: {
             practiceId: String(row.practice) as SpecialistWait['practiceId'],
             n: num(row.waits),
-            p50Days: orNull(row.p50),
-            p90Days: orNull(row.p90),
+            p50Days: percentiles(row.p)[0],
+            p90Days: percentiles(row.p)[1],
           },
         })
       }
@@ -214,13 +225,25 @@ export const sqlFactReport = async (
   const figuresSql =
     options.report === 'timings'
       ? [
-          distributionSql('accept', between('sent_at', 'accepted_at', HOURS), 'accepted_at IS NOT NULL'),
-          distributionSql('schedule', between('sent_at', 'scheduled_at', HOURS), 'scheduled_at IS NOT NULL'),
-          distributionSql('complete', between('sent_at', 'completed_at', HOURS), 'completed_at IS NOT NULL'),
+          distributionSql(
+            'accept',
+            between(ms('sent_at'), ms('accepted_at'), HOURS),
+            'accepted_at IS NOT NULL',
+          ),
+          distributionSql(
+            'schedule',
+            between(ms('sent_at'), ms('scheduled_at'), HOURS),
+            'scheduled_at IS NOT NULL',
+          ),
+          distributionSql(
+            'complete',
+            between(ms('sent_at'), ms('completed_at'), HOURS),
+            'completed_at IS NOT NULL',
+          ),
         ].join(',')
       : options.report === 'funnel'
-        ? `${FUNNEL_SQL}, ${distributionSql('age', between('unassigned_since', p(options.now), HOURS), BACKLOG_WHERE)},
-           max(${between('unassigned_since', p(options.now), HOURS)}) FILTER (WHERE ${BACKLOG_WHERE}) AS oldest`
+        ? `${FUNNEL_SQL}, ${distributionSql('age', between(ms('unassigned_since'), epochMs(p(options.now)), HOURS), BACKLOG_WHERE)},
+           max(${between(ms('unassigned_since'), epochMs(p(options.now)), HOURS)}) FILTER (WHERE ${BACKLOG_WHERE}) AS oldest`
         : FUNNEL_SQL
   const r = await db.query<Row>(
     `SELECT ${[...groups, common, figuresSql].join(', ')}
