@@ -18,12 +18,13 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import os, { tmpdir } from 'node:os'
 import path from 'node:path'
-import { type Instant, REDACTED } from '@referrals/core'
+import { FACT_REPORTS, factReport, type Instant, type PracticeId, REDACTED } from '@referrals/core'
 import { buildApp } from '../../packages/http/src/app.js'
 import { issueDevToken } from '../../packages/http/src/auth.js'
 import { loadConfig } from '../../packages/http/src/config.js'
 import { DEMO, seedDemo } from '../../packages/http/src/demo.js'
 import { seedDemoHistory, settableClock } from '../../packages/http/src/demo-history.js'
+import { DEFAULT_GROUP_BY } from '../../packages/http/src/routes/report-data.js'
 import { registerResourceRoutes } from '../../packages/http/src/routes/resources.js'
 import { openRuntime, stopServer, systemClock } from '../../packages/http/src/server.js'
 
@@ -308,6 +309,43 @@ for (const route of ROUTES) {
     `  ${row.route}: HTTP ${status}, ${bytes} B, p50 ${row.p50.toFixed(0)} ms, p99 ${row.p99.toFixed(0)} ms`,
   )
 }
+// The same fact reports, in-process, both ways at the same moment (the load on the shared machine
+// moves the absolute figures; the ratio is what the SQL aggregation changed): the core's
+// `factReport` over the rows `facts` loads (the path before, and the in-memory stores' path)
+// against the read model's SQL `report`.
+const compare: { report: string; nodeP50: number; sqlP50: number; same: boolean }[] = []
+for (const report of FACT_REPORTS) {
+  const q = {
+    sentFrom: '2026-01-01T00:00:00Z' as Instant,
+    sentTo: '2027-01-01T00:00:00Z' as Instant,
+    practiceId: DEMO.clinic.practiceId as PracticeId,
+  }
+  const options = {
+    report,
+    now: clock.now(),
+    groupBy: DEFAULT_GROUP_BY[report],
+    filters: {},
+    viewer: { practiceIds: [DEMO.clinic.practiceId as PracticeId] },
+    threshold: 5,
+  }
+  const node: number[] = []
+  const sql: number[] = []
+  let same = true
+  for (let i = 0; i < Math.max(5, Math.floor(SAMPLES / 2)); i++) {
+    let s = performance.now()
+    const a = factReport(await facts.facts(q), options)
+    node.push(performance.now() - s)
+    s = performance.now()
+    const b = await facts.report(q, options)
+    sql.push(performance.now() - s)
+    same &&= JSON.stringify(a) === JSON.stringify(b)
+  }
+  compare.push({ report, nodeP50: pct(node, 50), sqlP50: pct(sql, 50), same })
+  log(
+    `  ${report}: in process ${pct(node, 50).toFixed(0)} ms, SQL ${pct(sql, 50).toFixed(0)} ms (p50), same cells: ${same}`,
+  )
+}
+
 const explain = await pool.query<{ 'QUERY PLAN': string }>(
   `EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM ${schema}.referral_facts
    WHERE sent_at COLLATE "C" >= '2026-01-01T00:00:00Z' AND sent_at COLLATE "C" < '2027-01-01T00:00:00Z'
@@ -347,6 +385,7 @@ const result = {
   },
   routes: { period, samples: SAMPLES, rows: routes, targetP99Ms: TARGET_P99_MS, met: routesMet },
   factsQueryPlan: plan,
+  nodeVersusSql: compare,
   ...(rebuildProfile === undefined ? {} : { rebuildProfile }),
   machine: {
     cpus: os.cpus().length,
@@ -384,6 +423,14 @@ const md = [
   ),
   '',
   `Noise: ${os.cpus().length} cores shared with other sessions (load average ${loadStart[0]?.toFixed(1)} at the start, ${os.loadavg()[0]?.toFixed(1)} at the end); the process and PostgreSQL share them too, so the figures vary from run to run.`,
+  '',
+  'The fact reports in process, both ways at the same moment (p50, same query as the routes, without HTTP): the core computing over every loaded facts row (before) against the aggregation in SQL (now):',
+  '',
+  '| report | rows loaded + computed in Node (ms) | SQL aggregation (ms) | same cells |',
+  '|---|---|---|---|',
+  ...compare.map(
+    (c) => `| ${c.report} | ${c.nodeP50.toFixed(0)} | ${c.sqlP50.toFixed(0)} | ${c.same ? 'yes' : 'NO'} |`,
+  ),
   '',
   `p99 target ≤ ${TARGET_P99_MS} ms: **${routesMet ? 'MET' : 'NOT MET'}**${
     routesMet
