@@ -24,6 +24,8 @@ export interface PostgresProjectionDefinition {
   readonly handleBatch?: (events: readonly StoredEvent[], client: pg.PoolClient) => Promise<void>
   /** Events per transaction; default 500. */
   readonly batchSize?: number
+  /** Events per transaction while `rebuild` replays the log (default: `batchSize`). */
+  readonly rebuildBatchSize?: number
 }
 
 export interface PostgresProjection {
@@ -118,7 +120,9 @@ export const createPostgresProjection = async (
     for (const ddl of Object.values(definition.tables)) await client.query(ddl)
   })
 
-  const applyBatch = async (): Promise<{
+  const applyBatch = async (
+    size = batchSize,
+  ): Promise<{
     applied: number
     horizon: GlobalPosition
     position: GlobalPosition
@@ -128,8 +132,8 @@ export const createPostgresProjection = async (
       const { events, horizon } = await store.readAllWithHorizon(
         client,
         definition.streamPrefixes === undefined
-          ? { after: from, maxCount: batchSize }
-          : { after: from, maxCount: batchSize, streamPrefixes: definition.streamPrefixes },
+          ? { after: from, maxCount: size }
+          : { after: from, maxCount: size, streamPrefixes: definition.streamPrefixes },
       )
       if (definition.handleBatch !== undefined) await definition.handleBatch(events, client)
       else for (const event of events) await definition.handle(event, client)
@@ -140,15 +144,15 @@ export const createPostgresProjection = async (
           [definition.name, last.toString()],
         )
       }
-      return { applied: events.length, horizon: events.length < batchSize ? horizon : -1n, position: last }
+      return { applied: events.length, horizon: events.length < size ? horizon : -1n, position: last }
     })
 
   const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
-  const catchUp = async () => {
+  const catchUp = async (size = batchSize) => {
     const target = await store.lastPosition()
     for (;;) {
-      const { applied, horizon, position } = await applyBatch()
+      const { applied, horizon, position } = await applyBatch(size)
       if (position >= target || horizon > target) return
       if (applied === 0) await sleep(20)
     }
@@ -159,7 +163,7 @@ export const createPostgresProjection = async (
   const projection: PostgresProjection = {
     name: definition.name,
     runBatch: async () => (await applyBatch()).applied,
-    catchUp,
+    catchUp: () => catchUp(),
     rebuild: async () => {
       await transaction(`rebuild ${definition.name}`, async (client) => {
         await lockCheckpoint(client)
@@ -169,7 +173,13 @@ export const createPostgresProjection = async (
           [definition.name],
         )
       })
-      await catchUp()
+      // Fresh planner statistics for the events table: with stale ones (a bulk import, a restore,
+      // before autovacuum gets there) PostgreSQL estimates a handful of rows after the checkpoint and
+      // reads *every* later event and sorts it for each batch (bitmap scan + top-N sort), which
+      // makes the replay quadratic; with them it walks the primary key in order. Best effort: a role
+      // that may not ANALYZE still rebuilds.
+      await pool.query(`ANALYZE ${s}.events`).catch(() => undefined)
+      await catchUp(definition.rebuildBatchSize ?? batchSize)
     },
     position: async () => {
       const r = await pool.query<{ position: string }>(

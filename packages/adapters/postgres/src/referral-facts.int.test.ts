@@ -1,5 +1,7 @@
 import {
   createReferralFactsIndex,
+  FACT_REPORTS,
+  factReport,
   type PracticeId,
   type ReferralId,
   referralAggregate,
@@ -96,6 +98,24 @@ describe('referral facts in PostgreSQL', () => {
     }
   })
 
+  it('aggregates every fact report in SQL to the cells the core computes from the same rows', async () => {
+    const rows = await facts.facts({})
+    for (const report of FACT_REPORTS) {
+      for (const groupBy of [[], ['pool'], ['receivingPractice', 'week']] as const) {
+        const options = {
+          report,
+          groupBy,
+          now: world.clock.now(),
+          viewer: { practiceIds: [world.ids.clinic] },
+          threshold: 2,
+        }
+        const cells = await facts.report({}, options)
+        expect(cells.length).toBeGreaterThan(0)
+        expect(cells).toEqual(factReport(rows, options))
+      }
+    }
+  })
+
   it('keeps no patient column and no PHI value', async () => {
     const columns = await store.pool.query<{ column_name: string }>(
       `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'referral_facts'`,
@@ -126,5 +146,23 @@ describe('referral facts in PostgreSQL', () => {
     const inMemory = createReferralFactsIndex({ store, aggregate: referralAggregate() })
     expect(await facts.facts({})).toEqual(await inMemory.facts({}))
     expect((await facts.facts({})).find((r) => r.referralId === 'r-1')?.scheduledAt).not.toBeNull()
+  })
+
+  it("rebuilds to the incrementally built rows when batches split a referral's events", async () => {
+    const incremental = await facts.facts({})
+    const events = await store.pool.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM ${store.schema}.events WHERE stream_id ^@ 'referral-'`,
+    )
+    expect(Number(events.rows[0]?.n)).toBeGreaterThan(6)
+    // Batches of 2 and 3 events: every referral's history spans several transactions.
+    for (const rebuildBatchSize of [2, 3]) {
+      const small = await createPostgresReferralFacts({
+        store,
+        aggregate: referralAggregate(),
+        rebuildBatchSize,
+      })
+      await small.rebuild()
+      expect(await small.facts({})).toEqual(incremental)
+    }
   })
 })

@@ -7,6 +7,7 @@ import type { PracticeId, ReferralId } from '../shared/ids.js'
 import type { Instant } from '../shared/time.js'
 import type { EventStore, GlobalPosition } from '../store/port.js'
 import { evolveReferralFacts, type ReferralFacts } from './facts.js'
+import type { FactReportOptions } from './reports.js'
 
 /** Which facts rows a report reads: sent in `[sentFrom, sentTo)`, sent or held by `practiceId`. */
 export interface ReferralFactsQuery {
@@ -25,6 +26,12 @@ export interface ReferralFactsReadModel {
   readonly refresh: () => Promise<void>
   /** Matching rows, ordered by `sentAt` then `referralId`. */
   readonly facts: (q: ReferralFactsQuery) => Promise<readonly ReferralFacts[]>
+  /**
+   * Optional: the cells of a fact report over the rows `q` selects, aggregated where the rows live
+   * (PostgreSQL: in SQL). Must equal `factReport(await facts(q), options)`; a model without it is
+   * read through `facts` and computed in the process.
+   */
+  readonly report?: (q: ReferralFactsQuery, options: FactReportOptions) => Promise<readonly unknown[]>
 }
 
 /** Shared by every implementation: does a row match the query? */

@@ -108,7 +108,7 @@ export const groupFacts = (rows: readonly ReferralFacts[], by: readonly ReportDi
     }
     g.rows.push(f)
   }
-  return [...groups.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, g]) => g)
+  return [...groups.entries()].sort(([a], [b]) => compareCodeUnits(a, b)).map(([, g]) => g)
 }
 
 // ---------------------------------------------------------------------------- statistics
@@ -264,6 +264,9 @@ export interface WaitTimeFigures {
   }
 }
 
+/** The order of specialists in a wait-time cell, and of groups in a report (code-unit order). */
+export const compareCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+
 export const waitTimesOf = (rows: readonly ReferralFacts[]): WaitTimeFigures => {
   const byPractice = new Map<PracticeId, number[]>()
   let referralsWithAppointment = 0
@@ -275,30 +278,25 @@ export const waitTimesOf = (rows: readonly ReferralFacts[]): WaitTimeFigures => 
     byPractice.set(f.receivingPracticeId, waits)
   }
   const specialists = [...byPractice.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .sort(([a], [b]) => compareCodeUnits(a, b))
     .map(([practiceId, waits]) => ({
       practiceId,
       n: waits.length,
       p50Days: percentile(waits, 0.5),
       p90Days: percentile(waits, 0.9),
     }))
+  return { referralsWithAppointment, specialists, medianWait: medianWaitOf(specialists) }
+}
+
+/** The dispersion of the specialists' median waits (in the order given: by practice id). */
+export const medianWaitOf = (specialists: readonly SpecialistWait[]): WaitTimeFigures['medianWait'] => {
   const medians = specialists.flatMap((s) => (s.p50Days === null ? [] : [s.p50Days]))
-  if (medians.length === 0) {
-    return {
-      referralsWithAppointment,
-      specialists,
-      medianWait: { min: null, max: null, range: null, mean: null, sd: null, cv: null },
-    }
-  }
+  if (medians.length === 0) return { min: null, max: null, range: null, mean: null, sd: null, cv: null }
   const min = Math.min(...medians)
   const max = Math.max(...medians)
   const mean = medians.reduce((s, x) => s + x, 0) / medians.length
   const sd = Math.sqrt(medians.reduce((s, x) => s + (x - mean) ** 2, 0) / medians.length)
-  return {
-    referralsWithAppointment,
-    specialists,
-    medianWait: { min, max, range: max - min, mean, sd, cv: mean === 0 ? null : sd / mean },
-  }
+  return { min, max, range: max - min, mean, sd, cv: mean === 0 ? null : sd / mean }
 }
 
 /** The intake queue: referrals unassigned now, and how long they have waited (hours, at `now`). */
@@ -392,16 +390,53 @@ export const computeReport = <F>(
 ): ReportCell<F>[] => {
   const threshold = options.threshold ?? DEFAULT_SUPPRESSION_THRESHOLD
   const marker = suppressedFigure(threshold)
-  return groupFacts(filterFacts(rows, options.filters ?? {}), options.groupBy).map((g) => {
-    const figures = figuresOf(g.rows)
-    const suppressed = mustSuppress(g.rows, options.viewer, threshold)
-    return {
-      group: g.key,
-      referrals: suppressed ? marker : g.rows.length,
-      suppressed,
-      figures: suppressed ? suppressFigures(figures, marker) : (figures as Suppressible<F>),
-    }
-  })
+  return groupFacts(filterFacts(rows, options.filters ?? {}), options.groupBy).map((g) =>
+    reportCell(
+      g.key,
+      g.rows.length,
+      mustSuppress(g.rows, options.viewer, threshold),
+      figuresOf(g.rows),
+      marker,
+    ),
+  )
+}
+
+/** A cell of `n` referrals with its figures, every number replaced by `marker` when suppressed. */
+export const reportCell = <F>(
+  group: Group['key'],
+  n: number,
+  suppressed: boolean,
+  figures: F,
+  marker: string,
+): ReportCell<F> => ({
+  group,
+  referrals: suppressed ? marker : n,
+  suppressed,
+  figures: suppressed ? suppressFigures(figures, marker) : (figures as Suppressible<F>),
+})
+
+/**
+ * Inside a wait-time cell shown in full, each specialist computed from fewer than `threshold`
+ * referrals is suppressed, unless it is one of the viewer's practices.
+ */
+export const suppressSmallSpecialists = (
+  cell: ReportCell<WaitTimeFigures>,
+  viewer: ReportViewer,
+  threshold: number,
+): ReportCell<WaitTimeFigures> => {
+  if (cell.suppressed) return cell
+  const marker = suppressedFigure(threshold)
+  return {
+    ...cell,
+    figures: {
+      ...cell.figures,
+      specialists: cell.figures.specialists.map((s) =>
+        typeof s.n === 'number' && s.n < threshold && !viewer.practiceIds.includes(s.practiceId)
+          ? suppressFigures(s, marker)
+          : s,
+      ),
+    },
+  }
 }
 
 /**
@@ -413,20 +448,43 @@ export const waitTimesReport = (
   options: ReportOptions,
 ): ReportCell<WaitTimeFigures>[] => {
   const threshold = options.threshold ?? DEFAULT_SUPPRESSION_THRESHOLD
-  const marker = suppressedFigure(threshold)
   return computeReport(rows, options, waitTimesOf).map((cell) =>
-    cell.suppressed
-      ? cell
-      : {
-          ...cell,
-          figures: {
-            ...cell.figures,
-            specialists: cell.figures.specialists.map((s) =>
-              typeof s.n === 'number' && s.n < threshold && !options.viewer.practiceIds.includes(s.practiceId)
-                ? suppressFigures(s, marker)
-                : s,
-            ),
-          },
-        },
+    suppressSmallSpecialists(cell, options.viewer, threshold),
   )
+}
+
+// ---------------------------------------------------------------------------- the fact reports
+
+/** The reports computed from the referral-facts rows (fairness reads the routing decisions). */
+export const FACT_REPORTS = ['funnel', 'timings', 'wait-times', 'attribution'] as const
+export type FactReport = (typeof FACT_REPORTS)[number]
+
+/** One fact report's cells: which report, and `now` for the backlog's age (funnel). */
+export interface FactReportOptions extends ReportOptions {
+  readonly report: FactReport
+  readonly now: Instant
+}
+
+/**
+ * The cells of one fact report over `rows` — the reference definition. A facts read model that can
+ * aggregate where its rows live (PostgreSQL: `ReferralFactsReadModel.report`) must give exactly
+ * these cells for the rows its `facts` returns.
+ */
+export const factReport = (
+  rows: readonly ReferralFacts[],
+  options: FactReportOptions,
+): readonly unknown[] => {
+  switch (options.report) {
+    case 'funnel':
+      return computeReport(rows, options, (cell) => ({
+        ...funnelOf(cell),
+        backlog: backlogOf(cell, options.now),
+      }))
+    case 'timings':
+      return computeReport(rows, options, timingsOf)
+    case 'wait-times':
+      return waitTimesReport(rows, options)
+    case 'attribution':
+      return computeReport(rows, options, funnelOf)
+  }
 }

@@ -1,18 +1,14 @@
 import {
-  backlogOf,
-  computeReport,
   type Engine,
-  funnelOf,
+  type FactReport,
+  factReport,
   type Instant,
   type PracticeId,
-  type ReferralFacts,
   type ReportDimension,
   type ReportFilters,
   readPoolHistory,
   suppressedFigure,
   suppressFigures,
-  timingsOf,
-  waitTimesReport,
   weeklyFairness,
 } from '@referrals/core'
 import { csvCell } from './csv.js'
@@ -21,9 +17,7 @@ import { csvCell } from './csv.js'
 // (`referrals report`, `referrals fairness-audit`): who may ask is decided by the caller; what is
 // computed, and what is suppressed for a viewer, is decided here.
 
-/** The reports computed from the referral-facts projection. */
-export const FACT_REPORTS = ['funnel', 'timings', 'wait-times', 'attribution'] as const
-export type FactReport = (typeof FACT_REPORTS)[number]
+export { FACT_REPORTS, type FactReport } from '@referrals/core'
 
 /** The grouping of each report when none is asked for. */
 export const DEFAULT_GROUP_BY: Record<FactReport, readonly ReportDimension[]> = {
@@ -47,41 +41,29 @@ export interface ReportScope {
   readonly threshold: number
 }
 
-const computeOf = (
-  name: FactReport,
-  now: Instant,
-): ((rows: readonly ReferralFacts[], common: Parameters<typeof computeReport>[1]) => readonly unknown[]) => {
-  switch (name) {
-    case 'funnel':
-      return (rows, o) =>
-        computeReport(rows, o, (cell) => ({ ...funnelOf(cell), backlog: backlogOf(cell, now) }))
-    case 'timings':
-      return (rows, o) => computeReport(rows, o, timingsOf)
-    case 'wait-times':
-      return (rows, o) => waitTimesReport(rows, o)
-    case 'attribution':
-      return (rows, o) => computeReport(rows, o, funnelOf)
-  }
-}
-
 /** The cells of one fact report over referrals sent in [from, to). */
 export const factReportCells = async (
   engine: Engine,
   name: FactReport,
   scope: ReportScope & { readonly groupBy: readonly ReportDimension[]; readonly filters: ReportFilters },
 ): Promise<readonly unknown[]> => {
-  const now = engine.clock.now()
-  const rows = await engine.referralFacts.facts({
+  const q = {
     sentFrom: scope.from,
     sentTo: scope.to,
     ...(scope.practiceId === undefined ? {} : { practiceId: scope.practiceId }),
-  })
-  return computeOf(name, now)(rows, {
+  }
+  const options = {
+    report: name,
+    now: engine.clock.now(),
     groupBy: scope.groupBy,
     filters: scope.filters,
     viewer: scope.viewer,
     threshold: scope.threshold,
-  })
+  }
+  // Aggregated where the rows live when the read model can (PostgreSQL: in SQL), else in the process.
+  const { referralFacts } = engine
+  if (referralFacts.report !== undefined) return referralFacts.report(q, options)
+  return factReport(await referralFacts.facts(q), options)
 }
 
 /** The fairness cells (one per pool and ISO week) of the routing decisions taken in [from, to). */

@@ -1,0 +1,275 @@
+import {
+  compareCodeUnits,
+  DEFAULT_SUPPRESSION_THRESHOLD,
+  type FactReportOptions,
+  medianWaitOf,
+  NO_VALUE,
+  type ReferralFactsQuery,
+  type ReportDimension,
+  reportCell,
+  type SpecialistWait,
+  suppressedFigure,
+  suppressSmallSpecialists,
+} from '@referrals/core'
+import type pg from 'pg'
+
+// The fact reports aggregated in SQL over `<schema>.referral_facts`: one statement per report
+// (GROUP BY the dimensions, counts with FILTER, nearest-rank percentiles with `percentile_disc`),
+// so a request reads a few rows per cell instead of every facts row of the period. The reference
+// is the core's `factReport` over the same rows (referral-facts-report.int.test.ts compares them
+// over random rows). What stays in the process is per cell and small: group order, rates,
+// the dispersion of the specialists' medians, and suppression — with the core's own functions.
+
+/** A dimension's value as SQL, exactly as `dimensionValue` computes it (NO_VALUE for null). */
+const dimensionSql = (d: ReportDimension): string => {
+  const none = `'${NO_VALUE}'`
+  switch (d) {
+    case 'region':
+      return 'region_id'
+    case 'specialty':
+      return 'specialty_id'
+    case 'category':
+      return 'category_id'
+    case 'subcategory':
+      return `coalesce(subcategory_id, ${none})`
+    case 'pool':
+      return `region_id || ':' || specialty_id || ':' || category_id || ':' || coalesce(subcategory_id, '*')`
+    case 'urgency':
+      return 'urgency'
+    case 'route':
+      return 'route'
+    case 'senderPractice':
+      return 'sender_practice_id'
+    case 'receivingPractice':
+      return `coalesce(receiving_practice_id, ${none})`
+    case 'week':
+      // The Monday (UTC) of the ISO week of the sending time, like `isoWeekOf`.
+      return `to_char(date_trunc('week', sent_at::timestamptz AT TIME ZONE 'UTC'), 'YYYY-MM-DD')`
+    case 'channel':
+      return `coalesce(channel, ${none})`
+    case 'campaign':
+      return `coalesce(campaign, ${none})`
+    case 'location':
+      return `coalesce(location, ${none})`
+    case 'serviceLine':
+      return `coalesce(service_line, ${none})`
+    case 'referringPractice':
+      return `coalesce(referring_practice_id, ${none})`
+  }
+}
+
+/**
+ * Epoch milliseconds of an ISO-8601 instant as SQL, like `millisOf` (for the millisecond instants
+ * the events carry: `date_part` is within 10⁻³ ms of it, `floor(… + 0.0005)` makes it exact).
+ */
+const epochMs = (instant: string) => `floor(date_part('epoch', ${instant}::timestamptz) * 1000 + 0.0005)`
+/**
+ * The same of an instant column: the stored generated `<column>_ms` (migration 4, computed once per
+ * row write with the expression above), so a request parses no text.
+ */
+const ms = (column: string) => `${column}_ms::float8`
+/** (to − from) in `unit` milliseconds as a double: both integers, so the same double as the core's. */
+const between = (from: string, to: string, unit: number) => `((${to} - ${from}) / ${unit})`
+const HOURS = 3_600_000
+const DAYS = 86_400_000
+
+/** p50 and p90 from one sort: `percentile_disc` over an array of fractions gives an array. */
+const percentilesSql = (value: string, where: string) =>
+  `percentile_disc(ARRAY[0.5, 0.9]::float8[]) WITHIN GROUP (ORDER BY ${value}) FILTER (WHERE ${where})`
+
+const distributionSql = (name: string, value: string, where: string) => `
+  count(*) FILTER (WHERE ${where})::int AS ${name}_n,
+  ${percentilesSql(value, where)} AS ${name}_p`
+
+const FUNNEL_SQL = `
+  count(first_delivered_at)::int AS delivered,
+  count(accepted_at)::int AS accepted,
+  count(scheduled_at)::int AS scheduled,
+  count(completed_at)::int AS completed,
+  sum(delivery_count)::float8 AS deliveries,
+  sum(decline_count)::float8 AS declines,
+  sum(expiry_count)::float8 AS expiries,
+  sum(no_show_count)::float8 AS no_shows,
+  count(*) FILTER (WHERE cancelled_at IS NOT NULL AND scheduled_at IS NULL AND accepted_at IS NULL)::int AS cancelled_before_accept,
+  count(*) FILTER (WHERE cancelled_at IS NOT NULL AND scheduled_at IS NULL AND accepted_at IS NOT NULL)::int AS cancelled_after_accept,
+  count(*) FILTER (WHERE cancelled_at IS NOT NULL AND scheduled_at IS NOT NULL)::int AS cancelled_after_schedule,
+  count(returned_at)::int AS returned,
+  count(*) FILTER (WHERE status = 'unassigned')::int AS unassigned`
+
+const BACKLOG_WHERE = `status = 'unassigned' AND unassigned_since IS NOT NULL`
+
+type Row = Record<string, string | number | boolean | null | unknown[]>
+
+const num = (v: Row[string] | undefined): number => Number(v)
+const orNull = (v: Row[string] | undefined): number | null =>
+  v === null || v === undefined ? null : Number(v)
+const ratio = (a: number, b: number): number | null => (b === 0 ? null : a / b)
+const percentiles = (v: unknown): [number | null, number | null] =>
+  Array.isArray(v) ? [orNull(v[0]), orNull(v[1])] : [null, null]
+const distribution = (r: Row, name: string) => {
+  const [p50, p90] = percentiles(r[`${name}_p`])
+  return { n: num(r[`${name}_n`]), p50, p90 }
+}
+
+const funnelOfRow = (r: Row) => {
+  const deliveries = num(r.deliveries)
+  const declines = num(r.declines)
+  const expiries = num(r.expiries)
+  return {
+    sent: num(r.n),
+    delivered: num(r.delivered),
+    accepted: num(r.accepted),
+    scheduled: num(r.scheduled),
+    completed: num(r.completed),
+    deliveries,
+    declines,
+    expiries,
+    noShows: num(r.no_shows),
+    cancelledBeforeAccept: num(r.cancelled_before_accept),
+    cancelledAfterAccept: num(r.cancelled_after_accept),
+    cancelledAfterSchedule: num(r.cancelled_after_schedule),
+    returned: num(r.returned),
+    unassigned: num(r.unassigned),
+    declineRate: ratio(declines, deliveries),
+    expiryRate: ratio(expiries, deliveries),
+  }
+}
+
+/** The cells of one fact report over the rows `q` selects, aggregated in SQL. */
+export const sqlFactReport = async (
+  db: pg.Pool | pg.PoolClient,
+  table: string,
+  q: ReferralFactsQuery,
+  options: FactReportOptions,
+): Promise<readonly unknown[]> => {
+  const threshold = options.threshold ?? DEFAULT_SUPPRESSION_THRESHOLD
+  const marker = suppressedFigure(threshold)
+  const by = options.groupBy
+  const params: unknown[] = []
+  const p = (v: unknown) => {
+    params.push(v)
+    return `$${params.length}`
+  }
+  const where: string[] = []
+  if (q.sentFrom !== undefined) where.push(`sent_at COLLATE "C" >= ${p(q.sentFrom)}`)
+  if (q.sentTo !== undefined) where.push(`sent_at COLLATE "C" < ${p(q.sentTo)}`)
+  if (q.practiceId !== undefined) {
+    const id = p(q.practiceId)
+    where.push(`(sender_practice_id = ${id} OR receiving_practice_id = ${id})`)
+  }
+  for (const [d, v] of Object.entries(options.filters ?? {}) as [ReportDimension, string | undefined][]) {
+    if (v !== undefined) where.push(`${dimensionSql(d)} = ${p(v)}`)
+  }
+  const viewer = p(options.viewer.practiceIds)
+  const groups = by.map((d, i) => `${dimensionSql(d)} AS g${i}`)
+  const groupKeys = by.map(dimensionSql)
+  // Is every row of the cell held by one of the viewer's practices (its cells are never hidden)?
+  const common = `count(*)::int AS n,
+  coalesce(bool_and(coalesce(receiving_practice_id = ANY(${viewer}::text[]), false)), false) AS own`
+  const from = `FROM ${table} ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`}`
+
+  const keyOf = (r: Row) => Object.fromEntries(by.map((d, i) => [d, String(r[`g${i}`])]))
+  const ordered = <T extends { readonly id: string }>(cells: T[]) =>
+    cells.sort((a, b) => compareCodeUnits(a.id, b.id))
+  const idOf = (r: Row) => JSON.stringify(by.map((_, i) => String(r[`g${i}`])))
+  const suppressed = (r: Row) => num(r.n) < threshold && r.own !== true
+
+  if (options.report === 'wait-times') {
+    // One statement, two grouping sets: the cell, and the cell per receiving specialist (only
+    // referrals with a booked appointment and a holder count for a specialist, as in `waitTimesOf`).
+    const hasWait = 'appointment_at IS NOT NULL AND receiving_practice_id IS NOT NULL'
+    const days = between(ms('sent_at'), ms('appointment_at'), DAYS)
+    const r = await db.query<Row>(
+      `SELECT ${[...groups, 'receiving_practice_id AS practice', 'GROUPING(receiving_practice_id) AS whole'].join(', ')},
+        ${common},
+        count(*) FILTER (WHERE ${hasWait})::int AS waits,
+        ${percentilesSql(days, hasWait)} AS p
+       ${from}
+       GROUP BY GROUPING SETS ((${groupKeys.join(', ')}), (${[...groupKeys, 'receiving_practice_id'].join(', ')}))`,
+      params,
+    )
+    const cells = new Map<string, { id: string; row: Row; specialists: SpecialistWait[] }>()
+    const specialists: { id: string; s: SpecialistWait }[] = []
+    for (const row of r.rows) {
+      const id = idOf(row)
+      if (num(row.whole) === 1) {
+        if (num(row.n) > 0) cells.set(id, { id, row, specialists: [] })
+      } else if (row.practice !== null && num(row.waits) > 0) {
+        specialists.push({
+          id,
+          s: {
+            practiceId: String(row.practice) as SpecialistWait['practiceId'],
+            n: num(row.waits),
+            p50Days: percentiles(row.p)[0],
+            p90Days: percentiles(row.p)[1],
+          },
+        })
+      }
+    }
+    for (const { id, s } of specialists) cells.get(id)?.specialists.push(s)
+    return ordered([...cells.values()]).map(({ row, specialists: ss }) => {
+      ss.sort((a, b) => compareCodeUnits(a.practiceId, b.practiceId))
+      const figures = {
+        referralsWithAppointment: ss.reduce((sum, s) => sum + s.n, 0),
+        specialists: ss,
+        medianWait: medianWaitOf(ss),
+      }
+      return suppressSmallSpecialists(
+        reportCell(keyOf(row), num(row.n), suppressed(row), figures, marker),
+        options.viewer,
+        threshold,
+      )
+    })
+  }
+
+  const figuresSql =
+    options.report === 'timings'
+      ? [
+          distributionSql(
+            'accept',
+            between(ms('sent_at'), ms('accepted_at'), HOURS),
+            'accepted_at IS NOT NULL',
+          ),
+          distributionSql(
+            'schedule',
+            between(ms('sent_at'), ms('scheduled_at'), HOURS),
+            'scheduled_at IS NOT NULL',
+          ),
+          distributionSql(
+            'complete',
+            between(ms('sent_at'), ms('completed_at'), HOURS),
+            'completed_at IS NOT NULL',
+          ),
+        ].join(',')
+      : options.report === 'funnel'
+        ? `${FUNNEL_SQL}, ${distributionSql('age', between(ms('unassigned_since'), epochMs(p(options.now)), HOURS), BACKLOG_WHERE)},
+           max(${between(ms('unassigned_since'), epochMs(p(options.now)), HOURS)}) FILTER (WHERE ${BACKLOG_WHERE}) AS oldest`
+        : FUNNEL_SQL
+  const r = await db.query<Row>(
+    `SELECT ${[...groups, common, figuresSql].join(', ')}
+     ${from}
+     ${by.length === 0 ? '' : `GROUP BY ${groupKeys.join(', ')}`}`,
+    params,
+  )
+  const rows = ordered(r.rows.filter((row) => num(row.n) > 0).map((row) => ({ id: idOf(row), row })))
+  return rows.map(({ row }) => {
+    const figures =
+      options.report === 'timings'
+        ? {
+            timeToAccept: distribution(row, 'accept'),
+            timeToSchedule: distribution(row, 'schedule'),
+            timeToComplete: distribution(row, 'complete'),
+          }
+        : options.report === 'funnel'
+          ? {
+              ...funnelOfRow(row),
+              backlog: {
+                unassigned: num(row.age_n),
+                age: distribution(row, 'age'),
+                oldestHours: orNull(row.oldest),
+              },
+            }
+          : funnelOfRow(row)
+    return reportCell(keyOf(row), num(row.n), suppressed(row), figures, marker)
+  })
+}
