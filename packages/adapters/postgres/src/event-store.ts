@@ -107,6 +107,25 @@ interface EventRow {
 const COLUMNS =
   'global_position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at'
 
+/** A prefix that is a whole stream category: `practice-`, `referral-` (no other '-' before the end). */
+const isCategoryPrefix = (prefix: string): boolean => /^[^-]+-$/.test(prefix)
+
+/**
+ * The events of streams in `count` categories (parameters $3…: the prefixes, each `<category>-`)
+ * after $1 and below the horizon, in global order, at most $2: one ordered range of the
+ * `events_category_position` index per category, merged (`MERGE APPEND`), so the events of other
+ * categories are never read. `^@` keeps the prefix exact (a stream id without '-' has its whole id
+ * as category).
+ */
+const categoryPrefixSql = (s: string, count: number): string =>
+  `SELECT * FROM (${Array.from(
+    { length: count },
+    (_, i) => `(SELECT ${COLUMNS} FROM ${s}.events
+         WHERE split_part(stream_id, '-', 1) = left($${i + 3}::text, -1) AND stream_id ^@ $${i + 3}::text
+           AND global_position > $1 AND global_position < h.horizon
+         ORDER BY global_position LIMIT $2)`,
+  ).join(' UNION ALL ')}) u ORDER BY global_position LIMIT $2`
+
 const toStoredEvent = (row: EventRow): StoredEvent =>
   ({
     id: row.event_id,
@@ -428,15 +447,18 @@ export const createPostgresEventStore = async (
       })
     }
     const prefixes = options.streamPrefixes === undefined ? null : [...options.streamPrefixes]
+    const byCategory = prefixes !== null && prefixes.length > 0 && prefixes.every(isCategoryPrefix)
     const r = await queryable.query<{ horizon: string } & Partial<EventRow>>(
       `WITH h AS (SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << ${POSITION_TX_SHIFT}) AS horizon)
-       SELECT h.horizon, e.* FROM h LEFT JOIN LATERAL (
-         SELECT ${COLUMNS} FROM ${s}.events
+       SELECT h.horizon, e.* FROM h LEFT JOIN LATERAL (${
+         byCategory
+           ? categoryPrefixSql(s, prefixes.length)
+           : `SELECT ${COLUMNS} FROM ${s}.events
          WHERE global_position > $1 AND global_position < h.horizon
            AND ($3::text[] IS NULL OR stream_id ^@ ANY ($3::text[]))
-         ORDER BY global_position LIMIT $2
-       ) e ON true`,
-      [after.toString(), max ?? null, prefixes],
+         ORDER BY global_position LIMIT $2`
+       }) e ON true`,
+      byCategory ? [after.toString(), max ?? null, ...prefixes] : [after.toString(), max ?? null, prefixes],
     )
     const horizon = BigInt(r.rows[0]?.horizon ?? '0')
     const events = r.rows

@@ -346,6 +346,19 @@ ALTER TABLE ${s}.referral_facts
   ADD COLUMN unassigned_since_ms bigint GENERATED ALWAYS AS (${s}.instant_ms(unassigned_since)) STORED;
 `,
   },
+  {
+    version: 5,
+    name: 'events by stream category and position: prefix reads skip the other categories',
+    // A catch-up reads "events of streams starting with `practice-` after position p". Through the
+    // primary key that walks every event after p — every referral and pool event written since the
+    // last practice change — only to filter them out, so a directory refresh (two per send) grew
+    // with the history. This index keeps each category's events (the stream id up to its first
+    // '-') in global order, and `readAll` with category prefixes (`practice-`, `referral-`, …)
+    // reads one ordered range per prefix (`categoryPrefixSql` in event-store.ts).
+    sql: (s) => `
+CREATE INDEX events_category_position ON ${s}.events ((split_part(stream_id, '-', 1)), global_position);
+`,
+  },
 ]
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0)
