@@ -1,100 +1,16 @@
-import type { AddressInfo } from 'node:net'
-import { createServer as createNetServer } from 'node:net'
-import smpp, { type Pdu, type Server, type Session } from 'smpp'
+import { type AddressInfo, createServer as createNetServer } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Notification } from './notification.js'
 import { deliverDue, inMemoryOutbox } from './outbox.js'
 import type { DeliveryState } from './retry.js'
 import { type SmppOptions, smppChannel } from './sms.js'
+import { type Smsc, startSmsc as startLocalSmsc } from './testing/smsc.js'
 
 const SYSTEM_ID = 'referrals'
 const PASSWORD = 'pw-0123'
 const PHONE = '+15145550123'
 
-interface Bind {
-  readonly systemId: unknown
-  readonly password: unknown
-}
-interface Submitted {
-  readonly pdu: Pdu
-  readonly messageId: string
-  /** `short_message` as `smpp` decodes it on the server: the text, and the UDH elements when UDHI is set. */
-  readonly message: string
-  readonly udh: readonly (readonly number[])[] | undefined
-}
-
-/**
- * A local SMSC on the `smpp` server: checks the bind credentials, acknowledges each submit_sm with
- * a message id and then sends a delivery receipt (`deliver_sm`, esm_class 0x04) whose `stat:` the
- * test chooses per submit (null: no receipt).
- */
-const startSmsc = async (port = 0) => {
-  const binds: Bind[] = []
-  const submits: Submitted[] = []
-  const state = {
-    receipt: (_n: number): string | null => 'DELIVRD',
-    submitStatus: (_n: number): number => 0,
-  }
-  const server: Server = smpp.createServer((session: Session) => {
-    session.on('error', () => undefined)
-    session.on('bind_transceiver', (pdu: Pdu) => {
-      binds.push({ systemId: pdu.system_id, password: pdu.password })
-      if (pdu.system_id !== SYSTEM_ID || pdu.password !== PASSWORD) {
-        session.send(pdu.response({ command_status: smpp.ESME_RINVPASWD }))
-        session.close()
-        return
-      }
-      session.send(pdu.response())
-    })
-    session.on('enquire_link', (pdu: Pdu) => session.send(pdu.response()))
-    session.on('unbind', (pdu: Pdu) => {
-      session.send(pdu.response())
-      session.close()
-    })
-    session.on('submit_sm', (pdu: Pdu) => {
-      const n = submits.length + 1
-      const messageId = `m${port}-${n}`
-      const sm = pdu.short_message as { message: string; udh?: Buffer[] }
-      submits.push({
-        pdu,
-        messageId,
-        message: sm.message,
-        udh: sm.udh?.map((b) => [...b]),
-      })
-      const status = state.submitStatus(n)
-      if (status !== 0) {
-        session.send(pdu.response({ command_status: status }))
-        return
-      }
-      session.send(pdu.response({ message_id: messageId }))
-      // Like a real SMSC, a receipt only when the submit asked for one (registered_delivery bit 0).
-      const stat = (Number(pdu.registered_delivery) & 1) === 1 ? state.receipt(n) : null
-      if (stat === null) return
-      session.deliver_sm({
-        source_addr: pdu.destination_addr,
-        destination_addr: pdu.source_addr,
-        esm_class: 0x04,
-        short_message: `id:${messageId} sub:001 dlvrd:${stat === 'DELIVRD' ? '001' : '000'} submit date:2612070930 done date:2612070931 stat:${stat} err:000 text:`,
-        receipted_message_id: messageId,
-      })
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()))
-  const actualPort = (server.address() as AddressInfo).port
-  return {
-    binds,
-    submits,
-    state,
-    port: actualPort,
-    url: `smpp://127.0.0.1:${actualPort}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of [...server.sessions]) s.destroy()
-        server.close(() => resolve())
-      }),
-  }
-}
-type Smsc = Awaited<ReturnType<typeof startSmsc>>
+const startSmsc = (port = 0) => startLocalSmsc({ systemId: SYSTEM_ID, password: PASSWORD, port })
 
 const note = (id: string, text: string): Notification => ({
   id,
