@@ -161,6 +161,10 @@ export const startNotifications = async (
     channels.set('sms', httpSmsChannel(settings.smsGateway) as Channel<never>)
   const smpp = settings.smpp === undefined ? undefined : smppChannel(settings.smpp)
   if (smpp !== undefined) channels.set('sms', smpp as Channel<never>)
+  // Delivery receipts are kept in the outbox; the delivery loop settles the awaiting messages.
+  smpp?.onReceipt((receipt) => {
+    outbox.recordReceipt('sms', receipt.messageId, receipt.stat, nowMs()).catch(report('receipts'))
+  })
 
   const scheduler = createDeadlineScheduler(runtime.engine, {
     clock,
