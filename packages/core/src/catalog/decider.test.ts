@@ -466,6 +466,9 @@ describe('coding map (MapCoding, UnmapCoding)', () => {
     spec([])
       .when(by(admin, map(SNOMED, '72696002', knee)))
       .thenFails('catalog.not_found')
+    spec(kneeTree)
+      .when(by(admin, { type: 'UnmapCoding', data: { system: LOINC, code: 'x' } }))
+      .thenFails('catalog.invalid_code')
   })
 
   it('moves a remapped code, emits nothing for the same mapping or unmapping an unmapped code', () => {

@@ -201,6 +201,8 @@ const decideExisting = (command: CatalogCommand, catalog: ExistingCatalog): Deci
     case 'UnmapCoding': {
       if (!isAdmin(actor)) return forbidden()
       const { system, code } = command.data
+      if (!CODE_PATTERN[system].test(code))
+        return fail('catalog.invalid_code', 'The code is not a valid code of this coding system')
       if (findCoding(catalog, system, code) === undefined) return unchanged
       return emit({ type: 'CodingUnmapped', data: { specialtyId, system, code } })
     }
