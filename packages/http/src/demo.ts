@@ -35,6 +35,12 @@ export const DEMO = {
     { categoryId: 'hip', name: 'Hip' },
     { categoryId: 'knee-arthroplasty', name: 'Arthroplasty consult', parentId: 'knee' },
   ],
+  /** The coding map: real SNOMED CT concepts for the demo categories (FHIR import reads them). */
+  codings: [
+    { system: 'http://snomed.info/sct', code: '72696002', categoryId: 'knee' }, // Knee region structure
+    { system: 'http://snomed.info/sct', code: '29836001', categoryId: 'hip' }, // Hip region structure
+    { system: 'http://snomed.info/sct', code: '609588000', categoryId: 'knee-arthroplasty' }, // Total knee replacement
+  ],
 } as const
 
 const id = unsafeId
@@ -72,6 +78,16 @@ export const seedDemo = async (engine: Engine): Promise<boolean> => {
     await must(
       engine.catalog.execute(specialtyId, { type: 'ProposeCategory', data } as never, admin),
       `category ${c.categoryId}`,
+    )
+  }
+  for (const c of DEMO.codings) {
+    await must(
+      engine.catalog.execute(
+        specialtyId,
+        { type: 'MapCoding', data: { system: c.system, code: c.code, categoryId: id(c.categoryId) } },
+        admin,
+      ),
+      `coding ${c.code}`,
     )
   }
   const clinicId = id<PracticeId>(DEMO.clinic.practiceId)
