@@ -254,6 +254,16 @@ describe('FHIR import through the catalog coding map (SNOMED CT, LOINC)', () => 
     })
   })
 
+  it('carries the standard codings onto the SendReferral data, once each, with their display', () => {
+    const r = fhirServiceRequestToSendReferral(
+      withCodes([{ system: SCT, code: '239720000', display: 'ACL' } as { system: string; code: string }], {
+        performerType: { coding: [{ system: SCT, code: '239720000' }] },
+      }),
+      { codings },
+    )
+    expect(E.isRight(r) && r.right.codings).toEqual([{ system: SCT, code: '239720000', display: 'ACL' }])
+  })
+
   it('reads LOINC in performerType; ignores the Patient referral category the export writes', () => {
     expect(
       categoryOf(withCodes([], { performerType: { coding: [{ system: LOINC, code: '11488-4' }] } })),

@@ -53,7 +53,12 @@ const PATIENT_REFERRAL = 'http://snomed.info/sct|3457005'
  * the paths of codings of systems the import does not know in `code`.
  */
 const standardCodings = (sr: Json) => {
-  const found: { readonly path: string; readonly system: CodingSystem; readonly code: string }[] = []
+  const found: {
+    readonly path: string
+    readonly system: CodingSystem
+    readonly code: string
+    readonly display: string | null
+  }[] = []
   const unknown: string[] = []
   const scan = (concept: unknown, path: string, strict: boolean) =>
     arr(obj(concept)?.coding).forEach((k, i) => {
@@ -62,7 +67,8 @@ const standardCodings = (sr: Json) => {
       const code = str(coding?.code)
       const at = `${path}.coding[${i}]`
       if (system !== null && code !== null && CodingSystem.is(system)) {
-        if (`${system}|${code}` !== PATIENT_REFERRAL) found.push({ path: at, system, code })
+        if (`${system}|${code}` !== PATIENT_REFERRAL)
+          found.push({ path: at, system, code, display: str(coding?.display) })
       } else if (strict && system !== FHIR_SYSTEMS.specialty && system !== FHIR_SYSTEMS.category)
         unknown.push(at)
     })
@@ -207,6 +213,18 @@ export const fhirServiceRequestToSendReferral = (
     regionId,
     urgency,
     target: direct === null ? { kind: 'pooled' } : { kind: 'direct', practiceId: direct },
+    // The SNOMED CT / LOINC codings are carried onto the referral (the first of each) and exported again.
+    ...(standard.found.length === 0
+      ? {}
+      : {
+          codings: standard.found
+            .filter((c, i, all) => all.findIndex((o) => o.system === c.system && o.code === c.code) === i)
+            .map((c) => ({
+              system: c.system,
+              code: c.code,
+              ...(c.display === null ? {} : { display: c.display }),
+            })),
+        }),
   }
   const decoded = SendReferralData.decode(data)
   if (E.isRight(decoded)) return decoded
@@ -221,6 +239,7 @@ export const fhirServiceRequestToSendReferral = (
     regionId: 'locationCode',
     urgency: 'priority',
     target: 'performer',
+    codings: 'code',
   }
   const paths = decoded.left.map((e) => {
     const keys = e.context.map((c) => c.key).filter((k) => k !== '' && !/^\d+$/.test(k))

@@ -390,6 +390,29 @@ describe('FHIR R4 routes', () => {
       specialtyId: 'ortho',
       category: { categoryId: 'knee' },
     })
+    // The SNOMED CT coding is carried on the referral and exported again, after the engine's codings.
+    const out = (await t.ok('gp', 'GET', '/fhir/ServiceRequest/fh-sct')).json()
+    expect(out.code.coding).toEqual([
+      { system: 'urn:referrals:specialty', code: 'ortho' },
+      { system: 'urn:referrals:category', code: 'knee' },
+      { system: 'http://snomed.info/sct', code: '72696002', display: 'Knee' },
+    ])
+    expect(validator.validate(out)).toEqual([])
+    // Export → import → export keeps it (the map still agrees with the engine's codings).
+    const reimported = await t.call(
+      'gp',
+      'POST',
+      '/fhir/ServiceRequest',
+      JSON.stringify({
+        ...out,
+        identifier: [{ system: 'urn:referrals:referral-id', value: 'fh-sct-2' }],
+        contained: [{ ...patient, id: 'p' }],
+        subject: { reference: '#p' },
+      }),
+      headers,
+    )
+    expect(reimported.statusCode).toBe(201)
+    expect((await t.ok('gp', 'GET', '/fhir/ServiceRequest/fh-sct-2')).json().code).toEqual(out.code)
   })
 
   it('GET /fhir/metadata: R4 4.0.1, exactly read of ServiceRequest and Task and create of ServiceRequest', async () => {

@@ -1664,6 +1664,15 @@ export interface components {
                 serviceLine?: string;
                 referringPracticeId?: string;
             };
+            /** @description StandardCodings */
+            codings?: {
+                /** @enum {string} */
+                system: "http://snomed.info/sct" | "http://loinc.org";
+                /** @description Code */
+                code: string;
+                /** @description Display */
+                display?: string;
+            }[];
         };
         SpecialistSettings: {
             specialtyId: string;
