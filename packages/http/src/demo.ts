@@ -1,5 +1,6 @@
 import {
   type Actor,
+  type CodingSystem,
   type CorrelationId,
   catalogStreamId,
   type Engine,
@@ -35,6 +36,12 @@ export const DEMO = {
     { categoryId: 'hip', name: 'Hip' },
     { categoryId: 'knee-arthroplasty', name: 'Arthroplasty consult', parentId: 'knee' },
   ],
+  /** The coding map: real SNOMED CT concepts for the demo categories (FHIR import reads them). */
+  codings: [
+    { system: 'http://snomed.info/sct', code: '72696002', categoryId: 'knee' }, // Knee region structure
+    { system: 'http://snomed.info/sct', code: '29836001', categoryId: 'hip' }, // Hip region structure
+    { system: 'http://snomed.info/sct', code: '609588000', categoryId: 'knee-arthroplasty' }, // Total knee replacement
+  ],
 } as const
 
 const id = unsafeId
@@ -57,6 +64,12 @@ export interface SeedDataset {
     readonly parentId?: string
   }[]
   readonly specialistCategories: readonly string[]
+  /** Coding-map entries (`MapCoding`): a SNOMED CT or LOINC code → one of `categories`. */
+  readonly codings?: readonly {
+    readonly system: CodingSystem
+    readonly code: string
+    readonly categoryId: string
+  }[]
   readonly specialists: readonly {
     readonly practiceId: string
     readonly owner: string
@@ -103,6 +116,16 @@ export const seedDataset = async (engine: Engine, dataset: SeedDataset): Promise
     await must(
       engine.catalog.execute(specialtyId, { type: 'ProposeCategory', data } as never, admin),
       `category ${c.categoryId}`,
+    )
+  }
+  for (const c of dataset.codings ?? []) {
+    await must(
+      engine.catalog.execute(
+        specialtyId,
+        { type: 'MapCoding', data: { system: c.system, code: c.code, categoryId: id(c.categoryId) } },
+        admin,
+      ),
+      `coding ${c.code}`,
     )
   }
   const clinic = dataset.clinic

@@ -69,6 +69,7 @@ const DOMAIN_ERROR_KINDS = {
   'catalog.category_retired': 'rule_violated',
   'catalog.duplicate_name': 'rule_violated',
   'catalog.forbidden': 'forbidden',
+  'catalog.invalid_code': 'rule_violated',
   'catalog.invalid_name': 'rule_violated',
   'catalog.not_found': 'not_found',
   'catalog.parent_not_approved': 'rule_violated',

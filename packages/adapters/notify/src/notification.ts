@@ -20,6 +20,15 @@ export interface Notification {
 
 export type DeliveryResult =
   | { readonly ok: true }
+  /**
+   * Handed to the carrier, not yet confirmed (SMPP after `submit_sm_resp`): the outbox records the
+   * carrier's message ids and waits for their delivery receipts (`OutboxStore.recordReceipt`) up to
+   * `timeoutMs`; the message is never submitted again while it waits.
+   */
+  | {
+      readonly ok: true
+      readonly awaitingReceipt: { readonly messageIds: readonly string[]; readonly timeoutMs: number }
+    }
   | { readonly ok: false; readonly retryable: boolean; readonly reason: string }
 
 /** A channel delivers one notification to one address (a webhook URL, an email address). */

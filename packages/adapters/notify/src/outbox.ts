@@ -1,5 +1,11 @@
 import type { Channel, Notification } from './notification.js'
-import { afterAttempt, type DeliveryState, defaultRetryPolicy, type RetryPolicy } from './retry.js'
+import {
+  afterAttempt,
+  afterReceipts,
+  type DeliveryState,
+  defaultRetryPolicy,
+  type RetryPolicy,
+} from './retry.js'
 
 /** One notification to one address over one channel, with its delivery state. */
 export interface OutboxEntry {
@@ -19,17 +25,35 @@ export interface NewOutboxEntry extends Omit<OutboxEntry, 'state'> {
  * crash is not queued twice); `claimDue` hands each due entry to one worker at a time. Once a
  * patient notification is delivered or dead-lettered its address (the patient's contact, PHI) is
  * erased from the entry.
+ *
+ * Delivery receipts (SMPP): `recordReceipt` keeps a carrier receipt by (channel, message id),
+ * whichever process's session received it and whether or not its entry is recorded yet;
+ * `claimAwaiting` hands out entries in `awaiting_receipt` that have a receipt or whose deadline
+ * has passed, with `state.receipts` filled in. Such an entry is never returned by `claimDue`.
  */
 export interface OutboxStore {
   readonly enqueue: (entries: readonly NewOutboxEntry[], nowMs: number) => Promise<void>
   readonly claimDue: (nowMs: number, limit: number) => Promise<readonly OutboxEntry[]>
   readonly record: (id: string, state: DeliveryState) => Promise<void>
+  readonly recordReceipt: (channel: string, messageId: string, stat: string, nowMs: number) => Promise<void>
+  readonly claimAwaiting: (nowMs: number, limit: number) => Promise<readonly OutboxEntry[]>
   readonly list: (filter?: { readonly status?: DeliveryState['status'] }) => Promise<readonly OutboxEntry[]>
 }
 
 export const inMemoryOutbox = (): OutboxStore => {
   const entries = new Map<string, OutboxEntry>()
   const claimed = new Set<string>()
+  const receipts = new Map<string, string>()
+  const receiptKey = (channel: string, messageId: string) => `${channel}\u0000${messageId}`
+  const withReceipts = (entry: OutboxEntry): OutboxEntry => {
+    if (entry.state.status !== 'awaiting_receipt') return entry
+    const got: Record<string, string> = {}
+    for (const id of entry.state.messageIds) {
+      const stat = receipts.get(receiptKey(entry.channel, id))
+      if (stat !== undefined) got[id] = stat
+    }
+    return { ...entry, state: { ...entry.state, receipts: got } }
+  }
   return {
     enqueue: async (items, nowMs) => {
       for (const item of items) {
@@ -62,18 +86,42 @@ export const inMemoryOutbox = (): OutboxStore => {
       const entry = entries.get(id)
       claimed.delete(id)
       if (entry) {
-        const erase = state.status !== 'pending' && entry.notification.audience === 'patient'
+        const final = state.status === 'delivered' || state.status === 'dead_letter'
+        const erase = final && entry.notification.audience === 'patient'
         entries.set(id, { ...entry, state, ...(erase ? { address: null } : {}) })
+        if (final && entry.state.status === 'awaiting_receipt')
+          for (const m of entry.state.messageIds) receipts.delete(receiptKey(entry.channel, m))
       }
     },
+    recordReceipt: async (channel, messageId, stat) => {
+      receipts.set(receiptKey(channel, messageId), stat)
+    },
+    claimAwaiting: async (nowMs, limit) => {
+      const ready: OutboxEntry[] = []
+      for (const [id, stored] of entries) {
+        if (ready.length >= limit) break
+        if (stored.state.status !== 'awaiting_receipt' || claimed.has(id)) continue
+        const entry = withReceipts(stored)
+        const state = entry.state as Extract<DeliveryState, { status: 'awaiting_receipt' }>
+        if (Object.keys(state.receipts).length > 0 || state.receiptDeadlineMs <= nowMs) {
+          claimed.add(id)
+          ready.push(entry)
+        }
+      }
+      return ready
+    },
     list: async (filter) =>
-      [...entries.values()].filter((e) => filter?.status === undefined || e.state.status === filter.status),
+      [...entries.values()]
+        .filter((e) => filter?.status === undefined || e.state.status === filter.status)
+        .map(withReceipts),
   }
 }
 
 /**
- * Delivers every due entry once and records the outcome. Run it on an interval (the scheduler
- * does); it never throws for a failed delivery, only for a broken outbox store.
+ * Delivers every due entry once and records the outcome, then settles entries awaiting delivery
+ * receipts (`afterReceipts`: delivered, retried per the policy, dead-lettered, or a receipt
+ * timeout — never a resend). Run it on an interval (the scheduler does); it never throws for a
+ * failed delivery, only for a broken outbox store.
  */
 export const deliverDue = async (options: {
   readonly outbox: OutboxStore
@@ -82,12 +130,19 @@ export const deliverDue = async (options: {
   readonly nowMs: number
   readonly limit?: number
   readonly policy?: RetryPolicy
-}): Promise<{ readonly delivered: number; readonly retried: number; readonly deadLettered: number }> => {
+}): Promise<{
+  readonly delivered: number
+  readonly retried: number
+  readonly deadLettered: number
+  /** Submitted in this pass and now waiting for their delivery receipts. */
+  readonly awaitingReceipt: number
+}> => {
   const policy = options.policy ?? defaultRetryPolicy
   const due = await options.outbox.claimDue(options.nowMs, options.limit ?? 100)
   let delivered = 0
   let retried = 0
   let deadLettered = 0
+  let awaitingReceipt = 0
   for (const entry of due) {
     const channel = options.channels.get(entry.channel)
     const result = channel
@@ -97,7 +152,18 @@ export const deliverDue = async (options: {
     await options.outbox.record(entry.notification.id, state)
     if (state.status === 'delivered') delivered++
     else if (state.status === 'dead_letter') deadLettered++
+    else if (state.status === 'awaiting_receipt') awaitingReceipt++
     else retried++
   }
-  return { delivered, retried, deadLettered }
+  const ready = await options.outbox.claimAwaiting(options.nowMs, options.limit ?? 100)
+  for (const entry of ready) {
+    if (entry.state.status !== 'awaiting_receipt') continue
+    const next = afterReceipts(policy, entry.state, options.nowMs)
+    // Still waiting (some parts' receipts are missing): record the same state, ending the claim.
+    await options.outbox.record(entry.notification.id, next ?? entry.state)
+    if (next?.status === 'delivered') delivered++
+    else if (next?.status === 'dead_letter') deadLettered++
+    else if (next?.status === 'pending') retried++
+  }
+  return { delivered, retried, deadLettered, awaitingReceipt }
 }

@@ -1,7 +1,7 @@
 import { type Instant, manualClock, type PracticeId, type ReferralId, type UserId } from '@referrals/core'
 import { createTestDatabase, type TestDatabase } from '@referrals/postgres/testing'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createDecisionLinks } from './decision-links.js'
 import type { Channel, Notification } from './notification.js'
 import { deliverDue, type OutboxStore } from './outbox.js'
@@ -11,6 +11,9 @@ import {
   createPostgresUsedLinks,
   migrateNotifySchema,
 } from './postgres.js'
+import { NO_RECEIPT_REASON } from './retry.js'
+import { smppChannel } from './sms.js'
+import { startSmsc } from './testing/smsc.js'
 
 let db: TestDatabase
 let poolA: pg.Pool
@@ -137,6 +140,7 @@ describe('PostgreSQL outbox', () => {
       delivered: 0,
       retried: 2,
       deadLettered: 0,
+      awaitingReceipt: 0,
     })
     expect((await outbox.list())[0]?.state).toEqual({
       status: 'pending',
@@ -150,6 +154,7 @@ describe('PostgreSQL outbox', () => {
       delivered: 0,
       retried: 0,
       deadLettered: 2,
+      awaitingReceipt: 0,
     })
     const dead = await outbox.list({ status: 'dead_letter' })
     expect(dead.map((e) => e.state)).toEqual([
@@ -174,6 +179,105 @@ describe('PostgreSQL outbox', () => {
       attempts: 1,
       deliveredAtMs: 1_001,
     })
+  })
+
+  it('keeps a submitted SMS awaiting its receipts across processes: never resubmitted, settled by a receipt any process stored', async () => {
+    const schema = freshSchema()
+    const a = await createPostgresOutbox({ pool: poolA, schema })
+    const b = await createPostgresOutbox({ pool: poolB, schema })
+    const smsc = await startSmsc({ systemId: 'referrals', password: 'pw' })
+    const channel = smppChannel({
+      url: smsc.url,
+      systemId: 'referrals',
+      password: 'pw',
+      sourceAddr: 'Referrals',
+      receiptTimeoutMs: 60_000,
+    })
+    // The receipts reach process B's store (its session, say); process A's loop settles them.
+    channel.onReceipt((r) => {
+      void b.recordReceipt('sms', r.messageId, r.stat, 0)
+    })
+    const channels = new Map([['sms', channel as Channel<never>]])
+    try {
+      smsc.state.receipt = (n) => (n === 1 ? null : 'DELIVRD')
+      const sms = (n: number, audience?: Notification['audience']) => ({
+        ...entry(n, audience),
+        channel: 'sms',
+        address: { phone: '+15145550123' },
+      })
+      await a.enqueue([sms(1), sms(2, 'patient')], 0)
+      expect(await deliverDue({ outbox: a, channels, nowMs: 0 })).toMatchObject({ awaitingReceipt: 2 })
+      const ids = smsc.submits.map((x) => x.messageId)
+      await vi.waitFor(
+        async () => {
+          const [, second] = await a.list()
+          expect(second?.state).toMatchObject({
+            status: 'awaiting_receipt',
+            receipts: { [ids[1] ?? '']: 'DELIVRD' },
+          })
+        },
+        { timeout: 5_000, interval: 20 },
+      )
+      // Neither process claims an awaiting entry for a new submit, however late.
+      expect(await b.claimDue(1_000_000, 10)).toEqual([])
+      expect(await deliverDue({ outbox: b, channels, nowMs: 1_000 })).toEqual({
+        delivered: 1,
+        retried: 0,
+        deadLettered: 0,
+        awaitingReceipt: 0,
+      })
+      const [first, second] = await a.list()
+      expect(first?.state).toEqual({
+        status: 'awaiting_receipt',
+        attempts: 1,
+        messageIds: [ids[0]],
+        receiptDeadlineMs: 60_000,
+        receipts: {},
+      })
+      // Delivered: the patient's phone is erased.
+      expect(second?.state).toEqual({ status: 'delivered', attempts: 1, deliveredAtMs: 1_000 })
+      expect(second?.address).toBeNull()
+      // The first never gets a receipt: at the deadline it is dead-lettered, not resent.
+      expect((await deliverDue({ outbox: a, channels, nowMs: 60_000 })).deadLettered).toBe(1)
+      expect((await a.list({ status: 'dead_letter' }))[0]?.state).toEqual({
+        status: 'dead_letter',
+        attempts: 1,
+        lastError: NO_RECEIPT_REASON,
+      })
+      expect(smsc.submits).toHaveLength(2)
+      // Settled receipts are removed.
+      const left = await poolA.query(`SELECT count(*)::int AS n FROM "${schema}".delivery_receipts`)
+      expect(left.rows[0]?.n).toBe(0)
+    } finally {
+      await channel.close()
+      await smsc.close()
+    }
+  })
+
+  it('migrates an outbox table made before delivery receipts', async () => {
+    const schema = freshSchema()
+    await poolA.query(`CREATE SCHEMA "${schema}"`)
+    await poolA.query(`CREATE TABLE "${schema}".outbox (
+      id text PRIMARY KEY, event_id text NOT NULL, audience text NOT NULL, channel text NOT NULL,
+      notification jsonb NOT NULL, address jsonb,
+      status text NOT NULL CHECK (status IN ('pending', 'delivered', 'dead_letter')),
+      attempts integer NOT NULL DEFAULT 0, next_attempt_at_ms bigint, last_error text,
+      delivered_at_ms bigint, claimed_until_ms bigint, seq bigserial NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())`)
+    const outbox = await createPostgresOutbox({ pool: poolA, schema })
+    await outbox.enqueue([entry(1)], 0)
+    const awaiting = {
+      status: 'awaiting_receipt',
+      attempts: 1,
+      messageIds: ['m-1'],
+      receiptDeadlineMs: 5_000,
+      receipts: {},
+    } as const
+    await outbox.record(notification(1).id, awaiting)
+    expect((await outbox.list())[0]?.state).toEqual(awaiting)
+    await expect(poolA.query(`UPDATE "${schema}".outbox SET status = 'sent'`)).rejects.toThrow(
+      /outbox_status_check/,
+    )
   })
 
   it('refuses an unsafe schema name', async () => {

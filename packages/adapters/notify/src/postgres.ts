@@ -43,7 +43,7 @@ export const migrateNotifySchema = async (pool: pg.Pool, schema: string = DEFAUL
       channel text NOT NULL,
       notification jsonb NOT NULL,
       address jsonb,
-      status text NOT NULL CHECK (status IN ('pending', 'delivered', 'dead_letter')),
+      status text NOT NULL,
       attempts integer NOT NULL DEFAULT 0,
       next_attempt_at_ms bigint,
       last_error text,
@@ -53,9 +53,28 @@ export const migrateNotifySchema = async (pool: pg.Pool, schema: string = DEFAUL
       created_at timestamptz NOT NULL DEFAULT now(),
       updated_at timestamptz NOT NULL DEFAULT now()
     )`)
+    // Added with delivery receipts: the carrier's message ids and the receipt deadline of an
+    // entry in awaiting_receipt (tables made before get the columns and the wider status check).
+    await client.query(`ALTER TABLE ${s}.outbox ADD COLUMN IF NOT EXISTS message_ids text[]`)
+    await client.query(`ALTER TABLE ${s}.outbox ADD COLUMN IF NOT EXISTS receipt_deadline_ms bigint`)
+    await client.query(`ALTER TABLE ${s}.outbox DROP CONSTRAINT IF EXISTS outbox_status_check`)
+    await client.query(
+      `ALTER TABLE ${s}.outbox ADD CONSTRAINT outbox_status_check
+         CHECK (status IN ('pending', 'awaiting_receipt', 'delivered', 'dead_letter'))`,
+    )
     await client.query(
       `CREATE INDEX IF NOT EXISTS outbox_due ON ${s}.outbox (next_attempt_at_ms) WHERE status = 'pending'`,
     )
+    await client.query(
+      `CREATE INDEX IF NOT EXISTS outbox_awaiting ON ${s}.outbox (receipt_deadline_ms) WHERE status = 'awaiting_receipt'`,
+    )
+    await client.query(`CREATE TABLE IF NOT EXISTS ${s}.delivery_receipts (
+      channel text NOT NULL,
+      message_id text NOT NULL,
+      stat text NOT NULL,
+      received_at_ms bigint NOT NULL,
+      PRIMARY KEY (channel, message_id)
+    )`)
     await client.query(`CREATE INDEX IF NOT EXISTS outbox_status ON ${s}.outbox (status, seq)`)
     await client.query(`CREATE TABLE IF NOT EXISTS ${s}.preferences (
       owner text PRIMARY KEY,
@@ -85,6 +104,9 @@ interface OutboxRow {
   readonly next_attempt_at_ms: string | null
   readonly last_error: string | null
   readonly delivered_at_ms: string | null
+  readonly message_ids: readonly string[] | null
+  readonly receipt_deadline_ms: string | null
+  readonly receipts: Readonly<Record<string, string>> | null
 }
 
 const stateOf = (row: OutboxRow): DeliveryState => {
@@ -95,6 +117,14 @@ const stateOf = (row: OutboxRow): DeliveryState => {
         attempts: row.attempts,
         nextAttemptAtMs: Number(row.next_attempt_at_ms ?? 0),
         lastError: row.last_error,
+      }
+    case 'awaiting_receipt':
+      return {
+        status: 'awaiting_receipt',
+        attempts: row.attempts,
+        messageIds: row.message_ids ?? [],
+        receiptDeadlineMs: Number(row.receipt_deadline_ms ?? 0),
+        receipts: row.receipts ?? {},
       }
     case 'delivered':
       return { status: 'delivered', attempts: row.attempts, deliveredAtMs: Number(row.delivered_at_ms ?? 0) }
@@ -110,8 +140,12 @@ const entryOf = (row: OutboxRow): OutboxEntry => ({
   state: stateOf(row),
 })
 
-const COLUMNS =
-  'notification, channel, address, status, attempts, next_attempt_at_ms, last_error, delivered_at_ms'
+/** The row's columns and its receipts so far (`schema` quoted), for a query on `outbox o`. */
+const columns = (s: string) =>
+  `o.notification, o.channel, o.address, o.status, o.attempts, o.next_attempt_at_ms, o.last_error,
+   o.delivered_at_ms, o.message_ids, o.receipt_deadline_ms,
+   (SELECT jsonb_object_agg(r.message_id, r.stat) FROM ${s}.delivery_receipts r
+     WHERE o.status = 'awaiting_receipt' AND r.channel = o.channel AND r.message_id = ANY(o.message_ids)) AS receipts`
 
 /**
  * The outbox in PostgreSQL. `enqueue` inserts with `ON CONFLICT DO NOTHING` (idempotent on the
@@ -132,6 +166,7 @@ export const createPostgresOutbox = async (options: {
   const leaseMs = options.leaseMs ?? 5 * 60_000
   if (options.migrate !== false) await migrateNotifySchema(options.pool, schema)
   const { pool } = options
+  const COLUMNS = columns(s)
   return {
     enqueue: async (entries, nowMs) => {
       if (entries.length === 0) return
@@ -156,7 +191,7 @@ export const createPostgresOutbox = async (options: {
     },
     claimDue: async (nowMs, limit) => {
       const result = await pool.query<OutboxRow>(
-        `UPDATE ${s}.outbox SET claimed_until_ms = $1::bigint + $3::bigint, updated_at = now()
+        `UPDATE ${s}.outbox o SET claimed_until_ms = $1::bigint + $3::bigint, updated_at = now()
          WHERE id IN (
            SELECT id FROM ${s}.outbox
            WHERE status = 'pending' AND next_attempt_at_ms <= $1::bigint
@@ -170,28 +205,65 @@ export const createPostgresOutbox = async (options: {
       return result.rows.map(entryOf)
     },
     record: async (id, state) => {
+      const final = state.status === 'delivered' || state.status === 'dead_letter'
+      // A settled message's receipts are no longer needed (one statement: the old ids are read before the update).
       await pool.query(
-        `UPDATE ${s}.outbox SET status = $2, attempts = $3, next_attempt_at_ms = $4, last_error = $5,
-           delivered_at_ms = $6, claimed_until_ms = NULL, updated_at = now(),
-           address = CASE WHEN $2 <> 'pending' AND audience = 'patient' THEN NULL ELSE address END
+        `WITH old AS (SELECT channel, message_ids FROM ${s}.outbox WHERE id = $1 AND $8::boolean),
+         gone AS (
+           DELETE FROM ${s}.delivery_receipts r USING old
+           WHERE r.channel = old.channel AND r.message_id = ANY(old.message_ids))
+         UPDATE ${s}.outbox SET status = $2, attempts = $3, next_attempt_at_ms = $4, last_error = $5,
+           delivered_at_ms = $6, message_ids = $7, receipt_deadline_ms = $9,
+           claimed_until_ms = NULL, updated_at = now(),
+           address = CASE WHEN $8::boolean AND audience = 'patient' THEN NULL ELSE address END
          WHERE id = $1`,
         [
           id,
           state.status,
           state.attempts,
           state.status === 'pending' ? state.nextAttemptAtMs : null,
-          state.status === 'delivered' ? null : state.lastError,
+          state.status === 'pending' || state.status === 'dead_letter' ? state.lastError : null,
           state.status === 'delivered' ? state.deliveredAtMs : null,
+          state.status === 'awaiting_receipt' ? state.messageIds : null,
+          final,
+          state.status === 'awaiting_receipt' ? state.receiptDeadlineMs : null,
         ],
       )
+    },
+    recordReceipt: async (channel, messageId, stat, nowMs) => {
+      // A later receipt for the same message (an intermediate ENROUTE, then the final one) wins.
+      await pool.query(
+        `INSERT INTO ${s}.delivery_receipts (channel, message_id, stat, received_at_ms) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (channel, message_id) DO UPDATE SET stat = EXCLUDED.stat, received_at_ms = EXCLUDED.received_at_ms`,
+        [channel, messageId, stat, nowMs],
+      )
+    },
+    claimAwaiting: async (nowMs, limit) => {
+      const result = await pool.query<OutboxRow>(
+        `UPDATE ${s}.outbox o SET claimed_until_ms = $1::bigint + $3::bigint, updated_at = now()
+         WHERE id IN (
+           SELECT w.id FROM ${s}.outbox w
+           WHERE w.status = 'awaiting_receipt'
+             AND (w.claimed_until_ms IS NULL OR w.claimed_until_ms <= $1::bigint)
+             AND (w.receipt_deadline_ms <= $1::bigint OR EXISTS (
+               SELECT 1 FROM ${s}.delivery_receipts r
+               WHERE r.channel = w.channel AND r.message_id = ANY(w.message_ids)))
+           ORDER BY w.receipt_deadline_ms, w.seq
+           LIMIT $2
+           FOR UPDATE SKIP LOCKED)
+         RETURNING ${COLUMNS}`,
+        [nowMs, limit, leaseMs],
+      )
+      return result.rows.map(entryOf)
     },
     list: async (filter) => {
       const result =
         filter?.status === undefined
-          ? await pool.query<OutboxRow>(`SELECT ${COLUMNS} FROM ${s}.outbox ORDER BY seq`)
-          : await pool.query<OutboxRow>(`SELECT ${COLUMNS} FROM ${s}.outbox WHERE status = $1 ORDER BY seq`, [
-              filter.status,
-            ])
+          ? await pool.query<OutboxRow>(`SELECT ${COLUMNS} FROM ${s}.outbox o ORDER BY seq`)
+          : await pool.query<OutboxRow>(
+              `SELECT ${COLUMNS} FROM ${s}.outbox o WHERE status = $1 ORDER BY seq`,
+              [filter.status],
+            )
       return result.rows.map(entryOf)
     },
   }

@@ -59,7 +59,8 @@ const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/
 export const E164 = /^\+[1-9]\d{6,14}$/
 const SLACK_USER = /^[UW][A-Z0-9]{2,20}$/
 
-const isTimeZone = (tz: string): boolean => {
+/** Whether `tz` is an IANA time zone this runtime knows. */
+export const isTimeZone = (tz: string): boolean => {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz })
     return true

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { afterAttempt, backoffDelayMs } from './retry.js'
+import { afterAttempt, afterReceipts, backoffDelayMs } from './retry.js'
 
 const policy = { maxAttempts: 4, baseDelayMs: 1_000, factor: 3, maxDelayMs: 5_000 }
 
@@ -30,6 +30,63 @@ describe('retry policy', () => {
       status: 'delivered',
       attempts: 3,
       deliveredAtMs: 7,
+    })
+  })
+})
+
+describe('delivery receipts', () => {
+  const awaiting = (receipts: Record<string, string>, attempts = 1) =>
+    ({
+      status: 'awaiting_receipt',
+      attempts,
+      messageIds: ['p1', 'p2'],
+      receiptDeadlineMs: 60_000,
+      receipts,
+    }) as const
+
+  it('records a submit as awaiting its receipts until the deadline', () => {
+    expect(
+      afterAttempt(
+        policy,
+        0,
+        { ok: true, awaitingReceipt: { messageIds: ['p1', 'p2'], timeoutMs: 50_000 } },
+        10_000,
+      ),
+    ).toEqual(awaiting({}))
+  })
+  it('waits while a part has no receipt and the deadline has not passed', () => {
+    expect(afterReceipts(policy, awaiting({ p1: 'DELIVRD' }), 59_999)).toBeNull()
+  })
+  it('delivers when every part is DELIVRD', () => {
+    expect(afterReceipts(policy, awaiting({ p1: 'DELIVRD', p2: 'DELIVRD' }), 20_000)).toEqual({
+      status: 'delivered',
+      attempts: 1,
+      deliveredAtMs: 20_000,
+    })
+  })
+  it('dead-letters UNDELIV at once, retries EXPIRED with backoff until the attempts are spent', () => {
+    expect(afterReceipts(policy, awaiting({ p2: 'UNDELIV' }), 20_000)).toEqual({
+      status: 'dead_letter',
+      attempts: 1,
+      lastError: 'SMPP receipt stat:UNDELIV',
+    })
+    expect(afterReceipts(policy, awaiting({ p1: 'DELIVRD', p2: 'EXPIRED' }, 2), 20_000)).toEqual({
+      status: 'pending',
+      attempts: 2,
+      nextAttemptAtMs: 23_000,
+      lastError: 'SMPP receipt stat:EXPIRED',
+    })
+    expect(afterReceipts(policy, awaiting({ p1: 'EXPIRED' }, 4), 20_000)).toEqual({
+      status: 'dead_letter',
+      attempts: 4,
+      lastError: 'SMPP receipt stat:EXPIRED',
+    })
+  })
+  it('ends a missing receipt at the deadline as unconfirmed, never a resend', () => {
+    expect(afterReceipts(policy, awaiting({ p1: 'DELIVRD' }), 60_000)).toEqual({
+      status: 'dead_letter',
+      attempts: 1,
+      lastError: 'SMPP no delivery receipt (submitted, not resent)',
     })
   })
 })

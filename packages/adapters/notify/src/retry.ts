@@ -1,3 +1,5 @@
+import type { DeliveryResult } from './notification.js'
+
 /**
  * Delivery attempts as a pure state machine: given a delivery and the result of one attempt at
  * `nowMs`, what is its next state. Exponential backoff `base * factor^(attempt-1)` capped at
@@ -24,8 +26,52 @@ export type DeliveryState =
       readonly nextAttemptAtMs: number
       readonly lastError: string | null
     }
+  | {
+      /** Submitted (`attempts` counts it); waiting for the receipt of every message id until the deadline. */
+      readonly status: 'awaiting_receipt'
+      readonly attempts: number
+      readonly messageIds: readonly string[]
+      readonly receiptDeadlineMs: number
+      /** Receipt `stat` by message id, for the ids whose receipt has arrived (filled by the store). */
+      readonly receipts: Readonly<Record<string, string>>
+    }
   | { readonly status: 'delivered'; readonly attempts: number; readonly deliveredAtMs: number }
   | { readonly status: 'dead_letter'; readonly attempts: number; readonly lastError: string }
+
+/** Final receipt states (SMPP 3.4 appendix B `stat:`): delivered, and failures never worth a resend. */
+const RECEIPT_DELIVERED = 'DELIVRD'
+const RECEIPT_PERMANENT: ReadonlySet<string> = new Set(['UNDELIV', 'REJECTD', 'DELETED'])
+/** The reason recorded when the receipts do not come in time: the message was sent and is not resent. */
+export const NO_RECEIPT_REASON = 'SMPP no delivery receipt (submitted, not resent)'
+
+/**
+ * The next state of a message awaiting its delivery receipts, or null while it still waits (pure).
+ * Any failed part decides: UNDELIV/REJECTD/DELETED → dead letter; another failure (EXPIRED,
+ * UNKNOWN, …: the carrier says it was not delivered) → retried per `policy` (a new submit), or
+ * dead-lettered when the attempts are spent. Every part DELIVRD → delivered. The deadline passed
+ * with receipts missing → dead letter `NO_RECEIPT_REASON`: never a resend, since the message may
+ * well have arrived.
+ */
+export const afterReceipts = (
+  policy: RetryPolicy,
+  state: Extract<DeliveryState, { status: 'awaiting_receipt' }>,
+  nowMs: number,
+): DeliveryState | null => {
+  const stats = state.messageIds.map((id) => state.receipts[id])
+  const failed = stats.find((stat) => stat !== undefined && stat !== RECEIPT_DELIVERED)
+  if (failed !== undefined)
+    return afterAttempt(
+      policy,
+      state.attempts - 1,
+      { ok: false, retryable: !RECEIPT_PERMANENT.has(failed), reason: `SMPP receipt stat:${failed}` },
+      nowMs,
+    )
+  if (stats.every((stat) => stat === RECEIPT_DELIVERED))
+    return { status: 'delivered', attempts: state.attempts, deliveredAtMs: nowMs }
+  if (nowMs >= state.receiptDeadlineMs)
+    return { status: 'dead_letter', attempts: state.attempts, lastError: NO_RECEIPT_REASON }
+  return null
+}
 
 export const backoffDelayMs = (policy: RetryPolicy, failedAttempts: number): number =>
   Math.min(policy.maxDelayMs, policy.baseDelayMs * policy.factor ** Math.max(0, failedAttempts - 1))
@@ -33,12 +79,18 @@ export const backoffDelayMs = (policy: RetryPolicy, failedAttempts: number): num
 export const afterAttempt = (
   policy: RetryPolicy,
   attemptsBefore: number,
-  result:
-    | { readonly ok: true }
-    | { readonly ok: false; readonly retryable: boolean; readonly reason: string },
+  result: DeliveryResult,
   nowMs: number,
 ): DeliveryState => {
   const attempts = attemptsBefore + 1
+  if (result.ok && 'awaitingReceipt' in result)
+    return {
+      status: 'awaiting_receipt',
+      attempts,
+      messageIds: result.awaitingReceipt.messageIds,
+      receiptDeadlineMs: nowMs + result.awaitingReceipt.timeoutMs,
+      receipts: {},
+    }
   if (result.ok) return { status: 'delivered', attempts, deliveredAtMs: nowMs }
   if (!result.retryable || attempts >= policy.maxAttempts) {
     return { status: 'dead_letter', attempts, lastError: result.reason }

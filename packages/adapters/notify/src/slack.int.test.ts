@@ -129,6 +129,7 @@ describe('Slack delivery against a local incoming-webhook receiver', () => {
       delivered: 0,
       retried: 1,
       deadLettered: 0,
+      awaitingReceipt: 0,
     })
     expect((await outbox.list())[0]?.state).toEqual({
       status: 'pending',
@@ -142,6 +143,7 @@ describe('Slack delivery against a local incoming-webhook receiver', () => {
       delivered: 1,
       retried: 0,
       deadLettered: 0,
+      awaitingReceipt: 0,
     })
     expect((await deliverDue({ outbox, channels, nowMs: 10_000_000 })).delivered).toBe(0)
     expect(received).toHaveLength(1)

@@ -1,100 +1,16 @@
-import type { AddressInfo } from 'node:net'
-import { createServer as createNetServer } from 'node:net'
-import smpp, { type Pdu, type Server, type Session } from 'smpp'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type AddressInfo, createServer as createNetServer } from 'node:net'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { Notification } from './notification.js'
 import { deliverDue, inMemoryOutbox } from './outbox.js'
-import type { DeliveryState } from './retry.js'
+import { type DeliveryState, NO_RECEIPT_REASON, type RetryPolicy } from './retry.js'
 import { type SmppOptions, smppChannel } from './sms.js'
+import { type Smsc, startSmsc as startLocalSmsc } from './testing/smsc.js'
 
 const SYSTEM_ID = 'referrals'
 const PASSWORD = 'pw-0123'
 const PHONE = '+15145550123'
 
-interface Bind {
-  readonly systemId: unknown
-  readonly password: unknown
-}
-interface Submitted {
-  readonly pdu: Pdu
-  readonly messageId: string
-  /** `short_message` as `smpp` decodes it on the server: the text, and the UDH elements when UDHI is set. */
-  readonly message: string
-  readonly udh: readonly (readonly number[])[] | undefined
-}
-
-/**
- * A local SMSC on the `smpp` server: checks the bind credentials, acknowledges each submit_sm with
- * a message id and then sends a delivery receipt (`deliver_sm`, esm_class 0x04) whose `stat:` the
- * test chooses per submit (null: no receipt).
- */
-const startSmsc = async (port = 0) => {
-  const binds: Bind[] = []
-  const submits: Submitted[] = []
-  const state = {
-    receipt: (_n: number): string | null => 'DELIVRD',
-    submitStatus: (_n: number): number => 0,
-  }
-  const server: Server = smpp.createServer((session: Session) => {
-    session.on('error', () => undefined)
-    session.on('bind_transceiver', (pdu: Pdu) => {
-      binds.push({ systemId: pdu.system_id, password: pdu.password })
-      if (pdu.system_id !== SYSTEM_ID || pdu.password !== PASSWORD) {
-        session.send(pdu.response({ command_status: smpp.ESME_RINVPASWD }))
-        session.close()
-        return
-      }
-      session.send(pdu.response())
-    })
-    session.on('enquire_link', (pdu: Pdu) => session.send(pdu.response()))
-    session.on('unbind', (pdu: Pdu) => {
-      session.send(pdu.response())
-      session.close()
-    })
-    session.on('submit_sm', (pdu: Pdu) => {
-      const n = submits.length + 1
-      const messageId = `m${port}-${n}`
-      const sm = pdu.short_message as { message: string; udh?: Buffer[] }
-      submits.push({
-        pdu,
-        messageId,
-        message: sm.message,
-        udh: sm.udh?.map((b) => [...b]),
-      })
-      const status = state.submitStatus(n)
-      if (status !== 0) {
-        session.send(pdu.response({ command_status: status }))
-        return
-      }
-      session.send(pdu.response({ message_id: messageId }))
-      // Like a real SMSC, a receipt only when the submit asked for one (registered_delivery bit 0).
-      const stat = (Number(pdu.registered_delivery) & 1) === 1 ? state.receipt(n) : null
-      if (stat === null) return
-      session.deliver_sm({
-        source_addr: pdu.destination_addr,
-        destination_addr: pdu.source_addr,
-        esm_class: 0x04,
-        short_message: `id:${messageId} sub:001 dlvrd:${stat === 'DELIVRD' ? '001' : '000'} submit date:2612070930 done date:2612070931 stat:${stat} err:000 text:`,
-        receipted_message_id: messageId,
-      })
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()))
-  const actualPort = (server.address() as AddressInfo).port
-  return {
-    binds,
-    submits,
-    state,
-    port: actualPort,
-    url: `smpp://127.0.0.1:${actualPort}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of [...server.sessions]) s.destroy()
-        server.close(() => resolve())
-      }),
-  }
-}
-type Smsc = Awaited<ReturnType<typeof startSmsc>>
+const startSmsc = (port = 0) => startLocalSmsc({ systemId: SYSTEM_ID, password: PASSWORD, port })
 
 const note = (id: string, text: string): Notification => ({
   id,
@@ -106,17 +22,62 @@ const note = (id: string, text: string): Notification => ({
   payload: { referralId: 'r-1' },
 })
 
-/** Queues one SMS, runs one delivery pass at `nowMs` and answers the entry's state. */
+/**
+ * An in-memory outbox wired like the service: the channel's delivery receipts go to
+ * `recordReceipt`. `pass(nowMs)` runs one delivery pass, waits until every message awaiting a
+ * receipt has all of its receipts (at most `waitMs`, then gives up: a missing receipt), and runs a
+ * second pass at the same time to settle them.
+ */
+const harness = (channel: ReturnType<typeof smppChannel>, policy?: RetryPolicy) => {
+  const outbox = inMemoryOutbox()
+  channel.onReceipt((r) => {
+    void outbox.recordReceipt('sms', r.messageId, r.stat, 0)
+  })
+  const channels = new Map([['sms', channel as never]])
+  const run = (nowMs: number) => deliverDue({ outbox, channels, nowMs, ...(policy ? { policy } : {}) })
+  const receiptsIn = async (waitMs: number) => {
+    const until = Date.now() + waitMs
+    while (Date.now() < until) {
+      const waiting = (await outbox.list({ status: 'awaiting_receipt' })).filter(
+        (e) =>
+          e.state.status === 'awaiting_receipt' &&
+          e.state.messageIds.some((id) => !(e.state.status === 'awaiting_receipt' && id in e.state.receipts)),
+      )
+      if (waiting.length === 0) return
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  }
+  return {
+    outbox,
+    run,
+    pass: async (nowMs: number, waitMs = 1_000) => {
+      const first = await run(nowMs)
+      if (first.awaitingReceipt > 0) await receiptsIn(waitMs)
+      const second = await run(nowMs)
+      return {
+        delivered: first.delivered + second.delivered,
+        retried: first.retried + second.retried,
+        deadLettered: first.deadLettered + second.deadLettered,
+        awaitingReceipt: first.awaitingReceipt,
+      }
+    },
+    enqueue: (notification: Notification) =>
+      outbox.enqueue([{ notification, channel: 'sms', address: { phone: PHONE } }], 0),
+    state: async (): Promise<DeliveryState | undefined> => (await outbox.list())[0]?.state,
+  }
+}
+
+/** Queues one SMS, runs a settled delivery pass at each time of `passes` and answers the entry's state. */
 const deliverOnce = async (
   channel: ReturnType<typeof smppChannel>,
   notification: Notification,
   passes: readonly number[] = [0],
+  waitMs = 1_000,
 ): Promise<DeliveryState | undefined> => {
-  const outbox = inMemoryOutbox()
-  await outbox.enqueue([{ notification, channel: 'sms', address: { phone: PHONE } }], 0)
-  const channels = new Map([['sms', channel as never]])
-  for (const nowMs of passes) await deliverDue({ outbox, channels, nowMs })
-  return (await outbox.list())[0]?.state
+  const h = harness(channel)
+  await h.enqueue(notification)
+  for (const nowMs of passes) await h.pass(nowMs, waitMs)
+  return h.state()
 }
 
 describe('SMS over SMPP against a real local SMSC (smpp server)', () => {
@@ -215,28 +176,17 @@ describe('SMS over SMPP against a real local SMSC (smpp server)', () => {
     })
     // Failing, then recovering: the first attempt expires at the SMSC, the retry is delivered.
     smsc.state.receipt = (n) => (n === 2 ? 'EXPIRED' : 'DELIVRD')
-    const outbox = inMemoryOutbox()
-    await outbox.enqueue(
-      [{ notification: note('exp', 'Referral update: #r-2'), channel: 'sms', address: { phone: PHONE } }],
-      0,
-    )
-    const map = new Map([['sms', channel as never]])
-    expect(await deliverDue({ outbox, channels: map, nowMs: 0 })).toEqual({
-      delivered: 0,
-      retried: 1,
-      deadLettered: 0,
-    })
-    expect((await outbox.list())[0]?.state).toEqual({
+    const h = harness(channel)
+    await h.enqueue(note('exp', 'Referral update: #r-2'))
+    expect(await h.pass(0)).toEqual({ delivered: 0, retried: 1, deadLettered: 0, awaitingReceipt: 1 })
+    expect(await h.state()).toEqual({
       status: 'pending',
       attempts: 1,
       nextAttemptAtMs: 30_000,
       lastError: 'SMPP receipt stat:EXPIRED',
     })
-    expect(await deliverDue({ outbox, channels: map, nowMs: 30_000 })).toEqual({
-      delivered: 1,
-      retried: 0,
-      deadLettered: 0,
-    })
+    expect(await h.pass(30_000)).toEqual({ delivered: 1, retried: 0, deadLettered: 0, awaitingReceipt: 1 })
+    expect(await h.state()).toMatchObject({ status: 'delivered', attempts: 2 })
     expect(smsc.submits).toHaveLength(3)
   })
 
@@ -249,12 +199,7 @@ describe('SMS over SMPP against a real local SMSC (smpp server)', () => {
     expect(smsc.submits).toHaveLength(2)
   })
 
-  it('retries when no receipt arrives in time or the SMSC throttles; dead-letters a rejected destination', async () => {
-    smsc.state.receipt = () => null
-    expect(await deliverOnce(channelFor({ receiptTimeoutMs: 150 }), note('nr', 'x'))).toMatchObject({
-      status: 'pending',
-      lastError: 'SMPP no delivery receipt',
-    })
+  it('retries when the SMSC throttles; dead-letters a rejected destination', async () => {
     smsc.state.receipt = () => 'DELIVRD'
     smsc.state.submitStatus = () => 0x58 // ESME_RTHROTTLED
     expect(await deliverOnce(channelFor(), note('th', 'x'))).toMatchObject({
@@ -266,6 +211,85 @@ describe('SMS over SMPP against a real local SMSC (smpp server)', () => {
       status: 'dead_letter',
       lastError: 'SMPP submit_sm status 0x0b',
     })
+  })
+
+  it('records a submitted message as awaiting its receipt and never submits it again: no receipt ends unconfirmed', async () => {
+    smsc.state.receipt = () => null
+    const h = harness(channelFor({ receiptTimeoutMs: 120_000 }))
+    await h.enqueue(note('nr', 'Referral update: #r-3'))
+    expect(await h.run(0)).toEqual({ delivered: 0, retried: 0, deadLettered: 0, awaitingReceipt: 1 })
+    const awaiting = await h.state()
+    expect(awaiting).toEqual({
+      status: 'awaiting_receipt',
+      attempts: 1,
+      messageIds: [smsc.submits[0]?.messageId],
+      receiptDeadlineMs: 120_000,
+      receipts: {},
+    })
+    // Passes long after any backoff delay: nothing is resent while the receipt is awaited.
+    for (const nowMs of [30_000, 60_000, 119_999])
+      expect(await h.run(nowMs)).toEqual({ delivered: 0, retried: 0, deadLettered: 0, awaitingReceipt: 0 })
+    expect(smsc.submits).toHaveLength(1)
+    // The deadline: a clear terminal state, not a resend.
+    expect(await h.run(120_000)).toEqual({ delivered: 0, retried: 0, deadLettered: 1, awaitingReceipt: 0 })
+    expect(await h.state()).toEqual({ status: 'dead_letter', attempts: 1, lastError: NO_RECEIPT_REASON })
+    expect(NO_RECEIPT_REASON).toBe('SMPP no delivery receipt (submitted, not resent)')
+    // A receipt after the deadline changes nothing.
+    smsc.sendReceipt(1, 'DELIVRD')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    await h.run(200_000)
+    expect(await h.state()).toMatchObject({ status: 'dead_letter' })
+    expect(smsc.submits).toHaveLength(1)
+  })
+
+  it('settles a message when its receipt comes later, on a later pass, with no second submit', async () => {
+    smsc.state.receipt = () => null
+    const h = harness(channelFor())
+    await h.enqueue(note('late', 'e'.repeat(200))) // two parts: both receipts are needed
+    expect((await h.run(0)).awaitingReceipt).toBe(1)
+    const receipts = async () => {
+      const state = await h.state()
+      return state?.status === 'awaiting_receipt' ? state.receipts : {}
+    }
+    smsc.sendReceipt(1, 'DELIVRD')
+    await vi.waitFor(
+      async () => expect(await receipts()).toEqual({ [smsc.submits[0]?.messageId ?? '']: 'DELIVRD' }),
+      { timeout: 2_000, interval: 10 },
+    )
+    // One part confirmed, one missing: still waiting.
+    expect(await h.run(1_000)).toEqual({ delivered: 0, retried: 0, deadLettered: 0, awaitingReceipt: 0 })
+    expect(await h.state()).toMatchObject({ status: 'awaiting_receipt' })
+    smsc.sendReceipt(2, 'DELIVRD')
+    await vi.waitFor(async () => expect(Object.keys(await receipts())).toHaveLength(2), {
+      timeout: 2_000,
+      interval: 10,
+    })
+    expect(await h.run(1_500)).toEqual({ delivered: 1, retried: 0, deadLettered: 0, awaitingReceipt: 0 })
+    expect(await h.state()).toEqual({ status: 'delivered', attempts: 1, deliveredAtMs: 1_500 })
+    expect(smsc.submits).toHaveLength(2)
+  })
+
+  it('retries a failed receipt per the policy and dead-letters it when the attempts are spent', async () => {
+    smsc.state.receipt = () => 'EXPIRED'
+    const policy: RetryPolicy = { maxAttempts: 2, baseDelayMs: 1_000, factor: 2, maxDelayMs: 10_000 }
+    const h = harness(channelFor(), policy)
+    await h.enqueue(note('exp2', 'Referral update: #r-4'))
+    expect(await h.pass(0)).toMatchObject({ retried: 1 })
+    expect(await h.state()).toEqual({
+      status: 'pending',
+      attempts: 1,
+      nextAttemptAtMs: 1_000,
+      lastError: 'SMPP receipt stat:EXPIRED',
+    })
+    expect(await h.pass(1_000)).toMatchObject({ deadLettered: 1 })
+    expect(await h.state()).toEqual({
+      status: 'dead_letter',
+      attempts: 2,
+      lastError: 'SMPP receipt stat:EXPIRED',
+    })
+    // One submit per attempt, none after the dead letter.
+    await h.pass(60_000)
+    expect(smsc.submits).toHaveLength(2)
   })
 
   it('reports a wrong password as a bind failure (retried, no number, text or password in the error)', async () => {
@@ -290,17 +314,16 @@ describe('SMS over SMPP against a real local SMSC (smpp server)', () => {
     const port = (probe.address() as AddressInfo).port
     await new Promise<void>((resolve) => probe.close(() => resolve()))
     const channel = channelFor({ url: `smpp://127.0.0.1:${port}` })
-    const outbox = inMemoryOutbox()
-    await outbox.enqueue([{ notification: note('down', 'x'), channel: 'sms', address: { phone: PHONE } }], 0)
-    const map = new Map([['sms', channel as never]])
-    expect((await deliverDue({ outbox, channels: map, nowMs: 0 })).retried).toBe(1)
-    expect((await outbox.list())[0]?.state).toMatchObject({
+    const h = harness(channel)
+    await h.enqueue(note('down', 'x'))
+    expect((await h.pass(0)).retried).toBe(1)
+    expect(await h.state()).toMatchObject({
       status: 'pending',
       lastError: 'SMPP connection failed',
     })
     const later = await startSmsc(port)
     try {
-      expect((await deliverDue({ outbox, channels: map, nowMs: 30_000 })).delivered).toBe(1)
+      expect((await h.pass(30_000)).delivered).toBe(1)
       expect(later.submits).toHaveLength(1)
     } finally {
       await channel.close()

@@ -110,6 +110,7 @@ describe('SMS through an HTTP gateway against a local receiver', () => {
       delivered: 0,
       retried: 1,
       deadLettered: 0,
+      awaitingReceipt: 0,
     })
     expect((await outbox.list())[0]?.state).toEqual({
       status: 'pending',
@@ -121,6 +122,7 @@ describe('SMS through an HTTP gateway against a local receiver', () => {
       delivered: 1,
       retried: 0,
       deadLettered: 0,
+      awaitingReceipt: 0,
     })
     expect(requests).toHaveLength(2)
   })
@@ -134,6 +136,7 @@ describe('SMS through an HTTP gateway against a local receiver', () => {
       delivered: 0,
       retried: 0,
       deadLettered: 1,
+      awaitingReceipt: 0,
     })
     expect((await outbox.list({ status: 'dead_letter' }))[0]?.state).toEqual({
       status: 'dead_letter',

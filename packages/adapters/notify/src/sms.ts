@@ -155,9 +155,6 @@ export const httpSmsChannel = (options: HttpSmsOptions): Channel<SmsAddress> => 
   }
 }
 
-/** Final states of an SMPP delivery receipt (`stat:` in the receipt text). */
-const RECEIPT_OK = new Set(['DELIVRD'])
-const RECEIPT_PERMANENT = new Set(['UNDELIV', 'REJECTD', 'DELETED'])
 /** submit_sm_resp statuses worth retrying: system error, queue full, throttled. */
 const SUBMIT_RETRYABLE = new Set([0x08, 0x14, 0x58])
 
@@ -167,14 +164,19 @@ export interface SmppOptions {
   readonly systemId: string
   readonly password: string
   readonly sourceAddr: string
-  /** How long to wait for the delivery receipts of a message; then it is retried. Default 60 s. */
+  /**
+   * How long the outbox waits for the delivery receipts of a submitted message; then it is
+   * dead-lettered as unconfirmed (never resent). Default 60 s.
+   */
   readonly receiptTimeoutMs?: number
   /** How long to wait for the TCP connection and the bind response. Default 10 s. */
   readonly connectTimeoutMs?: number
   readonly submitTimeoutMs?: number
 }
 
-interface Receipt {
+/** A delivery receipt from the SMSC: the message id of one submitted part and its final `stat`. */
+export interface SmppReceipt {
+  readonly messageId: string
   readonly stat: string
 }
 
@@ -193,24 +195,27 @@ export const parseDeliveryReceipt = (text: string): { readonly id: string; reado
   return id === undefined || stat === undefined ? null : { id, stat: stat.toUpperCase() }
 }
 
-/** Receipts that arrive before their submit_sm_resp is handled (or after a retry gave up), kept briefly. */
-const EARLY_RECEIPTS_MAX = 1_000
-
 /**
  * SMS over SMPP 3.4 (`smpp`): one bound transceiver session (bind_transceiver, opened on first
  * use and again after it drops), each part a `submit_sm` with `registered_delivery` set, split
- * with a concatenation UDH (`esm_class` UDHI) when longer than one message. A delivery waits for
- * the SMSC's delivery receipts (`deliver_sm` with `esm_class` 0x04) of all its parts: DELIVRD →
- * delivered; UNDELIV/REJECTD/DELETED → dead letter; EXPIRED, UNKNOWN, no receipt in time, a
- * retryable submit status, a failed bind or a dropped connection → retried (at least once: a
- * retry may resend). Failure reasons name the SMPP status, never the number or the text.
+ * with a concatenation UDH (`esm_class` UDHI) when longer than one message. A delivery ends at the
+ * `submit_sm_resp` of its parts: accepted → `awaitingReceipt` with the SMSC message ids (the outbox
+ * records them and never submits the message again while it waits); a retryable submit status
+ * (throttled, queue full, system error), a failed bind or a dropped connection before every part
+ * was accepted → retried; another submit status (invalid destination…) → dead letter. Delivery
+ * receipts (`deliver_sm` with `esm_class` 0x04; intermediate ENROUTE ignored) go to the `onReceipt`
+ * listeners — the service hands them to `OutboxStore.recordReceipt`, and `deliverDue` maps them
+ * (`afterReceipts`). Failure reasons name the SMPP status, never the number or the text.
  */
 export const smppChannel = (
   options: SmppOptions,
-): Channel<SmsAddress> & { readonly close: () => Promise<void> } => {
+): Channel<SmsAddress> & {
+  readonly close: () => Promise<void>
+  /** Adds a listener for delivery receipts; answers a function that removes it. */
+  readonly onReceipt: (listener: (receipt: SmppReceipt) => void) => () => void
+} => {
   let session: Promise<Session> | null = null
-  const waiting = new Map<string, (r: Receipt) => void>()
-  const early = new Map<string, Receipt>()
+  const listeners = new Set<(receipt: SmppReceipt) => void>()
   let reference = 0
 
   const onReceipt = (pdu: Pdu) => {
@@ -223,16 +228,8 @@ export const smppChannel = (
     const parsed = parseDeliveryReceipt(text)
     const tlvId = typeof pdu.receipted_message_id === 'string' ? pdu.receipted_message_id : undefined
     const id = tlvId ?? parsed?.id
-    if (id === undefined || parsed === null) return
-    const resolve = waiting.get(id)
-    if (resolve) resolve({ stat: parsed.stat })
-    else {
-      if (early.size >= EARLY_RECEIPTS_MAX) {
-        const oldest = early.keys().next().value
-        if (oldest !== undefined) early.delete(oldest)
-      }
-      early.set(id, { stat: parsed.stat })
-    }
+    if (id === undefined || parsed === null || parsed.stat === 'ENROUTE') return
+    for (const listener of listeners) listener({ messageId: id, stat: parsed.stat })
   }
 
   const open = (onClose: () => void): Promise<Session> =>
@@ -303,27 +300,12 @@ export const smppChannel = (
       }
     })
 
-  const receiptOf = (id: string, timeoutMs: number): Promise<Receipt | null> => {
-    const got = early.get(id)
-    if (got !== undefined) {
-      early.delete(id)
-      return Promise.resolve(got)
-    }
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        waiting.delete(id)
-        resolve(null)
-      }, timeoutMs)
-      waiting.set(id, (r) => {
-        clearTimeout(timer)
-        waiting.delete(id)
-        resolve(r)
-      })
-    })
-  }
-
   return {
     name: 'sms',
+    onReceipt: (listener) => {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
     close: async () => {
       const s = await session?.catch(() => null)
       session = null
@@ -362,17 +344,10 @@ export const smppChannel = (
       } catch (error) {
         return { ok: false, retryable: true, reason: `SMPP ${(error as Error).message}` }
       }
-      const receipts = await Promise.all(ids.map((id) => receiptOf(id, options.receiptTimeoutMs ?? 60_000)))
-      const failed = receipts.find((r): r is Receipt => r !== null && !RECEIPT_OK.has(r.stat))
-      if (failed !== undefined)
-        return {
-          ok: false,
-          retryable: !RECEIPT_PERMANENT.has(failed.stat),
-          reason: `SMPP receipt stat:${failed.stat}`,
-        }
-      if (receipts.some((r) => r === null))
-        return { ok: false, retryable: true, reason: 'SMPP no delivery receipt' }
-      return { ok: true }
+      return {
+        ok: true,
+        awaitingReceipt: { messageIds: ids, timeoutMs: options.receiptTimeoutMs ?? 60_000 },
+      }
     },
   }
 }

@@ -7,6 +7,8 @@ import {
   catalogDecider,
   catalogStreamId,
   categoryStatus,
+  type ExistingCatalog,
+  specialtyIdFromStreamId,
 } from '../catalog/index.js'
 import {
   type PracticeCommandPayload,
@@ -233,8 +235,37 @@ export const createEngine = (options: EngineOptions) => {
       },
   }
 
+  /** Every defined specialty's catalog, folded from the `catalog-` streams (they are small). */
+  const allCatalogs = async (): Promise<E.Either<CommandFailure, readonly ExistingCatalog[]>> => {
+    const states = new Map<SpecialtyId, CatalogState>()
+    let after: StoredEvent['globalPosition'] | undefined
+    for (;;) {
+      const page = await store.readAll({
+        ...(after === undefined ? {} : { after }),
+        maxCount: 500,
+        streamPrefixes: ['catalog-'],
+      })()
+      if (E.isLeft(page)) return page
+      for (const stored of page.right) {
+        after = stored.globalPosition
+        const specialtyId = specialtyIdFromStreamId(stored.streamId)
+        if (specialtyId === null) continue
+        const decoded = catalogAggregate.catalog.decode(stored)
+        if (E.isLeft(decoded)) return decoded
+        states.set(
+          specialtyId,
+          catalogDecider.evolve(states.get(specialtyId) ?? catalogDecider.initialState, decoded.right),
+        )
+      }
+      if (page.right.length < 500) break
+    }
+    return E.right([...states.values()].filter((c): c is ExistingCatalog => c.exists))
+  }
+
   const catalog = {
     load: loadCatalog,
+    /** Every specialty's catalog (categories and coding map): what FHIR import resolves codings with. */
+    all: allCatalogs,
     execute: (
       specialtyId: SpecialtyId,
       payload: CatalogCommandPayload,

@@ -35,6 +35,35 @@ describe('CatalogCommandPayload', () => {
   })
 })
 
+describe('coding map payloads', () => {
+  it('decodes SNOMED CT and LOINC mappings and refuses other systems', () => {
+    const ok = CatalogCommandPayload.decode({
+      type: 'MapCoding',
+      data: { system: 'http://snomed.info/sct', code: '72696002', categoryId: 'knee' },
+    })
+    expect(isRight(ok) && ok.right).toEqual({
+      type: 'MapCoding',
+      data: { system: 'http://snomed.info/sct', code: '72696002', categoryId: 'knee' },
+    })
+    expect(
+      isRight(
+        CatalogCommandPayload.decode({
+          type: 'UnmapCoding',
+          data: { system: 'http://loinc.org', code: '11488-4' },
+        }),
+      ),
+    ).toBe(true)
+    expect(
+      isLeft(
+        CatalogCommandPayload.decode({
+          type: 'MapCoding',
+          data: { system: 'http://hl7.org/fhir/sid/icd-10', code: 'M17', categoryId: 'knee' },
+        }),
+      ),
+    ).toBe(true)
+  })
+})
+
 describe('CatalogEvent', () => {
   it('round-trips events through JSON', () => {
     const events = [

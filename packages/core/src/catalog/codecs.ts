@@ -33,6 +33,31 @@ export const RetireCategoryPayload = command(
 )
 
 /**
+ * The coding systems the catalog maps (documented in the README): SNOMED CT and LOINC, by their
+ * canonical FHIR system URIs.
+ */
+export const CodingSystem = t.keyof(
+  { 'http://snomed.info/sct': null, 'http://loinc.org': null },
+  'http://snomed.info/sct or http://loinc.org',
+)
+export type CodingSystem = t.TypeOf<typeof CodingSystem>
+
+/** A code of a `CodingSystem`: a SNOMED CT concept id (6–18 digits) or a LOINC code (`NNNNN-N`). */
+export const CODE_PATTERN: Readonly<Record<CodingSystem, RegExp>> = {
+  'http://snomed.info/sct': /^[1-9]\d{5,17}$/,
+  'http://loinc.org': /^\d{1,5}-\d$/,
+}
+
+export const MapCodingPayload = command(
+  'MapCoding',
+  t.readonly(t.strict({ system: CodingSystem, code: t.string, categoryId: CategoryId })),
+)
+export const UnmapCodingPayload = command(
+  'UnmapCoding',
+  t.readonly(t.strict({ system: CodingSystem, code: t.string })),
+)
+
+/**
  * Every catalog command as `{ type, data }`: what the HTTP layer decodes request bodies with.
  * The target specialty of all but `DefineSpecialty` is the stream the command is sent to.
  */
@@ -42,6 +67,8 @@ export const CatalogCommandPayload = t.union([
   ApproveCategoryPayload,
   RenameCategoryPayload,
   RetireCategoryPayload,
+  MapCodingPayload,
+  UnmapCodingPayload,
 ])
 export type CatalogCommandPayload = t.TypeOf<typeof CatalogCommandPayload>
 
@@ -65,6 +92,13 @@ export const CategoryRenamed = event('CategoryRenamed', {
   name: t.string,
 })
 export const CategoryRetired = event('CategoryRetired', { categoryId: CategoryId })
+/** A (system, code) now means this category (a remap replaces the previous category). */
+export const CodingMapped = event('CodingMapped', {
+  system: CodingSystem,
+  code: t.string,
+  categoryId: CategoryId,
+})
+export const CodingUnmapped = event('CodingUnmapped', { system: CodingSystem, code: t.string })
 
 /** Every catalog event as `{ type, data }`: decodes events read from `catalog-<specialtyId>` streams. */
 export const CatalogEvent = t.union([
@@ -73,6 +107,8 @@ export const CatalogEvent = t.union([
   CategoryApproved,
   CategoryRenamed,
   CategoryRetired,
+  CodingMapped,
+  CodingUnmapped,
 ])
 export type CatalogEvent = t.TypeOf<typeof CatalogEvent>
 export type CatalogEventType = CatalogEvent['type']

@@ -15,7 +15,7 @@ import type { Instant } from '../shared/time.js'
 import { given } from '../testing/given.js'
 import type { CatalogCommandPayload, CatalogEvent } from './codecs.js'
 import { type CatalogCommand, catalogDecider } from './decider.js'
-import { categoryStatus, listCategories } from './views.js'
+import { categoryForCoding, categoryStatus, listCategories, listCodings } from './views.js'
 
 const sid = unsafeId<SpecialtyId>('ortho')
 const cid = (s: string) => unsafeId<CategoryId>(s)
@@ -406,4 +406,105 @@ describe('authorization matrix', () => {
       expect(isLeft(result) ? result.left.code : result.right.length).toBe(1)
     })
   }
+})
+
+describe('coding map (MapCoding, UnmapCoding)', () => {
+  const SNOMED = 'http://snomed.info/sct' as const
+  const LOINC = 'http://loinc.org' as const
+  const map = (system: typeof SNOMED | typeof LOINC, code: string, categoryId: CategoryId) =>
+    ({ type: 'MapCoding', data: { system, code, categoryId } }) as const
+  const mapped = (
+    system: typeof SNOMED | typeof LOINC,
+    code: string,
+    categoryId: CategoryId,
+  ): CatalogEvent => ({
+    type: 'CodingMapped',
+    data: { specialtyId: sid, system, code, categoryId },
+  })
+  const unmapped = (system: typeof SNOMED | typeof LOINC, code: string): CatalogEvent => ({
+    type: 'CodingUnmapped',
+    data: { specialtyId: sid, system, code },
+  })
+
+  it('lets an admin map a SNOMED CT or LOINC code to a live category or subcategory', () => {
+    spec(kneeTree)
+      .when(by(admin, map(SNOMED, '72696002', knee)))
+      .thenEmits([mapped(SNOMED, '72696002', knee)])
+    spec(kneeTree)
+      .when(by(admin, map(LOINC, '11488-4', arthro)))
+      .thenEmits([mapped(LOINC, '11488-4', arthro)])
+  })
+
+  it('is for admins only', () => {
+    for (const actor of [specialist, owner, staff, loner, auditor, system]) {
+      spec(kneeTree)
+        .when(by(actor, map(SNOMED, '72696002', knee)))
+        .thenFails('catalog.forbidden')
+      spec([...kneeTree, mapped(SNOMED, '72696002', knee)])
+        .when(by(actor, { type: 'UnmapCoding', data: { system: SNOMED, code: '72696002' } }))
+        .thenFails('catalog.forbidden')
+    }
+  })
+
+  it('refuses a code that is not of the system, an unknown or retired category, an unknown specialty', () => {
+    for (const [system, code] of [
+      [SNOMED, '11488-4'],
+      [SNOMED, '0123456'],
+      [SNOMED, '12345'],
+      [LOINC, '72696002'],
+      [LOINC, '11488-42'],
+    ] as const)
+      spec(kneeTree)
+        .when(by(admin, map(system, code, knee)))
+        .thenFails('catalog.invalid_code')
+    spec(kneeTree)
+      .when(by(admin, map(SNOMED, '72696002', hip)))
+      .thenFails('catalog.category_not_found')
+    spec([...kneeTree, retired(knee)])
+      .when(by(admin, map(SNOMED, '72696002', arthro)))
+      .thenFails('catalog.category_retired')
+    spec([])
+      .when(by(admin, map(SNOMED, '72696002', knee)))
+      .thenFails('catalog.not_found')
+    spec(kneeTree)
+      .when(by(admin, { type: 'UnmapCoding', data: { system: LOINC, code: 'x' } }))
+      .thenFails('catalog.invalid_code')
+  })
+
+  it('moves a remapped code, emits nothing for the same mapping or unmapping an unmapped code', () => {
+    const withKnee = [...kneeTree, mapped(SNOMED, '72696002', knee)]
+    spec(withKnee)
+      .when(by(admin, map(SNOMED, '72696002', arthro)))
+      .thenEmits([mapped(SNOMED, '72696002', arthro)])
+    spec(withKnee)
+      .when(by(admin, map(SNOMED, '72696002', knee)))
+      .thenEmits([])
+    spec(withKnee)
+      .when(by(admin, { type: 'UnmapCoding', data: { system: SNOMED, code: '72696002' } }))
+      .thenEmits([unmapped(SNOMED, '72696002')])
+    spec(withKnee)
+      .when(by(admin, { type: 'UnmapCoding', data: { system: LOINC, code: '11488-4' } }))
+      .thenEmits([])
+  })
+
+  it('answers the live category of a code, one row per code, none once unmapped or the category retired', () => {
+    const state = [
+      ...kneeTree,
+      mapped(SNOMED, '72696002', knee),
+      mapped(LOINC, '11488-4', knee),
+      mapped(SNOMED, '72696002', arthro),
+    ].reduce(catalogDecider.evolve, catalogDecider.initialState)
+    expect(listCodings(state)).toEqual([
+      { system: SNOMED, code: '72696002', categoryId: arthro },
+      { system: LOINC, code: '11488-4', categoryId: knee },
+    ])
+    expect(categoryForCoding(state, SNOMED, '72696002')?.categoryId).toBe(arthro)
+    expect(categoryForCoding(state, LOINC, '72696002')).toBeNull()
+    const gone = catalogDecider.evolve(state, unmapped(SNOMED, '72696002'))
+    expect(categoryForCoding(gone, SNOMED, '72696002')).toBeNull()
+    // Retiring the parent retires the subcategory: its codes no longer resolve.
+    const retiredParent = catalogDecider.evolve(state, retired(knee))
+    expect(categoryForCoding(retiredParent, SNOMED, '72696002')).toBeNull()
+    expect(categoryForCoding(retiredParent, LOINC, '11488-4')).toBeNull()
+  })
 })

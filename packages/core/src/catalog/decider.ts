@@ -3,7 +3,7 @@ import { type Actor, hasPlatformRole } from '../shared/actor.js'
 import type { CommandMeta, Decider } from '../shared/decider.js'
 import { absurd, type DomainError, domainError } from '../shared/errors.js'
 import type { CategoryId, SpecialtyId, UserId } from '../shared/ids.js'
-import type { CatalogCommandPayload, CatalogEvent } from './codecs.js'
+import { type CatalogCommandPayload, type CatalogEvent, CODE_PATTERN, type CodingSystem } from './codecs.js'
 
 export type CatalogCommand = CatalogCommandPayload & { readonly meta: CommandMeta }
 
@@ -16,12 +16,21 @@ export interface CatalogCategory {
   readonly proposedBy: UserId
 }
 
+/** One row of the catalog's coding map: an external code that means one of its categories. */
+export interface CatalogCoding {
+  readonly system: CodingSystem
+  readonly code: string
+  readonly categoryId: CategoryId
+}
+
 export interface ExistingCatalog {
   readonly exists: true
   readonly specialtyId: SpecialtyId
   readonly name: string
   /** In the order they were proposed. */
   readonly categories: readonly CatalogCategory[]
+  /** The coding map, in the order the codes were first mapped; one row per (system, code). */
+  readonly codings: readonly CatalogCoding[]
 }
 
 export type CatalogState = { readonly exists: false } | ExistingCatalog
@@ -176,15 +185,45 @@ const decideExisting = (command: CatalogCommand, catalog: ExistingCatalog): Deci
       return emit({ type: 'CategoryRetired', data: { specialtyId, categoryId: category.categoryId } })
     }
 
+    case 'MapCoding': {
+      if (!isAdmin(actor)) return forbidden()
+      const { system, code, categoryId } = command.data
+      if (!CODE_PATTERN[system].test(code))
+        return fail('catalog.invalid_code', 'The code is not a valid code of this coding system')
+      const category = findCategory(catalog, categoryId)
+      if (category === undefined) return fail('catalog.category_not_found', 'No category with this id')
+      if (effectiveCategoryStatus(catalog, category) === 'retired')
+        return fail('catalog.category_retired', 'The category is retired')
+      if (findCoding(catalog, system, code)?.categoryId === categoryId) return unchanged
+      return emit({ type: 'CodingMapped', data: { specialtyId, system, code, categoryId } })
+    }
+
+    case 'UnmapCoding': {
+      if (!isAdmin(actor)) return forbidden()
+      const { system, code } = command.data
+      if (!CODE_PATTERN[system].test(code))
+        return fail('catalog.invalid_code', 'The code is not a valid code of this coding system')
+      if (findCoding(catalog, system, code) === undefined) return unchanged
+      return emit({ type: 'CodingUnmapped', data: { specialtyId, system, code } })
+    }
+
     default:
       return absurd(command)
   }
 }
 
+const findCoding = (
+  catalog: ExistingCatalog,
+  system: CodingSystem,
+  code: string,
+): CatalogCoding | undefined => catalog.codings.find((c) => c.system === system && c.code === code)
+
 /**
  * Business rules of a specialty's catalog (SPEC §3). Admins define specialties and approve,
  * rename and retire categories; owners and specialists of any practice (and admins) propose.
- * Depth is at most two (category → subcategory). Restating the current state (approving an
+ * Depth is at most two (category → subcategory). Admins keep the coding map: a SNOMED CT or
+ * LOINC code (checked against the system's code syntax) maps to one live category; mapping a code
+ * again moves it; unmapping an unmapped code emits nothing. Restating the current state (approving an
  * approved category, retiring a retired one, renaming to the same name) emits nothing.
  */
 export const decideCatalog = (command: CatalogCommand, state: CatalogState): Decision => {
@@ -207,7 +246,13 @@ export const evolveCatalog = (state: CatalogState, event: CatalogEvent): Catalog
   if (event.type === 'SpecialtyDefined') {
     return state.exists
       ? state
-      : { exists: true, specialtyId: event.data.specialtyId, name: event.data.name, categories: [] }
+      : {
+          exists: true,
+          specialtyId: event.data.specialtyId,
+          name: event.data.name,
+          categories: [],
+          codings: [],
+        }
   }
   if (!state.exists) return state
   switch (event.type) {
@@ -227,6 +272,18 @@ export const evolveCatalog = (state: CatalogState, event: CatalogEvent): Catalog
       return updateCategory(state, event.data.categoryId, (c) => ({ ...c, name: event.data.name }))
     case 'CategoryRetired':
       return updateCategory(state, event.data.categoryId, (c) => ({ ...c, status: 'retired' }))
+    case 'CodingMapped': {
+      const { system, code, categoryId } = event.data
+      const row: CatalogCoding = { system, code, categoryId }
+      return findCoding(state, system, code) === undefined
+        ? { ...state, codings: [...state.codings, row] }
+        : { ...state, codings: state.codings.map((c) => (c.system === system && c.code === code ? row : c)) }
+    }
+    case 'CodingUnmapped':
+      return {
+        ...state,
+        codings: state.codings.filter((c) => !(c.system === event.data.system && c.code === event.data.code)),
+      }
     default:
       return absurd(event)
   }

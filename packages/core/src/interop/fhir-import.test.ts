@@ -1,11 +1,18 @@
 import fc from 'fast-check'
 import * as E from 'fp-ts/lib/Either.js'
 import { describe, expect, it } from 'vitest'
+import {
+  type CatalogEvent,
+  catalogInitialState,
+  type ExistingCatalog,
+  evolveCatalog,
+} from '../catalog/index.js'
 import type { ReferralEvent } from '../referral/codecs.js'
 import { referralFixtures } from '../referral/fixtures.js'
 import { evolveReferral, initialReferralState, type ReferralAggregate } from '../referral/state.js'
 import { referralToFhir } from './fhir.js'
 import {
+  catalogCodingResolver,
   fhirReferralImport,
   fhirServiceRequestToSendReferral,
   fhirServiceRequestWithPatient,
@@ -178,5 +185,127 @@ describe('FHIR R4 import of a ServiceRequest with a contained Patient', () => {
       )
       expect(JSON.stringify(fhirReferralImport(noBirth))).not.toContain('Canary')
     })
+  })
+})
+
+describe('FHIR import through the catalog coding map (SNOMED CT, LOINC)', () => {
+  const SCT = 'http://snomed.info/sct'
+  const LOINC = 'http://loinc.org'
+  const state = (
+    [
+      { type: 'SpecialtyDefined', data: { specialtyId: 'ortho', name: 'Orthopedics' } },
+      ...[
+        ['knee', null],
+        ['acl', 'knee'],
+      ].flatMap(([categoryId, parentId]) => [
+        {
+          type: 'CategoryProposed',
+          data: { specialtyId: 'ortho', categoryId, name: categoryId, parentId, proposedBy: 'root' },
+        },
+        { type: 'CategoryApproved', data: { specialtyId: 'ortho', categoryId } },
+      ]),
+      {
+        type: 'CodingMapped',
+        data: { specialtyId: 'ortho', system: SCT, code: '72696002', categoryId: 'knee' },
+      },
+      {
+        type: 'CodingMapped',
+        data: { specialtyId: 'ortho', system: SCT, code: '239720000', categoryId: 'acl' },
+      },
+      {
+        type: 'CodingMapped',
+        data: { specialtyId: 'ortho', system: LOINC, code: '11488-4', categoryId: 'knee' },
+      },
+    ] as unknown as CatalogEvent[]
+  ).reduce(evolveCatalog, catalogInitialState) as ExistingCatalog
+  const codings = catalogCodingResolver([state])
+  const base = exportOf({
+    referralId: 'r-1',
+    senderPracticeId: 'clinic',
+    patientId: 'clinic:pat-1',
+    phi: { patient: { givenName: 'G', familyName: 'F', dateOfBirth: '1980-03-04' }, reason: 'x' },
+    specialtyId: 'ortho',
+    category: { categoryId: 'knee' },
+    regionId: 'north',
+    urgency: 'routine',
+    target: { kind: 'pooled' },
+  }) as unknown as Record<string, unknown>
+  const withCodes = (
+    code: readonly { system: string; code: string }[],
+    extra: Record<string, unknown> = {},
+  ) => ({
+    ...base,
+    code: { coding: code },
+    ...extra,
+  })
+  const categoryOf = (input: unknown) => {
+    const r = fhirServiceRequestToSendReferral(input, { codings })
+    return E.isRight(r) ? { specialtyId: r.right.specialtyId, category: r.right.category } : r.left
+  }
+
+  it('reads the specialty and category from a mapped SNOMED CT code; a mapped subcategory brings its parent', () => {
+    expect(categoryOf(withCodes([{ system: SCT, code: '72696002' }]))).toEqual({
+      specialtyId: 'ortho',
+      category: { categoryId: 'knee' },
+    })
+    expect(categoryOf(withCodes([{ system: SCT, code: '239720000' }]))).toEqual({
+      specialtyId: 'ortho',
+      category: { categoryId: 'knee', subcategoryId: 'acl' },
+    })
+  })
+
+  it('carries the standard codings onto the SendReferral data, once each, with their display', () => {
+    const r = fhirServiceRequestToSendReferral(
+      withCodes([{ system: SCT, code: '239720000', display: 'ACL' } as { system: string; code: string }], {
+        performerType: { coding: [{ system: SCT, code: '239720000' }] },
+      }),
+      { codings },
+    )
+    expect(E.isRight(r) && r.right.codings).toEqual([{ system: SCT, code: '239720000', display: 'ACL' }])
+  })
+
+  it('reads LOINC in performerType; ignores the Patient referral category the export writes', () => {
+    expect(
+      categoryOf(withCodes([], { performerType: { coding: [{ system: LOINC, code: '11488-4' }] } })),
+    ).toEqual({ specialtyId: 'ortho', category: { categoryId: 'knee' } })
+  })
+
+  it('refuses unmapped, conflicting and unknown-system codings by their path, and standard codes without the map', () => {
+    expect(categoryOf(withCodes([{ system: SCT, code: '239873007' }]))).toEqual(['code.coding[0]'])
+    expect(
+      categoryOf(
+        withCodes([
+          { system: SCT, code: '72696002' },
+          { system: SCT, code: '239720000' },
+        ]),
+      ),
+    ).toEqual(['code.coding[1]'])
+    expect(categoryOf(withCodes([{ system: 'http://hl7.org/fhir/sid/icd-10', code: 'M17' }]))).toEqual([
+      'code.coding[0]',
+    ])
+    expect(
+      categoryOf(withCodes([], { category: [{ coding: [{ system: SCT, code: '239873007' }] }] })),
+    ).toEqual(['category[0].coding[0]'])
+    // The engine's own codings and a mapped standard code must agree.
+    expect(
+      categoryOf(
+        withCodes([
+          { system: 'urn:referrals:specialty', code: 'ortho' },
+          { system: 'urn:referrals:category', code: 'knee' },
+          { system: SCT, code: '239720000' },
+        ]),
+      ),
+    ).toEqual(['code.coding[2]'])
+    expect(fhirServiceRequestToSendReferral(withCodes([{ system: SCT, code: '72696002' }]))).toEqual(
+      E.left(['code.coding[0]']),
+    )
+  })
+
+  it('refuses a code mapped in two specialties (ambiguous)', () => {
+    const other = { ...state, specialtyId: 'sports' } as unknown as ExistingCatalog
+    const twice = catalogCodingResolver([state, other])
+    expect(
+      fhirServiceRequestToSendReferral(withCodes([{ system: SCT, code: '72696002' }]), { codings: twice }),
+    ).toEqual(E.left(['code.coding[0]']))
   })
 })

@@ -1,4 +1,6 @@
 import * as E from 'fp-ts/lib/Either.js'
+import { CodingSystem, type ExistingCatalog } from '../catalog/index.js'
+import { categoryForCoding } from '../catalog/views.js'
 import { SendReferralData } from '../referral/codecs.js'
 import { FHIR_PRIORITY, FHIR_SYSTEMS, type FhirReferralExport, type FhirResource } from './fhir.js'
 
@@ -23,13 +25,86 @@ const codeOf = (concepts: unknown, system: string): string[] =>
     }),
   )
 
+/** Where a SNOMED CT / LOINC code leads: the specialty and its (sub)category. */
+export interface CodedCategory {
+  readonly specialtyId: string
+  readonly categoryId: string
+  readonly parentId: string | null
+}
+
+/** The catalogs' coding maps: every live category a (system, code) means (two: ambiguous). */
+export type CodingResolver = (system: CodingSystem, code: string) => readonly CodedCategory[]
+
+export const catalogCodingResolver =
+  (catalogs: readonly ExistingCatalog[]): CodingResolver =>
+  (system, code) =>
+    catalogs.flatMap((catalog) => {
+      const category = categoryForCoding(catalog, system, code)
+      return category === null
+        ? []
+        : [{ specialtyId: catalog.specialtyId, categoryId: category.categoryId, parentId: category.parentId }]
+    })
+
+/** SNOMED CT 3457005 "Patient referral": the export's `ServiceRequest.category`, not a specialty. */
+const PATIENT_REFERRAL = 'http://snomed.info/sct|3457005'
+
+/**
+ * The SNOMED CT / LOINC codings of `code`, `category` and `performerType` with their FHIR paths, and
+ * the paths of codings of systems the import does not know in `code`.
+ */
+const standardCodings = (sr: Json) => {
+  const found: {
+    readonly path: string
+    readonly system: CodingSystem
+    readonly code: string
+    readonly display: string | null
+  }[] = []
+  const unknown: string[] = []
+  const scan = (concept: unknown, path: string, strict: boolean) =>
+    arr(obj(concept)?.coding).forEach((k, i) => {
+      const coding = obj(k)
+      const system = str(coding?.system)
+      const code = str(coding?.code)
+      const at = `${path}.coding[${i}]`
+      if (system !== null && code !== null && CodingSystem.is(system)) {
+        if (`${system}|${code}` !== PATIENT_REFERRAL)
+          found.push({ path: at, system, code, display: str(coding?.display) })
+      } else if (strict && system !== FHIR_SYSTEMS.specialty && system !== FHIR_SYSTEMS.category)
+        unknown.push(at)
+    })
+  scan(sr.code, 'code', true)
+  arr(sr.category).forEach((c, i) => {
+    scan(c, `category[${i}]`, false)
+  })
+  scan(sr.performerType, 'performerType', false)
+  return { found, unknown }
+}
+
 const PRIORITY_URGENCY: Readonly<Record<string, string>> = Object.fromEntries(
   Object.entries(FHIR_PRIORITY).map(([urgency, priority]) => [priority, urgency]),
 )
 
 export type FhirImportResult = E.Either<readonly string[], SendReferralData>
 
-export const fhirServiceRequestToSendReferral = (input: unknown): FhirImportResult => {
+export interface FhirImportOptions {
+  /**
+   * The catalogs' coding maps (`catalogCodingResolver(await engine.catalog.all())`). Without it
+   * only the `urn:referrals:*` codings are read and SNOMED CT / LOINC codings are refused.
+   */
+  readonly codings?: CodingResolver
+}
+
+/**
+ * Specialty and category: from the `urn:referrals:specialty` / `urn:referrals:category` codings
+ * of `code`, or else from the SNOMED CT / LOINC codings of `code`, `category` and `performerType`
+ * through the catalog's coding map (a subcategory brings its parent). Every standard coding must be
+ * mapped, all to the same (sub)category, and agree with the engine codings when both are given; a
+ * coding of another system in `code` is refused. Failures name the coding's path.
+ */
+export const fhirServiceRequestToSendReferral = (
+  input: unknown,
+  options: FhirImportOptions = {},
+): FhirImportResult => {
   const errors: string[] = []
   const need = <A>(value: A | null | undefined, path: string): A | undefined => {
     if (value === null || value === undefined) errors.push(path)
@@ -55,9 +130,37 @@ export const fhirServiceRequestToSendReferral = (input: unknown): FhirImportResu
   const performer = arr(sr.performer)
   const direct = performer.length > 0 ? practiceOf(performer[0]) : null
   if (performer.length > 0 && direct === null) errors.push('performer[0].identifier')
-  const specialtyId = need(codeOf([sr.code], FHIR_SYSTEMS.specialty)[0], 'code')
-  const categories = codeOf([sr.code], FHIR_SYSTEMS.category)
-  const categoryId = need(categories[0], 'code')
+  const engineSpecialty = codeOf([sr.code], FHIR_SYSTEMS.specialty)[0]
+  const engineCategories = codeOf([sr.code], FHIR_SYSTEMS.category)
+  const standard = standardCodings(sr)
+  const errorsBeforeCodings = errors.length
+  errors.push(...standard.unknown)
+  let coded: CodedCategory | undefined
+  for (const c of standard.found) {
+    const matches = options.codings?.(c.system, c.code) ?? []
+    const match = matches[0]
+    if (matches.length !== 1 || match === undefined) errors.push(c.path)
+    else if (coded === undefined) coded = match
+    else if (coded.specialtyId !== match.specialtyId || coded.categoryId !== match.categoryId)
+      errors.push(c.path)
+  }
+  const codedCategories =
+    coded === undefined
+      ? []
+      : coded.parentId === null
+        ? [coded.categoryId]
+        : [coded.parentId, coded.categoryId]
+  if (
+    coded !== undefined &&
+    engineSpecialty !== undefined &&
+    (engineSpecialty !== coded.specialtyId || engineCategories.join('|') !== codedCategories.join('|'))
+  )
+    errors.push(standard.found[0]?.path ?? 'code')
+  // A refused coding is the failure to report, not the category it did not give.
+  const codingFailed = errors.length > errorsBeforeCodings
+  const specialtyId = codingFailed ? undefined : need(engineSpecialty ?? coded?.specialtyId, 'code')
+  const categories = engineSpecialty === undefined ? codedCategories : engineCategories
+  const categoryId = codingFailed ? undefined : need(categories[0], 'code')
   const regionId = need(codeOf(sr.locationCode, FHIR_SYSTEMS.region)[0], 'locationCode')
   const urgency = need(PRIORITY_URGENCY[str(sr.priority) ?? 'routine'], 'priority')
   const reason = need(str(obj(arr(sr.reasonCode)[0])?.text), 'reasonCode[0].text')
@@ -110,6 +213,18 @@ export const fhirServiceRequestToSendReferral = (input: unknown): FhirImportResu
     regionId,
     urgency,
     target: direct === null ? { kind: 'pooled' } : { kind: 'direct', practiceId: direct },
+    // The SNOMED CT / LOINC codings are carried onto the referral (the first of each) and exported again.
+    ...(standard.found.length === 0
+      ? {}
+      : {
+          codings: standard.found
+            .filter((c, i, all) => all.findIndex((o) => o.system === c.system && o.code === c.code) === i)
+            .map((c) => ({
+              system: c.system,
+              code: c.code,
+              ...(c.display === null ? {} : { display: c.display }),
+            })),
+        }),
   }
   const decoded = SendReferralData.decode(data)
   if (E.isRight(decoded)) return decoded
@@ -124,6 +239,7 @@ export const fhirServiceRequestToSendReferral = (input: unknown): FhirImportResu
     regionId: 'locationCode',
     urgency: 'priority',
     target: 'performer',
+    codings: 'code',
   }
   const paths = decoded.left.map((e) => {
     const keys = e.context.map((c) => c.key).filter((k) => k !== '' && !/^\d+$/.test(k))
@@ -151,9 +267,9 @@ export const fhirServiceRequestWithPatient = (x: FhirReferralExport): FhirResour
  * (`Bundle.entry[i].resource.…`, FHIRPath from the Bundle). A reference that resolves to nothing
  * in the Bundle fails at `Bundle.entry[i].resource.subject`. Nothing but paths is reported.
  */
-export const fhirReferralImport = (input: unknown): FhirImportResult => {
+export const fhirReferralImport = (input: unknown, options: FhirImportOptions = {}): FhirImportResult => {
   const bundle = obj(input)
-  if (bundle?.resourceType !== 'Bundle') return fhirServiceRequestToSendReferral(input)
+  if (bundle?.resourceType !== 'Bundle') return fhirServiceRequestToSendReferral(input, options)
   if (bundle.type !== 'transaction') return E.left(['Bundle.type'])
   const entries = arr(bundle.entry).map((e) => obj(e))
   const resources = entries.map((e) => obj(e?.resource))
@@ -170,11 +286,10 @@ export const fhirReferralImport = (input: unknown): FhirImportResult => {
   })
   if (patientAt < 0) return E.left([`${srPath}.subject`])
   const { id: _id, ...patient } = resources[patientAt] as Json
-  const read = fhirServiceRequestToSendReferral({
-    ...sr,
-    contained: [{ ...patient, id: 'patient' }],
-    subject: { reference: '#patient' },
-  })
+  const read = fhirServiceRequestToSendReferral(
+    { ...sr, contained: [{ ...patient, id: 'patient' }], subject: { reference: '#patient' } },
+    options,
+  )
   if (E.isRight(read)) return read
   return E.left(
     read.left.map((path) =>

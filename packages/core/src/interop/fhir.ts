@@ -236,6 +236,8 @@ export const referralToFhir = ({ state, events, access }: FhirReferralSource): F
       ...(state.category.subcategoryId === undefined
         ? []
         : [{ system: FHIR_SYSTEMS.category, code: state.category.subcategoryId }]),
+      // The SNOMED CT / LOINC codings the referral arrived with (FHIR import), as they came.
+      ...(events.find((e) => e.type === 'ReferralSent')?.data.codings ?? []),
     ],
   }
 

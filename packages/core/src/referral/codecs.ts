@@ -1,4 +1,5 @@
 import * as t from 'io-ts'
+import { CodingSystem } from '../catalog/codecs.js'
 import { CategoryRef, Urgency } from '../shared/domain-types.js'
 import {
   AttachmentId,
@@ -221,6 +222,23 @@ const RoutingDecisionId = boundedText('RoutingDecisionId', 128)
 const command = <T extends string, D extends t.Mixed>(type: T, data: D) =>
   t.readonly(strict({ type: t.literal(type), data }))
 
+/**
+ * A SNOMED CT or LOINC coding the referral arrived with (FHIR import), carried through unchanged
+ * and written back on export. The category it was mapped to is the referral's `category`.
+ */
+export const StandardCoding = t.readonly(
+  t.intersection([
+    strict({ system: CodingSystem, code: boundedText('Code', 32) }),
+    optional({ display: boundedText('Display', 200) }),
+  ]),
+)
+export type StandardCoding = t.TypeOf<typeof StandardCoding>
+const StandardCodings = t.refinement(
+  t.readonlyArray(StandardCoding),
+  (a) => a.length >= 1 && a.length <= 10,
+  'StandardCodings',
+)
+
 export const SendReferralData = t.readonly(
   t.intersection([
     strict({
@@ -234,7 +252,11 @@ export const SendReferralData = t.readonly(
       urgency: Urgency,
       target: ReferralTarget,
     }),
-    optional({ insuranceNetworkId: InsuranceNetworkId, attribution: ReferralAttribution }),
+    optional({
+      insuranceNetworkId: InsuranceNetworkId,
+      attribution: ReferralAttribution,
+      codings: StandardCodings,
+    }),
   ]),
 )
 export type SendReferralData = t.TypeOf<typeof SendReferralData>
@@ -357,7 +379,7 @@ export const ReferralSent = eventWithOptional(
     target: ReferralTarget,
     sentAt: Instant,
   },
-  { insuranceNetworkId: InsuranceNetworkId, attribution: ReferralAttribution },
+  { insuranceNetworkId: InsuranceNetworkId, attribution: ReferralAttribution, codings: StandardCodings },
 )
 
 export const ReferralDelivered = eventWithOptional(

@@ -79,6 +79,103 @@ describe('readNotificationSettings', () => {
     expect(problems.join('\n')).not.toContain('canarypass')
   })
 
+  it('configures an SMSC over SMPP (ssmpp in production, receipt timeout) and names bad settings without their values', () => {
+    expect(readNotificationSettings(dev, {}).smpp).toBeUndefined()
+    const s = readNotificationSettings(production, {
+      PUBLIC_BASE_URL: 'https://referrals.example',
+      SMPP_URL: 'ssmpp://smsc.example:3550',
+      SMPP_SYSTEM_ID: 'referrals',
+      SMPP_PASSWORD: 'pw-0123',
+      SMPP_SOURCE_ADDR: '+15145550100',
+      SMPP_RECEIPT_TIMEOUT: '10m',
+    })
+    expect(s.smpp).toEqual({
+      url: 'ssmpp://smsc.example:3550',
+      systemId: 'referrals',
+      password: 'pw-0123',
+      sourceAddr: '+15145550100',
+      receiptTimeoutMs: 600_000,
+    })
+    expect(s.smsGateway).toBeUndefined()
+    // Plain smpp:// is for development and localhost.
+    expect(
+      readNotificationSettings(dev, {
+        SMPP_URL: 'smpp://smsc.example',
+        SMPP_SYSTEM_ID: 'referrals',
+        SMPP_PASSWORD: 'pw',
+        SMPP_SOURCE_ADDR: 'Referrals',
+      }).smpp,
+    ).toEqual({ url: 'smpp://smsc.example', systemId: 'referrals', password: 'pw', sourceAddr: 'Referrals' })
+    const canary = 'canarypw9'
+    const problems = problemsOf(() =>
+      readNotificationSettings(production, {
+        PUBLIC_BASE_URL: 'https://referrals.example',
+        SMPP_URL: `smpp://user:${canary}@smsc.example`,
+        SMPP_SYSTEM_ID: 'a-system-id-longer-than-15',
+        SMPP_PASSWORD: canary,
+        SMPP_SOURCE_ADDR: 'a sender id far too long',
+        SMPP_RECEIPT_TIMEOUT: 'never',
+      }),
+    )
+    expect(problems.map((p) => p.split(' ')[0])).toEqual([
+      'SMPP_URL',
+      'SMPP_SYSTEM_ID',
+      'SMPP_PASSWORD',
+      'SMPP_SOURCE_ADDR',
+      'SMPP_RECEIPT_TIMEOUT',
+    ])
+    expect(problems.join('\n')).not.toContain(canary)
+    expect(problemsOf(() => readNotificationSettings(dev, { SMPP_URL: 'smpp://smsc.example' }))).toEqual([
+      'SMPP_SYSTEM_ID must be 1 to 15 printable ASCII characters when SMPP_URL is set',
+      'SMPP_PASSWORD must be 1 to 8 printable ASCII characters (SMPP 3.4) when SMPP_URL is set',
+      'SMPP_SOURCE_ADDR must be an E.164 number or an alphanumeric sender id of at most 11 characters',
+    ])
+    expect(
+      problemsOf(() =>
+        readNotificationSettings(dev, {
+          SMPP_URL: 'smpp://smsc.example',
+          SMPP_SYSTEM_ID: 'referrals',
+          SMPP_PASSWORD: 'pw',
+          SMPP_SOURCE_ADDR: 'Referrals',
+          SMS_GATEWAY_URL: 'https://sms.example/v1',
+          SMS_GATEWAY_FROM: 'Referrals',
+        }),
+      ),
+    ).toEqual(['SMPP_URL and SMS_GATEWAY_URL are mutually exclusive: set one'])
+  })
+
+  it('enables patient SMS only when asked, with an SMS channel, and parses the quiet hours', () => {
+    const smppEnv = {
+      SMPP_URL: 'smpp://127.0.0.1:2775',
+      SMPP_SYSTEM_ID: 'referrals',
+      SMPP_PASSWORD: 'pw',
+      SMPP_SOURCE_ADDR: 'Referrals',
+    }
+    expect(readNotificationSettings(dev, smppEnv).patientSms).toBeUndefined()
+    expect(readNotificationSettings(dev, { ...smppEnv, NOTIFY_PATIENT_SMS: 'true' }).patientSms).toEqual({
+      quietHours: undefined,
+    })
+    expect(
+      readNotificationSettings(dev, {
+        ...smppEnv,
+        NOTIFY_PATIENT_SMS: 'true',
+        NOTIFY_PATIENT_SMS_QUIET_HOURS: '21:00-08:00 America/Toronto',
+      }).patientSms,
+    ).toEqual({ quietHours: { start: '21:00', end: '08:00', timeZone: 'America/Toronto' } })
+    expect(problemsOf(() => readNotificationSettings(dev, { NOTIFY_PATIENT_SMS: 'true' }))).toEqual([
+      'NOTIFY_PATIENT_SMS needs an SMS channel: set SMPP_URL or SMS_GATEWAY_URL',
+    ])
+    expect(
+      problemsOf(() =>
+        readNotificationSettings(dev, {
+          ...smppEnv,
+          NOTIFY_PATIENT_SMS: 'yes',
+          NOTIFY_PATIENT_SMS_QUIET_HOURS: '25:00-08:00 Mars/Olympus',
+        }),
+      ).map((p) => p.split(' ')[0]),
+    ).toEqual(['NOTIFY_PATIENT_SMS', 'NOTIFY_PATIENT_SMS_QUIET_HOURS', 'NOTIFY_PATIENT_SMS_QUIET_HOURS'])
+  })
+
   it('lists every problem by variable name, never the values', () => {
     const secretish = 'short-canary-secret'
     const problems = problemsOf(() =>

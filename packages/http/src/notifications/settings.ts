@@ -1,6 +1,12 @@
 import { hkdfSync } from 'node:crypto'
 import { defaultIntakeReminderPolicy, type IntakeReminderPolicy } from '@referrals/core'
-import type { HttpSmsOptions, SmtpOptions } from '@referrals/notify'
+import {
+  type HttpSmsOptions,
+  isTimeZone,
+  type NotificationPreferences,
+  type SmppOptions,
+  type SmtpOptions,
+} from '@referrals/notify'
 import type { Config, Env } from '../config.js'
 import type { WebhookUrlPolicy } from './webhook-url.js'
 
@@ -18,6 +24,13 @@ export interface NotificationSettings {
   readonly smtp: SmtpOptions | undefined
   /** An HTTP SMS gateway (`SMS_GATEWAY_URL`, `SMS_GATEWAY_FROM`, `SMS_GATEWAY_TOKEN`): the `sms` channel. */
   readonly smsGateway: HttpSmsOptions | undefined
+  /** An SMSC over SMPP 3.4 (`SMPP_URL`, `SMPP_SYSTEM_ID`, `SMPP_PASSWORD`, `SMPP_SOURCE_ADDR`): the `sms` channel. */
+  readonly smpp: SmppOptions | undefined
+  /**
+   * Patient SMS (`NOTIFY_PATIENT_SMS=true`, needs an `sms` channel): consenting patients' texts,
+   * held until the end of `NOTIFY_PATIENT_SMS_QUIET_HOURS` when set.
+   */
+  readonly patientSms: { readonly quietHours: NotificationPreferences['quietHours'] } | undefined
   readonly webhookPolicy: WebhookUrlPolicy
   readonly schedulerIntervalMs: number
   readonly deliveryIntervalMs: number
@@ -53,6 +66,9 @@ const durationMs = (s: string): number | undefined => {
 
 const isLocalHost = (hostname: string) =>
   hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]'
+
+/** An SMS sender: an E.164 number or an alphanumeric sender id of at most 11 characters. */
+const SMS_SENDER = /^(\+[1-9]\d{6,14}|[A-Za-z0-9 ]{1,11})$/
 
 const SMTP_FROM = /^[^\r\n<>]{0,200}<[^\s@<>]{1,64}@[^\s@<>]{1,255}>$|^[^\s@<>]{1,64}@[^\s@<>]{1,255}$/
 
@@ -96,10 +112,12 @@ const parseSmtpUrl = (
 
 /**
  * Reads `PUBLIC_BASE_URL`, `DECISION_LINK_SECRET`, `NOTIFY_WEBHOOK_SECRET`, `SMTP_URL`,
- * `SMTP_FROM`, `SMS_GATEWAY_URL`, `SMS_GATEWAY_FROM`, `SMS_GATEWAY_TOKEN`,
- * `NOTIFY_ALLOW_PRIVATE_WEBHOOKS`, `NOTIFY_SCHEDULER_INTERVAL`, `NOTIFY_DELIVERY_INTERVAL` and the
- * intake reminder settings `INTAKE_REMINDER_DELAY`, `INTAKE_REMINDER_INTERVAL`,
- * `INTAKE_REMINDER_MAX_COUNT`, `INTAKE_REMINDER_SCHEDULING_URL`; throws `NotificationConfigError` listing every problem.
+ * `SMTP_FROM`, `SMS_GATEWAY_URL`, `SMS_GATEWAY_FROM`, `SMS_GATEWAY_TOKEN`, `SMPP_URL`,
+ * `SMPP_SYSTEM_ID`, `SMPP_PASSWORD`, `SMPP_SOURCE_ADDR`, `SMPP_RECEIPT_TIMEOUT`, `NOTIFY_PATIENT_SMS`,
+ * `NOTIFY_PATIENT_SMS_QUIET_HOURS`, `NOTIFY_ALLOW_PRIVATE_WEBHOOKS`, `NOTIFY_SCHEDULER_INTERVAL`,
+ * `NOTIFY_DELIVERY_INTERVAL` and the intake reminder settings `INTAKE_REMINDER_DELAY`,
+ * `INTAKE_REMINDER_INTERVAL`, `INTAKE_REMINDER_MAX_COUNT`, `INTAKE_REMINDER_SCHEDULING_URL`; throws
+ * `NotificationConfigError` listing every problem.
  */
 export const readNotificationSettings = (config: Config, env: Env = process.env): NotificationSettings => {
   const problems: string[] = []
@@ -184,7 +202,7 @@ export const readNotificationSettings = (config: Config, env: Env = process.env)
         'SMS_GATEWAY_URL must be an https URL without credentials (http allowed outside production)',
       )
     const from = get('SMS_GATEWAY_FROM')
-    if (from === undefined || !/^(\+[1-9]\d{6,14}|[A-Za-z0-9 ]{1,11})$/.test(from))
+    if (from === undefined || !SMS_SENDER.test(from))
       problems.push(
         'SMS_GATEWAY_FROM must be an E.164 number or an alphanumeric sender id of at most 11 characters',
       )
@@ -197,6 +215,75 @@ export const readNotificationSettings = (config: Config, env: Env = process.env)
         from,
         ...(token === undefined ? {} : { auth: { kind: 'bearer' as const, token } }),
       }
+  }
+
+  let smpp: SmppOptions | undefined
+  const smppUrl = get('SMPP_URL')
+  if (smppUrl !== undefined) {
+    if (smsUrl !== undefined) problems.push('SMPP_URL and SMS_GATEWAY_URL are mutually exclusive: set one')
+    let url: URL | undefined
+    try {
+      url = new URL(smppUrl)
+    } catch {
+      url = undefined
+    }
+    const ok =
+      url !== undefined &&
+      url.hostname !== '' &&
+      url.username === '' &&
+      url.password === '' &&
+      url.pathname.length <= 1 &&
+      url.search === '' &&
+      (url.protocol === 'ssmpp:' || (url.protocol === 'smpp:' && (!production || isLocalHost(url.hostname))))
+    if (!ok)
+      problems.push(
+        'SMPP_URL must be ssmpp://host[:port] or smpp://host[:port] without credentials (smpp:// only outside production or to localhost)',
+      )
+    const systemId = get('SMPP_SYSTEM_ID')
+    if (systemId === undefined || !/^[\x21-\x7e]{1,15}$/.test(systemId))
+      problems.push('SMPP_SYSTEM_ID must be 1 to 15 printable ASCII characters when SMPP_URL is set')
+    const password = get('SMPP_PASSWORD')
+    if (password === undefined || !/^[\x20-\x7e]{1,8}$/.test(password))
+      problems.push('SMPP_PASSWORD must be 1 to 8 printable ASCII characters (SMPP 3.4) when SMPP_URL is set')
+    const sourceAddr = get('SMPP_SOURCE_ADDR')
+    if (sourceAddr === undefined || !SMS_SENDER.test(sourceAddr))
+      problems.push(
+        'SMPP_SOURCE_ADDR must be an E.164 number or an alphanumeric sender id of at most 11 characters',
+      )
+    const receiptTimeout = get('SMPP_RECEIPT_TIMEOUT')
+    const receiptTimeoutMs = receiptTimeout === undefined ? undefined : durationMs(receiptTimeout)
+    if (receiptTimeout !== undefined && receiptTimeoutMs === undefined)
+      problems.push('SMPP_RECEIPT_TIMEOUT must be a duration such as 30s, 10m or 1h')
+    if (ok && systemId !== undefined && password !== undefined && sourceAddr !== undefined)
+      smpp = {
+        url: smppUrl,
+        systemId,
+        password,
+        sourceAddr,
+        ...(receiptTimeoutMs === undefined ? {} : { receiptTimeoutMs }),
+      }
+  }
+
+  let patientSms: NotificationSettings['patientSms']
+  const patientSmsFlag = get('NOTIFY_PATIENT_SMS') ?? 'false'
+  const quiet = get('NOTIFY_PATIENT_SMS_QUIET_HOURS')
+  if (patientSmsFlag !== 'true' && patientSmsFlag !== 'false')
+    problems.push('NOTIFY_PATIENT_SMS must be true or false')
+  let quietHours: NotificationPreferences['quietHours']
+  if (quiet !== undefined) {
+    const m = /^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)\s+(\S+)$/.exec(quiet)
+    if (m === null || !isTimeZone(m[5] ?? ''))
+      problems.push(
+        'NOTIFY_PATIENT_SMS_QUIET_HOURS must be HH:MM-HH:MM and an IANA time zone, e.g. 21:00-08:00 America/Toronto',
+      )
+    else quietHours = { start: `${m[1]}:${m[2]}`, end: `${m[3]}:${m[4]}`, timeZone: m[5] ?? '' }
+    if (patientSmsFlag !== 'true')
+      problems.push('NOTIFY_PATIENT_SMS_QUIET_HOURS has no effect unless NOTIFY_PATIENT_SMS is true')
+  }
+  if (patientSmsFlag === 'true') {
+    if (smsUrl === undefined && smppUrl === undefined)
+      problems.push('NOTIFY_PATIENT_SMS needs an SMS channel: set SMPP_URL or SMS_GATEWAY_URL')
+    patientSms = { quietHours }
   }
 
   const allow = get('NOTIFY_ALLOW_PRIVATE_WEBHOOKS') ?? 'false'
@@ -248,6 +335,8 @@ export const readNotificationSettings = (config: Config, env: Env = process.env)
     webhookSecret,
     smtp,
     smsGateway,
+    smpp,
+    patientSms,
     webhookPolicy: { httpsOnly: production, allowPrivate: allow === 'true' },
     schedulerIntervalMs,
     deliveryIntervalMs,

@@ -27,6 +27,7 @@ import {
   type RetryPolicy,
   runScheduler,
   slackChannel,
+  smppChannel,
   smtpChannel,
   webhookChannel,
 } from '@referrals/notify'
@@ -81,7 +82,7 @@ export interface StartNotificationsOptions {
 }
 
 export interface Notifications {
-  /** Stops the loops and the projector (running ticks finish first) and closes the SMTP transport. */
+  /** Stops the loops and the projector (running ticks finish first), closes the SMTP transport and the SMPP session. */
   readonly stop: () => Promise<void>
   /** The notification routes on the same stores: pass to `buildApp({ registerRoutes })`. */
   readonly registerRoutes: (app: FastifyInstance) => Promise<void>
@@ -97,8 +98,9 @@ export interface Notifications {
  * Starts notifications on a runtime: the deadline scheduler loop (reminders and expiries), the
  * outbox projector (a checkpointed subscription turning committed events into deliveries) and the
  * delivery loop over the webhook and Slack channels (always; both behind the webhook address
- * policy), email (when `SMTP_URL` is set) and SMS through an HTTP gateway (when `SMS_GATEWAY_URL`
- * is set: practices' and users' `channels.sms`; patient SMS is not enabled by the service yet). With a
+ * policy), email (when `SMTP_URL` is set) and SMS through an SMSC over SMPP (when `SMPP_URL` is set)
+ * or an HTTP gateway (when `SMS_GATEWAY_URL` is set): practices' and users' `channels.sms`, and
+ * consenting patients' phones outside quiet hours when `NOTIFY_PATIENT_SMS` is true. With a
  * PostgreSQL pool the outbox, preferences and used links are tables in schema `notify`, shared by
  * every process; otherwise they are in memory. Settings are read from the environment (see
  * `readNotificationSettings`); a bad setting throws `NotificationConfigError` before anything starts.
@@ -136,6 +138,7 @@ export const startNotifications = async (
     clock,
     ...(settings.webhookSecret === undefined ? {} : { webhookSecret: settings.webhookSecret }),
     decisionLinks: { links, baseUrl },
+    ...(settings.patientSms === undefined ? {} : { patientSms: settings.patientSms }),
     onError: (error) => {
       report('projector')(error)
       // The subscription stopped before the failed event; try again later from there.
@@ -166,6 +169,12 @@ export const startNotifications = async (
   if (smtp !== undefined) channels.set('email', smtp)
   if (settings.smsGateway !== undefined)
     channels.set('sms', httpSmsChannel(settings.smsGateway) as Channel<never>)
+  const smpp = settings.smpp === undefined ? undefined : smppChannel(settings.smpp)
+  if (smpp !== undefined) channels.set('sms', smpp as Channel<never>)
+  // Delivery receipts are kept in the outbox; the delivery loop settles the awaiting messages.
+  smpp?.onReceipt((receipt) => {
+    outbox.recordReceipt('sms', receipt.messageId, receipt.stat, nowMs()).catch(report('receipts'))
+  })
 
   // Referral programs: conversions follow referrals of intakes; reminders go through this outbox.
   let intakeRestartTimer: NodeJS.Timeout | undefined
@@ -260,6 +269,7 @@ export const startNotifications = async (
       await projector.stop()
       await intakes.stop()
       smtp?.close()
+      await smpp?.close()
     },
     registerRoutes: registerNotificationRoutes({
       engine: runtime.engine,

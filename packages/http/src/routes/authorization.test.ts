@@ -384,6 +384,21 @@ const MATRIX: Readonly<Record<string, Row>> = {
     expect: catalogAdmin(),
   },
 
+  'POST /specialties/{specialtyId}/codings/map': {
+    prepare: async () => ({
+      url: '/specialties/ortho/codings/map',
+      body: { system: 'http://snomed.info/sct', code: '72696002', categoryId: 'knee' },
+    }),
+    expect: catalogAdmin(),
+  },
+  'POST /specialties/{specialtyId}/codings/unmap': {
+    prepare: async () => ({
+      url: '/specialties/ortho/codings/unmap',
+      body: { system: 'http://loinc.org', code: '11488-4' },
+    }),
+    expect: catalogAdmin(),
+  },
+
   'GET /audit.csv': {
     prepare: async () => ({ url: '/audit.csv?from=2026-04-01T00:00:00.000Z&to=2026-04-02T00:00:00.000Z' }),
     expect: only({ auditor: 200 }, 403),

@@ -4,10 +4,12 @@ import {
   CatalogCommandPayload,
   DefineSpecialtyPayload,
   type Engine,
+  MapCodingPayload,
   ProposeCategoryPayload,
   RenameCategoryPayload,
   RetireCategoryPayload,
   type SpecialtyId,
+  UnmapCodingPayload,
 } from '@referrals/core'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import * as E from 'fp-ts/lib/Either.js'
@@ -89,6 +91,18 @@ export const catalogRoutes: FastifyPluginAsync<{ readonly engine: Engine }> = as
       'RetireCategory',
       requestBody(RetireCategoryPayload, 'RetireCategory'),
       'Retire a category (admin); history is kept',
+    ],
+    [
+      'codings/map',
+      'MapCoding',
+      requestBody(MapCodingPayload, 'MapCoding'),
+      'Map a SNOMED CT or LOINC code to a category (admin); FHIR import reads codings with this table',
+    ],
+    [
+      'codings/unmap',
+      'UnmapCoding',
+      requestBody(UnmapCodingPayload, 'UnmapCoding'),
+      'Remove a code from the coding map (admin)',
     ],
   ]
   for (const [path, type, body, summary] of catalogActions) {

@@ -344,6 +344,77 @@ describe('FHIR R4 routes', () => {
     })
   })
 
+  it('POST /fhir/ServiceRequest reads SNOMED CT codings through the catalog coding map; an unmapped coding is a 422 naming it and stores nothing', async () => {
+    await t.ok('admin', 'POST', '/specialties/ortho/codings/map', {
+      system: 'http://snomed.info/sct',
+      code: '72696002', // Knee region structure
+      categoryId: 'knee',
+    })
+    const exported = (await t.ok('gp', 'GET', '/fhir/ServiceRequest/fh-1')).json()
+    const patient = (await t.ok('gp', 'GET', '/referrals/fh-1/fhir'))
+      .json()
+      .entry.map((e: { resource: { resourceType: string } }) => e.resource)
+      .find((r: { resourceType: string }) => r.resourceType === 'Patient')
+    const coded = (referralId: string, code: string) => ({
+      ...exported,
+      identifier: [{ system: 'urn:referrals:referral-id', value: referralId }],
+      // Only a standard coding: no urn:referrals:specialty / category.
+      code: { coding: [{ system: 'http://snomed.info/sct', code, display: 'Knee' }] },
+      contained: [{ ...patient, id: 'p' }],
+      subject: { reference: '#p' },
+    })
+    const headers = { 'content-type': 'application/fhir+json' }
+    const before = t.domainEvents().length
+    const unknown = await t.call(
+      'gp',
+      'POST',
+      '/fhir/ServiceRequest',
+      JSON.stringify(coded('fh-sct-bad', '239873007')),
+      headers,
+    )
+    expect(unknown.statusCode).toBe(422)
+    expect(unknown.json().issue.map((i: { expression: string[] }) => i.expression)).toEqual([
+      ['ServiceRequest.code.coding[0]'],
+    ])
+    expect(unknown.body).not.toContain('239873007')
+    expect(t.domainEvents().length).toBe(before)
+    const created = await t.call(
+      'gp',
+      'POST',
+      '/fhir/ServiceRequest',
+      JSON.stringify(coded('fh-sct', '72696002')),
+      headers,
+    )
+    expect(created.statusCode).toBe(201)
+    expect((await t.ok('gp', 'GET', '/referrals/fh-sct')).json().referral).toMatchObject({
+      specialtyId: 'ortho',
+      category: { categoryId: 'knee' },
+    })
+    // The SNOMED CT coding is carried on the referral and exported again, after the engine's codings.
+    const out = (await t.ok('gp', 'GET', '/fhir/ServiceRequest/fh-sct')).json()
+    expect(out.code.coding).toEqual([
+      { system: 'urn:referrals:specialty', code: 'ortho' },
+      { system: 'urn:referrals:category', code: 'knee' },
+      { system: 'http://snomed.info/sct', code: '72696002', display: 'Knee' },
+    ])
+    expect(validator.validate(out)).toEqual([])
+    // Export → import → export keeps it (the map still agrees with the engine's codings).
+    const reimported = await t.call(
+      'gp',
+      'POST',
+      '/fhir/ServiceRequest',
+      JSON.stringify({
+        ...out,
+        identifier: [{ system: 'urn:referrals:referral-id', value: 'fh-sct-2' }],
+        contained: [{ ...patient, id: 'p' }],
+        subject: { reference: '#p' },
+      }),
+      headers,
+    )
+    expect(reimported.statusCode).toBe(201)
+    expect((await t.ok('gp', 'GET', '/fhir/ServiceRequest/fh-sct-2')).json().code).toEqual(out.code)
+  })
+
   it('GET /fhir/metadata: R4 4.0.1, exactly read of ServiceRequest and Task and create of ServiceRequest', async () => {
     const res = await t.ok('stranger', 'GET', '/fhir/metadata')
     expect(res.headers['content-type']).toMatch(/^application\/fhir\+json/)

@@ -1,5 +1,6 @@
 import {
   type Actor,
+  catalogCodingResolver,
   type Engine,
   type FhirReferralExport,
   fhirCapabilityStatement,
@@ -127,7 +128,9 @@ export const fhirRoutes: FastifyPluginAsync<FhirRouteDeps> = async (app, { engin
     response: FhirResource,
     handler: async ({ body }, request, reply) => {
       const actor = requireActor(request)
-      const imported = fhirReferralImport(body)
+      // SNOMED CT / LOINC codings are read through the catalogs' coding maps.
+      const catalogs = must(await engine.catalog.all())
+      const imported = fhirReferralImport(body, { codings: catalogCodingResolver(catalogs) })
       if (E.isLeft(imported)) return outcome(reply, imported.left) as never
       const data = imported.right
       const sent = must(

@@ -328,6 +328,18 @@ const ROWS: Readonly<Record<string, FuzzRow>> = {
     params: S,
     body: { categoryId: 'knee' },
   },
+  'POST /specialties/{specialtyId}/codings/map': {
+    who: 'admin',
+    path: '/specialties/{specialtyId}/codings/map',
+    params: S,
+    body: { system: 'http://snomed.info/sct', code: '72696002', categoryId: 'hip' },
+  },
+  'POST /specialties/{specialtyId}/codings/unmap': {
+    who: 'admin',
+    path: '/specialties/{specialtyId}/codings/unmap',
+    params: S,
+    body: { system: 'http://snomed.info/sct', code: '72696002' },
+  },
   'GET /audit.csv': {
     who: 'auditor',
     path: '/audit.csv',

@@ -444,6 +444,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/specialties/{specialtyId}/codings/map": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Map a SNOMED CT or LOINC code to a category (admin); FHIR import reads codings with this table
+         * @description Map a SNOMED CT or LOINC code to a category (admin); FHIR import reads codings with this table: the `MapCoding` command. Answers the specialty as it is afterwards.
+         *
+         *     Needs a bearer token. Send Idempotency-Key to retry safely. Send If-Match with the ETag you read to get 412 instead of acting on a changed resource.
+         */
+        post: operations["mapCoding"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/specialties/{specialtyId}/codings/unmap": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Remove a code from the coding map (admin)
+         * @description Remove a code from the coding map (admin): the `UnmapCoding` command. Answers the specialty as it is afterwards.
+         *
+         *     Needs a bearer token. Send Idempotency-Key to retry safely. Send If-Match with the ETag you read to get 412 instead of acting on a changed resource.
+         */
+        post: operations["unmapCoding"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/referrals": {
         parameters: {
             query?: never;
@@ -1854,6 +1898,12 @@ export interface components {
             /** @description ReferrerId */
             referringPersonId?: string;
         };
+        MapCodingRequest: {
+            /** @enum {string} */
+            system: "http://snomed.info/sct" | "http://loinc.org";
+            code: string;
+            categoryId: string;
+        };
         Me: {
             userId: string;
             platformRoles: string[];
@@ -2172,6 +2222,15 @@ export interface components {
             };
             insuranceNetworkId?: string;
             attribution?: components["schemas"]["FunnelAttribution"];
+            /** @description StandardCodings */
+            codings?: {
+                /** @enum {string} */
+                system: "http://snomed.info/sct" | "http://loinc.org";
+                /** @description Code */
+                code: string;
+                /** @description Display */
+                display?: string;
+            }[];
         };
         SetIntakeGuidanceRequest: {
             guidance: components["schemas"]["IntakeGuidance"];
@@ -2195,7 +2254,18 @@ export interface components {
                 /** @enum {string} */
                 status: "proposed" | "approved" | "retired";
             }[];
+            codings: {
+                /** @enum {string} */
+                system: "http://snomed.info/sct" | "http://loinc.org";
+                code: string;
+                categoryId: string;
+            }[];
             version: number;
+        };
+        UnmapCodingRequest: {
+            /** @enum {string} */
+            system: "http://snomed.info/sct" | "http://loinc.org";
+            code: string;
         };
         VerifyPracticeRequest: Record<string, never>;
     };
@@ -3695,6 +3765,168 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["RetireCategoryRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Weak entity tag of the version; send it as If-Match */
+                    ETag?: string;
+                    /** @description Present when the response is the stored answer to an earlier request with this Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Specialty"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    mapCoding: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request answers the first response again (with Idempotent-Replayed: true); with another request 422. Keys are per user and kept 24 h. */
+                "Idempotency-Key"?: string;
+                /** @description The ETag you read (or a list of them): the change is refused with 412 if the resource changed since. */
+                "If-Match"?: string;
+            };
+            path: {
+                specialtyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MapCodingRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Weak entity tag of the version; send it as If-Match */
+                    ETag?: string;
+                    /** @description Present when the response is the stored answer to an earlier request with this Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Specialty"];
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    unmapCoding: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request answers the first response again (with Idempotent-Replayed: true); with another request 422. Keys are per user and kept 24 h. */
+                "Idempotency-Key"?: string;
+                /** @description The ETag you read (or a list of them): the change is refused with 412 if the resource changed since. */
+                "If-Match"?: string;
+            };
+            path: {
+                specialtyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UnmapCodingRequest"];
             };
         };
         responses: {

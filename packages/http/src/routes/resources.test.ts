@@ -295,6 +295,37 @@ describe('resource routes (API tests on the in-memory engine)', () => {
     })
   })
 
+  it('keeps the coding map: admins map and unmap SNOMED CT / LOINC codes, the specialty lists them, bad codes change nothing', async () => {
+    const { call, ok } = await setup()
+    const mapped = await ok('admin', 'POST', '/specialties/ortho/codings/map', {
+      system: 'http://snomed.info/sct',
+      code: '72696002',
+      categoryId: 'knee',
+    })
+    expect(mapped.json().codings).toEqual([
+      { system: 'http://snomed.info/sct', code: '72696002', categoryId: 'knee' },
+    ])
+    const before = (await ok('admin', 'GET', '/specialties/ortho')).json()
+    for (const [who, body, status] of [
+      ['spec', { system: 'http://loinc.org', code: '11488-4', categoryId: 'knee' }, 403],
+      ['admin', { system: 'http://loinc.org', code: '72696002', categoryId: 'knee' }, 422],
+      ['admin', { system: 'http://snomed.info/sct', code: '239873007', categoryId: 'nope' }, 422],
+      ['admin', { system: 'urn:other', code: '1', categoryId: 'knee' }, 400],
+    ] as const) {
+      const res = await call(who, 'POST', '/specialties/ortho/codings/map', body)
+      expect([res.statusCode, res.headers['content-type']]).toEqual([
+        status,
+        'application/problem+json; charset=utf-8',
+      ])
+    }
+    expect((await ok('admin', 'GET', '/specialties/ortho')).json()).toEqual(before)
+    const unmapped = await ok('admin', 'POST', '/specialties/ortho/codings/unmap', {
+      system: 'http://snomed.info/sct',
+      code: '72696002',
+    })
+    expect(unmapped.json().codings).toEqual([])
+  })
+
   it('honours If-Match on catalog changes (412 when stale)', async () => {
     const { call, ok } = await setup()
     const etag = String((await ok('admin', 'GET', '/specialties/ortho')).headers.etag)

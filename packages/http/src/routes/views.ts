@@ -1,9 +1,11 @@
 import {
   type CatalogState,
   CategoryRef,
+  CodingSystem,
   Instant,
   type Loaded,
   listCategories,
+  listCodings,
   PatientId,
   PracticeId,
   PracticeRole,
@@ -70,6 +72,8 @@ export const CatalogView = nameSchema(
         status: t.keyof({ proposed: null, approved: null, retired: null }),
       }),
     ),
+    /** The coding map: SNOMED CT / LOINC codes and the category each means. */
+    codings: t.array(t.type({ system: CodingSystem, code: t.string, categoryId: t.string })),
     version: t.number,
   }),
   'Specialty',
@@ -85,6 +89,7 @@ export const catalogView = (state: CatalogState & { exists: true }, version: num
     parentId: c.parentId,
     status: c.status,
   })),
+  codings: listCodings(state).map((c) => ({ system: c.system, code: c.code, categoryId: c.categoryId })),
   version,
 })
 
