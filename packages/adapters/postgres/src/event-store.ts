@@ -114,14 +114,14 @@ const isCategoryPrefix = (prefix: string): boolean => /^[^-]+-$/.test(prefix)
  * The events of streams in `count` categories (parameters $3…: the prefixes, each `<category>-`)
  * after $1 and below the horizon, in global order, at most $2: one ordered range of the
  * `events_category_position` index per category, merged (`MERGE APPEND`), so the events of other
- * categories are never read. `^@` keeps the prefix exact (a stream id without '-' has its whole id
- * as category).
+ * categories are never read. Every stream id has a '-' after its category (`StreamId`), so the
+ * category equality alone selects exactly the streams with that prefix.
  */
 const categoryPrefixSql = (s: string, count: number): string =>
   `SELECT * FROM (${Array.from(
     { length: count },
     (_, i) => `(SELECT ${COLUMNS} FROM ${s}.events
-         WHERE split_part(stream_id, '-', 1) = left($${i + 3}::text, -1) AND stream_id ^@ $${i + 3}::text
+         WHERE split_part(stream_id, '-', 1) = left($${i + 3}::text, -1)
            AND global_position > $1 AND global_position < h.horizon
          ORDER BY global_position LIMIT $2)`,
   ).join(' UNION ALL ')}) u ORDER BY global_position LIMIT $2`
