@@ -1,5 +1,6 @@
 import {
   type Clock,
+  createExistingPatientLookup,
   createIntakeConversions,
   createIntakeReminderScheduler,
   type Engine,
@@ -85,11 +86,14 @@ export interface IntakeProcesses {
  * delivery, exactly-once effects), and the intake reminders queued in the notification outbox.
  */
 export const createIntakeProcesses = (options: IntakeProcessesOptions): IntakeProcesses => {
+  // Incentive rules with `referrer_existing_patient` ask the referral streams (ids only, no PHI).
+  const existingPatients = createExistingPatientLookup({ store: options.store })
   const conversions = createIntakeConversions({
     store: options.store,
     ids: options.engine.ids,
     clock: options.clock,
     ...(options.cipher === undefined ? {} : { cipher: options.cipher }),
+    referrerIsExistingPatient: existingPatients.isExistingPatient,
   })
   const directory = options.engine.directory
   const template = options.settings.schedulingUrl
