@@ -63,6 +63,10 @@ describe('parseConfig', () => {
       RATE_LIMIT_MAX: '10',
       RATE_LIMIT_WINDOW: '30s',
       REPORT_SUPPRESSION_THRESHOLD: '11',
+      PUBLIC_INTAKE_SUBMITS_PER_ADDRESS: '3',
+      PUBLIC_INTAKE_SUBMIT_WINDOW: '1h',
+      PUBLIC_INTAKE_REQUESTS_PER_LINK: '40',
+      PUBLIC_INTAKE_LINK_WINDOW: '30s',
       LOG_LEVEL: 'warn',
     })
     expect(parsed.ok).toBe(true)
@@ -88,6 +92,33 @@ describe('parseConfig', () => {
     expect(c.rateLimit).toEqual({ max: 10, windowMs: 30_000 })
     expect(c.logLevel).toBe('warn')
     expect(c.reportSuppressionThreshold).toBe(11)
+    expect(c.publicIntakeLimits).toEqual({
+      submitsPerAddress: { max: 3, windowMs: 3_600_000 },
+      requestsPerLink: { max: 40, windowMs: 30_000 },
+    })
+  })
+
+  it('defaults the public intake budgets, and names each bad one without its value', () => {
+    const defaults = parseConfig({})
+    expect(defaults.ok && defaults.config.publicIntakeLimits).toEqual({
+      submitsPerAddress: { max: 10, windowMs: 600_000 },
+      requestsPerLink: { max: 120, windowMs: 60_000 },
+    })
+    const parsed = parseConfig({
+      PUBLIC_INTAKE_SUBMITS_PER_ADDRESS: '0',
+      PUBLIC_INTAKE_SUBMIT_WINDOW: 'forever-7731',
+      PUBLIC_INTAKE_REQUESTS_PER_LINK: '-5',
+      PUBLIC_INTAKE_LINK_WINDOW: '2 days',
+    })
+    expect(parsed.ok).toBe(false)
+    if (parsed.ok) return
+    expect(parsed.problems).toEqual([
+      'PUBLIC_INTAKE_SUBMITS_PER_ADDRESS must be a positive integer',
+      'PUBLIC_INTAKE_SUBMIT_WINDOW must be a duration such as 60000, 30s, 1m or 1h',
+      'PUBLIC_INTAKE_REQUESTS_PER_LINK must be a positive integer',
+      'PUBLIC_INTAKE_LINK_WINDOW must be a duration such as 60000, 30s, 1m or 1h',
+    ])
+    expect(parsed.problems.join('\n')).not.toContain('forever-7731')
   })
 
   it('lists one clear problem per bad variable, without the values', () => {

@@ -130,6 +130,10 @@ const EnvCodec = t.partial({
   RATE_LIMIT_MAX: PositiveInt,
   RATE_LIMIT_WINDOW: Duration,
   REPORT_SUPPRESSION_THRESHOLD: PositiveInt,
+  PUBLIC_INTAKE_SUBMITS_PER_ADDRESS: PositiveInt,
+  PUBLIC_INTAKE_SUBMIT_WINDOW: Duration,
+  PUBLIC_INTAKE_REQUESTS_PER_LINK: PositiveInt,
+  PUBLIC_INTAKE_LINK_WINDOW: Duration,
   LOG_LEVEL: LogLevel,
   NODE_ENV: t.string,
 })
@@ -164,6 +168,14 @@ export interface Config {
   readonly rateLimit: { readonly max: number; readonly windowMs: number }
   /** Report cells from fewer referrals are suppressed ("< n") for callers outside the receiving practice. */
   readonly reportSuppressionThreshold: number
+  /**
+   * Budgets of the public intake pages (`/r/:code`): submissions per client address (IPv6: per
+   * /64) and page views plus submissions per link, each over its window.
+   */
+  readonly publicIntakeLimits: {
+    readonly submitsPerAddress: { readonly max: number; readonly windowMs: number }
+    readonly requestsPerLink: { readonly max: number; readonly windowMs: number }
+  }
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 }
 
@@ -180,6 +192,10 @@ export const DEFAULTS = {
   rateLimitWindowMs: 60_000,
   clockToleranceSeconds: 5,
   reportSuppressionThreshold: DEFAULT_SUPPRESSION_THRESHOLD,
+  publicIntakeSubmitsPerAddress: 10,
+  publicIntakeSubmitWindowMs: 10 * 60_000,
+  publicIntakeRequestsPerLink: 120,
+  publicIntakeLinkWindowMs: 60_000,
 } as const
 
 export class ConfigError extends Error {
@@ -269,6 +285,16 @@ export const parseConfig = (env: Env): { ok: true; config: Config } | { ok: fals
         windowMs: e.RATE_LIMIT_WINDOW ?? DEFAULTS.rateLimitWindowMs,
       },
       reportSuppressionThreshold: e.REPORT_SUPPRESSION_THRESHOLD ?? DEFAULTS.reportSuppressionThreshold,
+      publicIntakeLimits: {
+        submitsPerAddress: {
+          max: e.PUBLIC_INTAKE_SUBMITS_PER_ADDRESS ?? DEFAULTS.publicIntakeSubmitsPerAddress,
+          windowMs: e.PUBLIC_INTAKE_SUBMIT_WINDOW ?? DEFAULTS.publicIntakeSubmitWindowMs,
+        },
+        requestsPerLink: {
+          max: e.PUBLIC_INTAKE_REQUESTS_PER_LINK ?? DEFAULTS.publicIntakeRequestsPerLink,
+          windowMs: e.PUBLIC_INTAKE_LINK_WINDOW ?? DEFAULTS.publicIntakeLinkWindowMs,
+        },
+      },
       logLevel: e.LOG_LEVEL ?? 'info',
     },
   }

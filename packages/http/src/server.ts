@@ -231,6 +231,7 @@ export const buildServer = (
         attachmentLimits: runtime.config,
         reportSuppressionThreshold: runtime.config.reportSuppressionThreshold,
         publicIntake: runtime.publicIntake,
+        publicIntakeLimits: runtime.config.publicIntakeLimits,
       })(app)
       await notifications?.registerRoutes(app)
     },

@@ -20,6 +20,7 @@ import {
   type CorrelationId,
   type IncentiveRuleId,
   type IntakeId,
+  type PracticeId,
   ReferralId,
   type StreamId,
   unsafeId,
@@ -122,10 +123,11 @@ export interface IntakeConversionDeps {
   /** The intake aggregate's cipher (the same as the engine's); needed to read sealed intakes. */
   readonly cipher?: PhiCipher
   /**
-   * Is this referrer an existing patient of the practice (eligibility `referrer_existing_patient`)?
-   * Default: no, so such rules refuse with `referrer_not_existing_patient` until a lookup is wired.
+   * Is this referrer an existing patient of the program's practice (eligibility
+   * `referrer_existing_patient`)? The service wires `createExistingPatientLookup`. Default: no, so
+   * such rules refuse with `referrer_not_existing_patient` when nothing is wired.
    */
-  readonly referrerIsExistingPatient?: (referrer: ReferrerRef) => Promise<boolean>
+  readonly referrerIsExistingPatient?: (referrer: ReferrerRef, practiceId: PracticeId) => Promise<boolean>
   /** Attempts per command on concurrent writes to one stream (default 200: 50 racing conversions fit). */
   readonly maxAttempts?: number
 }
@@ -223,7 +225,7 @@ export const createIntakeConversions = (deps: IntakeConversionDeps): IntakeConve
     const referrer = incentiveConversion(intakeState, false)?.referrer ?? null
     const conversion = incentiveConversion(
       intakeState,
-      referrer === null ? false : await existingPatient(referrer),
+      referrer === null ? false : await existingPatient(referrer, first.right.state.practiceId),
     )
     const outcomes: IncentiveOutcome[] = []
     for (const rule of first.right.state.incentiveRules) {

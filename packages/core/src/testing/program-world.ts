@@ -171,6 +171,9 @@ export const programWorld = (deps: {
         )
       return r
     },
+    /** Records a later stage of an intake (scheduled, completed, no-show) as the conversion process would. */
+    recordIntake: (intakeId: IntakeId, command: Omit<IntakeCommand, 'meta'>) =>
+      runIntake(intakeId, command, system),
     recordReferralSent: (intakeId: IntakeId, referralId: ReferralId) =>
       runIntake(intakeId, { type: 'RecordIntakeReferralSent', data: { referralId } }, system),
     loadIntake: async (intakeId: IntakeId) => {

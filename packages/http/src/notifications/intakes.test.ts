@@ -39,16 +39,43 @@ describe('intake reminder outbox entries', () => {
     expect(JSON.stringify(entries[0]?.notification)).not.toContain('canary@example.org')
   })
 
-  it('a consented SMS target gets nothing while the service runs no patient SMS channel, one entry when it does', () => {
-    const entries = intakeReminderEntries(
-      reminder([{ channel: 'sms', address: '+15550100' }]),
-      new Set(['email']),
+  it('a consented SMS target gets nothing while the service texts no patients, one entry when it does', () => {
+    const target = reminder([{ channel: 'sms', address: '+1 (514) 555-0100' }])
+    const sms = { settings: { quietHours: undefined }, nowMs: Date.parse('2026-03-02T15:00:00Z') }
+    expect(intakeReminderEntries(target, new Set(['email']), sms)).toEqual([])
+    expect(intakeReminderEntries(target, new Set(['email', 'sms']))).toEqual([])
+    const entries = intakeReminderEntries(target, new Set(['email', 'sms']), sms)
+    expect(entries.map((e) => [e.notification.id, e.channel, e.address, e.notBeforeMs])).toEqual([
+      ['intake-reminder:in-1:1:sms:patient-pat-1', 'sms', { phone: '+15145550100' }, sms.nowMs],
+    ])
+    expect(entries[0]?.notification.subject).toBe('')
+    expect(entries[0]?.notification.text).toBe(
+      [
+        'North Dermatology has not yet heard from you to book your appointment.',
+        'You can choose a time here: https://clinic.example/book',
+        'If you have already booked, please ignore this message.',
+      ].join('\n'),
     )
-    expect(entries).toEqual([])
-    const sms = intakeReminderEntries(
-      reminder([{ channel: 'sms', address: '+15550100' }]),
-      new Set(['email', 'sms']),
+  })
+
+  it('holds an SMS until the quiet hours end, and drops a number that is not E.164', () => {
+    // 03:00 in Toronto; quiet until 08:00 local = 13:00Z.
+    const nowMs = Date.parse('2026-03-02T08:00:00Z')
+    const settings = { quietHours: { start: '21:00', end: '08:00', timeZone: 'America/Toronto' } }
+    const held = intakeReminderEntries(
+      reminder([{ channel: 'sms', address: '+15145550100' }]),
+      new Set(['sms']),
+      { settings, nowMs },
     )
-    expect(sms.map((e) => [e.channel, e.address])).toEqual([['sms', { phone: '+15550100' }]])
+    expect(held.map((e) => e.notBeforeMs)).toEqual([Date.parse('2026-03-02T13:00:00Z')])
+    const national = intakeReminderEntries(
+      reminder([{ channel: 'sms', address: '514 555 0100' }]),
+      new Set(['sms']),
+      {
+        settings,
+        nowMs,
+      },
+    )
+    expect(national).toEqual([])
   })
 })

@@ -1,5 +1,6 @@
 import {
   type Clock,
+  createExistingPatientLookup,
   createIntakeConversions,
   createIntakeReminderScheduler,
   type Engine,
@@ -13,13 +14,30 @@ import {
   type PhiCipher,
   type Subscription,
 } from '@referrals/core'
-import { type NewOutboxEntry, type Notification, type OutboxStore, smsNotification } from '@referrals/notify'
+import {
+  type NewOutboxEntry,
+  type Notification,
+  type NotificationPreferences,
+  type OutboxStore,
+  patientSmsDecision,
+} from '@referrals/notify'
 import type { IntakeReminderSettings } from './settings.js'
 
-/** The outbox entries of one reminder: one per consented target whose channel the service runs. */
+/** How patient SMS go out: only when the service texts patients (`NOTIFY_PATIENT_SMS`), outside quiet hours. */
+export interface IntakeReminderSms {
+  readonly quietHours: NotificationPreferences['quietHours']
+}
+
+/**
+ * The outbox entries of one reminder: one per consented target whose channel the service runs.
+ * An SMS goes only to a number that reads as E.164, held until the end of the quiet hours
+ * (`notBeforeMs`), and says what the email says (clinic, location, service category, scheduling
+ * link), without a subject.
+ */
 export const intakeReminderEntries = (
   reminder: IntakeReminder,
   channels: ReadonlySet<string>,
+  sms?: { readonly settings: IntakeReminderSms; readonly nowMs: number },
 ): NewOutboxEntry[] => {
   const message = intakeReminderMessage(reminder.facts)
   const notification: Notification = {
@@ -37,18 +55,29 @@ export const intakeReminderEntries = (
   for (const target of reminder.targets) {
     if (!channels.has(target.channel)) continue
     const id = `${reminder.id}:${target.channel}:${owner}`
-    if (target.channel === 'email')
+    if (target.channel === 'email') {
       entries.push({
         notification: { ...notification, id },
         channel: 'email',
         address: { email: target.address },
       })
-    else
-      entries.push({
-        notification: { ...smsNotification(notification), id },
-        channel: 'sms',
-        address: { phone: target.address },
-      })
+      continue
+    }
+    if (sms === undefined) continue
+    // The target exists only for an intake that consented to SMS; the number and the hour decide.
+    const decision = patientSmsDecision({
+      consent: true,
+      phone: target.address,
+      quietHours: sms.settings.quietHours,
+      nowMs: sms.nowMs,
+    })
+    if (!decision.send) continue
+    entries.push({
+      notification: { ...notification, id, subject: '' },
+      channel: 'sms',
+      address: { phone: decision.phone },
+      notBeforeMs: decision.atMs,
+    })
   }
   return entries
 }
@@ -65,6 +94,8 @@ export interface IntakeProcessesOptions {
   readonly publicBase: string
   /** The patient channels reminders may use (those the service delivers). */
   readonly patientChannels: ReadonlySet<string>
+  /** With `sms` among `patientChannels`: the patient SMS settings (quiet hours). */
+  readonly patientSms?: IntakeReminderSms | undefined
   readonly subscriptionId?: string
   readonly onError?: (error: unknown) => void
 }
@@ -85,11 +116,14 @@ export interface IntakeProcesses {
  * delivery, exactly-once effects), and the intake reminders queued in the notification outbox.
  */
 export const createIntakeProcesses = (options: IntakeProcessesOptions): IntakeProcesses => {
+  // Incentive rules with `referrer_existing_patient` ask the referral streams (ids only, no PHI).
+  const existingPatients = createExistingPatientLookup({ store: options.store })
   const conversions = createIntakeConversions({
     store: options.store,
     ids: options.engine.ids,
     clock: options.clock,
     ...(options.cipher === undefined ? {} : { cipher: options.cipher }),
+    referrerIsExistingPatient: existingPatients.isExistingPatient,
   })
   const directory = options.engine.directory
   const template = options.settings.schedulingUrl
@@ -130,8 +164,10 @@ export const createIntakeProcesses = (options: IntakeProcessesOptions): IntakePr
     remind: async () => {
       await directory.refresh()
       const due = await reminders.due()
-      const entries = due.flatMap((r) => intakeReminderEntries(r, options.patientChannels))
-      if (entries.length > 0) await options.outbox.enqueue(entries, millisOf(options.clock.now()))
+      const nowMs = millisOf(options.clock.now())
+      const sms = options.patientSms === undefined ? undefined : { settings: options.patientSms, nowMs }
+      const entries = due.flatMap((r) => intakeReminderEntries(r, options.patientChannels, sms))
+      if (entries.length > 0) await options.outbox.enqueue(entries, nowMs)
       return entries.length
     },
     stop: async () => {

@@ -1,5 +1,13 @@
-import { type ReferralId, unsafeId } from '@referrals/core'
-import { createWorld } from '@referrals/core/testing'
+import {
+  type IntakeId,
+  type PatientId,
+  type PracticeId,
+  type ProgramId,
+  type ReferralId,
+  type ReferralLinkId,
+  unsafeId,
+} from '@referrals/core'
+import { createWorld, programWorld } from '@referrals/core/testing'
 import { type Smsc, startSmsc } from '@referrals/notify/testing'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { testConfig } from '../testing.js'
@@ -125,5 +133,66 @@ describe('startNotifications with SMPP_URL against a real local SMSC', () => {
       },
       { timeout: 5_000, interval: 20 },
     )
+  })
+
+  it('reminds an intake that consented to SMS by text after the quiet hours, never one that did not, with no clinical detail', async () => {
+    const world = await createWorld() // clock at 2026-03-02T08:00Z: 03:00 in Toronto
+    const programs = programWorld({ store: world.store, ids: world.engine.ids, clock: world.clock })
+    const programId = unsafeId<ProgramId>('prog-sms')
+    const linkId = unsafeId<ReferralLinkId>('flyer')
+    await programs.createProgram({
+      programId,
+      practiceId: unsafeId<PracticeId>('clinic'),
+      links: [
+        { linkId, code: 'SMSR000001', attribution: { location: 'Main St', serviceLine: 'physiotherapy' } },
+      ],
+    })
+    for (const [n, sms] of [
+      ['yes', true],
+      ['no', false],
+    ] as const)
+      await programs.submitIntake({
+        programId,
+        linkId,
+        intakeId: unsafeId<IntakeId>(`in-sms-${n}`),
+        patientId: unsafeId<PatientId>(`intake-pat-${n}`),
+        phi: { patient: { givenName: 'Canaryname', familyName: 'Phisurname', phone: '+1 514 555 0177' } },
+        communication: { email: false, sms, phone: !sms, mail: false },
+      })
+    notifications = await startNotifications(
+      { config: testConfig({ REFERRALS_MASTER_KEY: MASTER_KEY }), store: world.store, engine: world.engine },
+      {
+        clock: world.clock,
+        env: {
+          ...smppEnv(),
+          NOTIFY_PATIENT_SMS: 'true',
+          NOTIFY_PATIENT_SMS_QUIET_HOURS: '21:00-08:00 America/Toronto',
+        },
+        schedulerIntervalMs: 10,
+        deliveryIntervalMs: 10,
+      },
+    )
+    // The first reminder is due 48 h after submitting: 2026-03-04T08:00Z, 03:00 in Toronto again.
+    world.clock.advance(48 * HOUR)
+    await vi.waitFor(
+      async () =>
+        expect((await notifications?.outbox.list())?.filter((e) => e.channel === 'sms')).toHaveLength(1),
+      { timeout: 5_000, interval: 20 },
+    )
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(smsc.submits).toEqual([])
+    world.clock.advance(5 * HOUR)
+    // Longer than one SMS: sent as the parts of one concatenated message, all to the one number.
+    await vi.waitFor(
+      async () => expect((await notifications?.outbox.list({ status: 'delivered' }))?.length).toBe(1),
+      { timeout: 5_000, interval: 20 },
+    )
+    expect(smsc.submits.length).toBeGreaterThan(0)
+    expect(new Set(smsc.submits.map((x) => x.pdu.destination_addr))).toEqual(new Set(['15145550177']))
+    const text = smsc.submits.map((x) => x.message).join('')
+    expect(text).toContain('(Main St) has not yet heard from you to book your physiotherapy appointment.')
+    expect(text).toContain('/r/SMSR000001')
+    expect(text).not.toContain('Canaryname')
+    expect(text).not.toContain('Phisurname')
   })
 })

@@ -189,8 +189,13 @@ export const startNotifications = async (
       schedulingUrl: undefined,
     },
     publicBase: `${settings.publicBaseUrl.origin}${basePath}`,
-    // Patients are reached by email (as referral notifications); SMS to patients is not enabled yet.
-    patientChannels: new Set(smtp === undefined ? [] : ['email']),
+    // Patients are reached as referral notifications reach them: by email, and by SMS when
+    // NOTIFY_PATIENT_SMS is on and an SMS channel runs (outside the quiet hours).
+    patientChannels: new Set([
+      ...(smtp === undefined ? [] : ['email']),
+      ...(settings.patientSms !== undefined && channels.has('sms') ? ['sms'] : []),
+    ]),
+    patientSms: settings.patientSms,
     onError: (error) => {
       report('intake-conversions')(error)
       if (!stopped)

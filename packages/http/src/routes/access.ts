@@ -10,6 +10,7 @@ import {
   PatientId,
   PHI_PURPOSES,
   type PracticeId,
+  practicePatientId,
   type ReferralEvent,
   type ReferralId,
   type ReferralState,
@@ -87,7 +88,7 @@ export const requireProgramVisible = (actor: Actor, practiceId: PracticeId): voi
  * key, a forgetting or an audit trail. Too long together: 400 on `body.patientId`.
  */
 export const scopedPatientId = (senderPracticeId: PracticeId, patientId: string): PatientId => {
-  const scoped = `${senderPracticeId}:${patientId}`
+  const scoped = practicePatientId(senderPracticeId, patientId)
   if (PatientId.is(scoped)) return scoped
   throw new ProblemError(
     httpProblem('validation_failed', 'The request body is invalid.', {

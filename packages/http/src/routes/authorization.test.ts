@@ -346,6 +346,13 @@ const MATRIX: Readonly<Record<string, Row>> = {
     prepare: async () => ({ url: `/reports/attribution?practiceId=clinic&${PERIOD}` }),
     expect: only({ gp: 200, admin: 200, auditor: 200 }, 404),
   },
+  'GET /reports/programs': {
+    prepare: async (t, n) => {
+      await programOfSpec(t, n)
+      return { url: `/reports/programs?practiceId=spec-a&${PERIOD}` }
+    },
+    expect: only({ spec: 200, admin: 200, auditor: 200 }, 404),
+  },
   'POST /specialties': {
     prepare: async (_t, n) => ({ url: '/specialties', body: { specialtyId: `sp-${n}`, name: 'Specialty' } }),
     expect: catalogAdmin(201),

@@ -297,6 +297,12 @@ const ROWS: Readonly<Record<string, FuzzRow>> = {
     params: {},
     query: { from: '2026-01-01T00:00:00Z', to: '2026-12-01T00:00:00Z', groupBy: 'urgency' },
   },
+  'GET /reports/programs': {
+    who: 'admin',
+    path: '/reports/programs',
+    params: {},
+    query: { from: '2026-01-01T00:00:00Z', to: '2026-12-01T00:00:00Z' },
+  },
   'POST /specialties': {
     who: 'admin',
     path: '/specialties',

@@ -1104,6 +1104,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/reports/programs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Referral programs: link opened → intake submitted → referral sent → scheduled → completed, no-shows and incentive decisions, per program, campaign and link
+         * @description The cohort of intakes whose link was opened in [from, to), each followed through every later stage (whenever it happened), with the incentive awards and refusals decided for them. One cell per program, per campaign of a program (links without one under "(none)") and per link (links nobody opened in the period read 0). The figures are those of `GET /programs/{programId}/funnel` and `/incentives` over that cohort. With `practiceId`: that practice’s programs (its members, admins, auditors); without: every program (admins, auditors); `programId` narrows to one. A cell of fewer intakes than the suppression threshold (default 5) reads "< 5" unless the caller belongs to the program’s practice. No PHI and no per-person ids.
+         *
+         *     Needs a bearer token.
+         */
+        get: operations["getProgramReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/programs": {
         parameters: {
             query?: never;
@@ -6403,6 +6425,122 @@ export interface operations {
                                 lag: number | string | null;
                                 routerLag: number | string | null;
                             }[];
+                        }[];
+                    };
+                };
+            };
+            /** @description Client error (problem details) */
+            "4XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server error (problem details) */
+            "5XX": {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying (429 rate limited, 409 idempotency key in flight, 503) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getProgramReport: {
+        parameters: {
+            query: {
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
+                from: string;
+                /** @description RFC 3339 date-time with an offset or Z and any fraction, e.g. 2026-12-06T12:47:50Z or 2026-12-06T13:47:50.1+01:00; read as the UTC instant it denotes (milliseconds) */
+                to: string;
+                practiceId?: string;
+                /** @description ProgramId */
+                programId?: string;
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report as JSON; as text/csv (one row per cell) with format=csv or Accept: text/csv */
+            200: {
+                headers: {
+                    /** @description The request id (the client’s own X-Correlation-Id when it is a safe id) */
+                    "X-Correlation-Id"?: string;
+                    /** @description Requests allowed in the current window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        report: "programs";
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        from: string;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        to: string;
+                        practiceId: string | null;
+                        /** @description ProgramId */
+                        programId: string | null;
+                        suppressionThreshold: number;
+                        /**
+                         * Format: date-time
+                         * @description UTC instant with millisecond precision, e.g. 2026-01-31T12:00:00.000Z
+                         */
+                        generatedAt: string;
+                        cells: {
+                            /** @enum {string} */
+                            level: "program" | "campaign" | "link";
+                            group: {
+                                [key: string]: string;
+                            };
+                            intakes: number | string;
+                            suppressed: boolean;
+                            figures: {
+                                opened: number | string;
+                                submitted: number | string;
+                                referralSent: number | string;
+                                scheduled: number | string;
+                                completed: number | string;
+                                noShows: number | string;
+                                incentivesAwarded: number | string;
+                                incentivesRefused: number | string;
+                            };
                         }[];
                     };
                 };

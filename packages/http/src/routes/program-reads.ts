@@ -49,10 +49,10 @@ const scan = async (
 
 const ok = E.right(undefined)
 
-/** The ids of the programs of a practice, oldest first. */
+/** The ids of the programs of a practice (undefined: of every practice), oldest first. */
 export const programsOfPractice = async (
   store: EventStore,
-  practiceId: PracticeId,
+  practiceId: PracticeId | undefined,
 ): Promise<E.Either<CommandFailure, readonly ProgramId[]>> => {
   const ids: ProgramId[] = []
   const scanned = await scan(store, 'program-', async (stored) => {
@@ -61,7 +61,10 @@ export const programsOfPractice = async (
     if (programId === null) return ok
     const decoded = await decodeStored(programAggregate, stored)
     if (E.isLeft(decoded)) return decoded
-    if (decoded.right.type === 'ProgramCreated' && decoded.right.data.practiceId === practiceId)
+    if (
+      decoded.right.type === 'ProgramCreated' &&
+      (practiceId === undefined || decoded.right.data.practiceId === practiceId)
+    )
       ids.push(programId)
     return ok
   })
@@ -71,26 +74,38 @@ export const programsOfPractice = async (
 const intakeReader = { ...intakeAggregate(), sealer: redactingSealer() }
 
 /**
- * Every event of the intakes that opened a link of `programId`, in store order (each intake
- * stream starts with `ReferralLinkOpened`, which names the program): the input of `projectFunnel`.
+ * Every event of the intakes that opened a link of one of `programIds`, per program, in store
+ * order (each intake stream starts with `ReferralLinkOpened`, which names the program): the input
+ * of `projectFunnel`. One scan of the intake streams, however many programs are asked for.
  */
+export const intakeEventsOfPrograms = async (
+  store: EventStore,
+  programIds: readonly ProgramId[],
+): Promise<E.Either<CommandFailure, ReadonlyMap<ProgramId, readonly IntakeEvent[]>>> => {
+  const wanted = new Set<string>(programIds)
+  const programOfStream = new Map<string, ProgramId>()
+  const events = new Map<ProgramId, IntakeEvent[]>(programIds.map((id) => [id, []]))
+  const scanned = await scan(store, 'intake-', async (stored) => {
+    if (stored.type !== 'ReferralLinkOpened' && !programOfStream.has(stored.streamId)) return ok
+    const decoded = await decodeStored(intakeReader, stored)
+    if (E.isLeft(decoded)) return decoded
+    const event = decoded.right
+    if (event.type === 'ReferralLinkOpened' && !programOfStream.has(stored.streamId)) {
+      if (!wanted.has(event.data.programId)) return ok
+      programOfStream.set(stored.streamId, event.data.programId)
+    }
+    const programId = programOfStream.get(stored.streamId)
+    if (programId !== undefined) events.get(programId)?.push(event)
+    return ok
+  })
+  return E.isLeft(scanned) ? scanned : E.right(events)
+}
+
+/** Every event of the intakes that opened a link of `programId`, in store order. */
 export const intakeEventsOfProgram = async (
   store: EventStore,
   programId: ProgramId,
 ): Promise<E.Either<CommandFailure, readonly IntakeEvent[]>> => {
-  const ofProgram = new Set<string>()
-  const events: IntakeEvent[] = []
-  const scanned = await scan(store, 'intake-', async (stored) => {
-    if (stored.type !== 'ReferralLinkOpened' && !ofProgram.has(stored.streamId)) return ok
-    const decoded = await decodeStored(intakeReader, stored)
-    if (E.isLeft(decoded)) return decoded
-    const event = decoded.right
-    if (event.type === 'ReferralLinkOpened') {
-      if (event.data.programId !== programId) return ok
-      ofProgram.add(stored.streamId)
-    }
-    events.push(event)
-    return ok
-  })
-  return E.isLeft(scanned) ? scanned : E.right(events)
+  const read = await intakeEventsOfPrograms(store, [programId])
+  return E.isLeft(read) ? read : E.right(read.right.get(programId) ?? [])
 }

@@ -8,10 +8,12 @@ import {
   IncentiveRefusalReason,
   IncentiveRule,
   Instant,
+  type IntakeEvent,
   IntakeGuidance,
   LinkAttribution,
   LinkCode,
   type LinkFunnel,
+  millisOf,
   PracticeId,
   type ProgramEvent,
   ProgramId,
@@ -252,4 +254,34 @@ export const incentiveDecisionsView = (
       }
     })
   return { programId: program.programId, links, decisions }
+}
+
+// ---------------------------------------------------------------- period
+
+/**
+ * The cohort of a period: the events of the intakes whose link was opened in [from, to) (every
+ * later stage of those intakes, whenever it happened), and the program's incentive decisions for
+ * those intakes. The program report reads the funnel and the incentives of one cohort, so an
+ * award is never counted without the intake that earned it.
+ */
+export const cohortOpenedWithin = (
+  intakeEvents: readonly IntakeEvent[],
+  programEvents: readonly ProgramEvent[],
+  from: Instant,
+  to: Instant,
+): { readonly intakeEvents: readonly IntakeEvent[]; readonly programEvents: readonly ProgramEvent[] } => {
+  const start = millisOf(from)
+  const end = millisOf(to)
+  const cohort = new Set<string>()
+  for (const e of intakeEvents) {
+    if (e.type !== 'ReferralLinkOpened') continue
+    const at = millisOf(e.data.openedAt)
+    if (at >= start && at < end) cohort.add(e.data.intakeId)
+  }
+  return {
+    intakeEvents: intakeEvents.filter((e) => cohort.has(e.data.intakeId)),
+    programEvents: programEvents.filter(
+      (e) => (e.type !== 'IncentiveAwarded' && e.type !== 'IncentiveRefused') || cohort.has(e.data.intakeId),
+    ),
+  }
 }

@@ -13,6 +13,7 @@ import {
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import { addressKey } from '../app.js'
+import { DEFAULTS } from '../config.js'
 
 /**
  * The public intake pages of referral programs: `GET /r/:code` (the form) and `POST /r/:code`
@@ -32,9 +33,13 @@ export interface PublicIntakeLimits {
   readonly requestsPerLink: RateBudget
 }
 
+/** The defaults of `Config.publicIntakeLimits` (`PUBLIC_INTAKE_*` in the environment). */
 export const DEFAULT_PUBLIC_INTAKE_LIMITS: PublicIntakeLimits = {
-  submitsPerAddress: { max: 10, windowMs: 10 * 60_000 },
-  requestsPerLink: { max: 120, windowMs: 60_000 },
+  submitsPerAddress: {
+    max: DEFAULTS.publicIntakeSubmitsPerAddress,
+    windowMs: DEFAULTS.publicIntakeSubmitWindowMs,
+  },
+  requestsPerLink: { max: DEFAULTS.publicIntakeRequestsPerLink, windowMs: DEFAULTS.publicIntakeLinkWindowMs },
 }
 
 export interface PublicIntakeRouteOptions {

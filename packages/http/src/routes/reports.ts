@@ -174,7 +174,7 @@ export const FairnessReport = envelope(
  * members, platform admins and auditors (anyone else: 404, the practice is not disclosed); without
  * it, the whole network (pools, regions) — for platform admins and auditors only (403).
  */
-const scopeOf = (actor: Actor, query: ReportQuery): PracticeId | undefined => {
+export const scopeOf = (actor: Actor, query: Pick<ReportQuery, 'practiceId'>): PracticeId | undefined => {
   const platform = hasPlatformRole(actor, 'admin') || hasPlatformRole(actor, 'auditor')
   if (query.practiceId !== undefined) {
     if (!platform && !isMemberOf(actor, query.practiceId)) throw notFound('Practice')
@@ -192,7 +192,7 @@ const viewerOf = (actor: Actor) => ({
   practiceIds: actor.kind === 'user' ? actor.memberships.map((m) => m.practiceId) : [],
 })
 
-const periodOf = (query: ReportQuery) => {
+export const periodOf = (query: Pick<ReportQuery, 'from' | 'to'>) => {
   const span = Date.parse(query.to) - Date.parse(query.from)
   if (!(span > 0) || span > REPORT_MAX_DAYS * DAY_MS) {
     throw new ProblemError(
@@ -207,7 +207,7 @@ const filtersOf = (query: ReportQuery): ReportFilters =>
 
 // ---------------------------------------------------------------------------- CSV
 
-const wantsCsv = (query: ReportQuery, request: FastifyRequest): boolean =>
+export const wantsCsv = (query: Pick<ReportQuery, 'format'>, request: FastifyRequest): boolean =>
   query.format === 'csv' ||
   (query.format === undefined &&
     /\btext\/csv\b/.test(String(request.headers.accept ?? '')) &&

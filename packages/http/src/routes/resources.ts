@@ -10,6 +10,7 @@ import { fhirRoutes } from './fhir.js'
 import { listRoutes } from './lists.js'
 import { meRoutes } from './me.js'
 import { practiceRoutes } from './practices.js'
+import { programReportRoutes } from './program-reports.js'
 import { programRoutes } from './programs.js'
 import { type PublicIntakeLimits, publicIntakeRoutes } from './public-intake.js'
 import { referralRoutes } from './referrals.js'
@@ -51,6 +52,12 @@ export const registerResourceRoutes =
     await app.register(listRoutes, { engine })
     await app.register(auditRoutes, { engine })
     await app.register(reportRoutes, {
+      engine,
+      ...(deps.reportSuppressionThreshold === undefined
+        ? {}
+        : { suppressionThreshold: deps.reportSuppressionThreshold }),
+    })
+    await app.register(programReportRoutes, {
       engine,
       ...(deps.reportSuppressionThreshold === undefined
         ? {}
