@@ -132,13 +132,6 @@ export const createPostgresPatientKeyStore = async (
     if (vacuum !== 'none') await pool.query(vacuum === 'full' ? `VACUUM (FULL) ${table}` : `VACUUM ${table}`)
   }
 
-  const find = async (patientId: PatientId) => {
-    const found = await pool.query<KeyRow>(`SELECT ${columns} FROM ${table} WHERE patient_id = $1`, [
-      patientId,
-    ])
-    return found.rows[0]
-  }
-
   /** Runs `work` in a transaction holding the patient's advisory lock (key creation vs forgetting). */
   const lockedForPatient = async <A>(patientId: PatientId, work: (c: pg.PoolClient) => Promise<A>) => {
     const c = await pool.connect()
@@ -160,10 +153,11 @@ export const createPostgresPatientKeyStore = async (
 
   return {
     getOrCreate: async (patientId) => {
-      const existing = await find(patientId)
-      if (existing !== undefined) return { kid: existing.kid, key: unwrap(existing) }
-      // Under the patient's lock (in `create_patient_key`): no forget can run between the tombstone
-      // check, the insert and reading a concurrent creator's key.
+      // One round trip whether or not the patient has a key: `create_patient_key` inserts a new
+      // key unless one exists and returns the stored one either way (a lookup first cost a second
+      // statement for every new patient, and most sends name a new one). For an existing patient
+      // the fresh key is discarded unused. Under the patient's lock (in the function): no forget
+      // can run between the tombstone check, the insert and reading a concurrent creator's key.
       const { kid, key } = newDataKey()
       const row = await pool
         .query<KeyRow & { readonly forgotten: boolean }>(
