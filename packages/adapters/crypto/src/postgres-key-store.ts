@@ -132,6 +132,55 @@ export const createPostgresPatientKeyStore = async (
     if (vacuum !== 'none') await pool.query(vacuum === 'full' ? `VACUUM (FULL) ${table}` : `VACUUM ${table}`)
   }
 
+  /**
+   * Key lookups by kid are grouped: while one `SELECT` is in flight, the lookups that arrive queue,
+   * and the next `SELECT` fetches them all (`kid = ANY($1)`). Concurrent reads of PHI (every
+   * `GET /referrals/:id` opens its referral's PHI) then share one statement instead of one each.
+   * Nothing is cached: each lookup is answered by a statement sent after it was asked, so a key
+   * destroyed before the lookup is never returned. Each caller gets its own copy of the key.
+   */
+  interface Lookup {
+    readonly kid: string
+    readonly resolve: (key: Buffer | null) => void
+    readonly reject: (error: unknown) => void
+  }
+  const lookups: Lookup[] = []
+  let looking = false
+  const MAX_LOOKUPS = 500
+  const lookUp = async (): Promise<void> => {
+    looking = true
+    try {
+      while (lookups.length > 0) {
+        const batch = lookups.splice(0, MAX_LOOKUPS)
+        const kids = [...new Set(batch.map((l) => l.kid))]
+        let rows: readonly KeyRow[]
+        try {
+          const found =
+            kids.length === 1
+              ? await pool.query<KeyRow>(`SELECT ${columns} FROM ${table} WHERE kid = $1`, kids)
+              : await pool.query<KeyRow>(`SELECT ${columns} FROM ${table} WHERE kid = ANY($1::text[])`, [
+                  kids,
+                ])
+          rows = found.rows
+        } catch (error) {
+          for (const l of batch) l.reject(error)
+          continue
+        }
+        const byKid = new Map(rows.map((r) => [r.kid, r]))
+        for (const l of batch) {
+          const row = byKid.get(l.kid)
+          try {
+            l.resolve(row === undefined ? null : unwrap(row))
+          } catch (error) {
+            l.reject(error)
+          }
+        }
+      }
+    } finally {
+      looking = false
+    }
+  }
+
   /** Runs `work` in a transaction holding the patient's advisory lock (key creation vs forgetting). */
   const lockedForPatient = async <A>(patientId: PatientId, work: (c: pg.PoolClient) => Promise<A>) => {
     const c = await pool.connect()
@@ -181,11 +230,11 @@ export const createPostgresPatientKeyStore = async (
       key.fill(0)
       return { kid: row.kid, key: unwrap(row) }
     },
-    get: async (kid) => {
-      const found = await pool.query<KeyRow>(`SELECT ${columns} FROM ${table} WHERE kid = $1`, [kid])
-      const row = found.rows[0]
-      return row === undefined ? null : unwrap(row)
-    },
+    get: (kid) =>
+      new Promise<Buffer | null>((resolve, reject) => {
+        lookups.push({ kid, resolve, reject })
+        if (!looking) void lookUp()
+      }),
     destroy: async (patientId) => {
       const deleted = await lockedForPatient(patientId, async (c) => {
         await c.query(`INSERT INTO ${forgottenTable} (patient_id) VALUES ($1) ON CONFLICT DO NOTHING`, [
