@@ -49,7 +49,7 @@ describe('PostgreSQL patient key store', () => {
     const query = pool.query.bind(pool)
     pool.query = ((...args: Parameters<typeof pool.query>) => {
       statements++
-      return query(...(args as [string]))
+      return (query as (...a: unknown[]) => unknown)(...args)
     }) as typeof pool.query
     const asked = [...keys.map((k) => k.kid), keys[0]?.kid ?? '', 'k_unknown', keys[2]?.kid ?? '']
     let got: (Uint8Array | null)[]
