@@ -27,8 +27,10 @@ import { DEMO, demoReferralBody } from '../../packages/http/src/demo.js'
 import {
   latencyByPoolSize,
   markdownTable,
+  obstaclesOf,
   type Scenario,
   type SendSample,
+  type ServerCpu,
   scenarioOf,
   targetsOf,
   withRatios,
@@ -182,6 +184,12 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     return ((await res.json()) as { commitsPerSecond: number }).commitsPerSecond
   }
   const raw: { before?: number; after?: number } = {}
+  const storeCounts = async (): Promise<StoreCounts> => {
+    const res = await fetch(`${url}/bench/counts`, { headers: auth })
+    return (await res.json()) as StoreCounts
+  }
+  /** The server's CPU time per response in each scenario (counted by the server itself). */
+  const serverCpu: ServerCpu[] = []
 
   const run = async (
     name: string,
@@ -189,7 +197,19 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     options: autocannon.Options,
     onLatency?: (status: number, ms: number) => void,
   ) => {
+    const before = await storeCounts()
     const result = await cannon(options, onLatency)
+    // Let the requests autocannon dropped at the end of a timed run finish before reading the CPU time.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const after = await storeCounts()
+    // Minus the two /bench/counts requests themselves (the second is answered after it is read).
+    const answered = after.responses - before.responses - 1
+    if (answered > 0)
+      serverCpu.push({
+        scenario: name,
+        responses: answered,
+        cpuMsPerResponse: Math.round(((after.cpuMicros - before.cpuMicros) / 1000 / answered) * 1000) / 1000,
+      })
     const s = scenarioOf(name, request, options.connections ?? plan.connections, result)
     scenarios.push(s)
     console.log(
@@ -197,10 +217,6 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     )
   }
 
-  const storeCounts = async (): Promise<StoreCounts> => {
-    const res = await fetch(`${url}/bench/counts`, { headers: auth })
-    return (await res.json()) as StoreCounts
-  }
   /** Event-store calls per acknowledged send, measured around one scenario. */
   const perSend: {
     scenario: string
@@ -371,6 +387,7 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
   const rows = withRatios(scenarios, 'noop')
   const table = markdownTable(rows)
   const targets = targetsOf(rows, raw, plan.connections)
+  const obstacles = obstaclesOf(rows, raw, serverCpu, perSend, cpus().length)
   const targetLines = targets.map(
     (t) => `- ${t.met === null ? 'NOT MEASURED' : t.met ? 'MET' : 'NOT MET'}: ${t.target} — ${t.measured}`,
   )
@@ -415,7 +432,7 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
   const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
   await writeFile(
     path.join(resultsDir, `${name}.json`),
-    `${JSON.stringify({ benchmark: 'http-load', quick: plan.quick, finishedAt, machine, store: storeDescription, connections: plan.connections, baseline: 'noop', scenarios: rows, rawCommitPerSecond: raw, targets, storeCallsPerSend: perSend, sendLatencyByPoolSize: byPoolSize, notes }, null, 2)}\n`,
+    `${JSON.stringify({ benchmark: 'http-load', quick: plan.quick, finishedAt, machine, store: storeDescription, connections: plan.connections, baseline: 'noop', scenarios: rows, rawCommitPerSecond: raw, targets, storeCallsPerSend: perSend, sendLatencyByPoolSize: byPoolSize, serverCpu, obstacles, notes }, null, 2)}\n`,
   )
   const md =
     `# HTTP load (${finishedAt}${plan.quick ? ', quick' : ''})\n\n` +
@@ -426,6 +443,7 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     `\nRaw one-client INSERT commit rate of the same database in the same run: ${raw.before ?? '?'} commits/s before the scenarios, ${raw.after ?? '?'} after (targets use their mean).\n\n` +
     'Targets (issue 11):\n\n' +
     `${targetLines.join('\n')}\n` +
+    `\nWhat stands in the way (counted in this run):\n\n${obstacles.lines.map((l) => `- ${l}`).join('\n')}\n` +
     '\nEvent-store calls per acknowledged send (counted at the store port under the hash chain; each append or appendMany is one PostgreSQL transaction; idempotency records are written apart):\n\n' +
     perSendTable +
     '\nSend latency against the number of referrals the pool had already routed, per scenario:\n\n' +
@@ -433,6 +451,7 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     (notes.length > 0 ? `\n${notes.map((n) => `- ${n}`).join('\n')}\n` : '')
   await writeFile(path.join(resultsDir, `${name}.md`), md)
   console.log(`\n${table}\n${perSendTable}\n${poolTable}\n${targetLines.join('\n')}`)
+  console.log(`\nWhat stands in the way:\n${obstacles.lines.map((l) => `  - ${l}`).join('\n')}`)
   for (const n of notes) console.log(`note: ${n}`)
   console.log(`wrote bench/results/${name}.json and bench/results/${name}.md`)
   return exitCode

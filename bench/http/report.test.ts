@@ -3,6 +3,7 @@ import {
   type CannonFigures,
   latencyByPoolSize,
   markdownTable,
+  obstaclesOf,
   percentile,
   scenarioOf,
   targetsOf,
@@ -131,5 +132,39 @@ describe('send latency by pool size', () => {
     const t = targetsOf([scenarioOf('send', 'POST /referrals', 8, figures(20, 60, 300))], {}, 8)
     expect(t.map((x) => x.met)).toEqual([null, null, null, null])
     expect(t[0]?.target).toContain('the target is stated for 32')
+  })
+})
+
+describe('what stands in the way of the targets', () => {
+  const scenarios = [
+    scenarioOf('noop', 'GET /bench/noop', 32, figures(2, 8, 4000)),
+    scenarioOf('send', 'POST /referrals', 32, figures(30, 100, 300)),
+  ]
+  it('relates the noop ceiling to raw and the server CPU per response to the budget the target leaves', () => {
+    const o = obstaclesOf(
+      scenarios,
+      { before: 3000, after: 5000 },
+      [
+        { scenario: 'noop', responses: 1000, cpuMsPerResponse: 0.25 },
+        { scenario: 'send', responses: 500, cpuMsPerResponse: 2 },
+      ],
+      [{ scenario: 'send', transactions: 0.2, readStream: 1.1, readAll: 0.4 }],
+      2,
+    )
+    // raw mean 4,000/s: target 2,000 req/s, 2 cores → 1 ms of CPU per request; noop 4,000 ÷ 4,000.
+    expect(o.targetRate).toBe(2000)
+    expect(o.cpuBudgetMs).toBe(1)
+    expect(o.noopCeilingRatio).toBe(1)
+    expect(o.lines).toContain('server CPU per send response: 2 ms = 2 × the budget (500 responses)')
+    expect(o.lines).toContain('server CPU per noop response: 0.25 ms = 0.25 × the budget (1000 responses)')
+    expect(o.lines.some((l) => l.includes('0.2 transactions, 1.1 stream reads, 0.4 readAll'))).toBe(true)
+    expect(o.lines[0]).toContain('= 1 × raw (above')
+  })
+  it('says what was not measured instead of dividing by nothing', () => {
+    const o = obstaclesOf(scenarios, {}, [], [], 2)
+    expect(o.cpuBudgetMs).toBeNull()
+    expect(o.noopCeilingRatio).toBeNull()
+    expect(o.lines[0]).toMatch(/not measured/)
+    expect(o.lines[1]).toMatch(/not measured/)
   })
 })

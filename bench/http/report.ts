@@ -209,3 +209,70 @@ export const targetsOf = (
     throughput('get', 'GET /referrals/:id (decrypted, audited)'),
   ]
 }
+
+/** The server's own CPU time per response during one scenario (`process.cpuUsage` in the server). */
+export interface ServerCpu {
+  readonly scenario: string
+  readonly responses: number
+  readonly cpuMsPerResponse: number
+}
+
+export interface Obstacles {
+  /** 0.5 × the mean raw commit rate: the requests per second the targets ask for. */
+  readonly targetRate: number | null
+  /** All cores' CPU time per request at that rate (ms): service, PostgreSQL and load generator together. */
+  readonly cpuBudgetMs: number | null
+  /** `noop` requests per second ÷ the raw commit rate: no route can go faster than this. */
+  readonly noopCeilingRatio: number | null
+  readonly lines: readonly string[]
+}
+
+/**
+ * What stands between the run and the issue-11 throughput targets, from figures counted in the
+ * same run: the framework ceiling (`noop` against the raw commit rate), the server's CPU time per
+ * send and per GET against the CPU budget the target rate leaves on `cores` cores, and the store
+ * calls per send.
+ */
+export const obstaclesOf = (
+  scenarios: readonly Scenario[],
+  raw: { readonly before?: number | undefined; readonly after?: number | undefined },
+  serverCpu: readonly ServerCpu[],
+  perSend: readonly {
+    readonly scenario: string
+    readonly transactions: number
+    readonly readStream: number
+    readonly readAll: number
+  }[],
+  cores: number,
+): Obstacles => {
+  const rates = [raw.before, raw.after].filter((r): r is number => r !== undefined && r > 0)
+  const rawRate = rates.length === 0 ? undefined : rates.reduce((a, b) => a + b, 0) / rates.length
+  const targetRate = rawRate === undefined ? null : rawRate / 2
+  const cpuBudgetMs = targetRate === null ? null : round((cores * 1000) / targetRate, 3)
+  const noop = scenarios.find((s) => s.name === 'noop')
+  const noopCeilingRatio =
+    noop === undefined || rawRate === undefined ? null : round(noop.requestsPerSecond / rawRate, 3)
+  const lines: string[] = []
+  lines.push(
+    noopCeilingRatio === null || noop === undefined
+      ? 'framework ceiling: not measured (no noop scenario or raw rate)'
+      : `framework ceiling: an authenticated no-op request reaches ${noop.requestsPerSecond} req/s = ${noopCeilingRatio} × raw (${noopCeilingRatio >= 0.5 ? 'above' : 'below'} the 0.5 × target before any domain work)`,
+  )
+  lines.push(
+    cpuBudgetMs === null || targetRate === null
+      ? 'CPU budget: not measured (no raw rate)'
+      : `CPU budget at the target rate (${round(targetRate, 1)} req/s) on ${cores} cores: ${cpuBudgetMs} ms per request for the service, PostgreSQL and the load generator together`,
+  )
+  for (const name of ['noop', 'send', 'send-10', 'get']) {
+    const c = serverCpu.find((x) => x.scenario === name)
+    if (c === undefined) continue
+    const share = cpuBudgetMs === null ? '' : ` = ${round(c.cpuMsPerResponse / cpuBudgetMs, 2)} × the budget`
+    lines.push(`server CPU per ${name} response: ${c.cpuMsPerResponse} ms${share} (${c.responses} responses)`)
+  }
+  const send = perSend.find((p) => p.scenario === 'send')
+  if (send !== undefined)
+    lines.push(
+      `store calls per send (send): ${send.transactions} transactions, ${send.readStream} stream reads, ${send.readAll} readAll; SQL statements per send (idempotency and keys included): \`npx tsx bench/http/profile.ts\``,
+    )
+  return { targetRate, cpuBudgetMs, noopCeilingRatio, lines }
+}

@@ -32,6 +32,10 @@ export interface StoreCounts {
   readonly appendMany: number
   readonly readStream: number
   readonly readAll: number
+  /** The server process's CPU time so far (user + system, µs, `process.cpuUsage`). */
+  readonly cpuMicros: number
+  /** Responses sent so far (every route, the bench routes included). */
+  readonly responses: number
 }
 
 export const serveForBench = async (): Promise<void> => {
@@ -39,6 +43,7 @@ export const serveForBench = async (): Promise<void> => {
   if (send === undefined) throw new Error('bench/http/server.ts runs as a child of the driver (IPC)')
   const config = await loadConfig(process.env, () => undefined)
   let counting: ReturnType<typeof countingStore> | undefined
+  let responses = 0
   const runtime = await openRuntime(config, {
     wrapStore: (inner) => {
       counting = countingStore(inner)
@@ -54,6 +59,9 @@ export const serveForBench = async (): Promise<void> => {
     resolveActor: (userId, roles) => runtime.engine.directory.resolveActor(userId, roles),
     idempotencyStore: runtime.idempotencyStore,
     registerRoutes: async (instance) => {
+      instance.addHook('onResponse', async () => {
+        responses++
+      })
       await registerResourceRoutes({ engine: runtime.engine, routing: runtime.routing })(instance)
       instance.get('/bench/noop', async () => ({ ok: true }))
       // The raw commit limit of this very database, measured in the same run as the scenarios:
@@ -91,6 +99,11 @@ export const serveForBench = async (): Promise<void> => {
           appendMany: calls?.appendMany ?? 0,
           readStream,
           readAll: calls?.readAll ?? 0,
+          cpuMicros: (() => {
+            const cpu = process.cpuUsage()
+            return cpu.user + cpu.system
+          })(),
+          responses,
         }
       })
     },

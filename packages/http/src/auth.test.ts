@@ -273,4 +273,78 @@ describe('keys from configuration and dev tokens', () => {
     expect(await at(1_000_004)).toEqual({ userId: 'u-1', roles: [] })
     expect(await at(1_000_006)).toBeUndefined()
   })
+
+  describe('remembered verifications', () => {
+    const setup = async () => {
+      const { privateKey, publicKey } = await generateKeyPair('EdDSA')
+      const sign = (sub: string, exp: number) =>
+        new SignJWT({})
+          .setProtectedHeader({ alg: 'EdDSA' })
+          .setSubject(sub)
+          .setIssuer('i')
+          .setAudience('a')
+          .setExpirationTime(exp)
+          .sign(privateKey)
+      let keyLookups = 0
+      let seconds = 1_000_000
+      const verify = createTokenVerifier({
+        issuer: 'i',
+        audience: 'a',
+        algorithm: 'EdDSA',
+        // A key function, so every full verification is counted.
+        key: async () => {
+          keyLookups++
+          return publicKey
+        },
+        clockToleranceSeconds: 0,
+        cacheTtlSeconds: 60,
+        currentDate: () => new Date(seconds * 1000),
+      })
+      return {
+        sign,
+        verify,
+        lookups: () => keyLookups,
+        setSeconds: (s: number) => {
+          seconds = s
+        },
+      }
+    }
+
+    it('checks a repeated token’s signature once', async () => {
+      const v = await setup()
+      const token = await v.sign('u-1', 1_000_500)
+      for (let i = 0; i < 5; i++) expect(await v.verify(token)).toEqual({ userId: 'u-1', roles: [] })
+      expect(v.lookups()).toBe(1)
+    })
+
+    it('refuses a remembered token once it expired, and checks again after the TTL', async () => {
+      const v = await setup()
+      const shortLived = await v.sign('u-1', 1_000_010)
+      expect(await v.verify(shortLived)).toBeDefined()
+      v.setSeconds(1_000_011)
+      expect(await v.verify(shortLived)).toBeUndefined()
+      const longLived = await v.sign('u-2', 1_100_000)
+      expect(await v.verify(longLived)).toBeDefined()
+      const before = v.lookups()
+      v.setSeconds(1_000_011 + 61)
+      expect(await v.verify(longLived)).toEqual({ userId: 'u-2', roles: [] })
+      expect(v.lookups()).toBe(before + 1)
+    })
+
+    it('never lets a remembered token vouch for an altered one, nor a clock set back before it', async () => {
+      const v = await setup()
+      const token = await v.sign('u-1', 1_000_500)
+      expect(await v.verify(token)).toBeDefined()
+      const [header, payload, signature] = token.split('.') as [string, string, string]
+      const forged = Buffer.from(
+        JSON.stringify({ sub: 'admin', iss: 'i', aud: 'a', exp: 1_000_500 }),
+      ).toString('base64url')
+      expect(await v.verify(`${header}.${forged}.${signature}`)).toBeUndefined()
+      expect(await v.verify(`${header}.${payload}.${signature.slice(0, -2)}AA`)).toBeUndefined()
+      const before = v.lookups()
+      v.setSeconds(999_000)
+      await v.verify(token)
+      expect(v.lookups()).toBe(before + 1)
+    })
+  })
 })

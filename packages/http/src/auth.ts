@@ -51,12 +51,40 @@ export interface VerifierOptions {
   readonly clockToleranceSeconds?: number
   /** For tests: the verification instant. */
   readonly currentDate?: () => Date
+  /**
+   * How many verified tokens are remembered (default 10,000; 0 disables). A client sends the same
+   * token with every request; checking its signature again each time (Ed25519 or ECDSA, plus
+   * jose's parsing) was a large part of a request's CPU time. See `createTokenVerifier`.
+   */
+  readonly cacheSize?: number
+  /** How long a verification is remembered, at most (default 60 s, and never past the token's `exp`). */
+  readonly cacheTtlSeconds?: number
 }
 
-/** Verifies a compact JWT; `undefined` for every kind of failure (the reason is not disclosed). */
-export const createTokenVerifier =
-  (options: VerifierOptions): TokenVerifier =>
-  async (token) => {
+interface CachedVerification {
+  readonly verified: VerifiedToken
+  /** When it was verified, and until when it may be reused (ms since the epoch). */
+  readonly from: number
+  readonly until: number
+}
+
+/**
+ * Verifies a compact JWT; `undefined` for every kind of failure (the reason is not disclosed).
+ *
+ * A token that verified is remembered by its exact text for `cacheTtlSeconds` (never past its
+ * `exp`, so an expired token is checked again and refused). Only successes are remembered, so a
+ * forged or altered token is always checked in full; a remembered token is the same byte string
+ * that verified, so it carries the same claims. With a JWKS, a key withdrawn from the set stops
+ * verifying new tokens at once and remembered ones within `cacheTtlSeconds`.
+ */
+export const createTokenVerifier = (options: VerifierOptions): TokenVerifier => {
+  const cacheSize = options.cacheSize ?? 10_000
+  const ttlMs = (options.cacheTtlSeconds ?? 60) * 1000
+  const cache = new Map<string, CachedVerification>()
+  const nowMs = () => (options.currentDate === undefined ? Date.now() : options.currentDate().getTime())
+  const verifyFully = async (
+    token: string,
+  ): Promise<{ verified: VerifiedToken; exp: number } | undefined> => {
     try {
       const verifyOptions = {
         algorithms: [options.algorithm],
@@ -72,11 +100,34 @@ export const createTokenVerifier =
           : await jwtVerify(token, options.key, verifyOptions)
       const claims = Claims.decode(payload)
       if (claims._tag === 'Left') return undefined
-      return { userId: claims.right.sub, roles: claims.right.roles ?? [] }
+      return {
+        verified: { userId: claims.right.sub, roles: claims.right.roles ?? [] },
+        exp: typeof payload.exp === 'number' ? payload.exp : 0,
+      }
     } catch {
       return undefined
     }
   }
+  return async (token) => {
+    const now = nowMs()
+    const hit = cache.get(token)
+    if (hit !== undefined) {
+      if (now >= hit.from && now < hit.until) return hit.verified
+      cache.delete(token)
+    }
+    const result = await verifyFully(token)
+    if (result === undefined) return undefined
+    const until = Math.min(now + ttlMs, result.exp * 1000)
+    if (cacheSize > 0 && until > now) {
+      cache.set(token, { verified: result.verified, from: now, until })
+      if (cache.size > cacheSize) {
+        const oldest = cache.keys().next()
+        if (oldest.done !== true) cache.delete(oldest.value)
+      }
+    }
+    return result.verified
+  }
+}
 
 const DEV_PRIVATE_KEY_FILE = 'jwt-dev-private.pem'
 const DEV_PUBLIC_KEY_FILE = 'jwt-dev-public.pem'

@@ -19,6 +19,8 @@ const patient = (n: number | string) => unsafeId<PatientId>(`pat-${n}`)
 beforeAll(async () => {
   db = await createTestDatabase()
   pool = new pg.Pool({ connectionString: db.url, max: 10 })
+  // Idle clients are terminated when the database is dropped at the end: not a test failure.
+  pool.on('error', () => undefined)
 })
 afterAll(async () => {
   for (const store of stores) await store.close()
@@ -38,6 +40,33 @@ describe('PostgreSQL patient key store', () => {
     expect(Buffer.from((await other.get(first.kid)) ?? []).equals(Buffer.from(first.key))).toBe(true)
     expect((await store.getOrCreate(patient(2))).kid).not.toBe(first.kid)
     expect(await store.get('k_unknown')).toBeNull()
+  })
+
+  it('answers concurrent lookups by kid from shared statements, each caller its own key or null', async () => {
+    const store = await open()
+    const keys = await Promise.all([1, 2, 3].map((n) => store.getOrCreate(patient(`lookup-${n}`))))
+    let statements = 0
+    const query = pool.query.bind(pool)
+    pool.query = ((...args: Parameters<typeof pool.query>) => {
+      statements++
+      return (query as (...a: unknown[]) => unknown)(...args)
+    }) as typeof pool.query
+    const asked = [...keys.map((k) => k.kid), keys[0]?.kid ?? '', 'k_unknown', keys[2]?.kid ?? '']
+    let got: (Uint8Array | null)[]
+    try {
+      got = await Promise.all(asked.map((kid) => store.get(kid)))
+    } finally {
+      pool.query = query as typeof pool.query
+    }
+    // The first lookup goes alone; the five asked while it ran share the next statement.
+    expect(statements).toBe(2)
+    const expected = [keys[0], keys[1], keys[2], keys[0], null, keys[2]].map((k) =>
+      k === null || k === undefined ? null : Buffer.from(k.key).toString('hex'),
+    )
+    expect(got.map((k) => (k === null ? null : Buffer.from(k).toString('hex')))).toEqual(expected)
+    // Each caller gets its own copy: zeroing one leaves the other intact.
+    got[0]?.fill(0)
+    expect(Buffer.from(got[3] ?? []).toString('hex')).toBe(expected[3])
   })
 
   it('gives every concurrent caller the same key for a new patient', async () => {

@@ -132,11 +132,53 @@ export const createPostgresPatientKeyStore = async (
     if (vacuum !== 'none') await pool.query(vacuum === 'full' ? `VACUUM (FULL) ${table}` : `VACUUM ${table}`)
   }
 
-  const find = async (patientId: PatientId) => {
-    const found = await pool.query<KeyRow>(`SELECT ${columns} FROM ${table} WHERE patient_id = $1`, [
-      patientId,
-    ])
-    return found.rows[0]
+  /**
+   * Key lookups by kid are grouped: while one `SELECT` is in flight, the lookups that arrive queue,
+   * and the next `SELECT` fetches them all (`kid = ANY($1)`). Concurrent reads of PHI (every
+   * `GET /referrals/:id` opens its referral's PHI) then share one statement instead of one each.
+   * Nothing is cached: each lookup is answered by a statement sent after it was asked, so a key
+   * destroyed before the lookup is never returned. Each caller gets its own copy of the key.
+   */
+  interface Lookup {
+    readonly kid: string
+    readonly resolve: (key: Buffer | null) => void
+    readonly reject: (error: unknown) => void
+  }
+  const lookups: Lookup[] = []
+  let looking = false
+  const MAX_LOOKUPS = 500
+  const lookUp = async (): Promise<void> => {
+    looking = true
+    try {
+      while (lookups.length > 0) {
+        const batch = lookups.splice(0, MAX_LOOKUPS)
+        const kids = [...new Set(batch.map((l) => l.kid))]
+        let rows: readonly KeyRow[]
+        try {
+          const found =
+            kids.length === 1
+              ? await pool.query<KeyRow>(`SELECT ${columns} FROM ${table} WHERE kid = $1`, kids)
+              : await pool.query<KeyRow>(`SELECT ${columns} FROM ${table} WHERE kid = ANY($1::text[])`, [
+                  kids,
+                ])
+          rows = found.rows
+        } catch (error) {
+          for (const l of batch) l.reject(error)
+          continue
+        }
+        const byKid = new Map(rows.map((r) => [r.kid, r]))
+        for (const l of batch) {
+          const row = byKid.get(l.kid)
+          try {
+            l.resolve(row === undefined ? null : unwrap(row))
+          } catch (error) {
+            l.reject(error)
+          }
+        }
+      }
+    } finally {
+      looking = false
+    }
   }
 
   /** Runs `work` in a transaction holding the patient's advisory lock (key creation vs forgetting). */
@@ -160,10 +202,11 @@ export const createPostgresPatientKeyStore = async (
 
   return {
     getOrCreate: async (patientId) => {
-      const existing = await find(patientId)
-      if (existing !== undefined) return { kid: existing.kid, key: unwrap(existing) }
-      // Under the patient's lock (in `create_patient_key`): no forget can run between the tombstone
-      // check, the insert and reading a concurrent creator's key.
+      // One round trip whether or not the patient has a key: `create_patient_key` inserts a new
+      // key unless one exists and returns the stored one either way (a lookup first cost a second
+      // statement for every new patient, and most sends name a new one). For an existing patient
+      // the fresh key is discarded unused. Under the patient's lock (in the function): no forget
+      // can run between the tombstone check, the insert and reading a concurrent creator's key.
       const { kid, key } = newDataKey()
       const row = await pool
         .query<KeyRow & { readonly forgotten: boolean }>(
@@ -187,11 +230,11 @@ export const createPostgresPatientKeyStore = async (
       key.fill(0)
       return { kid: row.kid, key: unwrap(row) }
     },
-    get: async (kid) => {
-      const found = await pool.query<KeyRow>(`SELECT ${columns} FROM ${table} WHERE kid = $1`, [kid])
-      const row = found.rows[0]
-      return row === undefined ? null : unwrap(row)
-    },
+    get: (kid) =>
+      new Promise<Buffer | null>((resolve, reject) => {
+        lookups.push({ kid, resolve, reject })
+        if (!looking) void lookUp()
+      }),
     destroy: async (patientId) => {
       const deleted = await lockedForPatient(patientId, async (c) => {
         await c.query(`INSERT INTO ${forgottenTable} (patient_id) VALUES ($1) ON CONFLICT DO NOTHING`, [

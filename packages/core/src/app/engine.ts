@@ -178,7 +178,11 @@ export const createEngine = (options: EngineOptions) => {
   const { store, clock, ids } = options
   const deps = { store, ids }
   const referral = referralAggregate(options.responsePolicy, options.cipher)
-  const directory: PracticeDirectory = createPracticeDirectory(store, practiceAggregate.catalog)
+  const directory: PracticeDirectory = createPracticeDirectory(
+    store,
+    practiceAggregate.catalog,
+    catalogAggregate.catalog,
+  )
   const referralIndex: ReferralIndex =
     options.referralIndex?.(referral) ??
     createReferralIndex({
@@ -266,19 +270,25 @@ export const createEngine = (options: EngineOptions) => {
     load: loadCatalog,
     /** Every specialty's catalog (categories and coding map): what FHIR import resolves codings with. */
     all: allCatalogs,
-    execute: (
-      specialtyId: SpecialtyId,
-      payload: CatalogCommandPayload,
-      ctx: RequestContext,
-      opts?: ExecuteOptions,
-    ): TaskEither<CommandFailure, CommandResult<CatalogEvent, CatalogState>> =>
-      executeCommand(
-        catalogAggregate,
-        deps,
-        catalogStreamId(specialtyId),
-        { ...payload, meta: meta(ctx) },
-        opts,
-      ),
+    execute:
+      (
+        specialtyId: SpecialtyId,
+        payload: CatalogCommandPayload,
+        ctx: RequestContext,
+        opts?: ExecuteOptions,
+      ): TaskEither<CommandFailure, CommandResult<CatalogEvent, CatalogState>> =>
+      async () => {
+        const r = await executeCommand(
+          catalogAggregate,
+          deps,
+          catalogStreamId(specialtyId),
+          { ...payload, meta: meta(ctx) },
+          opts,
+        )()
+        // The directory holds the catalogs sends are checked against: this process sees its own change at once.
+        if (E.isRight(r) && r.right.produced.length > 0) await directory.refresh()
+        return r
+      },
   }
 
   /** Resolves the facts a referral command needs from other aggregates (never from the client). */
@@ -286,13 +296,29 @@ export const createEngine = (options: EngineOptions) => {
     payload: ReferralCommandPayload,
     state: ReferralState,
     commandMeta: CommandMeta,
+    fresh: boolean,
   ): Promise<E.Either<CommandFailure, ReferralCommand>> => {
+    // Catalogs and recipients come from the directory, refreshed unless the request's actor
+    // resolution just did (`claimFreshness`): a send reads no catalog stream of its own.
+    const refreshed = async (): Promise<E.Either<CommandFailure, void>> => {
+      if (fresh) return E.right(undefined)
+      try {
+        await directory.refresh()
+        return E.right(undefined)
+      } catch {
+        return E.left({
+          _tag: 'StoreUnavailable',
+          reason: 'unavailable',
+          message: 'the practice directory could not be read',
+        })
+      }
+    }
     const categoryOf = async (specialtyId: SpecialtyId, categoryId: Parameters<typeof categoryStatus>[1]) => {
-      const loaded = await loadCatalog(specialtyId)()
-      return E.isLeft(loaded) ? loaded : E.right(categoryStatus(loaded.right.state, categoryId))
+      const r = await refreshed()
+      return E.isLeft(r) ? r : E.right(categoryStatus(directory.catalogOf(specialtyId), categoryId))
     }
     const recipientOf = async (practiceId: PracticeId) => {
-      await directory.refresh()
+      if (!fresh) await directory.refresh()
       return recipientProfile(directory.get(practiceId))
     }
     switch (payload.type) {
@@ -368,10 +394,11 @@ export const createEngine = (options: EngineOptions) => {
               ? E.right(emptyStream(streamId))
               : await loadAggregate(referral, store, streamId)()
         if (E.isLeft(current)) return current
-        const command = await withContext(payload, current.right.state, commandMeta)
+        const fresh = directory.claimFreshness(ctx.actor)
+        const command = await withContext(payload, current.right.state, commandMeta, fresh)
         if (E.isLeft(command)) return command
         const routingCtx = { ...ctx, causationId: commandMeta.commandId }
-        const { commit, followUp } = router.commitFor(referralId, routingCtx)
+        const { commit, followUp } = router.commitFor(referralId, routingCtx, fresh)
         // The command decides on the state its context was resolved from (re-read only on a conflict).
         const r = await executeCommand(referral, deps, streamId, command.right, {
           ...opts,

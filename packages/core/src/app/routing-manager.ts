@@ -173,8 +173,12 @@ export const createRouter = (deps: RouterDeps) => {
     state: PoolState
     version: number
   }
+  /** A pool as read for a decision: `caughtUp` counts the events read from the store just now. */
+  interface LoadedPool extends CachedPool {
+    readonly caughtUp: number
+  }
   const pools = new Map<StreamId, CachedPool>()
-  const loadPool = async (streamId: StreamId): Promise<E.Either<CommandFailure, CachedPool>> => {
+  const loadPool = async (streamId: StreamId): Promise<E.Either<CommandFailure, LoadedPool>> => {
     const entry = pools.get(streamId) ?? { state: pool.decider.initialState, version: 0 }
     pools.set(streamId, entry)
     const read = await store.readStream(streamId, { fromVersion: entry.version + 1 })()
@@ -186,7 +190,7 @@ export const createRouter = (deps: RouterDeps) => {
       entry.version = stored.version
     }
     // A snapshot: routing evolves its own copy of `state` and only writes back after its append.
-    return E.right({ state: forkPoolState(entry.state), version: entry.version })
+    return E.right({ state: forkPoolState(entry.state), version: entry.version, caughtUp: read.right.length })
   }
   /** After a successful append, the decided state is the pool's state at `version`. */
   const remember = (streamId: StreamId, from: CachedPool, state: PoolState, version: number) => {
@@ -334,6 +338,8 @@ export const createRouter = (deps: RouterDeps) => {
     readonly after: ReferralState & { exists: true }
     readonly referralId: ReferralId
     readonly ctx: RequestContext
+    /** The directory was refreshed after this command's request began (see `claimFreshness`). */
+    readonly directoryFresh: boolean
   }
   type GroupOutcome = E.Either<CommandFailure, Committed<ReferralEvent>> | 'alone'
   interface Batcher {
@@ -406,13 +412,18 @@ export const createRouter = (deps: RouterDeps) => {
       const first = items[0] as Batcher['waiting'][number]
       const poolStream = unsafeId<StreamId>(poolStreamName(poolKeyOf(first.item.after)))
       const loaded = await loadPool(poolStream).catch(
-        (): E.Either<CommandFailure, CachedPool> => E.left(unreadable),
+        (): E.Either<CommandFailure, LoadedPool> => E.left(unreadable),
       )
       if (E.isLeft(loaded)) {
         for (const w of items) w.done('alone')
         return
       }
-      await deps.directory.refresh()
+      // The directory must be at least as new as the pool's member syncs (so a decision never
+      // syncs a member back to an older profile) and as the requests being planned. It is read
+      // again unless both hold already: the pool holds only events this process wrote (it read
+      // none just now) and every request refreshed the directory itself after it began.
+      if (loaded.right.caughtUp > 0 || attempt > 0 || items.some((w) => !w.item.directoryFresh))
+        await deps.directory.refresh()
       let state = loaded.right.state
       const steps: { readonly w: Batcher['waiting'][number]; readonly step: PlannedStep }[] = []
       let replan = false
@@ -503,6 +514,7 @@ export const createRouter = (deps: RouterDeps) => {
   const commitFor = (
     referralId: ReferralId,
     ctx: RequestContext,
+    directoryFresh = false,
   ): { readonly commit: Commit<ReferralEvent, ReferralState>; readonly followUp: () => boolean } => {
     let followUp = false
     const commit: Commit<ReferralEvent, ReferralState> = async (d) => {
@@ -515,7 +527,13 @@ export const createRouter = (deps: RouterDeps) => {
         followUp = routes || refiles
         return appendOnly(d)
       }
-      const outcome = await groupCommit(poolStreamName(poolKeyOf(after)), { d, after, referralId, ctx })
+      const outcome = await groupCommit(poolStreamName(poolKeyOf(after)), {
+        d,
+        after,
+        referralId,
+        ctx,
+        directoryFresh,
+      })
       if (outcome === 'alone') {
         // Routing never refuses the command: if the pool cannot be read or planned, the command
         // is written alone and routed right after or by `repairAll`.

@@ -26,58 +26,75 @@ const isPlainObject = (value: object): boolean => {
 
 const compareCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
-const write = (value: unknown, path: string, ancestors: Set<object>, out: string[]): void => {
+/** The path of the value being written, kept as parts and only spelled out for an error. */
+type PathParts = (string | number)[]
+const spell = (parts: PathParts): string =>
+  parts.reduce<string>((p, part) => (typeof part === 'number' ? `${p}[${part}]` : `${p}.${part}`), '$')
+
+/**
+ * Appends `value` to `out`. Written for the hash chain's hot path (every appended event is
+ * serialised once): one string is built by concatenation, and the path of a value is only spelled
+ * out when it is rejected.
+ */
+const write = (value: unknown, path: PathParts, ancestors: object[], out: { s: string }): void => {
   switch (typeof value) {
     case 'string':
-      out.push(JSON.stringify(value))
+      out.s += JSON.stringify(value)
       return
     case 'boolean':
-      out.push(value ? 'true' : 'false')
+      out.s += value ? 'true' : 'false'
       return
     case 'number':
-      if (!Number.isFinite(value)) throw new CanonicalJsonError(path, 'non-finite number')
-      out.push(JSON.stringify(value))
+      if (!Number.isFinite(value)) throw new CanonicalJsonError(spell(path), 'non-finite number')
+      out.s += JSON.stringify(value)
       return
     case 'object': {
       if (value === null) {
-        out.push('null')
+        out.s += 'null'
         return
       }
-      if (ancestors.has(value)) throw new CanonicalJsonError(path, 'cycle')
-      ancestors.add(value)
+      if (ancestors.includes(value)) throw new CanonicalJsonError(spell(path), 'cycle')
+      ancestors.push(value)
       if (Array.isArray(value)) {
-        out.push('[')
-        value.forEach((item, index) => {
-          if (index > 0) out.push(',')
-          if (item === undefined) throw new CanonicalJsonError(`${path}[${index}]`, 'undefined in an array')
-          write(item, `${path}[${index}]`, ancestors, out)
-        })
-        out.push(']')
+        out.s += '['
+        for (let index = 0; index < value.length; index++) {
+          if (index > 0) out.s += ','
+          const item: unknown = value[index]
+          path.push(index)
+          if (item === undefined) throw new CanonicalJsonError(spell(path), 'undefined in an array')
+          write(item, path, ancestors, out)
+          path.pop()
+        }
+        out.s += ']'
       } else {
-        if (!isPlainObject(value)) throw new CanonicalJsonError(path, 'not a plain object')
+        if (!isPlainObject(value)) throw new CanonicalJsonError(spell(path), 'not a plain object')
         const record = value as Record<string, unknown>
-        const keys = Object.keys(record)
-          .filter((k) => record[k] !== undefined)
-          .sort(compareCodeUnits)
-        out.push('{')
-        keys.forEach((key, index) => {
-          if (index > 0) out.push(',')
-          out.push(JSON.stringify(key), ':')
-          write(record[key], `${path}.${key}`, ancestors, out)
-        })
-        out.push('}')
+        const keys = Object.keys(record).sort(compareCodeUnits)
+        out.s += '{'
+        let first = true
+        for (const key of keys) {
+          const item = record[key]
+          if (item === undefined) continue
+          if (!first) out.s += ','
+          first = false
+          out.s += `${JSON.stringify(key)}:`
+          path.push(key)
+          write(item, path, ancestors, out)
+          path.pop()
+        }
+        out.s += '}'
       }
-      ancestors.delete(value)
+      ancestors.pop()
       return
     }
     default:
-      throw new CanonicalJsonError(path, `${typeof value} is not JSON`)
+      throw new CanonicalJsonError(spell(path), `${typeof value} is not JSON`)
   }
 }
 
 export const canonicalJson = (value: unknown): string => {
   if (value === undefined) throw new CanonicalJsonError('$', 'undefined is not JSON')
-  const out: string[] = []
-  write(value, '$', new Set(), out)
-  return out.join('')
+  const out = { s: '' }
+  write(value, [], [], out)
+  return out.s
 }
