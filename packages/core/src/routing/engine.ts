@@ -1,6 +1,6 @@
 import type { PracticeId, ReferralId } from '../shared/ids.js'
 import type { Exclusion, Fraction, PoolEvent, RecordedCandidate, RouteRequest } from './codecs.js'
-import { IndexHeap } from './heap.js'
+import { IndexHeap, RANKED_PREFIX, RankedHeap } from './heap.js'
 import { IdTable } from './id-table.js'
 import {
   ceilDiv,
@@ -292,17 +292,17 @@ export class PoolEngine {
   private inactiveExclusions: readonly Exclusion[] | null = null
 
   /** Eligible members (S ≤ V) by (F, S, practiceId). */
-  private eligible: IndexHeap
+  private eligible: RankedHeap
   /** Waiting members (S > V) by (S, F, practiceId). */
-  private waiting: IndexHeap
+  private waiting: RankedHeap
 
   /** Number of events applied: a state is current while its length equals this. */
   applied = 0
 
   constructor(referrals?: ReferralBook) {
     this.referrals = referrals ?? new ReferralBook()
-    this.eligible = new IndexHeap(this.fKey, (a, b) => this.exactLessByFinish(a, b))
-    this.waiting = new IndexHeap(this.sKey, (a, b) => this.exactLessByStart(a, b))
+    this.eligible = new RankedHeap(this.fKey, (a, b) => this.exactLessByFinish(a, b))
+    this.waiting = new RankedHeap(this.sKey, (a, b) => this.exactLessByStart(a, b))
   }
 
   /** An independent copy: O(members) plus at most 1,024 referral entries (see ReferralBook). */
@@ -550,13 +550,22 @@ export class PoolEngine {
       vNum = this.p[first] as number
       vDen = this.w[first] as number
     }
-    this.walkExcluded = excluded
-    this.walkNetwork = network
     this.walkIdx.length = 0
-    this.walkMax = Math.max(1, limit)
-    this.eligible.walk(this.collect)
-    if (this.walkIdx.length < this.walkMax) this.waiting.walk(this.collect)
-    this.walkExcluded = null
+    const max = Math.max(1, limit)
+    if (excluded === null && network === null && max <= RANKED_PREFIX) {
+      // The common case: the first candidates are the sorted prefixes of the two heaps.
+      const e = Math.min(max, this.eligible.sortedSize)
+      for (let k = 0; k < e; k++) this.walkIdx.push(this.eligible.sortedAt(k))
+      const r = Math.min(max - e, this.waiting.sortedSize)
+      for (let k = 0; k < r; k++) this.walkIdx.push(this.waiting.sortedAt(k))
+    } else {
+      this.walkExcluded = excluded
+      this.walkNetwork = network
+      this.walkMax = max
+      this.eligible.walk(this.collect)
+      if (this.walkIdx.length < this.walkMax) this.waiting.walk(this.collect)
+      this.walkExcluded = null
+    }
     const ranked: RecordedCandidate[] = new Array(this.walkIdx.length)
     for (let k = 0; k < this.walkIdx.length; k++) {
       const i = this.walkIdx[k] as number
