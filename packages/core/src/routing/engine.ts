@@ -444,7 +444,12 @@ export class PoolEngine {
         return
       case 'ReferralRouted': {
         this.mode = event.data.policy.version
-        const i = this.index.get(event.data.chosenPracticeId)
+        // Usually the member the last ranking put first: no lookup by string key then.
+        const c = this.lastChosen
+        const i =
+          c >= 0 && this.ids[c] === event.data.chosenPracticeId
+            ? c
+            : this.index.get(event.data.chosenPracticeId)
         if (i === undefined) {
           // Only in a tampered log: nobody to serve; remember who holds it, as a non-member.
           this.referrals.set(event.data.referralId, event.data.chosenPracticeId)
@@ -495,6 +500,8 @@ export class PoolEngine {
   private walkNetwork: string | null = null
   private walkIdx: number[] = []
   private walkMax = 1
+  /** Index of the first candidate of the last ranking (−1: none): a memo for the event that follows. */
+  private lastChosen = -1
   private readonly collect = (i: number): boolean => {
     if (
       (this.walkExcluded === null || !this.walkExcluded.has(i)) &&
@@ -551,6 +558,7 @@ export class PoolEngine {
       vDen = this.w[first] as number
     }
     this.walkIdx.length = 0
+    this.lastChosen = -1
     const max = Math.max(1, limit)
     if (excluded === null && network === null && max <= RANKED_PREFIX) {
       // The common case: the first candidates are the sorted prefixes of the two heaps.
@@ -566,6 +574,7 @@ export class PoolEngine {
       if (this.walkIdx.length < this.walkMax) this.waiting.walk(this.collect)
       this.walkExcluded = null
     }
+    if (this.walkIdx.length > 0) this.lastChosen = this.walkIdx[0] as number
     const ranked: RecordedCandidate[] = new Array(this.walkIdx.length)
     for (let k = 0; k < this.walkIdx.length; k++) {
       const i = this.walkIdx[k] as number

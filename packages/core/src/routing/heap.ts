@@ -392,12 +392,19 @@ export class RankedHeap {
   remove(key: number): boolean {
     if (key < this.inPrefix.length && this.inPrefix[key] === 1) {
       const prefix = this.prefix
+      const n = this.prefixLength - 1
       let j = 0
       while (prefix[j] !== key) j++
-      prefix.copyWithin(j, j + 1, this.prefixLength)
-      this.prefixLength--
-      this.mark(key, 0)
-      this.refill()
+      // A plain loop: copyWithin's call costs more than moving at most RANKED_PREFIX entries.
+      for (; j < n; j++) prefix[j] = prefix[j + 1] as number
+      this.prefixLength = n
+      this.inPrefix[key] = 0
+      if (this.rest.size > 0) {
+        const next = this.rest.pop()
+        prefix[n] = next
+        this.prefixLength = n + 1
+        this.inPrefix[next] = 1
+      }
       return true
     }
     return this.rest.remove(key)
