@@ -8,7 +8,9 @@
  * One decision is `poolDecider.decide` + `evolve` of a RouteReferral (schema check, ranking, the
  * recorded top-10 candidates, the event, state update) with a new referral id each time and no
  * exclusions, in a pool of n members with seeded (mulberry32) FTE 0.1–1.0. The commands are built
- * before the clock starts, so only the decision is timed. The script re-runs itself as
+ * before the clock starts, so only the decision is timed (CPU time of the process, `process.cpuUsage`,
+ * not wall time: the machine is shared). Then each phase of a decision is timed alone at n = 100
+ * (schema check, referral book, ranking, event; the rest by difference). The script re-runs itself as
  * `node --expose-gc --import tsx` without the source condition, so `@referrals/core` is the
  * compiled `packages/core/dist` and the heap can be measured after a full collection. Prints the
  * tables and writes `bench/results/router-speed{-quick}.{json,md}`.
@@ -42,6 +44,11 @@ interface MemoryRow {
 const mib = (bytes: number): number => Math.round((bytes / 1048576) * 10) / 10
 const median = (xs: readonly number[]): number =>
   [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+/** CPU seconds (user + system) of this process since `from` (a `process.cpuUsage()`). */
+const cpuSeconds = (from: NodeJS.CpuUsage): number => {
+  const d = process.cpuUsage(from)
+  return (d.user + d.system) / 1e6
+}
 const gc = (): void => {
   const g = (globalThis as { gc?: () => void }).gc
   if (g !== undefined) {
@@ -52,7 +59,15 @@ const gc = (): void => {
 
 const main = async (): Promise<void> => {
   const core = await import('@referrals/core')
-  const { initialPoolState, poolDecider, poolEngine, mulberry32 } = core
+  const {
+    initialPoolState,
+    poolDecider,
+    poolEngine,
+    mulberry32,
+    isRouteReferral,
+    routingEvent,
+    currentRoutingPolicy,
+  } = core
   type PoolCommand = Parameters<typeof poolDecider.decide>[0]
   type State = ReturnType<typeof initialPoolState>
   const quick = process.argv.includes('--quick')
@@ -113,11 +128,12 @@ const main = async (): Promise<void> => {
   ): Promise<{ seconds: number; gcSeconds: number }> => {
     let state = pool(n)
     gc()
-    await new Promise((resolve) => setImmediate(resolve))
+    // GC entries are delivered asynchronously: let the forced collection's arrive before the reset.
+    await new Promise((resolve) => setTimeout(resolve, 20))
     gcMillis = 0
-    const start = process.hrtime.bigint()
+    const start = process.cpuUsage()
     for (const c of commands) state = apply(state, c)
-    const seconds = Number(process.hrtime.bigint() - start) / 1e9
+    const seconds = cpuSeconds(start)
     // GC entries are delivered asynchronously.
     await new Promise((resolve) => setTimeout(resolve, 20))
     const gcSeconds = gcMillis / 1000
@@ -165,13 +181,13 @@ const main = async (): Promise<void> => {
       Array.from({ length: runs }, () => {
         const book = make()
         gc()
-        const start = process.hrtime.bigint()
+        const start = process.cpuUsage()
         let k = 0
         for (const c of commands) {
           const id = (c.data as { referralId: string }).referralId
           if (book.get(id) === undefined) book.set(id, k++)
         }
-        return (Number(process.hrtime.bigint() - start) / 1e3 / commands.length) as number
+        return (cpuSeconds(start) * 1e6) / commands.length
       }),
     )
   const bookMicros = timeBook(() => new IdTable())
@@ -183,11 +199,84 @@ const main = async (): Promise<void> => {
         typeof engine.rank
       >[0]
       gc()
-      const start = process.hrtime.bigint()
+      const start = process.cpuUsage()
       let sink = 0
       for (let k = 0; k < commands.length; k++) sink += engine.rank(request, 10).ranked.length
       if (sink !== 10 * commands.length) throw new Error('the ranking lost candidates')
-      return (Number(process.hrtime.bigint() - start) / 1e3 / commands.length) as number
+      return (cpuSeconds(start) * 1e6) / commands.length
+    }),
+  )
+  // The schema check of each command, and building the event from a ranking (n = 100).
+  const schemaMicros = median(
+    Array.from({ length: runs }, () => {
+      const start = process.cpuUsage()
+      let sink = 0
+      for (const c of commands) sink += isRouteReferral(c) ? 1 : 0
+      if (sink !== commands.length) throw new Error('a command failed its schema check')
+      return (cpuSeconds(start) * 1e6) / commands.length
+    }),
+  )
+  const eventMicros = median(
+    Array.from({ length: runs }, () => {
+      const engine = poolEngine(pool(100))
+      const request = { insuranceNetworkId: null, excludedPracticeIds: [] } as unknown as Parameters<
+        typeof engine.rank
+      >[0]
+      const ranking = engine.rank(request, 10)
+      gc()
+      const start = process.cpuUsage()
+      let sink = 0
+      for (const c of commands) {
+        const d = c.data as { referralId: Parameters<typeof routingEvent>[1] }
+        sink += routingEvent('bench', d.referralId, request, ranking, currentRoutingPolicy).type.length
+      }
+      if (sink === 0) throw new Error('no event')
+      return (cpuSeconds(start) * 1e6) / commands.length
+    }),
+  )
+  // The book's lookup alone (decide: is the referral held?), and evolve alone: the events of a run
+  // decided on one pool, applied to an identical fresh pool (the book insertion, the service's heap
+  // updates of the served and promoted members, the state object).
+  const holdsMicros = median(
+    Array.from({ length: runs }, () => {
+      const engine = poolEngine(pool(100))
+      gc()
+      const start = process.cpuUsage()
+      let sink = 0
+      for (const c of commands) sink += engine.holds((c.data as { referralId: string }).referralId) ? 1 : 0
+      if (sink !== 0) throw new Error('a new referral is held')
+      return (cpuSeconds(start) * 1e6) / commands.length
+    }),
+  )
+  const evolveMicros = median(
+    Array.from({ length: runs }, () => {
+      let source = pool(100)
+      const events: Parameters<typeof poolDecider.evolve>[1][] = []
+      for (const c of commands) {
+        const r = poolDecider.decide(c, source)
+        if (r._tag === 'Left') throw new Error(r.left.code)
+        for (const e of r.right) {
+          events.push(e)
+          source = poolDecider.evolve(source, e)
+        }
+      }
+      let state = pool(100)
+      gc()
+      const start = process.cpuUsage()
+      for (const e of events) state = poolDecider.evolve(state, e)
+      return (cpuSeconds(start) * 1e6) / commands.length
+    }),
+  )
+  // Bytes allocated per decision: heap growth over 2,000 decisions started right after a full
+  // collection (the young generation holds them all, so no collection runs in between), median of runs.
+  const allocBytes = median(
+    Array.from({ length: runs }, () => {
+      let state = pool(100)
+      const few = commands.slice(0, 2_000)
+      gc()
+      const before = process.memoryUsage().heapUsed
+      for (const c of few) state = apply(state, c)
+      return (process.memoryUsage().heapUsed - before) / few.length
     }),
   )
   const load = os.loadavg()[0] as number
@@ -240,13 +329,30 @@ const main = async (): Promise<void> => {
   const at100 = rows.find((r) => r.n === 100) as SizeRow
   const largest = rows[rows.length - 1] as SizeRow
   const speedOk = at100.perSecond >= 1_000_000
+  const measuredPhases: [string, number][] = [
+    ['decide: schema check of the command', schemaMicros],
+    ['decide: referral book lookup (is it held?)', holdsMicros],
+    ['decide: ranking (10 candidates from the sorted prefixes, their objects)', rankMicros],
+    ['decide: building the event', eventMicros],
+    [
+      `evolve (book insertion of ${decisions.toLocaleString('en-US')} held ids, service: heap updates, state object)`,
+      evolveMicros,
+    ],
+  ]
+  const phases: [string, number][] = [
+    ...measuredPhases,
+    [
+      'the rest, by difference (decider dispatch, the Either, the loop, GC of it all together)',
+      Math.max(0, at100.microsPerDecision - measuredPhases.reduce((a, [, us]) => a + us, 0)),
+    ],
+  ]
   const scaleOk = largest.costRatio <= 3
   const verdicts = [
     `${speedOk ? 'MET' : 'NOT MET'}: ≥ 1,000,000 decisions/s at n = 100 — measured ${at100.perSecond.toLocaleString('en-US')} (${at100.microsPerDecision.toFixed(2)} µs per decision).`,
     ...(speedOk
       ? []
       : [
-          `  In the way (measured alone, n = 100): the referral book — one IdTable entry per held referral, a lookup on decide and an insertion on evolve — ${bookMicros.toFixed(2)} µs with ${decisions.toLocaleString('en-US')} held referrals (${Math.round((100 * bookMicros) / at100.microsPerDecision)} %; a Map: ${mapBookMicros.toFixed(2)} µs); ranking the top 10 candidates and building their objects ${rankMicros.toFixed(2)} µs (${Math.round((100 * rankMicros) / at100.microsPerDecision)} %); garbage collection ${Math.round(100 * at100.gcShare)} % of the decision time; the rest (schema check, event, service and heap update) ${Math.max(0, at100.microsPerDecision - bookMicros - rankMicros).toFixed(2)} µs. Machine load (1-min load average, 2 cores, shared with other jobs): ${load.toFixed(1)}.`,
+          `  In the way (n = 100, CPU time; each phase measured alone, the rest by difference; the target is 1.00 µs per decision): ${phases.map(([what, us]) => `${what} ${us.toFixed(2)} µs (${Math.round((100 * us) / at100.microsPerDecision)} %)`).join('; ')}. Garbage collection: ${Math.round(100 * at100.gcShare)} % of the decision time (${Math.round(allocBytes)} bytes allocated per decision, the event most of it), spread over the phases. Machine load (1-min load average, 2 cores, shared with other jobs): ${load.toFixed(1)}.`,
         ]),
     `${scaleOk ? 'MET' : 'NOT MET'}: cost at n = ${largest.n.toLocaleString('en-US')} ≤ 3 × cost at n = 10 — measured ${largest.costRatio.toFixed(2)} ×.`,
     `${releasedBytes < 8 ? 'MET' : 'NOT MET'} apart from the referral book: memory flat over ${memoryDecisions.toLocaleString('en-US')} decisions — heap growth ${releasedBytes.toFixed(1)} bytes per decision when every referral is released after routing; ${heldBytes.toFixed(0)} bytes per decision when every referral stays held (the pool keeps one entry per held referral: its id and a small integer; before issue 12 the pool state kept ~2.3 KiB per decision).`,
@@ -261,6 +367,12 @@ const main = async (): Promise<void> => {
     r.costRatio.toFixed(2),
     `${Math.round(100 * r.gcShare)} %`,
     r.rssMiB.toFixed(1),
+  ])
+  const phaseHead = ['phase', 'µs/decision', 'share']
+  const phaseCells = phases.map(([what, us]) => [
+    what,
+    us.toFixed(2),
+    `${Math.round((100 * us) / at100.microsPerDecision)} %`,
   ])
   const memHead = [
     'decisions',
@@ -298,7 +410,7 @@ const main = async (): Promise<void> => {
   console.log(`${sizeTitle}\n`)
   console.log(text(head, cells))
   console.log(
-    `\nmeasured alone: referral book (IdTable lookup + insertion per decision, ${decisions.toLocaleString('en-US')} ids) ${bookMicros.toFixed(2)} µs (Map: ${mapBookMicros.toFixed(2)} µs); ranking (top 10 at n = 100) ${rankMicros.toFixed(2)} µs; 1-min load average ${load.toFixed(1)}`,
+    `\nWhere a decision's CPU time goes at n = 100 (${at100.microsPerDecision.toFixed(2)} µs; target 1.00 µs):\n${text(phaseHead, phaseCells)}\nreferral book alone (lookup + insertion): IdTable ${bookMicros.toFixed(2)} µs, a Map ${mapBookMicros.toFixed(2)} µs; ${Math.round(allocBytes)} bytes allocated per decision; GC ${Math.round(100 * at100.gcShare)} % of the time; 1-min load average ${load.toFixed(1)}`,
   )
   console.log(`\n${memTitle}\n`)
   console.log(text(memHead, memCells))
@@ -315,7 +427,11 @@ const main = async (): Promise<void> => {
     '',
     md(head, cells),
     '',
-    `Measured alone: the referral book (IdTable lookup + insertion per decision, ${decisions.toLocaleString('en-US')} ids) ${bookMicros.toFixed(2)} µs per decision (a Map: ${mapBookMicros.toFixed(2)} µs); the ranking (top 10 candidates at n = 100, \`PoolEngine.rank\`) ${rankMicros.toFixed(2)} µs. 1-min load average during the run: ${load.toFixed(1)} on 2 cores shared with other jobs.`,
+    `Where a decision's CPU time goes at n = 100 (${at100.microsPerDecision.toFixed(2)} µs per decision; the target is 1.00 µs). Each phase measured alone with CPU time (median of the runs), the rest by difference:`,
+    '',
+    md(phaseHead, phaseCells).replace(/\|---:\|/, '|---|'),
+    '',
+    `The referral book alone (lookup + insertion per decision): IdTable ${bookMicros.toFixed(2)} µs, a bare Map ${mapBookMicros.toFixed(2)} µs. ${Math.round(allocBytes)} bytes allocated per decision (the event and its 10 candidates most of it); GC ${Math.round(100 * at100.gcShare)} % of the time. 1-min load average during the run: ${load.toFixed(1)} on 2 cores shared with other jobs.`,
     '',
     `## ${memTitle}`,
     '',
@@ -346,6 +462,12 @@ const main = async (): Promise<void> => {
         referralBookMicrosPerDecision: bookMicros,
         mapReferralBookMicrosPerDecision: mapBookMicros,
         rankMicrosPerDecisionAt100: rankMicros,
+        schemaMicrosPerDecision: schemaMicros,
+        eventMicrosPerDecision: eventMicros,
+        holdsMicrosPerDecision: holdsMicros,
+        evolveMicrosPerDecision: evolveMicros,
+        allocatedBytesPerDecision: allocBytes,
+        phasesAt100: phases.map(([phase, micros]) => ({ phase, micros })),
         loadAverage1m: load,
         memory: {
           decisions: memoryDecisions,

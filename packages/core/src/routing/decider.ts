@@ -84,6 +84,8 @@ const sameSet = (a: readonly string[], b: readonly string[]): boolean =>
 
 const uniqueSorted = <T extends string>(xs: readonly T[]): T[] => [...new Set(xs)].sort()
 const NONE: readonly never[] = Object.freeze([])
+/** The recorded request of a decision without filters, shared by all such events (immutable). */
+const PLAIN_REQUEST: RouteRequest = Object.freeze({ insuranceNetworkId: null, excludedPracticeIds: NONE })
 
 const syncMember = (data: SyncPoolMemberData, engine: PoolEngine): PoolEvent[] => {
   const { practiceId, eligible, fteMilli } = data
@@ -122,11 +124,14 @@ export const routingEvent = (
   ranking: Ranking,
   policy: RoutingPolicy,
 ): PoolEvent => {
-  const req: RouteRequest = {
-    insuranceNetworkId: request.insuranceNetworkId,
-    excludedPracticeIds:
-      request.excludedPracticeIds.length === 0 ? NONE : uniqueSorted(request.excludedPracticeIds),
-  }
+  const req: RouteRequest =
+    request.insuranceNetworkId === null && request.excludedPracticeIds.length === 0
+      ? PLAIN_REQUEST
+      : {
+          insuranceNetworkId: request.insuranceNetworkId,
+          excludedPracticeIds:
+            request.excludedPracticeIds.length === 0 ? NONE : uniqueSorted(request.excludedPracticeIds),
+        }
   const first = ranking.ranked[0]
   return first === undefined
     ? {

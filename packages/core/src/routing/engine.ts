@@ -1,6 +1,6 @@
 import type { PracticeId, ReferralId } from '../shared/ids.js'
 import type { Exclusion, Fraction, PoolEvent, RecordedCandidate, RouteRequest } from './codecs.js'
-import { IndexHeap } from './heap.js'
+import { IndexHeap, RANKED_PREFIX, RankedHeap } from './heap.js'
 import { IdTable } from './id-table.js'
 import {
   ceilDiv,
@@ -292,17 +292,17 @@ export class PoolEngine {
   private inactiveExclusions: readonly Exclusion[] | null = null
 
   /** Eligible members (S ≤ V) by (F, S, practiceId). */
-  private eligible: IndexHeap
+  private eligible: RankedHeap
   /** Waiting members (S > V) by (S, F, practiceId). */
-  private waiting: IndexHeap
+  private waiting: RankedHeap
 
   /** Number of events applied: a state is current while its length equals this. */
   applied = 0
 
   constructor(referrals?: ReferralBook) {
     this.referrals = referrals ?? new ReferralBook()
-    this.eligible = new IndexHeap(this.fKey, (a, b) => this.exactLessByFinish(a, b))
-    this.waiting = new IndexHeap(this.sKey, (a, b) => this.exactLessByStart(a, b))
+    this.eligible = new RankedHeap(this.fKey, (a, b) => this.exactLessByFinish(a, b))
+    this.waiting = new RankedHeap(this.sKey, (a, b) => this.exactLessByStart(a, b))
   }
 
   /** An independent copy: O(members) plus at most 1,024 referral entries (see ReferralBook). */
@@ -444,7 +444,12 @@ export class PoolEngine {
         return
       case 'ReferralRouted': {
         this.mode = event.data.policy.version
-        const i = this.index.get(event.data.chosenPracticeId)
+        // Usually the member the last ranking put first: no lookup by string key then.
+        const c = this.lastChosen
+        const i =
+          c >= 0 && this.ids[c] === event.data.chosenPracticeId
+            ? c
+            : this.index.get(event.data.chosenPracticeId)
         if (i === undefined) {
           // Only in a tampered log: nobody to serve; remember who holds it, as a non-member.
           this.referrals.set(event.data.referralId, event.data.chosenPracticeId)
@@ -495,6 +500,8 @@ export class PoolEngine {
   private walkNetwork: string | null = null
   private walkIdx: number[] = []
   private walkMax = 1
+  /** Index of the first candidate of the last ranking (−1: none): a memo for the event that follows. */
+  private lastChosen = -1
   private readonly collect = (i: number): boolean => {
     if (
       (this.walkExcluded === null || !this.walkExcluded.has(i)) &&
@@ -550,13 +557,24 @@ export class PoolEngine {
       vNum = this.p[first] as number
       vDen = this.w[first] as number
     }
-    this.walkExcluded = excluded
-    this.walkNetwork = network
     this.walkIdx.length = 0
-    this.walkMax = Math.max(1, limit)
-    this.eligible.walk(this.collect)
-    if (this.walkIdx.length < this.walkMax) this.waiting.walk(this.collect)
-    this.walkExcluded = null
+    this.lastChosen = -1
+    const max = Math.max(1, limit)
+    if (excluded === null && network === null && max <= RANKED_PREFIX) {
+      // The common case: the first candidates are the sorted prefixes of the two heaps.
+      const e = Math.min(max, this.eligible.sortedSize)
+      for (let k = 0; k < e; k++) this.walkIdx.push(this.eligible.sortedAt(k))
+      const r = Math.min(max - e, this.waiting.sortedSize)
+      for (let k = 0; k < r; k++) this.walkIdx.push(this.waiting.sortedAt(k))
+    } else {
+      this.walkExcluded = excluded
+      this.walkNetwork = network
+      this.walkMax = max
+      this.eligible.walk(this.collect)
+      if (this.walkIdx.length < this.walkMax) this.waiting.walk(this.collect)
+      this.walkExcluded = null
+    }
+    if (this.walkIdx.length > 0) this.lastChosen = this.walkIdx[0] as number
     const ranked: RecordedCandidate[] = new Array(this.walkIdx.length)
     for (let k = 0; k < this.walkIdx.length; k++) {
       const i = this.walkIdx[k] as number

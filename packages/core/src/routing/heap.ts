@@ -261,3 +261,158 @@ export class IndexHeap {
     this.positions[key] = j
   }
 }
+
+/** How many of a `RankedHeap`'s smallest keys it keeps in sorted order (the recorded 10 and slack). */
+export const RANKED_PREFIX = 16
+
+/**
+ * An `IndexHeap` whose RANKED_PREFIX smallest keys are kept apart, in sorted order: the router's
+ * candidate order, so a decision reads its top 10 candidates as they stand instead of walking the
+ * heap (the incremental top-10). Invariant: the prefix holds min(RANKED_PREFIX, size) keys, sorted,
+ * each smaller than every key of the heap behind it (`rest`). Same order and cost class as
+ * `IndexHeap` (O(RANKED_PREFIX + log n) per change), no allocation once the arrays have grown.
+ */
+export class RankedHeap {
+  private prefix: Int32Array = new Int32Array(RANKED_PREFIX)
+  private prefixLength = 0
+  /** 1 for the keys in `prefix`. */
+  private inPrefix: Uint8Array = new Uint8Array(16)
+  private rest: IndexHeap
+
+  constructor(
+    private readonly keys: readonly number[],
+    private readonly exactLess: (a: number, b: number) => boolean,
+  ) {
+    this.rest = new IndexHeap(keys, exactLess)
+  }
+
+  private less(a: number, b: number): boolean {
+    const ka = this.keys[a] as number
+    const d = ka - (this.keys[b] as number)
+    const gap = FLOAT_GAP * (ka < 0 ? -ka : ka) + FLOAT_GAP
+    if (d > gap) return false
+    if (d < -gap) return true
+    return this.exactLess(a, b)
+  }
+
+  get size(): number {
+    return this.prefixLength + this.rest.size
+  }
+
+  /** How many keys are kept in sorted order (min(RANKED_PREFIX, size)). */
+  get sortedSize(): number {
+    return this.prefixLength
+  }
+
+  /** The k-th smallest key, for k < sortedSize. */
+  sortedAt(k: number): number {
+    return this.prefix[k] as number
+  }
+
+  has(key: number): boolean {
+    return (key < this.inPrefix.length && this.inPrefix[key] === 1) || this.rest.has(key)
+  }
+
+  peek(): number {
+    return this.prefixLength === 0 ? -1 : (this.prefix[0] as number)
+  }
+
+  cloneWith(keys: readonly number[], exactLess: (a: number, b: number) => boolean): RankedHeap {
+    const h = new RankedHeap(keys, exactLess)
+    h.prefix = this.prefix.slice()
+    h.prefixLength = this.prefixLength
+    h.inPrefix = this.inPrefix.slice()
+    h.rest = this.rest.cloneWith(keys, exactLess)
+    return h
+  }
+
+  private mark(key: number, v: 0 | 1): void {
+    if (key >= this.inPrefix.length) {
+      let n = this.inPrefix.length
+      while (n <= key) n *= 2
+      const grown = new Uint8Array(n)
+      grown.set(this.inPrefix)
+      this.inPrefix = grown
+    }
+    this.inPrefix[key] = v
+  }
+
+  /** Replaces the content with `keys` in O(n + RANKED_PREFIX log n). */
+  rebuild(keys: readonly number[]): void {
+    for (let k = 0; k < this.prefixLength; k++) this.mark(this.prefix[k] as number, 0)
+    this.prefixLength = 0
+    this.rest.rebuild(keys)
+    this.refill()
+  }
+
+  /** Moves the smallest keys of `rest` to the end of the prefix until it is full (or rest empty). */
+  private refill(): void {
+    while (this.prefixLength < RANKED_PREFIX && this.rest.size > 0) {
+      const key = this.rest.pop()
+      this.prefix[this.prefixLength++] = key
+      this.mark(key, 1)
+    }
+  }
+
+  push(key: number): void {
+    const n = this.prefixLength
+    if (n === RANKED_PREFIX && !this.less(key, this.prefix[n - 1] as number)) {
+      this.rest.push(key)
+      return
+    }
+    // Insert into the sorted prefix; a full prefix hands its largest key to `rest`.
+    let j = n
+    if (n === RANKED_PREFIX) {
+      const last = this.prefix[n - 1] as number
+      this.mark(last, 0)
+      this.rest.push(last)
+      j = n - 1
+    } else this.prefixLength++
+    const prefix = this.prefix
+    while (j > 0 && this.less(key, prefix[j - 1] as number)) {
+      prefix[j] = prefix[j - 1] as number
+      j--
+    }
+    prefix[j] = key
+    this.mark(key, 1)
+  }
+
+  /** Restores the order after `key`'s value changed (it must be in the heap). */
+  update(key: number): void {
+    this.remove(key)
+    this.push(key)
+  }
+
+  pop(): number {
+    const top = this.peek()
+    if (top >= 0) this.remove(top)
+    return top
+  }
+
+  remove(key: number): boolean {
+    if (key < this.inPrefix.length && this.inPrefix[key] === 1) {
+      const prefix = this.prefix
+      const n = this.prefixLength - 1
+      let j = 0
+      while (prefix[j] !== key) j++
+      // A plain loop: copyWithin's call costs more than moving at most RANKED_PREFIX entries.
+      for (; j < n; j++) prefix[j] = prefix[j + 1] as number
+      this.prefixLength = n
+      this.inPrefix[key] = 0
+      if (this.rest.size > 0) {
+        const next = this.rest.pop()
+        prefix[n] = next
+        this.prefixLength = n + 1
+        this.inPrefix[next] = 1
+      }
+      return true
+    }
+    return this.rest.remove(key)
+  }
+
+  /** Visits keys in order (smallest first) until `visit` returns false: the prefix, then a walk of `rest`. */
+  walk(visit: (key: number) => boolean): void {
+    for (let k = 0; k < this.prefixLength; k++) if (!visit(this.prefix[k] as number)) return
+    if (this.prefixLength === RANKED_PREFIX) this.rest.walk(visit)
+  }
+}
