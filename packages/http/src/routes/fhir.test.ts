@@ -325,11 +325,55 @@ describe('FHIR R4 routes', () => {
       headers,
     )
     expect(unresolved.statusCode).toBe(422)
-    expect(unresolved.json().issue.map((i: { expression: string[] }) => i.expression)).toEqual([
-      ['Bundle.entry[1].resource.subject'],
-    ])
+    expect(unresolved.json()).toEqual({
+      resourceType: 'OperationOutcome',
+      issue: [
+        {
+          severity: 'error',
+          code: 'not-found',
+          diagnostics:
+            'reference not resolved: give the Patient contained (#id) or as an entry of this transaction Bundle',
+          expression: ['Bundle.entry[1].resource.subject.reference'],
+        },
+      ],
+    })
     expect(unresolved.body).not.toContain(CANARY_NAME)
+    // A reference to another server, and Patient/<id> of no entry: the same 422, nothing stored.
+    for (const subject of ['https://other.example/fhir/Patient/123', 'Patient/unknown-1']) {
+      const refused = await t.call(
+        'gp',
+        'POST',
+        '/fhir/ServiceRequest',
+        JSON.stringify(bundle(subject, 'fh-bundle-bad')),
+        headers,
+      )
+      expect(refused.statusCode).toBe(422)
+      expect(refused.json().issue[0]).toMatchObject({
+        code: 'not-found',
+        expression: ['Bundle.entry[1].resource.subject.reference'],
+      })
+      expect(refused.body).not.toContain(CANARY_NAME)
+      expect(refused.body).not.toContain('other.example')
+    }
+    // A lone ServiceRequest whose subject is a reference, not a contained Patient.
+    const lone = await t.call(
+      'gp',
+      'POST',
+      '/fhir/ServiceRequest',
+      JSON.stringify({
+        ...exported,
+        identifier: [{ system: 'urn:referrals:referral-id', value: 'fh-lone-bad' }],
+        subject: { reference: 'Patient/fh-patient-1' },
+      }),
+      headers,
+    )
+    expect(lone.statusCode).toBe(422)
+    expect(lone.json().issue).toEqual([
+      expect.objectContaining({ code: 'not-found', expression: ['ServiceRequest.subject.reference'] }),
+    ])
     expect(t.domainEvents().length).toBe(before)
+    expect((await t.call('gp', 'GET', '/referrals/fh-bundle-bad')).statusCode).toBe(404)
+    expect((await t.call('gp', 'GET', '/referrals/fh-lone-bad')).statusCode).toBe(404)
     const created = await t.call(
       'gp',
       'POST',
