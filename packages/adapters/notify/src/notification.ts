@@ -30,6 +30,19 @@ export type DeliveryResult =
       readonly awaitingReceipt: { readonly messageIds: readonly string[]; readonly timeoutMs: number }
     }
   | { readonly ok: false; readonly retryable: boolean; readonly reason: string }
+  /**
+   * Handed to the carrier with no answer (SMPP: `submit_sm` written, then no `submit_sm_resp` before
+   * the timeout or the connection dropped): the message may or may not have gone out. The outbox
+   * parks it as `uncertain` for `windowMs`, matching receipts by `messageIds` (the SMSC ids of the
+   * parts that were answered, `ref:<n>` for an unanswered part — its `user_message_reference` —
+   * and `unsent:<i>` for a part never submitted, which no receipt ever matches), and never
+   * submits it again during the window; after it, `RetryPolicy.uncertain` decides.
+   */
+  | {
+      readonly ok: false
+      readonly uncertain: { readonly messageIds: readonly string[]; readonly windowMs: number }
+      readonly reason: string
+    }
 
 /** A channel delivers one notification to one address (a webhook URL, an email address). */
 export interface Channel<Address> {

@@ -28,8 +28,9 @@ export interface NewOutboxEntry extends Omit<OutboxEntry, 'state'> {
  *
  * Delivery receipts (SMPP): `recordReceipt` keeps a carrier receipt by (channel, message id),
  * whichever process's session received it and whether or not its entry is recorded yet;
- * `claimAwaiting` hands out entries in `awaiting_receipt` that have a receipt or whose deadline
- * has passed, with `state.receipts` filled in. Such an entry is never returned by `claimDue`.
+ * `claimAwaiting` hands out entries in `awaiting_receipt` or `uncertain` that have a receipt or
+ * whose deadline has passed, with `state.receipts` filled in (for `uncertain`, only receipts
+ * recorded at or after its `sinceMs`). Such an entry is never returned by `claimDue`.
  */
 export interface OutboxStore {
   readonly enqueue: (entries: readonly NewOutboxEntry[], nowMs: number) => Promise<void>
@@ -43,16 +44,18 @@ export interface OutboxStore {
 export const inMemoryOutbox = (): OutboxStore => {
   const entries = new Map<string, OutboxEntry>()
   const claimed = new Set<string>()
-  const receipts = new Map<string, string>()
+  const receipts = new Map<string, { readonly stat: string; readonly atMs: number }>()
   const receiptKey = (channel: string, messageId: string) => `${channel}\u0000${messageId}`
   const withReceipts = (entry: OutboxEntry): OutboxEntry => {
-    if (entry.state.status !== 'awaiting_receipt') return entry
+    const state = entry.state
+    if (state.status !== 'awaiting_receipt' && state.status !== 'uncertain') return entry
+    const sinceMs = state.status === 'uncertain' ? state.sinceMs : Number.NEGATIVE_INFINITY
     const got: Record<string, string> = {}
-    for (const id of entry.state.messageIds) {
-      const stat = receipts.get(receiptKey(entry.channel, id))
-      if (stat !== undefined) got[id] = stat
+    for (const id of state.messageIds) {
+      const receipt = receipts.get(receiptKey(entry.channel, id))
+      if (receipt !== undefined && receipt.atMs >= sinceMs) got[id] = receipt.stat
     }
-    return { ...entry, state: { ...entry.state, receipts: got } }
+    return { ...entry, state: { ...state, receipts: got } }
   }
   return {
     enqueue: async (items, nowMs) => {
@@ -89,20 +92,21 @@ export const inMemoryOutbox = (): OutboxStore => {
         const final = state.status === 'delivered' || state.status === 'dead_letter'
         const erase = final && entry.notification.audience === 'patient'
         entries.set(id, { ...entry, state, ...(erase ? { address: null } : {}) })
-        if (final && entry.state.status === 'awaiting_receipt')
+        if (final && (entry.state.status === 'awaiting_receipt' || entry.state.status === 'uncertain'))
           for (const m of entry.state.messageIds) receipts.delete(receiptKey(entry.channel, m))
       }
     },
-    recordReceipt: async (channel, messageId, stat) => {
-      receipts.set(receiptKey(channel, messageId), stat)
+    recordReceipt: async (channel, messageId, stat, nowMs) => {
+      receipts.set(receiptKey(channel, messageId), { stat, atMs: nowMs })
     },
     claimAwaiting: async (nowMs, limit) => {
       const ready: OutboxEntry[] = []
       for (const [id, stored] of entries) {
         if (ready.length >= limit) break
-        if (stored.state.status !== 'awaiting_receipt' || claimed.has(id)) continue
+        const waiting = stored.state.status === 'awaiting_receipt' || stored.state.status === 'uncertain'
+        if (!waiting || claimed.has(id)) continue
         const entry = withReceipts(stored)
-        const state = entry.state as Extract<DeliveryState, { status: 'awaiting_receipt' }>
+        const state = entry.state as Extract<DeliveryState, { status: 'awaiting_receipt' | 'uncertain' }>
         if (Object.keys(state.receipts).length > 0 || state.receiptDeadlineMs <= nowMs) {
           claimed.add(id)
           ready.push(entry)
@@ -120,7 +124,8 @@ export const inMemoryOutbox = (): OutboxStore => {
 /**
  * Delivers every due entry once and records the outcome, then settles entries awaiting delivery
  * receipts (`afterReceipts`: delivered, retried per the policy, dead-lettered, or a receipt
- * timeout — never a resend). Run it on an interval (the scheduler does); it never throws for a
+ * timeout — never a resend) and uncertain entries (unanswered submits) whose receipt came or whose
+ * window ended (`policy.uncertain`: dead letter by default, or a resend). Run it on an interval (the scheduler does); it never throws for a
  * failed delivery, only for a broken outbox store.
  */
 export const deliverDue = async (options: {
@@ -136,6 +141,8 @@ export const deliverDue = async (options: {
   readonly deadLettered: number
   /** Submitted in this pass and now waiting for their delivery receipts. */
   readonly awaitingReceipt: number
+  /** Submitted in this pass with no answer: parked as `uncertain`, not resubmitted (see `RetryPolicy.uncertain`). */
+  readonly uncertain: number
 }> => {
   const policy = options.policy ?? defaultRetryPolicy
   const due = await options.outbox.claimDue(options.nowMs, options.limit ?? 100)
@@ -143,6 +150,7 @@ export const deliverDue = async (options: {
   let retried = 0
   let deadLettered = 0
   let awaitingReceipt = 0
+  let uncertain = 0
   for (const entry of due) {
     const channel = options.channels.get(entry.channel)
     const result = channel
@@ -153,11 +161,12 @@ export const deliverDue = async (options: {
     if (state.status === 'delivered') delivered++
     else if (state.status === 'dead_letter') deadLettered++
     else if (state.status === 'awaiting_receipt') awaitingReceipt++
+    else if (state.status === 'uncertain') uncertain++
     else retried++
   }
   const ready = await options.outbox.claimAwaiting(options.nowMs, options.limit ?? 100)
   for (const entry of ready) {
-    if (entry.state.status !== 'awaiting_receipt') continue
+    if (entry.state.status !== 'awaiting_receipt' && entry.state.status !== 'uncertain') continue
     const next = afterReceipts(policy, entry.state, options.nowMs)
     // Still waiting (some parts' receipts are missing): record the same state, ending the claim.
     await options.outbox.record(entry.notification.id, next ?? entry.state)
@@ -165,5 +174,5 @@ export const deliverDue = async (options: {
     else if (next?.status === 'dead_letter') deadLettered++
     else if (next?.status === 'pending') retried++
   }
-  return { delivered, retried, deadLettered, awaitingReceipt }
+  return { delivered, retried, deadLettered, awaitingReceipt, uncertain }
 }

@@ -11,7 +11,7 @@ import {
   createPostgresUsedLinks,
   migrateNotifySchema,
 } from './postgres.js'
-import { NO_RECEIPT_REASON } from './retry.js'
+import { NO_RECEIPT_REASON, UNCERTAIN_REASON } from './retry.js'
 import { smppChannel } from './sms.js'
 import { startSmsc } from './testing/smsc.js'
 
@@ -141,6 +141,7 @@ describe('PostgreSQL outbox', () => {
       retried: 2,
       deadLettered: 0,
       awaitingReceipt: 0,
+      uncertain: 0,
     })
     expect((await outbox.list())[0]?.state).toEqual({
       status: 'pending',
@@ -155,6 +156,7 @@ describe('PostgreSQL outbox', () => {
       retried: 0,
       deadLettered: 2,
       awaitingReceipt: 0,
+      uncertain: 0,
     })
     const dead = await outbox.list({ status: 'dead_letter' })
     expect(dead.map((e) => e.state)).toEqual([
@@ -206,7 +208,10 @@ describe('PostgreSQL outbox', () => {
         address: { phone: '+15145550123' },
       })
       await a.enqueue([sms(1), sms(2, 'patient')], 0)
-      expect(await deliverDue({ outbox: a, channels, nowMs: 0 })).toMatchObject({ awaitingReceipt: 2 })
+      expect(await deliverDue({ outbox: a, channels, nowMs: 0 })).toMatchObject({
+        awaitingReceipt: 2,
+        uncertain: 0,
+      })
       const ids = smsc.submits.map((x) => x.messageId)
       await vi.waitFor(
         async () => {
@@ -225,6 +230,7 @@ describe('PostgreSQL outbox', () => {
         retried: 0,
         deadLettered: 0,
         awaitingReceipt: 0,
+        uncertain: 0,
       })
       const [first, second] = await a.list()
       expect(first?.state).toEqual({
@@ -245,13 +251,75 @@ describe('PostgreSQL outbox', () => {
         lastError: NO_RECEIPT_REASON,
       })
       expect(smsc.submits).toHaveLength(2)
-      // Settled receipts are removed.
-      const left = await poolA.query(`SELECT count(*)::int AS n FROM "${schema}".delivery_receipts`)
-      expect(left.rows[0]?.n).toBe(0)
+      // Settled receipts are removed; what stays is the echo by client reference (`ref:<n>`, kept
+      // for uncertain submits: at most one row per 16-bit reference, overwritten on reuse).
+      const left = await poolA.query<{ message_id: string }>(
+        `SELECT message_id FROM "${schema}".delivery_receipts ORDER BY message_id`,
+      )
+      expect(left.rows.map((r) => r.message_id)).toEqual([
+        `ref:${smsc.submits[1]?.pdu.user_message_reference}`,
+      ])
     } finally {
       await channel.close()
       await smsc.close()
     }
+  })
+
+  it('keeps an uncertain SMS (submit unanswered) out of claimDue; only receipts since its submit settle it', async () => {
+    const schema = freshSchema()
+    const a = await createPostgresOutbox({ pool: poolA, schema })
+    const b = await createPostgresOutbox({ pool: poolB, schema })
+    await a.enqueue([{ ...entry(1), channel: 'sms', address: { phone: '+15145550123' } }], 0)
+    const uncertain = {
+      status: 'uncertain',
+      attempts: 1,
+      messageIds: ['m-1', 'ref:42'],
+      sinceMs: 5_000,
+      receiptDeadlineMs: 65_000,
+      receipts: {},
+      lastError: 'SMPP submit_sm_resp timeout',
+    } as const
+    expect(await a.claimDue(0, 10)).toHaveLength(1)
+    await a.record(notification(1).id, uncertain)
+    expect((await b.list())[0]?.state).toEqual(uncertain)
+    expect(await b.claimDue(1_000_000, 10)).toEqual([])
+    // A stale receipt with the same 16-bit reference (before the submit) does not count.
+    await b.recordReceipt('sms', 'ref:42', 'DELIVRD', 4_999)
+    await b.recordReceipt('sms', 'm-1', 'DELIVRD', 5_001)
+    expect((await b.list())[0]?.state).toEqual({ ...uncertain, receipts: { 'm-1': 'DELIVRD' } })
+    expect((await deliverDue({ outbox: b, channels: new Map(), nowMs: 6_000 })).delivered).toBe(0)
+    await a.recordReceipt('sms', 'ref:42', 'DELIVRD', 5_500)
+    expect(await deliverDue({ outbox: b, channels: new Map(), nowMs: 7_000 })).toMatchObject({ delivered: 1 })
+    expect((await a.list())[0]?.state).toEqual({ status: 'delivered', attempts: 1, deliveredAtMs: 7_000 })
+    const left = await poolA.query(`SELECT count(*)::int AS n FROM "${schema}".delivery_receipts`)
+    expect(left.rows[0]?.n).toBe(0)
+  })
+
+  it('dead-letters an uncertain SMS whose window ends without a receipt (default policy), never claimed for a resend', async () => {
+    const schema = freshSchema()
+    const a = await createPostgresOutbox({ pool: poolA, schema })
+    await a.enqueue([{ ...entry(2), channel: 'sms', address: { phone: '+15145550123' } }], 0)
+    await a.claimDue(0, 10)
+    await a.record(notification(2).id, {
+      status: 'uncertain',
+      attempts: 1,
+      messageIds: ['ref:7'],
+      sinceMs: 0,
+      receiptDeadlineMs: 60_000,
+      receipts: {},
+      lastError: 'SMPP submit_sm_resp timeout',
+    })
+    const deliveries = new Map<string, number>()
+    const channels = new Map([['sms', countingChannel(deliveries) as Channel<never>]])
+    expect((await deliverDue({ outbox: a, channels, nowMs: 59_999 })).deadLettered).toBe(0)
+    expect((await deliverDue({ outbox: a, channels, nowMs: 60_000 })).deadLettered).toBe(1)
+    expect((await a.list())[0]?.state).toEqual({
+      status: 'dead_letter',
+      attempts: 1,
+      lastError: UNCERTAIN_REASON,
+    })
+    await deliverDue({ outbox: a, channels, nowMs: 10_000_000 })
+    expect(deliveries.size).toBe(0)
   })
 
   it('migrates an outbox table made before delivery receipts', async () => {

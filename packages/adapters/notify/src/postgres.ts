@@ -57,16 +57,21 @@ export const migrateNotifySchema = async (pool: pg.Pool, schema: string = DEFAUL
     // entry in awaiting_receipt (tables made before get the columns and the wider status check).
     await client.query(`ALTER TABLE ${s}.outbox ADD COLUMN IF NOT EXISTS message_ids text[]`)
     await client.query(`ALTER TABLE ${s}.outbox ADD COLUMN IF NOT EXISTS receipt_deadline_ms bigint`)
+    // Added with uncertain submits (sent, never answered): receipts only count from this time on.
+    await client.query(`ALTER TABLE ${s}.outbox ADD COLUMN IF NOT EXISTS uncertain_since_ms bigint`)
     await client.query(`ALTER TABLE ${s}.outbox DROP CONSTRAINT IF EXISTS outbox_status_check`)
     await client.query(
       `ALTER TABLE ${s}.outbox ADD CONSTRAINT outbox_status_check
-         CHECK (status IN ('pending', 'awaiting_receipt', 'delivered', 'dead_letter'))`,
+         CHECK (status IN ('pending', 'awaiting_receipt', 'uncertain', 'delivered', 'dead_letter'))`,
     )
     await client.query(
       `CREATE INDEX IF NOT EXISTS outbox_due ON ${s}.outbox (next_attempt_at_ms) WHERE status = 'pending'`,
     )
     await client.query(
       `CREATE INDEX IF NOT EXISTS outbox_awaiting ON ${s}.outbox (receipt_deadline_ms) WHERE status = 'awaiting_receipt'`,
+    )
+    await client.query(
+      `CREATE INDEX IF NOT EXISTS outbox_uncertain ON ${s}.outbox (receipt_deadline_ms) WHERE status = 'uncertain'`,
     )
     await client.query(`CREATE TABLE IF NOT EXISTS ${s}.delivery_receipts (
       channel text NOT NULL,
@@ -106,6 +111,7 @@ interface OutboxRow {
   readonly delivered_at_ms: string | null
   readonly message_ids: readonly string[] | null
   readonly receipt_deadline_ms: string | null
+  readonly uncertain_since_ms: string | null
   readonly receipts: Readonly<Record<string, string>> | null
 }
 
@@ -126,6 +132,16 @@ const stateOf = (row: OutboxRow): DeliveryState => {
         receiptDeadlineMs: Number(row.receipt_deadline_ms ?? 0),
         receipts: row.receipts ?? {},
       }
+    case 'uncertain':
+      return {
+        status: 'uncertain',
+        attempts: row.attempts,
+        messageIds: row.message_ids ?? [],
+        sinceMs: Number(row.uncertain_since_ms ?? 0),
+        receiptDeadlineMs: Number(row.receipt_deadline_ms ?? 0),
+        receipts: row.receipts ?? {},
+        lastError: row.last_error ?? '',
+      }
     case 'delivered':
       return { status: 'delivered', attempts: row.attempts, deliveredAtMs: Number(row.delivered_at_ms ?? 0) }
     case 'dead_letter':
@@ -143,9 +159,15 @@ const entryOf = (row: OutboxRow): OutboxEntry => ({
 /** The row's columns and its receipts so far (`schema` quoted), for a query on `outbox o`. */
 const columns = (s: string) =>
   `o.notification, o.channel, o.address, o.status, o.attempts, o.next_attempt_at_ms, o.last_error,
-   o.delivered_at_ms, o.message_ids, o.receipt_deadline_ms,
+   o.delivered_at_ms, o.message_ids, o.receipt_deadline_ms, o.uncertain_since_ms,
    (SELECT jsonb_object_agg(r.message_id, r.stat) FROM ${s}.delivery_receipts r
-     WHERE o.status = 'awaiting_receipt' AND r.channel = o.channel AND r.message_id = ANY(o.message_ids)) AS receipts`
+     WHERE ${receiptMatches('o', 'r')}) AS receipts`
+
+/** Receipt `r` belongs to waiting entry `o` (an uncertain one: only receipts since its submit). */
+const receiptMatches = (o: string, r: string) =>
+  `${o}.status IN ('awaiting_receipt', 'uncertain') AND ${r}.channel = ${o}.channel
+   AND ${r}.message_id = ANY(${o}.message_ids)
+   AND (${o}.status <> 'uncertain' OR ${r}.received_at_ms >= ${o}.uncertain_since_ms)`
 
 /**
  * The outbox in PostgreSQL. `enqueue` inserts with `ON CONFLICT DO NOTHING` (idempotent on the
@@ -213,7 +235,7 @@ export const createPostgresOutbox = async (options: {
            DELETE FROM ${s}.delivery_receipts r USING old
            WHERE r.channel = old.channel AND r.message_id = ANY(old.message_ids))
          UPDATE ${s}.outbox SET status = $2, attempts = $3, next_attempt_at_ms = $4, last_error = $5,
-           delivered_at_ms = $6, message_ids = $7, receipt_deadline_ms = $9,
+           delivered_at_ms = $6, message_ids = $7, receipt_deadline_ms = $9, uncertain_since_ms = $10,
            claimed_until_ms = NULL, updated_at = now(),
            address = CASE WHEN $8::boolean AND audience = 'patient' THEN NULL ELSE address END
          WHERE id = $1`,
@@ -222,11 +244,16 @@ export const createPostgresOutbox = async (options: {
           state.status,
           state.attempts,
           state.status === 'pending' ? state.nextAttemptAtMs : null,
-          state.status === 'pending' || state.status === 'dead_letter' ? state.lastError : null,
+          state.status === 'pending' || state.status === 'dead_letter' || state.status === 'uncertain'
+            ? state.lastError
+            : null,
           state.status === 'delivered' ? state.deliveredAtMs : null,
-          state.status === 'awaiting_receipt' ? state.messageIds : null,
+          state.status === 'awaiting_receipt' || state.status === 'uncertain' ? state.messageIds : null,
           final,
-          state.status === 'awaiting_receipt' ? state.receiptDeadlineMs : null,
+          state.status === 'awaiting_receipt' || state.status === 'uncertain'
+            ? state.receiptDeadlineMs
+            : null,
+          state.status === 'uncertain' ? state.sinceMs : null,
         ],
       )
     },
@@ -243,11 +270,10 @@ export const createPostgresOutbox = async (options: {
         `UPDATE ${s}.outbox o SET claimed_until_ms = $1::bigint + $3::bigint, updated_at = now()
          WHERE id IN (
            SELECT w.id FROM ${s}.outbox w
-           WHERE w.status = 'awaiting_receipt'
+           WHERE w.status IN ('awaiting_receipt', 'uncertain')
              AND (w.claimed_until_ms IS NULL OR w.claimed_until_ms <= $1::bigint)
              AND (w.receipt_deadline_ms <= $1::bigint OR EXISTS (
-               SELECT 1 FROM ${s}.delivery_receipts r
-               WHERE r.channel = w.channel AND r.message_id = ANY(w.message_ids)))
+               SELECT 1 FROM ${s}.delivery_receipts r WHERE ${receiptMatches('w', 'r')}))
            ORDER BY w.receipt_deadline_ms, w.seq
            LIMIT $2
            FOR UPDATE SKIP LOCKED)

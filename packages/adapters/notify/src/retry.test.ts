@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { afterAttempt, afterReceipts, backoffDelayMs } from './retry.js'
+import { afterAttempt, afterReceipts, backoffDelayMs, UNCERTAIN_REASON } from './retry.js'
 
 const policy = { maxAttempts: 4, baseDelayMs: 1_000, factor: 3, maxDelayMs: 5_000 }
 
@@ -87,6 +87,57 @@ describe('delivery receipts', () => {
       status: 'dead_letter',
       attempts: 1,
       lastError: 'SMPP no delivery receipt (submitted, not resent)',
+    })
+  })
+})
+
+describe('uncertain submits (sent, never answered)', () => {
+  const uncertain = (receipts: Record<string, string>, attempts = 1) =>
+    ({
+      status: 'uncertain',
+      attempts,
+      messageIds: ['ref:9', 'unsent:1'],
+      sinceMs: 0,
+      receiptDeadlineMs: 10_000,
+      receipts,
+      lastError: 'SMPP submit_sm_resp timeout',
+    }) as const
+  it('an unanswered submit is parked as uncertain, not retried', () => {
+    const result = {
+      ok: false,
+      uncertain: { messageIds: ['ref:9'], windowMs: 500 },
+      reason: 'SMPP x',
+    } as const
+    expect(afterAttempt(policy, 0, result, 100)).toEqual({
+      status: 'uncertain',
+      attempts: 1,
+      messageIds: ['ref:9'],
+      sinceMs: 100,
+      receiptDeadlineMs: 600,
+      receipts: {},
+      lastError: 'SMPP x',
+    })
+  })
+  it('a part never submitted (unsent:) keeps it from counting as delivered', () => {
+    expect(afterReceipts(policy, uncertain({ 'ref:9': 'DELIVRD' }), 9_999)).toBeNull()
+    expect(afterReceipts(policy, uncertain({ 'ref:9': 'DELIVRD' }), 10_000)).toEqual({
+      status: 'dead_letter',
+      attempts: 1,
+      lastError: UNCERTAIN_REASON,
+    })
+  })
+  it('resend policy: pending at the window end, dead letter once the attempts are spent', () => {
+    const resend = { ...policy, uncertain: 'resend' } as const
+    expect(afterReceipts(resend, uncertain({}), 10_000)).toEqual({
+      status: 'pending',
+      attempts: 1,
+      nextAttemptAtMs: 10_000,
+      lastError: 'SMPP submit_sm_resp timeout',
+    })
+    expect(afterReceipts(resend, uncertain({}, 4), 10_000)).toEqual({
+      status: 'dead_letter',
+      attempts: 4,
+      lastError: 'SMPP submit_sm_resp timeout',
     })
   })
 })

@@ -10,6 +10,13 @@ export interface RetryPolicy {
   readonly baseDelayMs: number
   readonly factor: number
   readonly maxDelayMs: number
+  /**
+   * What happens to an `uncertain` delivery (submitted, never answered) whose window ends with no
+   * receipt that settles it: `dead_letter` (default) parks it for a person, who can see whether the
+   * text arrived; `resend` submits it again (a new attempt, within `maxAttempts`), accepting that
+   * the recipient may get the text twice.
+   */
+  readonly uncertain?: 'dead_letter' | 'resend'
 }
 
 export const defaultRetryPolicy: RetryPolicy = {
@@ -35,6 +42,20 @@ export type DeliveryState =
       /** Receipt `stat` by message id, for the ids whose receipt has arrived (filled by the store). */
       readonly receipts: Readonly<Record<string, string>>
     }
+  | {
+      /**
+       * Submitted with no answer (see `DeliveryResult` `uncertain`): `attempts` counts it; never
+       * resubmitted before `receiptDeadlineMs` (the end of the window). Only receipts received at or
+       * after `sinceMs` count (a client reference is 16 bits and recurs).
+       */
+      readonly status: 'uncertain'
+      readonly attempts: number
+      readonly messageIds: readonly string[]
+      readonly sinceMs: number
+      readonly receiptDeadlineMs: number
+      readonly receipts: Readonly<Record<string, string>>
+      readonly lastError: string
+    }
   | { readonly status: 'delivered'; readonly attempts: number; readonly deliveredAtMs: number }
   | { readonly status: 'dead_letter'; readonly attempts: number; readonly lastError: string }
 
@@ -43,6 +64,9 @@ const RECEIPT_DELIVERED = 'DELIVRD'
 const RECEIPT_PERMANENT: ReadonlySet<string> = new Set(['UNDELIV', 'REJECTD', 'DELETED'])
 /** The reason recorded when the receipts do not come in time: the message was sent and is not resent. */
 export const NO_RECEIPT_REASON = 'SMPP no delivery receipt (submitted, not resent)'
+/** The reason recorded when an unanswered submit's window ends unsettled under `uncertain: 'dead_letter'`. */
+export const UNCERTAIN_REASON =
+  'SMPP submit unanswered, delivery unknown (not resent: check with the recipient)'
 
 /**
  * The next state of a message awaiting its delivery receipts, or null while it still waits (pure).
@@ -50,11 +74,13 @@ export const NO_RECEIPT_REASON = 'SMPP no delivery receipt (submitted, not resen
  * UNKNOWN, …: the carrier says it was not delivered) → retried per `policy` (a new submit), or
  * dead-lettered when the attempts are spent. Every part DELIVRD → delivered. The deadline passed
  * with receipts missing → dead letter `NO_RECEIPT_REASON`: never a resend, since the message may
- * well have arrived.
+ * well have arrived. For an `uncertain` entry (unanswered submit) the same receipts settle it; a
+ * window that ends unsettled → dead letter `UNCERTAIN_REASON`, or with `policy.uncertain:
+ * 'resend'` a new attempt at once (dead letter when the attempts are spent).
  */
 export const afterReceipts = (
   policy: RetryPolicy,
-  state: Extract<DeliveryState, { status: 'awaiting_receipt' }>,
+  state: Extract<DeliveryState, { status: 'awaiting_receipt' | 'uncertain' }>,
   nowMs: number,
 ): DeliveryState | null => {
   const stats = state.messageIds.map((id) => state.receipts[id])
@@ -68,9 +94,17 @@ export const afterReceipts = (
     )
   if (stats.every((stat) => stat === RECEIPT_DELIVERED))
     return { status: 'delivered', attempts: state.attempts, deliveredAtMs: nowMs }
-  if (nowMs >= state.receiptDeadlineMs)
+  if (nowMs < state.receiptDeadlineMs) return null
+  if (state.status === 'awaiting_receipt')
     return { status: 'dead_letter', attempts: state.attempts, lastError: NO_RECEIPT_REASON }
-  return null
+  // An unanswered submit whose window ended unsettled: a person decides, or (opt-in) one more attempt.
+  if (policy.uncertain === 'resend' && state.attempts < policy.maxAttempts)
+    return { status: 'pending', attempts: state.attempts, nextAttemptAtMs: nowMs, lastError: state.lastError }
+  return {
+    status: 'dead_letter',
+    attempts: state.attempts,
+    lastError: policy.uncertain === 'resend' ? state.lastError : UNCERTAIN_REASON,
+  }
 }
 
 export const backoffDelayMs = (policy: RetryPolicy, failedAttempts: number): number =>
@@ -92,6 +126,16 @@ export const afterAttempt = (
       receipts: {},
     }
   if (result.ok) return { status: 'delivered', attempts, deliveredAtMs: nowMs }
+  if ('uncertain' in result)
+    return {
+      status: 'uncertain',
+      attempts,
+      messageIds: result.uncertain.messageIds,
+      sinceMs: nowMs,
+      receiptDeadlineMs: nowMs + result.uncertain.windowMs,
+      receipts: {},
+      lastError: result.reason,
+    }
   if (!result.retryable || attempts >= policy.maxAttempts) {
     return { status: 'dead_letter', attempts, lastError: result.reason }
   }

@@ -130,6 +130,7 @@ describe('Slack delivery against a local incoming-webhook receiver', () => {
       retried: 1,
       deadLettered: 0,
       awaitingReceipt: 0,
+      uncertain: 0,
     })
     expect((await outbox.list())[0]?.state).toEqual({
       status: 'pending',
@@ -144,6 +145,7 @@ describe('Slack delivery against a local incoming-webhook receiver', () => {
       retried: 0,
       deadLettered: 0,
       awaitingReceipt: 0,
+      uncertain: 0,
     })
     expect((await deliverDue({ outbox, channels, nowMs: 10_000_000 })).delivered).toBe(0)
     expect(received).toHaveLength(1)

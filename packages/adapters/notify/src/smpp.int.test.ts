@@ -59,6 +59,7 @@ const harness = (channel: ReturnType<typeof smppChannel>, policy?: RetryPolicy) 
         retried: first.retried + second.retried,
         deadLettered: first.deadLettered + second.deadLettered,
         awaitingReceipt: first.awaitingReceipt,
+        uncertain: first.uncertain + second.uncertain,
       }
     },
     enqueue: (notification: Notification) =>
@@ -178,14 +179,26 @@ describe('SMS over SMPP against a real local SMSC (smpp server)', () => {
     smsc.state.receipt = (n) => (n === 2 ? 'EXPIRED' : 'DELIVRD')
     const h = harness(channel)
     await h.enqueue(note('exp', 'Referral update: #r-2'))
-    expect(await h.pass(0)).toEqual({ delivered: 0, retried: 1, deadLettered: 0, awaitingReceipt: 1 })
+    expect(await h.pass(0)).toEqual({
+      delivered: 0,
+      retried: 1,
+      deadLettered: 0,
+      awaitingReceipt: 1,
+      uncertain: 0,
+    })
     expect(await h.state()).toEqual({
       status: 'pending',
       attempts: 1,
       nextAttemptAtMs: 30_000,
       lastError: 'SMPP receipt stat:EXPIRED',
     })
-    expect(await h.pass(30_000)).toEqual({ delivered: 1, retried: 0, deadLettered: 0, awaitingReceipt: 1 })
+    expect(await h.pass(30_000)).toEqual({
+      delivered: 1,
+      retried: 0,
+      deadLettered: 0,
+      awaitingReceipt: 1,
+      uncertain: 0,
+    })
     expect(await h.state()).toMatchObject({ status: 'delivered', attempts: 2 })
     expect(smsc.submits).toHaveLength(3)
   })
@@ -217,7 +230,13 @@ describe('SMS over SMPP against a real local SMSC (smpp server)', () => {
     smsc.state.receipt = () => null
     const h = harness(channelFor({ receiptTimeoutMs: 120_000 }))
     await h.enqueue(note('nr', 'Referral update: #r-3'))
-    expect(await h.run(0)).toEqual({ delivered: 0, retried: 0, deadLettered: 0, awaitingReceipt: 1 })
+    expect(await h.run(0)).toEqual({
+      delivered: 0,
+      retried: 0,
+      deadLettered: 0,
+      awaitingReceipt: 1,
+      uncertain: 0,
+    })
     const awaiting = await h.state()
     expect(awaiting).toEqual({
       status: 'awaiting_receipt',
@@ -228,10 +247,22 @@ describe('SMS over SMPP against a real local SMSC (smpp server)', () => {
     })
     // Passes long after any backoff delay: nothing is resent while the receipt is awaited.
     for (const nowMs of [30_000, 60_000, 119_999])
-      expect(await h.run(nowMs)).toEqual({ delivered: 0, retried: 0, deadLettered: 0, awaitingReceipt: 0 })
+      expect(await h.run(nowMs)).toEqual({
+        delivered: 0,
+        retried: 0,
+        deadLettered: 0,
+        awaitingReceipt: 0,
+        uncertain: 0,
+      })
     expect(smsc.submits).toHaveLength(1)
     // The deadline: a clear terminal state, not a resend.
-    expect(await h.run(120_000)).toEqual({ delivered: 0, retried: 0, deadLettered: 1, awaitingReceipt: 0 })
+    expect(await h.run(120_000)).toEqual({
+      delivered: 0,
+      retried: 0,
+      deadLettered: 1,
+      awaitingReceipt: 0,
+      uncertain: 0,
+    })
     expect(await h.state()).toEqual({ status: 'dead_letter', attempts: 1, lastError: NO_RECEIPT_REASON })
     expect(NO_RECEIPT_REASON).toBe('SMPP no delivery receipt (submitted, not resent)')
     // A receipt after the deadline changes nothing.
@@ -257,14 +288,26 @@ describe('SMS over SMPP against a real local SMSC (smpp server)', () => {
       { timeout: 2_000, interval: 10 },
     )
     // One part confirmed, one missing: still waiting.
-    expect(await h.run(1_000)).toEqual({ delivered: 0, retried: 0, deadLettered: 0, awaitingReceipt: 0 })
+    expect(await h.run(1_000)).toEqual({
+      delivered: 0,
+      retried: 0,
+      deadLettered: 0,
+      awaitingReceipt: 0,
+      uncertain: 0,
+    })
     expect(await h.state()).toMatchObject({ status: 'awaiting_receipt' })
     smsc.sendReceipt(2, 'DELIVRD')
     await vi.waitFor(async () => expect(Object.keys(await receipts())).toHaveLength(2), {
       timeout: 2_000,
       interval: 10,
     })
-    expect(await h.run(1_500)).toEqual({ delivered: 1, retried: 0, deadLettered: 0, awaitingReceipt: 0 })
+    expect(await h.run(1_500)).toEqual({
+      delivered: 1,
+      retried: 0,
+      deadLettered: 0,
+      awaitingReceipt: 0,
+      uncertain: 0,
+    })
     expect(await h.state()).toEqual({ status: 'delivered', attempts: 1, deliveredAtMs: 1_500 })
     expect(smsc.submits).toHaveLength(2)
   })

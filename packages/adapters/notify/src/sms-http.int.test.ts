@@ -111,6 +111,7 @@ describe('SMS through an HTTP gateway against a local receiver', () => {
       retried: 1,
       deadLettered: 0,
       awaitingReceipt: 0,
+      uncertain: 0,
     })
     expect((await outbox.list())[0]?.state).toEqual({
       status: 'pending',
@@ -123,6 +124,7 @@ describe('SMS through an HTTP gateway against a local receiver', () => {
       retried: 0,
       deadLettered: 0,
       awaitingReceipt: 0,
+      uncertain: 0,
     })
     expect(requests).toHaveLength(2)
   })
@@ -137,6 +139,7 @@ describe('SMS through an HTTP gateway against a local receiver', () => {
       retried: 0,
       deadLettered: 1,
       awaitingReceipt: 0,
+      uncertain: 0,
     })
     expect((await outbox.list({ status: 'dead_letter' }))[0]?.state).toEqual({
       status: 'dead_letter',

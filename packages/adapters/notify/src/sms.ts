@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomInt } from 'node:crypto'
 import smpp, { type Pdu, type Session } from 'smpp'
 import type { Channel, DeliveryResult, Notification } from './notification.js'
 import { E164, type NotificationPreferences, quietHoursRelease } from './preferences.js'
@@ -171,14 +171,27 @@ export interface SmppOptions {
   readonly receiptTimeoutMs?: number
   /** How long to wait for the TCP connection and the bind response. Default 10 s. */
   readonly connectTimeoutMs?: number
+  /** How long to wait for a `submit_sm_resp`; past it the submit is uncertain. Default 10 s. */
   readonly submitTimeoutMs?: number
+  /**
+   * How long an uncertain submit (written, never answered) waits for a delivery receipt carrying
+   * its `user_message_reference` before `RetryPolicy.uncertain` decides. Default `receiptTimeoutMs`.
+   */
+  readonly uncertainWindowMs?: number
 }
 
-/** A delivery receipt from the SMSC: the message id of one submitted part and its final `stat`. */
+/**
+ * A delivery receipt from the SMSC: the message id of one submitted part and its final `stat`. A
+ * receipt that carries the `user_message_reference` the channel sent is also reported once more
+ * as `ref:<n>` (what an uncertain submit, whose SMSC id is unknown, is matched by).
+ */
 export interface SmppReceipt {
   readonly messageId: string
   readonly stat: string
 }
+
+/** The outbox key of a part by its client reference (SMPP 3.4 §5.3.2.17 `user_message_reference`). */
+export const referenceKey = (userMessageReference: number): string => `ref:${userMessageReference}`
 
 /** Bind failures by command_status (SMPP 3.4 §5.1.3): a configuration error, so retried until fixed. */
 const BIND_STATUS: Readonly<Record<number, string>> = {
@@ -201,8 +214,13 @@ export const parseDeliveryReceipt = (text: string): { readonly id: string; reado
  * with a concatenation UDH (`esm_class` UDHI) when longer than one message. A delivery ends at the
  * `submit_sm_resp` of its parts: accepted → `awaitingReceipt` with the SMSC message ids (the outbox
  * records them and never submits the message again while it waits); a retryable submit status
- * (throttled, queue full, system error), a failed bind or a dropped connection before every part
- * was accepted → retried; another submit status (invalid destination…) → dead letter. Delivery
+ * (throttled, queue full, system error), a failed bind or a submit that could not be written at all
+ * → retried; another submit status (invalid destination…) → dead letter. A submit that was written
+ * but never answered (`submitTimeoutMs`, or the connection closed first) is **uncertain**: the SMSC
+ * may have taken it, so the delivery answers `uncertain` (the outbox parks it, never resubmits it
+ * during `uncertainWindowMs`, and settles it by a receipt that echoes the part's
+ * `user_message_reference`, SMPP 3.4 §5.3.2.17 — sent with every part — or, after the window, by
+ * `RetryPolicy.uncertain`). Delivery
  * receipts (`deliver_sm` with `esm_class` 0x04; intermediate ENROUTE ignored) go to the `onReceipt`
  * listeners — the service hands them to `OutboxStore.recordReceipt`, and `deliverDue` maps them
  * (`afterReceipts`). Failure reasons name the SMPP status, never the number or the text.
@@ -217,6 +235,9 @@ export const smppChannel = (
   let session: Promise<Session> | null = null
   const listeners = new Set<(receipt: SmppReceipt) => void>()
   let reference = 0
+  // user_message_reference (16 bits) per submitted part; a random start so that restarted
+  // processes do not reuse the same small numbers first.
+  let userReference = randomInt(0, 0x10000)
 
   const onReceipt = (pdu: Pdu) => {
     // The receipt text is in short_message, or in the message_payload TLV (decoded by `smpp`).
@@ -229,7 +250,11 @@ export const smppChannel = (
     const tlvId = typeof pdu.receipted_message_id === 'string' ? pdu.receipted_message_id : undefined
     const id = tlvId ?? parsed?.id
     if (id === undefined || parsed === null || parsed.stat === 'ENROUTE') return
-    for (const listener of listeners) listener({ messageId: id, stat: parsed.stat })
+    const ref = pdu.user_message_reference
+    for (const listener of listeners) {
+      listener({ messageId: id, stat: parsed.stat })
+      if (typeof ref === 'number') listener({ messageId: referenceKey(ref), stat: parsed.stat })
+    }
   }
 
   const open = (onClose: () => void): Promise<Session> =>
@@ -274,7 +299,11 @@ export const smppChannel = (
         })
       })
     })
-  const connected = (): Promise<Session> => {
+  // Sessions dropped after a submit went unanswered: never reused, even before their close event.
+  const dropped = new WeakSet<Session>()
+  const connected = async (): Promise<Session> => {
+    const current = await session?.catch(() => null)
+    if (current && dropped.has(current)) session = null
     if (session === null) {
       const opening: Promise<Session> = open(() => {
         if (session === opening) session = null
@@ -287,17 +316,32 @@ export const smppChannel = (
     return session
   }
 
-  const submit = (s: Session, fields: Record<string, unknown>): Promise<Pdu> =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('submit timeout')), options.submitTimeoutMs ?? 10_000)
-      const sent = s.submit_sm(fields, (pdu) => {
+  /**
+   * One submit_sm and its response. `unsent`: never written (the socket was not writable) — safe
+   * to retry; `unanswered`: written, then the timeout or the connection closed first — the SMSC may
+   * have taken it.
+   */
+  const submit = (
+    s: Session,
+    fields: Record<string, unknown>,
+  ): Promise<Pdu | { readonly failed: 'unsent' | 'unanswered'; readonly reason: string }> =>
+    new Promise((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const done = (value: Pdu | { readonly failed: 'unsent' | 'unanswered'; readonly reason: string }) => {
         clearTimeout(timer)
-        resolve(pdu)
-      })
-      if (!sent) {
-        clearTimeout(timer)
-        reject(new Error('connection lost'))
+        s.off('close', onClose)
+        resolve(value)
       }
+      const onClose = () => done({ failed: 'unanswered', reason: 'connection closed before submit_sm_resp' })
+      const sent = s.submit_sm(fields, (pdu) => done(pdu))
+      if (!sent) return done({ failed: 'unsent', reason: 'connection lost' })
+      s.on('close', onClose)
+      timer = setTimeout(() => {
+        done({ failed: 'unanswered', reason: 'submit_sm_resp timeout' })
+        // A session that stopped answering is dropped; the next delivery binds again.
+        dropped.add(s)
+        s.destroy()
+      }, options.submitTimeoutMs ?? 10_000)
     })
 
   return {
@@ -321,28 +365,45 @@ export const smppChannel = (
       reference = (reference + 1) & 0xff
       const sms = encodeSms(notification.text, reference)
       const ids: string[] = []
-      try {
-        for (const part of sms.parts) {
-          const resp = await submit(s, {
-            source_addr: options.sourceAddr,
-            destination_addr: address.phone.replace(/^\+/, ''),
-            dest_addr_ton: 1,
-            dest_addr_npi: 1,
-            registered_delivery: 1,
-            data_coding: sms.dataCoding,
-            esm_class: sms.udh ? 0x40 : 0x00,
-            short_message: part,
-          })
-          if (resp.command_status !== 0)
-            return {
-              ok: false,
-              retryable: SUBMIT_RETRYABLE.has(resp.command_status),
-              reason: `SMPP submit_sm status ${hex(resp.command_status)}`,
-            }
-          ids.push(String(resp.message_id))
+      for (const [index, part] of sms.parts.entries()) {
+        userReference = (userReference + 1) & 0xffff
+        const resp = await submit(s, {
+          source_addr: options.sourceAddr,
+          destination_addr: address.phone.replace(/^\+/, ''),
+          dest_addr_ton: 1,
+          dest_addr_npi: 1,
+          registered_delivery: 1,
+          data_coding: sms.dataCoding,
+          esm_class: sms.udh ? 0x40 : 0x00,
+          short_message: part,
+          user_message_reference: userReference,
+        })
+        if ('failed' in resp) {
+          // Nothing of this message reached the SMSC: an ordinary retry.
+          if (resp.failed === 'unsent' && ids.length === 0)
+            return { ok: false, retryable: true, reason: `SMPP ${resp.reason}` }
+          // Some of it may have: never resubmitted blindly (see `RetryPolicy.uncertain`).
+          const unsent = sms.parts.slice(index + 1).map((_, k) => `unsent:${index + 1 + k}`)
+          return {
+            ok: false,
+            uncertain: {
+              messageIds: [
+                ...ids,
+                resp.failed === 'unanswered' ? referenceKey(userReference) : `unsent:${index}`,
+                ...unsent,
+              ],
+              windowMs: options.uncertainWindowMs ?? options.receiptTimeoutMs ?? 60_000,
+            },
+            reason: `SMPP ${resp.reason}`,
+          }
         }
-      } catch (error) {
-        return { ok: false, retryable: true, reason: `SMPP ${(error as Error).message}` }
+        if (resp.command_status !== 0)
+          return {
+            ok: false,
+            retryable: SUBMIT_RETRYABLE.has(resp.command_status),
+            reason: `SMPP submit_sm status ${hex(resp.command_status)}`,
+          }
+        ids.push(String(resp.message_id))
       }
       return {
         ok: true,

@@ -132,7 +132,7 @@ describe('email delivery against a real local SMTP server', () => {
       nowMs: Date.parse(w.clock.now()),
     })
     channel.close()
-    expect(result).toEqual({ delivered: 3, retried: 0, deadLettered: 0, awaitingReceipt: 0 })
+    expect(result).toEqual({ delivered: 3, retried: 0, deadLettered: 0, awaitingReceipt: 0, uncertain: 0 })
     const byRecipient = new Map(mails.map((m) => [m.to.join(','), m.raw]))
     expect([...byRecipient.keys()].sort()).toEqual([
       'front@clinic.test',

@@ -74,19 +74,21 @@ describe('webhook delivery against a local receiver', () => {
     await outbox.enqueue([{ notification, channel: 'webhook', address: { url, secret: SECRET } }], 0)
 
     const first = await deliverDue({ outbox, channels, nowMs: 0 })
-    expect(first).toEqual({ delivered: 0, retried: 1, deadLettered: 0, awaitingReceipt: 0 })
+    expect(first).toEqual({ delivered: 0, retried: 1, deadLettered: 0, awaitingReceipt: 0, uncertain: 0 })
     // Not due again before the backoff delay (30 s for the first failure).
     expect(await deliverDue({ outbox, channels, nowMs: 29_999 })).toEqual({
       delivered: 0,
       retried: 0,
       deadLettered: 0,
       awaitingReceipt: 0,
+      uncertain: 0,
     })
     expect(await deliverDue({ outbox, channels, nowMs: 30_000 })).toEqual({
       delivered: 0,
       retried: 1,
       deadLettered: 0,
       awaitingReceipt: 0,
+      uncertain: 0,
     })
     // Second failure doubles the delay: due at 30 s + 60 s.
     expect(await deliverDue({ outbox, channels, nowMs: 89_999 })).toEqual({
@@ -94,18 +96,21 @@ describe('webhook delivery against a local receiver', () => {
       retried: 0,
       deadLettered: 0,
       awaitingReceipt: 0,
+      uncertain: 0,
     })
     expect(await deliverDue({ outbox, channels, nowMs: 90_000 })).toEqual({
       delivered: 1,
       retried: 0,
       deadLettered: 0,
       awaitingReceipt: 0,
+      uncertain: 0,
     })
     expect(await deliverDue({ outbox, channels, nowMs: 10_000_000 })).toEqual({
       delivered: 0,
       retried: 0,
       deadLettered: 0,
       awaitingReceipt: 0,
+      uncertain: 0,
     })
 
     expect(received).toHaveLength(1)
@@ -199,6 +204,7 @@ describe('webhook delivery against a local receiver', () => {
       retried: 0,
       deadLettered: 0,
       awaitingReceipt: 0,
+      uncertain: 0,
     })
 
     expect(received).toHaveLength(1)

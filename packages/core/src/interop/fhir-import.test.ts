@@ -129,8 +129,38 @@ describe('FHIR R4 import of a ServiceRequest with a contained Patient', () => {
     const noReason = { ...good, reasonCode: undefined, priority: 'asap' }
     expect(fhirServiceRequestToSendReferral(noReason)).toEqual(E.left(['priority', 'reasonCode[0].text']))
     expect(fhirServiceRequestToSendReferral({ ...good, subject: { reference: '#nobody' } })).toEqual(
+      E.left(['subject.reference']),
+    )
+  })
+
+  it('a lone ServiceRequest whose subject is not contained is refused at subject.reference (nothing is fetched)', () => {
+    const good = exportOf({
+      referralId: 'r-ref',
+      senderPracticeId: 'clinic',
+      patientId: 'clinic:pat-9',
+      phi: {
+        patient: { givenName: 'Canary-Given', familyName: 'Canary-Family', dateOfBirth: '1980-03-04' },
+        reason: 'x',
+      },
+      specialtyId: 'ortho',
+      category: { categoryId: 'knee' },
+      regionId: 'north',
+      urgency: 'routine',
+      target: { kind: 'pooled' },
+    }) as unknown as Record<string, unknown>
+    for (const reference of [
+      'Patient/patient', // the contained Patient's id, but not as `#patient`
+      'Patient/unknown-9',
+      'https://other.example/fhir/Patient/123',
+      'urn:uuid:0b7f3c2e-1111-4222-8333-444455556666',
+    ])
+      expect(fhirReferralImport({ ...good, subject: { reference } })).toEqual(E.left(['subject.reference']))
+    // A logical reference (identifier only) or no subject at all.
+    expect(fhirReferralImport({ ...good, subject: { identifier: { value: 'Canary-Given' } } })).toEqual(
       E.left(['subject']),
     )
+    const { subject: _s, ...noSubject } = good
+    expect(fhirReferralImport(noSubject)).toEqual(E.left(['subject']))
   })
 
   describe('a transaction Bundle with the Patient as its own entry', () => {
@@ -168,9 +198,76 @@ describe('FHIR R4 import of a ServiceRequest with a contained Patient', () => {
       expect(fhirReferralImport(single)).toEqual(expected)
     })
 
+    it('resolves a Patient contained in the ServiceRequest entry, and absolute fullUrls (by URL, or Patient/<id> on the same base)', () => {
+      const expected = fhirServiceRequestToSendReferral(single)
+      const contained = {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [{ fullUrl: 'urn:uuid:5f0c9e1a-0000-4000-8000-000000000009', resource: single }],
+      }
+      expect(fhirReferralImport(contained)).toEqual(expected)
+      const absolute = (subject: string, srFullUrl?: string) => ({
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { fullUrl: 'https://clinic.example/fhir/Patient/p1', resource: { ...patient, id: 'p1' } },
+          {
+            ...(srFullUrl === undefined ? {} : { fullUrl: srFullUrl }),
+            resource: { ...serviceRequest, subject: { reference: subject } },
+          },
+        ],
+      })
+      expect(fhirReferralImport(absolute('https://clinic.example/fhir/Patient/p1'))).toEqual(expected)
+      expect(
+        fhirReferralImport(absolute('Patient/p1', 'https://clinic.example/fhir/ServiceRequest/s1')),
+      ).toEqual(expected)
+      expect(fhirReferralImport(absolute('Patient/p1/_history/2'))).toEqual(expected)
+    })
+
+    it('refuses references it cannot resolve to exactly one Patient of the Bundle, at subject.reference', () => {
+      const unresolved = E.left(['Bundle.entry[1].resource.subject.reference'])
+      // Another server (absolute URL not in the Bundle), an unknown uuid, an unknown id, an unknown #id.
+      for (const subject of [
+        'https://elsewhere.example/fhir/Patient/p1',
+        'urn:uuid:5f0c9e1a-0000-4000-8000-00000000ffff',
+        'Patient/p2',
+        '#p1',
+      ])
+        expect(fhirReferralImport(bundle(subject))).toEqual(unresolved)
+      // Patient/<id> whose entry is on another service base than the ServiceRequest's.
+      const otherBase = {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { fullUrl: 'https://elsewhere.example/fhir/Patient/p1', resource: { ...patient, id: 'p1' } },
+          {
+            fullUrl: 'https://clinic.example/fhir/ServiceRequest/s1',
+            resource: { ...serviceRequest, subject: { reference: 'Patient/p1' } },
+          },
+        ],
+      }
+      expect(fhirReferralImport(otherBase)).toEqual(unresolved)
+      // The reference names an entry that is not a Patient.
+      const notPatient = bundle('urn:uuid:5f0c9e1a-0000-4000-8000-000000000001', {
+        resourceType: 'Practitioner',
+        name: [{ family: 'Canary-Family' }],
+      })
+      expect(fhirReferralImport(notPatient)).toEqual(unresolved)
+      // Two Patient entries answer to Patient/p1: ambiguous.
+      const twice = bundle('Patient/p1')
+      const doubled = { ...twice, entry: [...twice.entry, { resource: { ...patient, id: 'p1' } }] }
+      expect(fhirReferralImport(doubled)).toEqual(unresolved)
+      // Two entries share a fullUrl.
+      const dup = bundle('urn:uuid:5f0c9e1a-0000-4000-8000-000000000001')
+      const dupEntry = { ...dup, entry: [...dup.entry, dup.entry[0]] }
+      expect(fhirReferralImport(dupEntry)).toEqual(E.left(['Bundle.entry[2].fullUrl']))
+      for (const r of [notPatient, doubled, otherBase])
+        expect(JSON.stringify(fhirReferralImport(r))).not.toContain('Canary')
+    })
+
     it('names Bundle paths when it fails: an unresolved subject, a bad Patient entry, a non-transaction Bundle', () => {
       expect(fhirReferralImport(bundle('Patient/elsewhere'))).toEqual(
-        E.left(['Bundle.entry[1].resource.subject']),
+        E.left(['Bundle.entry[1].resource.subject.reference']),
       )
       const noBirth = bundle('Patient/p1', { ...patient, birthDate: undefined })
       expect(fhirReferralImport(noBirth)).toEqual(E.left(['Bundle.entry[0].resource.birthDate']))

@@ -165,12 +165,16 @@ export const fhirServiceRequestToSendReferral = (
   const urgency = need(PRIORITY_URGENCY[str(sr.priority) ?? 'routine'], 'priority')
   const reason = need(str(obj(arr(sr.reasonCode)[0])?.text), 'reasonCode[0].text')
 
+  // A lone ServiceRequest's Patient must be contained: `subject.reference` `#<id>`. Anything else
+  // (`Patient/<id>`, an absolute URL, an unknown `#id`) is not resolvable here: this server holds
+  // no Patient resources and fetches nothing from other servers.
   const subject = str(obj(sr.subject)?.reference)
+  if (subject === null) return E.left([...errors, 'subject'])
   const containedIndex = arr(sr.contained).findIndex((c) => {
     const r = obj(c)
     return r?.resourceType === 'Patient' && subject === `#${String(r.id)}`
   })
-  if (containedIndex < 0) return E.left([...errors, 'subject'])
+  if (containedIndex < 0) return E.left([...errors, 'subject.reference'])
   const patient = obj(arr(sr.contained)[containedIndex]) ?? {}
   const p = `contained[${containedIndex}]`
   const identifiers = arr(patient.identifier).map(obj)
@@ -259,13 +263,47 @@ export const fhirServiceRequestWithPatient = (x: FhirReferralExport): FhirResour
   subject: { reference: '#patient' },
 })
 
+/** `Type/id` (optionally `/_history/v`): a relative literal reference (FHIR R4 §2.3.0.1 "Resolving references"). */
+const RELATIVE = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/
+/** The service base of an absolute `fullUrl` `<base>/<Type>/<id>`, or null (`urn:uuid:`, none). */
+const baseOf = (fullUrl: string | null): string | null => {
+  const m = fullUrl === null ? null : /^(https?:\/\/.+)\/[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.exec(fullUrl)
+  return m?.[1] ?? null
+}
+
+/**
+ * The entries of a Bundle that `reference` (made in the entry at `from`) points to: the entry whose
+ * `fullUrl` is the reference (`urn:uuid:…`, or an absolute URL), or for a relative `Type/id` the
+ * entry holding that resource type and id whose `fullUrl` has the same service base as the
+ * referencing entry's (either without an absolute `fullUrl` counts as the same base).
+ */
+const bundleTargets = (
+  entries: readonly (Json | null)[],
+  resources: readonly (Json | null)[],
+  from: number,
+  reference: string,
+): number[] => {
+  const relative = RELATIVE.exec(reference)
+  const fromBase = baseOf(str(entries[from]?.fullUrl))
+  return resources.flatMap((r, i) => {
+    const fullUrl = str(entries[i]?.fullUrl)
+    if (fullUrl !== null && fullUrl === reference) return [i]
+    if (relative === null || r === null || r.resourceType !== relative[1] || r.id !== relative[2]) return []
+    const base = baseOf(fullUrl)
+    return base === null || fromBase === null || base === fromBase ? [i] : []
+  })
+}
+
 /**
  * A referral given as FHIR R4: a ServiceRequest (its Patient contained), or a `transaction` Bundle
- * with exactly one ServiceRequest entry whose `subject` references a Patient entry of the same
- * Bundle — by `fullUrl` (`urn:uuid:…`) or as `Patient/<id>`. The Bundle is read as the
- * ServiceRequest with that Patient contained, and failure paths name the Bundle's elements
- * (`Bundle.entry[i].resource.…`, FHIRPath from the Bundle). A reference that resolves to nothing
- * in the Bundle fails at `Bundle.entry[i].resource.subject`. Nothing but paths is reported.
+ * with exactly one ServiceRequest entry whose `subject` references a Patient — contained in the
+ * ServiceRequest (`#<id>`), or an entry of the same Bundle by its `fullUrl` (`urn:uuid:…` or an
+ * absolute URL) or as `Patient/<id>` (`bundleTargets`). Failure paths name the Bundle's elements
+ * (`Bundle.entry[i].resource.…`, FHIRPath from the Bundle). A reference that resolves to nothing,
+ * to more than one entry or to a resource that is not a Patient fails at `….subject.reference`
+ * (this server holds no Patient resources and fetches nothing from elsewhere); an absent subject at
+ * `….subject`; entries sharing a `fullUrl` at the later one's `Bundle.entry[j].fullUrl`. Nothing
+ * but paths is reported.
  */
 export const fhirReferralImport = (input: unknown, options: FhirImportOptions = {}): FhirImportResult => {
   const bundle = obj(input)
@@ -275,16 +313,25 @@ export const fhirReferralImport = (input: unknown, options: FhirImportOptions = 
   const resources = entries.map((e) => obj(e?.resource))
   const requests = resources.flatMap((r, i) => (r?.resourceType === 'ServiceRequest' ? [i] : []))
   if (requests.length !== 1) return E.left(['Bundle.entry'])
+  const fullUrls = entries.map((e) => str(e?.fullUrl))
+  const duplicates = fullUrls.flatMap((u, j) =>
+    u !== null && fullUrls.indexOf(u) < j ? [`Bundle.entry[${j}].fullUrl`] : [],
+  )
+  if (duplicates.length > 0) return E.left(duplicates)
   const at = requests[0] as number
   const sr = resources[at] as Json
   const srPath = `Bundle.entry[${at}].resource`
   const subject = str(obj(sr.subject)?.reference)
-  const patientAt = resources.findIndex((r, i) => {
-    if (r?.resourceType !== 'Patient' || subject === null) return false
-    const fullUrl = str(entries[i]?.fullUrl)
-    return subject === fullUrl || (typeof r.id === 'string' && subject === `Patient/${r.id}`)
-  })
-  if (patientAt < 0) return E.left([`${srPath}.subject`])
+  if (subject === null) return E.left([`${srPath}.subject`])
+  if (subject.startsWith('#')) {
+    // Contained in the ServiceRequest: read as a lone ServiceRequest, paths from the Bundle.
+    const read = fhirServiceRequestToSendReferral(sr, options)
+    return E.isRight(read) ? read : E.left(read.left.map((path) => `${srPath}.${path}`))
+  }
+  const targets = bundleTargets(entries, resources, at, subject)
+  const patientAt = targets[0]
+  if (targets.length !== 1 || patientAt === undefined || resources[patientAt]?.resourceType !== 'Patient')
+    return E.left([`${srPath}.subject.reference`])
   const { id: _id, ...patient } = resources[patientAt] as Json
   const read = fhirServiceRequestToSendReferral(
     { ...sr, contained: [{ ...patient, id: 'patient' }], subject: { reference: '#patient' } },

@@ -88,6 +88,8 @@ describe('readNotificationSettings', () => {
       SMPP_PASSWORD: 'pw-0123',
       SMPP_SOURCE_ADDR: '+15145550100',
       SMPP_RECEIPT_TIMEOUT: '10m',
+      SMPP_UNCERTAIN_WINDOW: '1h',
+      SMPP_UNCERTAIN: 'resend',
     })
     expect(s.smpp).toEqual({
       url: 'ssmpp://smsc.example:3550',
@@ -95,7 +97,10 @@ describe('readNotificationSettings', () => {
       password: 'pw-0123',
       sourceAddr: '+15145550100',
       receiptTimeoutMs: 600_000,
+      uncertainWindowMs: 3_600_000,
     })
+    expect(s.smsUncertain).toBe('resend')
+    expect(readNotificationSettings(dev, {}).smsUncertain).toBe('dead_letter')
     expect(s.smsGateway).toBeUndefined()
     // Plain smpp:// is for development and localhost.
     expect(
@@ -115,6 +120,8 @@ describe('readNotificationSettings', () => {
         SMPP_PASSWORD: canary,
         SMPP_SOURCE_ADDR: 'a sender id far too long',
         SMPP_RECEIPT_TIMEOUT: 'never',
+        SMPP_UNCERTAIN_WINDOW: 'soon',
+        SMPP_UNCERTAIN: 'maybe',
       }),
     )
     expect(problems.map((p) => p.split(' ')[0])).toEqual([
@@ -123,6 +130,8 @@ describe('readNotificationSettings', () => {
       'SMPP_PASSWORD',
       'SMPP_SOURCE_ADDR',
       'SMPP_RECEIPT_TIMEOUT',
+      'SMPP_UNCERTAIN_WINDOW',
+      'SMPP_UNCERTAIN',
     ])
     expect(problems.join('\n')).not.toContain(canary)
     expect(problemsOf(() => readNotificationSettings(dev, { SMPP_URL: 'smpp://smsc.example' }))).toEqual([

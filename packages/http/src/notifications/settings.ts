@@ -27,6 +27,12 @@ export interface NotificationSettings {
   /** An SMSC over SMPP 3.4 (`SMPP_URL`, `SMPP_SYSTEM_ID`, `SMPP_PASSWORD`, `SMPP_SOURCE_ADDR`): the `sms` channel. */
   readonly smpp: SmppOptions | undefined
   /**
+   * An SMPP submit that was sent and never answered (`SMPP_UNCERTAIN`): after its window
+   * (`SMPP_UNCERTAIN_WINDOW`, default the receipt timeout) with no receipt, `dead_letter` (default:
+   * a person checks) or `resend` (the recipient may get it twice). See the notify README.
+   */
+  readonly smsUncertain: 'dead_letter' | 'resend'
+  /**
    * Patient SMS (`NOTIFY_PATIENT_SMS=true`, needs an `sms` channel): consenting patients' texts,
    * held until the end of `NOTIFY_PATIENT_SMS_QUIET_HOURS` when set.
    */
@@ -113,7 +119,8 @@ const parseSmtpUrl = (
 /**
  * Reads `PUBLIC_BASE_URL`, `DECISION_LINK_SECRET`, `NOTIFY_WEBHOOK_SECRET`, `SMTP_URL`,
  * `SMTP_FROM`, `SMS_GATEWAY_URL`, `SMS_GATEWAY_FROM`, `SMS_GATEWAY_TOKEN`, `SMPP_URL`,
- * `SMPP_SYSTEM_ID`, `SMPP_PASSWORD`, `SMPP_SOURCE_ADDR`, `SMPP_RECEIPT_TIMEOUT`, `NOTIFY_PATIENT_SMS`,
+ * `SMPP_SYSTEM_ID`, `SMPP_PASSWORD`, `SMPP_SOURCE_ADDR`, `SMPP_RECEIPT_TIMEOUT`, `SMPP_UNCERTAIN_WINDOW`,
+ * `SMPP_UNCERTAIN`, `NOTIFY_PATIENT_SMS`,
  * `NOTIFY_PATIENT_SMS_QUIET_HOURS`, `NOTIFY_ALLOW_PRIVATE_WEBHOOKS`, `NOTIFY_SCHEDULER_INTERVAL`,
  * `NOTIFY_DELIVERY_INTERVAL` and the intake reminder settings `INTAKE_REMINDER_DELAY`,
  * `INTAKE_REMINDER_INTERVAL`, `INTAKE_REMINDER_MAX_COUNT`, `INTAKE_REMINDER_SCHEDULING_URL`; throws
@@ -254,6 +261,10 @@ export const readNotificationSettings = (config: Config, env: Env = process.env)
     const receiptTimeoutMs = receiptTimeout === undefined ? undefined : durationMs(receiptTimeout)
     if (receiptTimeout !== undefined && receiptTimeoutMs === undefined)
       problems.push('SMPP_RECEIPT_TIMEOUT must be a duration such as 30s, 10m or 1h')
+    const uncertainWindow = get('SMPP_UNCERTAIN_WINDOW')
+    const uncertainWindowMs = uncertainWindow === undefined ? undefined : durationMs(uncertainWindow)
+    if (uncertainWindow !== undefined && uncertainWindowMs === undefined)
+      problems.push('SMPP_UNCERTAIN_WINDOW must be a duration such as 30s, 10m or 1h')
     if (ok && systemId !== undefined && password !== undefined && sourceAddr !== undefined)
       smpp = {
         url: smppUrl,
@@ -261,8 +272,12 @@ export const readNotificationSettings = (config: Config, env: Env = process.env)
         password,
         sourceAddr,
         ...(receiptTimeoutMs === undefined ? {} : { receiptTimeoutMs }),
+        ...(uncertainWindowMs === undefined ? {} : { uncertainWindowMs }),
       }
   }
+  const smsUncertain = get('SMPP_UNCERTAIN') ?? 'dead_letter'
+  if (smsUncertain !== 'dead_letter' && smsUncertain !== 'resend')
+    problems.push('SMPP_UNCERTAIN must be dead_letter or resend')
 
   let patientSms: NotificationSettings['patientSms']
   const patientSmsFlag = get('NOTIFY_PATIENT_SMS') ?? 'false'
@@ -336,6 +351,7 @@ export const readNotificationSettings = (config: Config, env: Env = process.env)
     smtp,
     smsGateway,
     smpp,
+    smsUncertain: smsUncertain === 'resend' ? 'resend' : 'dead_letter',
     patientSms,
     webhookPolicy: { httpsOnly: production, allowPrivate: allow === 'true' },
     schedulerIntervalMs,

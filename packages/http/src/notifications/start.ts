@@ -17,6 +17,7 @@ import {
   createPostgresPreferences,
   createPostgresUsedLinks,
   type DecisionLinks,
+  defaultRetryPolicy,
   deliverDue,
   httpSmsChannel,
   inMemoryOutbox,
@@ -249,7 +250,7 @@ export const startNotifications = async (
           outbox,
           channels,
           nowMs: nowMs(),
-          ...(options.retryPolicy === undefined ? {} : { policy: options.retryPolicy }),
+          policy: { ...(options.retryPolicy ?? defaultRetryPolicy), uncertain: settings.smsUncertain },
         }),
     }),
     // Used-link nonces are needed only until their link expires.

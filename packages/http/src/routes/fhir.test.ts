@@ -325,11 +325,55 @@ describe('FHIR R4 routes', () => {
       headers,
     )
     expect(unresolved.statusCode).toBe(422)
-    expect(unresolved.json().issue.map((i: { expression: string[] }) => i.expression)).toEqual([
-      ['Bundle.entry[1].resource.subject'],
-    ])
+    expect(unresolved.json()).toEqual({
+      resourceType: 'OperationOutcome',
+      issue: [
+        {
+          severity: 'error',
+          code: 'not-found',
+          diagnostics:
+            'reference not resolved: give the Patient contained (#id) or as an entry of this transaction Bundle',
+          expression: ['Bundle.entry[1].resource.subject.reference'],
+        },
+      ],
+    })
     expect(unresolved.body).not.toContain(CANARY_NAME)
+    // A reference to another server, and Patient/<id> of no entry: the same 422, nothing stored.
+    for (const subject of ['https://other.example/fhir/Patient/123', 'Patient/unknown-1']) {
+      const refused = await t.call(
+        'gp',
+        'POST',
+        '/fhir/ServiceRequest',
+        JSON.stringify(bundle(subject, 'fh-bundle-bad')),
+        headers,
+      )
+      expect(refused.statusCode).toBe(422)
+      expect(refused.json().issue[0]).toMatchObject({
+        code: 'not-found',
+        expression: ['Bundle.entry[1].resource.subject.reference'],
+      })
+      expect(refused.body).not.toContain(CANARY_NAME)
+      expect(refused.body).not.toContain('other.example')
+    }
+    // A lone ServiceRequest whose subject is a reference, not a contained Patient.
+    const lone = await t.call(
+      'gp',
+      'POST',
+      '/fhir/ServiceRequest',
+      JSON.stringify({
+        ...exported,
+        identifier: [{ system: 'urn:referrals:referral-id', value: 'fh-lone-bad' }],
+        subject: { reference: 'Patient/fh-patient-1' },
+      }),
+      headers,
+    )
+    expect(lone.statusCode).toBe(422)
+    expect(lone.json().issue).toEqual([
+      expect.objectContaining({ code: 'not-found', expression: ['ServiceRequest.subject.reference'] }),
+    ])
     expect(t.domainEvents().length).toBe(before)
+    expect((await t.call('gp', 'GET', '/referrals/fh-bundle-bad')).statusCode).toBe(404)
+    expect((await t.call('gp', 'GET', '/referrals/fh-lone-bad')).statusCode).toBe(404)
     const created = await t.call(
       'gp',
       'POST',
@@ -413,6 +457,58 @@ describe('FHIR R4 routes', () => {
     )
     expect(reimported.statusCode).toBe(201)
     expect((await t.ok('gp', 'GET', '/fhir/ServiceRequest/fh-sct-2')).json().code).toEqual(out.code)
+  })
+
+  it('a ServiceRequest written by hand (shaped like HL7’s R4 ServiceRequest example, Patient as a urn:uuid entry) creates a routed referral', async () => {
+    const handWritten = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        {
+          fullUrl: 'urn:uuid:7c0a3c1e-5b2d-4f3a-9e61-0d2b1c4a5e6f',
+          resource: {
+            resourceType: 'Patient',
+            identifier: [{ system: 'urn:referrals:patient-id', value: 'hand-pat-1' }],
+            name: [{ family: 'Chalmers', given: [CANARY_NAME] }],
+            birthDate: '1974-12-25',
+          },
+          request: { method: 'POST', url: 'Patient' },
+        },
+        {
+          fullUrl: 'urn:uuid:1f4e7a9b-2c3d-4e5f-8a6b-7c8d9e0f1a2b',
+          resource: {
+            resourceType: 'ServiceRequest',
+            identifier: [{ system: 'urn:referrals:referral-id', value: 'fh-hand' }],
+            status: 'active',
+            intent: 'order',
+            priority: 'urgent',
+            code: {
+              coding: [
+                { system: 'urn:referrals:specialty', code: 'ortho' },
+                { system: 'urn:referrals:category', code: 'knee' },
+              ],
+            },
+            subject: { reference: 'urn:uuid:7c0a3c1e-5b2d-4f3a-9e61-0d2b1c4a5e6f' },
+            requester: { identifier: { system: 'urn:referrals:practice-id', value: 'clinic' } },
+            performer: [{ identifier: { system: 'urn:referrals:practice-id', value: 'spec-a' } }],
+            locationCode: [{ coding: [{ system: 'urn:referrals:region', code: 'north' }] }],
+            reasonCode: [{ text: CANARY_REASON }],
+          },
+          request: { method: 'POST', url: 'ServiceRequest' },
+        },
+      ],
+    }
+    expect(validator.validate(handWritten)).toEqual([])
+    const created = await t.call('gp', 'POST', '/fhir/ServiceRequest', JSON.stringify(handWritten), {
+      'content-type': 'application/fhir+json',
+    })
+    expect(created.statusCode).toBe(201)
+    expect(created.json()).toMatchObject({ resourceType: 'ServiceRequest', priority: 'urgent' })
+    // Routed: delivered to spec-a, which now reads it (an outsider practice would get 404).
+    expect((await t.ok('spec', 'GET', '/referrals/fh-hand')).json().patient).toMatchObject({
+      givenName: CANARY_NAME,
+    })
+    expect((await t.ok('spec', 'GET', '/fhir/ServiceRequest/fh-hand')).json().performer).toBeDefined()
   })
 
   it('GET /fhir/metadata: R4 4.0.1, exactly read of ServiceRequest and Task and create of ServiceRequest', async () => {

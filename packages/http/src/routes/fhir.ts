@@ -67,19 +67,33 @@ export const fhirRoutes: FastifyPluginAsync<FhirRouteDeps> = async (app, { engin
     }
   })
 
-  /** 422 OperationOutcome naming the failing FHIR paths (never the values sent). */
+  /**
+   * 422 OperationOutcome naming the failing FHIR paths (never the values sent). A `subject.reference`
+   * that resolves to no Patient (not contained, not an entry of the Bundle: this server holds no
+   * Patient resources and fetches none from elsewhere) is issue code `not-found`.
+   */
   const outcome = (reply: FastifyReply, paths: readonly string[]) =>
     reply
       .code(422)
       .type(FHIR_JSON)
       .send({
         resourceType: 'OperationOutcome',
-        issue: paths.map((path) => ({
-          severity: 'error',
-          code: 'invalid',
-          diagnostics: 'missing or invalid',
-          expression: [path.startsWith('Bundle.') ? path : `ServiceRequest.${path}`],
-        })),
+        issue: paths.map((path) =>
+          path.endsWith('subject.reference')
+            ? {
+                severity: 'error',
+                code: 'not-found',
+                diagnostics:
+                  'reference not resolved: give the Patient contained (#id) or as an entry of this transaction Bundle',
+                expression: [path.startsWith('Bundle.') ? path : `ServiceRequest.${path}`],
+              }
+            : {
+                severity: 'error',
+                code: 'invalid',
+                diagnostics: 'missing or invalid',
+                expression: [path.startsWith('Bundle.') ? path : `ServiceRequest.${path}`],
+              },
+        ),
       })
 
   const baseUrl = (request: FastifyRequest) => `${request.protocol}://${request.host}/fhir`
@@ -122,7 +136,7 @@ export const fhirRoutes: FastifyPluginAsync<FhirRouteDeps> = async (app, { engin
     tags: ['fhir'],
     summary: 'Send a referral given as a FHIR R4 ServiceRequest (Patient contained) or a transaction Bundle',
     description:
-      'The shape `GET /fhir/ServiceRequest/{referralId}` exports, with the Patient contained and `subject` `#<its id>`: `identifier` (urn:referrals:referral-id), `requester.identifier` the sending practice, `performer[0].identifier` the specialist (direct) or no performer (choose for me), `code` specialty and category, `locationCode` region, `priority`, `reasonCode[0].text`. Or a `transaction` Bundle with one ServiceRequest entry whose `subject` references a Patient entry by `fullUrl` (`urn:uuid:…`) or `Patient/<id>`. Invalid input: 422 OperationOutcome naming the failing FHIRPaths only (`Bundle.entry[i].resource.…` for a Bundle); nothing is stored. Authorization as `POST /referrals`. Answers the ServiceRequest.',
+      'The shape `GET /fhir/ServiceRequest/{referralId}` exports, with the Patient contained and `subject` `#<its id>`: `identifier` (urn:referrals:referral-id), `requester.identifier` the sending practice, `performer[0].identifier` the specialist (direct) or no performer (choose for me), `code` specialty and category, `locationCode` region, `priority`, `reasonCode[0].text`. Or a `transaction` Bundle with one ServiceRequest entry whose `subject` references a Patient contained in it (`#<id>`) or an entry by `fullUrl` (`urn:uuid:…`, absolute URL) or `Patient/<id>`. Invalid input: 422 OperationOutcome naming the failing FHIRPaths only (`Bundle.entry[i].resource.…` for a Bundle); a subject reference that resolves to no Patient there (another server’s URL, an unknown id) is issue code `not-found` at `….subject.reference`; nothing is stored. Authorization as `POST /referrals`. Answers the ServiceRequest.',
     body: nameSchema(t.unknown, 'FhirServiceRequestImport'),
     produces: FHIR_JSON,
     response: FhirResource,

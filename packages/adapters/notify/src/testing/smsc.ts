@@ -26,7 +26,11 @@ export interface SmscOptions {
  * for one (registered_delivery bit 0), sends a delivery receipt (`deliver_sm`, esm_class 0x04)
  * whose `stat:` the test chooses per submit (`state.receipt(n)`, n counting from 1; null: no
  * receipt now — `sendReceipt` can send one later). `state.submitStatus(n)` answers a submit with an
- * error status instead.
+ * error status instead. `state.answer(n)` says what becomes of submit n's response: `'respond'`
+ * (default), `'swallow'` (the SMSC takes the message — it counts in `submits`, its receipt still
+ * comes — but the submit_sm_resp is lost) or `'drop'` (taken, then the connection is cut before
+ * the response). `state.echoReference` (default true) copies the submit's
+ * `user_message_reference` into its receipt, as SMPP 3.4 §4.6.1 allows.
  */
 export const startSmsc = async (options: SmscOptions) => {
   const binds: SmscBind[] = []
@@ -35,6 +39,8 @@ export const startSmsc = async (options: SmscOptions) => {
   const state = {
     receipt: (_n: number): string | null => 'DELIVRD',
     submitStatus: (_n: number): number => 0,
+    answer: (_n: number): 'respond' | 'swallow' | 'drop' => 'respond',
+    echoReference: true,
   }
   let port = options.port ?? 0
   const receiptFor = (session: Session, submit: SmscSubmit, stat: string) => {
@@ -44,6 +50,9 @@ export const startSmsc = async (options: SmscOptions) => {
       esm_class: 0x04,
       short_message: `id:${submit.messageId} sub:001 dlvrd:${stat === 'DELIVRD' ? '001' : '000'} submit date:2612070930 done date:2612070931 stat:${stat} err:000 text:`,
       receipted_message_id: submit.messageId,
+      ...(state.echoReference && typeof submit.pdu.user_message_reference === 'number'
+        ? { user_message_reference: submit.pdu.user_message_reference }
+        : {}),
     })
   }
   const server: Server = smpp.createServer((session: Session) => {
@@ -75,7 +84,12 @@ export const startSmsc = async (options: SmscOptions) => {
         session.send(pdu.response({ command_status: status }))
         return
       }
-      session.send(pdu.response({ message_id: messageId }))
+      const answer = state.answer(n)
+      if (answer === 'drop') {
+        session.destroy()
+        return
+      }
+      if (answer === 'respond') session.send(pdu.response({ message_id: messageId }))
       const stat = (Number(pdu.registered_delivery) & 1) === 1 ? state.receipt(n) : null
       if (stat !== null) receiptFor(session, submit, stat)
     })
