@@ -462,20 +462,14 @@ const result = {
     loadAverage: { start: loadStart, end: os.loadavg() },
   },
 }
-const routeP50 = (report: string) => routes.find((r) => r.route === `/reports/${report}`)?.p50 ?? 0
 const routeGapText = [
   'In the way: the fact routes aggregate in SQL (packages/adapters/postgres/src/referral-facts-report.ts;',
-  `in process above, p50 ${compare.map((c) => `${c.report} ${c.sqlP50.toFixed(0)} ms`).join(', ')}),`,
-  'so most of a route is outside the aggregation: route p50 minus SQL p50 is',
-  `${compare.map((c) => `${c.report} ${(routeP50(c.report) - c.sqlP50).toFixed(0)} ms`).join(', ')};`,
-  'and `/reports/fairness`, which reads no facts, grows with the history too. Resolving the caller alone',
-  `(\`directory.resolveActor\`, timed here) takes p50 ${actorP50.toFixed(0)} ms. The cause, read from the code:`,
-  'every request refreshes in-memory catch-up models that read the log by stream prefix —',
-  'the directory (`practice-`, for the actor) and, for fairness, `readPoolHistory` (`pool-`, from position 0) —',
-  'and such a read, positioned at its own last event, walks every later event of other streams (here all',
-  'the referral events) before it finds none; advancing those models to the read horizon (the PostgreSQL',
-  "store has `readAllWithHorizon`, the core port does not) would remove it. Then the machine's load (Noise).",
-  'The plan of the rows a fact report scans:',
+  `in process above, p50 ${compare.map((c) => `${c.report} ${c.sqlP50.toFixed(0)} ms`).join(', ') || 'not measured (--no-compare)'}),`,
+  'one statement that reads every facts row of the period once, so a route grows linearly with the rows',
+  '(wait-times sorts them twice: two grouping sets with `percentile_disc`, and returns ~1,000 specialist rows).',
+  `Resolving the caller takes p50 ${actorP50.toFixed(0)} ms (the directory's category read, migration 5).`,
+  'Bounding it needs pre-aggregated cells or a result cache keyed by the checkpoint — not built.',
+  "Then the machine's load (Noise). The plan of the rows a fact report scans:",
 ].join(' ')
 const md = [
   `# Reports at scale${quick ? ' (quick)' : ''}`,
