@@ -165,4 +165,40 @@ describe('referral facts in PostgreSQL', () => {
       expect(await small.facts({})).toEqual(incremental)
     }
   })
+
+  it('a rebuild that meets an undecodable event fails with its stream named and changes nothing', async () => {
+    const rowsBefore = await store.pool.query<{ t: string }>(
+      `SELECT string_agg(f::text, '|' ORDER BY referral_id) AS t FROM ${store.schema}.referral_facts f`,
+    )
+    const positionBefore = await facts.projection.position()
+    const read = await store.readStream('referral-r-1' as never)()
+    if (read._tag === 'Left') throw new Error(read.left.message)
+    const template = read.right[0]
+    if (template === undefined) throw new Error('no event in referral-r-1')
+    const appended = await store.append({
+      streamId: 'referral-corrupt' as never,
+      expected: { kind: 'no_stream' } as never,
+      events: [
+        {
+          id: 'evt-corrupt-1' as never,
+          type: 'ReferralAccepted',
+          schemaVersion: 1,
+          data: { referralId: 'corrupt', acceptedAt: 'Canary not an instant' },
+          metadata: template.metadata,
+        },
+      ],
+    })()
+    expect(appended._tag).toBe('Right')
+    const failure = await facts.rebuild().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(String((failure as Error | undefined)?.message)).toMatch(/referral-corrupt/)
+    expect(String((failure as Error | undefined)?.message)).not.toMatch(/Canary/)
+    const rowsAfter = await store.pool.query<{ t: string }>(
+      `SELECT string_agg(f::text, '|' ORDER BY referral_id) AS t FROM ${store.schema}.referral_facts f`,
+    )
+    expect(rowsAfter.rows[0]?.t).toBe(rowsBefore.rows[0]?.t)
+    expect(await facts.projection.position()).toBe(positionBefore)
+  })
 })

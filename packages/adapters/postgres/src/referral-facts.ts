@@ -1,20 +1,23 @@
 import {
   type Aggregate,
-  decodeStored,
+  decodeFactsEvent,
   evolveReferralFacts,
   type Instant,
   REFERRAL_FACT_FIELDS,
   type ReferralCommand,
   type ReferralEvent,
   type ReferralFacts,
+  type ReferralFactsEvent,
   type ReferralFactsQuery,
   type ReferralFactsReadModel,
   type ReferralState,
+  type StoredEvent,
 } from '@referrals/core'
 import * as E from 'fp-ts/lib/Either.js'
 import type { PostgresEventStore } from './event-store.js'
 import { quoteSchema } from './migrations.js'
 import { createPostgresProjection, type PostgresProjection } from './projection.js'
+import { type FactsRebuildProgress, rebuildReferralFactsByStream } from './referral-facts-rebuild.js'
 import { sqlFactReport } from './referral-facts-report.js'
 
 /** The projection's name: keys its checkpoint in `<schema>.projection_checkpoints`. */
@@ -24,11 +27,15 @@ export const REFERRAL_FACTS_PROJECTION = 'referral_facts_v1'
  * The referral-facts read model of the reports in PostgreSQL: `<schema>.referral_facts` (created by
  * migration 3), one row per referral, the same rows as the in-memory `createReferralFactsIndex`
  * (both fold with `evolveReferralFacts`). Kept by a checkpointed projection (each batch and its
- * checkpoint in one transaction); `rebuild()` truncates the table and replays the log.
+ * checkpoint in one transaction); `rebuild()` truncates the table and replays the log in stream
+ * order, in one transaction (`referral-facts-rebuild.ts`). Events are decoded with the core's
+ * narrow `decodeFactsEvent` (the fields the facts use; PHI is never opened).
  */
 export interface PostgresReferralFacts extends ReferralFactsReadModel {
   readonly projection: PostgresProjection
-  readonly rebuild: () => Promise<void>
+  readonly rebuild: (options?: {
+    readonly onProgress?: (progress: FactsRebuildProgress) => void
+  }) => Promise<void>
   /** The fact reports aggregated in SQL (referral-facts-report.ts), equal to the core's `factReport`. */
   readonly report: NonNullable<ReferralFactsReadModel['report']>
 }
@@ -54,11 +61,21 @@ const factsOf = (row: Row): ReferralFacts =>
 
 export const createPostgresReferralFacts = async (options: {
   readonly store: PostgresEventStore
-  readonly aggregate: Aggregate<ReferralCommand, ReferralEvent, ReferralState>
-  /** Events per transaction while rebuilding (default 5,000; live catch-up: 500). */
+  /**
+   * Kept for the callers' signature; the facts need none of it: events are decoded with
+   * `decodeFactsEvent` (the same field codecs as the aggregate's catalog, same upcasters) and PHI is
+   * never opened.
+   */
+  readonly aggregate?: Aggregate<ReferralCommand, ReferralEvent, ReferralState>
+  /** Events per page while rebuilding (default 20,000; live catch-up: 500 per transaction). */
   readonly rebuildBatchSize?: number
 }): Promise<PostgresReferralFacts> => {
-  const { store, aggregate } = options
+  const { store } = options
+  const decode = (stored: StoredEvent): ReferralFactsEvent | null => {
+    const d = decodeFactsEvent(stored)
+    if (E.isLeft(d)) throw new Error(`referral facts: ${d.left.message}`)
+    return d.right
+  }
   const table = `${quoteSchema(store.schema)}.referral_facts`
   const columns = COLUMNS.join(', ')
   const placeholders = COLUMNS.map((_, i) => `$${i + 1}`).join(', ')
@@ -72,14 +89,14 @@ export const createPostgresReferralFacts = async (options: {
   const projection = await createPostgresProjection(store, {
     name: REFERRAL_FACTS_PROJECTION,
     streamPrefixes: ['referral-'],
-    // A rebuild replays the log in larger transactions: fewer round trips and upserts per event.
-    rebuildBatchSize: options.rebuildBatchSize ?? 5_000,
+    // `rebuildProjection(store, name)` replays in global order through `handleBatch` (correct, slower);
+    // the facts' own `rebuild` below reads in stream order.
+    rebuildBatchSize: 5_000,
     // The table comes from migration 3; this only checks it is there (and names it for the rebuild).
     tables: { [`${store.schema}.referral_facts`]: `SELECT 1 FROM ${table} LIMIT 0` },
     handle: async (stored, client) => {
-      const decoded = await decodeStored(aggregate, stored)
-      if (E.isLeft(decoded)) throw new Error(`referral facts: ${decoded.left.message}`)
-      const event = decoded.right
+      const event = decode(stored)
+      if (event === null) return
       const current = await client.query<Row>(`SELECT ${columns} FROM ${table} WHERE referral_id = $1`, [
         event.data.referralId,
       ])
@@ -95,11 +112,10 @@ export const createPostgresReferralFacts = async (options: {
     // The same fold over a batch: one SELECT of the rows it touches, the events folded in memory in
     // store order, one multi-row upsert of the rows that changed (each referral once).
     handleBatch: async (events, client) => {
-      const decoded: { readonly event: ReferralEvent; readonly at: Instant }[] = []
+      const decoded: { readonly event: ReferralFactsEvent; readonly at: Instant }[] = []
       for (const stored of events) {
-        const d = await decodeStored(aggregate, stored)
-        if (E.isLeft(d)) throw new Error(`referral facts: ${d.left.message}`)
-        decoded.push({ event: d.right, at: stored.metadata.occurredAt })
+        const event = decode(stored)
+        if (event !== null) decoded.push({ event, at: stored.metadata.occurredAt })
       }
       if (decoded.length === 0) return
       const ids = [...new Set(decoded.map((d) => d.event.data.referralId))]
@@ -158,7 +174,15 @@ export const createPostgresReferralFacts = async (options: {
   return {
     projection,
     refresh: () => projection.catchUp(),
-    rebuild: () => projection.rebuild(),
+    rebuild: async (rebuildOptions = {}) => {
+      await rebuildReferralFactsByStream({
+        pool: store.pool,
+        schema: store.schema,
+        projectionName: REFERRAL_FACTS_PROJECTION,
+        ...(options.rebuildBatchSize === undefined ? {} : { pageSize: options.rebuildBatchSize }),
+        ...(rebuildOptions.onProgress === undefined ? {} : { onProgress: rebuildOptions.onProgress }),
+      })
+    },
     facts,
     report: async (q, options) => {
       await projection.catchUp()

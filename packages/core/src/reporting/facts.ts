@@ -1,8 +1,9 @@
-import type { ReferralEvent, ReferralReturnReason, ReferralRoute } from '../referral/codecs.js'
+import type { ReferralReturnReason, ReferralRoute } from '../referral/codecs.js'
 import type { ReferralStatus } from '../referral/state.js'
 import type { Urgency } from '../shared/domain-types.js'
 import type { CategoryId, PracticeId, ReferralId, RegionId, SpecialtyId } from '../shared/ids.js'
 import type { Instant } from '../shared/time.js'
+import type { ReferralFactsEvent } from './facts-events.js'
 
 /**
  * One row per referral for the reports (SPEC §3 "Reporting"): its milestones, counts and
@@ -95,11 +96,12 @@ const unhandled = (_event: never, facts: ReferralFacts): ReferralFacts => facts
 /**
  * Folds one referral event into the referral's facts row. `occurredAt` is the event's envelope time,
  * used for the milestones whose event carries no time of its own (an appointment booking, a
- * redirect). Total: events before `ReferralSent` leave `null`.
+ * redirect). Total: events before `ReferralSent` leave `null`. Takes any `ReferralEvent`, or the
+ * narrower `ReferralFactsEvent` (only the fields read here) that `decodeFactsEvent` makes.
  */
 export const evolveReferralFacts = (
   facts: ReferralFacts | null,
-  event: ReferralEvent,
+  event: ReferralFactsEvent,
   occurredAt: Instant,
 ): ReferralFacts | null => {
   if (event.type === 'ReferralSent') {

@@ -1,4 +1,5 @@
 export * from './facts.js'
+export * from './facts-events.js'
 export * from './facts-index.js'
 export * from './fairness.js'
 export * from './pool-history.js'
