@@ -398,3 +398,52 @@ describe('checkpoints and subscriptions', () => {
     expect(errors[0]).toBeInstanceOf(PostgresStoreError)
   })
 })
+
+describe('one-statement append of a new stream', () => {
+  it('is one round trip when it succeeds, two when the id or the stream is taken, with the same results', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 })
+    const counted = await createPostgresEventStore({ pool, migrate: false })
+    const statements: string[] = []
+    const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>
+    ;(pool as unknown as { query: unknown }).query = (...args: unknown[]) => {
+      const first = args[0] as string | { text: string }
+      statements.push(typeof first === 'string' ? first : first.text)
+      return query(...args)
+    }
+    try {
+      const cat = uniqueCategory()
+      const event = newEvent('Created')
+      const created = await ok(
+        counted.append({ streamId: stream(cat, 'a'), expected: expected.noStream, events: [event] }),
+      )
+      expect(statements).toHaveLength(1)
+      expect(statements[0]).toMatch(/^INSERT INTO/)
+      expect(created.version).toBe(1)
+      // The retry of the same request: refused by the event_id index, then found idempotent.
+      statements.length = 0
+      const again = await ok(
+        counted.append({ streamId: stream(cat, 'a'), expected: expected.noStream, events: [event] }),
+      )
+      expect(statements).toHaveLength(2)
+      expect(again).toEqual(created)
+      // The same id in another stream: a mismatch; a new id on the taken stream: a conflict.
+      const mismatch = await counted.append({
+        streamId: stream(cat, 'b'),
+        expected: expected.noStream,
+        events: [event],
+      })()
+      expect(E.isLeft(mismatch) && mismatch.left._tag).toBe('IdempotencyMismatch')
+      const conflict = await counted.append({
+        streamId: stream(cat, 'a'),
+        expected: expected.noStream,
+        events: [newEvent()],
+      })()
+      expect(E.isLeft(conflict) && conflict.left).toMatchObject({ _tag: 'WrongExpectedVersion', actual: 1 })
+      expect((await ok(counted.readStream(stream(cat, 'a')))).map((e) => e.id)).toEqual([event.id])
+      expect(await ok(counted.readStream(stream(cat, 'b')))).toEqual([])
+    } finally {
+      await counted.close()
+      await pool.end()
+    }
+  })
+})

@@ -165,7 +165,7 @@ const encodeEvents = (request: AppendRequest): E.Either<StoreError, string> => {
   }
 }
 
-const validateRequest = (request: AppendRequest): E.Either<StoreError, string> => {
+const checkEnvelopes = (request: AppendRequest): E.Either<StoreError, void> => {
   const shape = checkRequestShape(request, StreamId.is)
   if (E.isLeft(shape)) return shape
   for (const e of request.events) {
@@ -176,7 +176,12 @@ const validateRequest = (request: AppendRequest): E.Either<StoreError, string> =
       })
     }
   }
-  return encodeEvents(request)
+  return E.right(undefined)
+}
+
+const validateRequest = (request: AppendRequest): E.Either<StoreError, string> => {
+  const checked = checkEnvelopes(request)
+  return E.isLeft(checked) ? checked : encodeEvents(request)
 }
 
 const REFUSED_PATTERN = /^(\d+) (ok|idempotent|mismatch|conflict|too_many) (-?\d+)$/
@@ -325,6 +330,51 @@ export const createPostgresEventStore = async (
          FROM ${s}.append_many($1::text[], $2::text[], $3::integer[], $4::json[]) AS a`
       : `SELECT status, stream_version, last_position FROM ${s}.append_many($1::text[], $2::text[], $3::integer[], $4::json[])`
   const appendManyStatement = `referrals.append_many${options.notify === true ? '.notify' : ''}.${schema}`
+  /*
+   * The one-statement path of a single-event append at a known version (`no_stream`, `exact(n)`):
+   * a plain INSERT of version n + 1, nothing else. What `append_events` adds to one insert — the
+   * PL/pgSQL call (≈ 7 statements), the stream lock, the version and idempotency probes — is left
+   * to the indexes that exist anyway: (stream_id, version) refuses a taken version and event_id a
+   * stored id (23505), and only then is `append_events` asked what happened (conflict, idempotent,
+   * mismatch; a second round trip on that path only). `exact(n ≥ 1)` also needs version n to exist:
+   * one probe of the same index.
+   *
+   * Why the global order still holds without the stream lock (see the proof at the top): the
+   * statement runs only as its transaction's first write — `pg_current_xact_id_if_assigned() IS
+   * NULL`, else it inserts nothing and `append_events` takes over — so its transaction id is drawn
+   * during the statement, after its snapshot. A version n it sees was committed before that
+   * snapshot, so its writer's id is smaller: the stream's versions stay in position order. A
+   * version n+1 it does not see (running, or committed after the snapshot) makes the unique index
+   * refuse the insert. Its ordinal is 0; `tx_ordinal` is set for a later append in the same
+   * transaction. `pg_notify` (option `notify`) is part of RETURNING, so it is only sent for an insert.
+   */
+  const fastAppendSql = `INSERT INTO ${s}.events (global_position, transaction_id, stream_id, version, event_id, type, schema_version, data, metadata)
+     SELECT pg_current_xact_id()::text::bigint << ${POSITION_TX_SHIFT}, pg_current_xact_id(), $1, $2::integer + 1, $3, $4, $5, $6::json, $7::json
+      WHERE pg_current_xact_id_if_assigned() IS NULL
+        AND ($2::integer = 0 OR EXISTS (SELECT 1 FROM ${s}.events ev WHERE ev.stream_id = $1 AND ev.version = $2::integer))
+     RETURNING version, global_position::text AS last_position, set_config('referrals.tx_ordinal', '1', true) AS ordinal${
+       options.notify === true ? `, pg_notify('${notifyChannel}', '') AS notified` : ''
+     }`
+  const fastAppendStatement = `referrals.append_one${options.notify === true ? '.notify' : ''}.${schema}`
+  /** The single-event request the one-statement path takes, with its event's data and metadata as JSON. */
+  const fastAppendQuery = (request: AppendRequest): pg.QueryConfig | undefined => {
+    const event = request.events.length === 1 ? request.events[0] : undefined
+    if (event === undefined) return undefined
+    // New streams only for now: on one hot stream appended with exact(n) by many writers, every
+    // loser would wait for the winner's commit on the unique index and then ask `append_events`
+    // (two waits instead of one under the stream lock).
+    if (request.expected.kind !== 'no_stream') return undefined
+    const version = 0
+    const data = JSON.stringify(event.data)
+    const metadata = JSON.stringify(event.metadata)
+    if (data === undefined || metadata === undefined) return undefined
+    return {
+      name: fastAppendStatement,
+      text: fastAppendSql,
+      values: [request.streamId, version, event.id, event.type, event.schemaVersion, data, metadata],
+    }
+  }
+
   // The stream's version is its last event's: one backward probe of the (stream_id, version) index.
   const versionSql = `SELECT version FROM ${s}.events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1`
 
@@ -342,18 +392,43 @@ export const createPostgresEventStore = async (
   }
 
   const append = (request: AppendRequest): TaskEither<StoreError, AppendResult> => {
-    const valid = validateRequest(request)
-    if (E.isLeft(valid)) return async () => valid
-    return attempt(
-      'append',
-      async () => {
-        const r = await pool.query<AppendRow>(appendQuery(request, valid.right))
-        const result = appendRowResult(request, r.rows[0])
-        if (E.isRight(result) && r.rows[0]?.status === 'ok') wakeSubscriptions()
-        return result
-      },
-      conflictOf(request),
-    )
+    const checked = checkEnvelopes(request)
+    if (E.isLeft(checked)) return async () => checked
+    const fastQuery = fastAppendQuery(request)
+    return async () => {
+      let fast = fastQuery
+      return attempt(
+        'append',
+        async () => {
+          if (fast !== undefined) {
+            const query = fast
+            // Tried once: after a refusal the locking path decides, also on its retries.
+            fast = undefined
+            try {
+              const r = await pool.query<{ version: number; last_position: string }>(query)
+              const row = r.rows[0]
+              if (row !== undefined) {
+                wakeSubscriptions()
+                return E.right({
+                  streamId: request.streamId,
+                  version: row.version,
+                  position: BigInt(row.last_position),
+                })
+              }
+            } catch (error) {
+              if ((error as { code?: unknown } | null)?.code !== '23505') throw error
+            }
+          }
+          const valid = encodeEvents(request)
+          if (E.isLeft(valid)) return valid
+          const r = await pool.query<AppendRow>(appendQuery(request, valid.right))
+          const result = appendRowResult(request, r.rows[0])
+          if (E.isRight(result) && r.rows[0]?.status === 'ok') wakeSubscriptions()
+          return result
+        },
+        conflictOf(request),
+      )()
+    }
   }
 
   const appendMany = (
