@@ -27,7 +27,7 @@ import { Session } from 'node:inspector/promises'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { RAW_INSERT_SQL, RAW_TABLE_DDL } from '../store/raw-insert.js'
+import { rawCommitsPerSecond as measureRawCommits } from '../store/raw-insert.js'
 import { relaunch } from './relaunch.js'
 
 const CHILD = 'REFERRALS_HTTP_PROFILE_CHILD'
@@ -194,25 +194,7 @@ const child = async (): Promise<void> => {
     const rawCommitsPerSecond = async (ms: number) => {
       const pool = runtime.pool
       if (pool === undefined) return null
-      const client = await pool.connect()
-      try {
-        await client.query(RAW_TABLE_DDL)
-        const data = JSON.stringify({ referralId: 'r', note: 'x'.repeat(120) })
-        const meta = JSON.stringify({ actor: { kind: 'system', component: 'bench' } })
-        let commits = 0
-        const t0 = performance.now()
-        while (performance.now() - t0 < ms) {
-          await client.query({
-            name: 'bench.raw',
-            text: RAW_INSERT_SQL,
-            values: [`raw-${commits}`, `e-${commits}`, 'BenchRaw', data, meta],
-          })
-          commits++
-        }
-        return Math.round((commits / (performance.now() - t0)) * 1000 * 10) / 10
-      } finally {
-        client.release()
-      }
+      return measureRawCommits(pool, ms)
     }
     const loadBefore = loadavg()[0] ?? 0
     const rawBefore = await rawCommitsPerSecond(2000)

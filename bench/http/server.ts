@@ -15,7 +15,7 @@ import { loadConfig } from '../../packages/http/src/config.js'
 import { DEMO, seedDemo } from '../../packages/http/src/demo.js'
 import { registerResourceRoutes } from '../../packages/http/src/routes/resources.js'
 import { openRuntime, stopServer } from '../../packages/http/src/server.js'
-import { RAW_INSERT_SQL, RAW_TABLE_DDL } from '../store/raw-insert.js'
+import { rawCommitsPerSecond } from '../store/raw-insert.js'
 import { SPREAD, seedSpreadPools } from './spread.js'
 
 export interface ReadyMessage {
@@ -70,25 +70,7 @@ export const serveForBench = async (): Promise<void> => {
         const pool = runtime.pool
         if (pool === undefined) return reply.code(409).send({ error: 'no PostgreSQL pool (in-memory store)' })
         const ms = Math.min(30_000, Math.max(100, Number(request.query.ms ?? 3000) || 3000))
-        const client = await pool.connect()
-        try {
-          await client.query(RAW_TABLE_DDL)
-          const data = JSON.stringify({ referralId: 'r', note: 'x'.repeat(120) })
-          const meta = JSON.stringify({ actor: { kind: 'system', component: 'bench' } })
-          let commits = 0
-          const started = performance.now()
-          while (performance.now() - started < ms) {
-            await client.query({
-              name: 'bench.raw',
-              text: RAW_INSERT_SQL,
-              values: [`raw-${commits}`, `e-${commits}`, 'BenchRaw', data, meta],
-            })
-            commits++
-          }
-          return { commitsPerSecond: Math.round((commits / (performance.now() - started)) * 1000 * 10) / 10 }
-        } finally {
-          client.release()
-        }
+        return { commitsPerSecond: await rawCommitsPerSecond(pool, ms) }
       })
       instance.get('/bench/counts', async (): Promise<StoreCounts> => {
         const calls = counting?.calls
