@@ -56,6 +56,26 @@ describe('RankedHeap (sorted prefix + heap: the incremental top candidates)', ()
     )
   })
 
+  it('a key that enters the prefix from the heap behind it is in the prefix (found by CI: keys past 15)', () => {
+    // Keys 0..17 pushed smallest first: 16 and 17 go behind the prefix and never grow its marks.
+    const values = Array.from({ length: 18 }, (_, i) => i)
+    const cmp = order(values)
+    const heap = new RankedHeap(values, (a, b) => cmp(a, b) < 0)
+    for (let k = 0; k < 18; k++) heap.push(k)
+    heap.remove(0) // 16 moves into the prefix
+    expect(heap.has(16)).toBe(true)
+    expect(heap.remove(16)).toBe(true)
+    expect(heap.has(16)).toBe(false)
+    values[1] = 100 // key 1 becomes the largest: 17 moves into the prefix, 1 goes behind it
+    heap.update(1)
+    values[17] = 200
+    heap.update(17)
+    const walked: number[] = []
+    heap.walk((k) => walked.push(k) > 0)
+    expect(walked).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 1, 17])
+    expect(heap.size).toBe(16)
+  })
+
   it('a walk stops where the visitor says, inside the prefix or past it', () => {
     const values = Array.from({ length: 40 }, (_, i) => 40 - i)
     const cmp = order(values)

@@ -403,7 +403,9 @@ export class RankedHeap {
         const next = this.rest.pop()
         prefix[n] = next
         this.prefixLength = n + 1
-        this.inPrefix[next] = 1
+        // mark, not a plain store: `next` may lie past the end of `inPrefix` (it never was in the
+        // prefix), and a typed array drops such a write silently.
+        this.mark(next, 1)
       }
       return true
     }

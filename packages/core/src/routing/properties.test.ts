@@ -410,6 +410,32 @@ describe.each([
     )
   })
 
+  /**
+   * Found by CI: with more than 16 members (RANKED_PREFIX), a member moved into the heap's sorted
+   * prefix from behind it was not marked as there, so serving it did not re-position it and it took
+   * every referral from the 17th on (v90r58 got r16, r17, r18 …).
+   */
+  const eighteenMembers = [
+    'h91',
+    'q864mk',
+    's0cd',
+    'l2',
+    'qs',
+    'bc1h8',
+    'e',
+    'n25',
+    'u9',
+    'm',
+    'ib6j',
+    'mph',
+    'l',
+    'jaj31',
+    'f5',
+    'v155',
+    'v9m55',
+    'v90r58',
+  ]
+
   it('2. equal FTE, no joins or pauses: exactly plain least-count with the practiceId tie-break', () => {
     const idArb = fc.uniqueArray(fc.stringMatching(/^[a-z][a-z0-9]{0,5}$/), {
       minLength: 1,
@@ -433,7 +459,7 @@ describe.each([
           expect(pool.route(`r${r}`)).toBe(expected)
         }
       }),
-      { numRuns: runs(200) },
+      { numRuns: runs(200), examples: [[eighteenMembers, 416, 40]] },
     )
   })
 
