@@ -1,4 +1,6 @@
 import type { PracticeId, UserId } from '@referrals/core'
+import { SLACK_USER_ID } from './slack.js'
+import { TEAMS_USER_ID } from './teams.js'
 
 /**
  * Where and when a practice, or one user, wants practice notifications. A practice's
@@ -10,6 +12,8 @@ export interface NotificationPreferences {
     readonly webhook?: string
     /** A Slack incoming-webhook URL (the practice's referral channel, or a user's own). */
     readonly slack?: string
+    /** A Microsoft Teams incoming-webhook (Workflows) URL: the practice's referral channel, or a user's own. */
+    readonly teams?: string
     /** A phone number in E.164 (`+15145550123`) for SMS. */
     readonly sms?: string
   }
@@ -17,8 +21,10 @@ export interface NotificationPreferences {
   readonly webhookSecret?: string
   /** A user's Slack member id (`U…`), @-mentioned in the practice channel when they are the preferred provider. */
   readonly slackUserId?: string
+  /** A user's Teams id (UPN or Entra object id), @-mentioned in the practice channel when they are the preferred provider. */
+  readonly teamsUserId?: string
   /**
-   * What chat messages (Slack) may show. `minimal` (default): referral number, category, urgency
+   * What chat messages (Slack, Teams) may show. `minimal` (default): referral number, category, urgency
    * and the decision buttons. `full`: also the practice-facing message text (practice names,
    * times; never patient identity).
    */
@@ -57,7 +63,6 @@ const TIME = /^([01]\d|2[0-3]):([0-5]\d)$/
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/
 /** E.164: `+`, country code, up to 15 digits in all. */
 export const E164 = /^\+[1-9]\d{6,14}$/
-const SLACK_USER = /^[UW][A-Z0-9]{2,20}$/
 
 /** Whether `tz` is an IANA time zone this runtime knows. */
 export const isTimeZone = (tz: string): boolean => {
@@ -94,21 +99,26 @@ export const parseNotificationPreferences = (input: unknown): PreferencesCheck =
   if (root === null) return { ok: false, errors: ['body: expected an object'] }
   const channels = obj(root.channels ?? {})
   if (channels === null) return { ok: false, errors: ['channels: expected an object'] }
-  const { email, webhook, slack, sms } = channels
+  const { email, webhook, slack, teams, sms } = channels
   if (email !== undefined && (typeof email !== 'string' || !EMAIL.test(email)))
     errors.push('channels.email: expected an email address')
   if (webhook !== undefined && (typeof webhook !== 'string' || webhook.length > 2048 || !isHttpUrl(webhook)))
     errors.push('channels.webhook: expected an http(s) URL')
   if (slack !== undefined && (typeof slack !== 'string' || slack.length > 2048 || !isHttpUrl(slack)))
     errors.push('channels.slack: expected an http(s) URL')
+  if (teams !== undefined && (typeof teams !== 'string' || teams.length > 2048 || !isHttpUrl(teams)))
+    errors.push('channels.teams: expected an http(s) URL')
   if (sms !== undefined && (typeof sms !== 'string' || !E164.test(sms)))
     errors.push('channels.sms: expected an E.164 phone number')
   const secret = root.webhookSecret
   if (secret !== undefined && (typeof secret !== 'string' || secret.length < 16 || secret.length > 256))
     errors.push('webhookSecret: expected 16 to 256 characters')
   const slackUserId = root.slackUserId
-  if (slackUserId !== undefined && (typeof slackUserId !== 'string' || !SLACK_USER.test(slackUserId)))
+  if (slackUserId !== undefined && (typeof slackUserId !== 'string' || !SLACK_USER_ID.test(slackUserId)))
     errors.push('slackUserId: expected a Slack member id')
+  const teamsUserId = root.teamsUserId
+  if (teamsUserId !== undefined && (typeof teamsUserId !== 'string' || !TEAMS_USER_ID.test(teamsUserId)))
+    errors.push('teamsUserId: expected a user principal name or an Entra object id')
   const chatDetail = root.chatDetail
   if (chatDetail !== undefined && chatDetail !== 'minimal' && chatDetail !== 'full')
     errors.push("chatDetail: expected 'minimal' or 'full'")
@@ -133,10 +143,12 @@ export const parseNotificationPreferences = (input: unknown): PreferencesCheck =
         ...(email === undefined ? {} : { email: email as string }),
         ...(webhook === undefined ? {} : { webhook: webhook as string }),
         ...(slack === undefined ? {} : { slack: slack as string }),
+        ...(teams === undefined ? {} : { teams: teams as string }),
         ...(sms === undefined ? {} : { sms: sms as string }),
       },
       ...(secret === undefined ? {} : { webhookSecret: secret as string }),
       ...(slackUserId === undefined ? {} : { slackUserId: slackUserId as string }),
+      ...(teamsUserId === undefined ? {} : { teamsUserId: teamsUserId as string }),
       ...(chatDetail === undefined ? {} : { chatDetail: chatDetail as 'minimal' | 'full' }),
       ...(quietHours === undefined ? {} : { quietHours }),
     },

@@ -19,6 +19,7 @@ import type { NewOutboxEntry, OutboxStore } from './outbox.js'
 import { type NotificationPreferences, type PreferencesStore, quietHoursRelease } from './preferences.js'
 import type { SlackAddress } from './slack.js'
 import { patientSmsDecision, type SmsAddress, smsNotification } from './sms.js'
+import type { TeamsAddress } from './teams.js'
 import {
   type PatientNotificationKind,
   type PracticeNotificationKind,
@@ -176,13 +177,19 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
         prefs: await options.preferences.get({ kind: 'user', userId: member.userId }),
       })
     }
-    // The preferred provider (a direct referral) is @-mentioned in Slack by the members' ids.
-    const mentions =
-      intent.kind === 'recipient.new_referral' || intent.kind === 'recipient.reminder'
-        ? notification.payload.preferredProvider === true
-          ? owners.flatMap((o) => (o.prefs?.slackUserId === undefined ? [] : [o.prefs.slackUserId]))
-          : []
+    // The preferred provider (a direct referral) is @-mentioned in chat by the members' ids.
+    const mentionable =
+      (intent.kind === 'recipient.new_referral' || intent.kind === 'recipient.reminder') &&
+      notification.payload.preferredProvider === true
+    const idsOf = (pick: (p: NotificationPreferences) => string | undefined): string[] =>
+      mentionable
+        ? owners.flatMap((o) => {
+            const id = o.prefs === null ? undefined : pick(o.prefs)
+            return id === undefined ? [] : [id]
+          })
         : []
+    const mentions = idsOf((p) => p.slackUserId)
+    const teamsMentions = idsOf((p) => p.teamsUserId)
     const practiceDetail = owners[0]?.prefs?.chatDetail
     const entries: NewOutboxEntry[] = []
     for (const { key, prefs } of owners) {
@@ -218,6 +225,20 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
         entries.push({
           notification: withTarget(notification, 'slack', key),
           channel: 'slack',
+          address,
+          notBeforeMs,
+        })
+      }
+      if (prefs.channels.teams !== undefined) {
+        const own = key.startsWith('user-')
+        const address: TeamsAddress = {
+          webhookUrl: prefs.channels.teams,
+          mentions: own ? teamsMentions.filter((m) => m === prefs.teamsUserId) : teamsMentions,
+          detail: (own ? prefs.chatDetail : practiceDetail) ?? 'minimal',
+        }
+        entries.push({
+          notification: withTarget(notification, 'teams', key),
+          channel: 'teams',
           address,
           notBeforeMs,
         })

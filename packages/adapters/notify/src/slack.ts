@@ -18,7 +18,8 @@ export interface SlackAddress {
 
 export const SLACK_USER_ID = /^[UW][A-Z0-9]{2,20}$/
 
-const HEADLINES: Readonly<Record<string, string>> = {
+/** The headline of each practice notification kind in chat (Slack and Teams). */
+export const CHAT_HEADLINES: Readonly<Record<string, string>> = {
   'recipient.new_referral': 'New referral',
   'recipient.reminder': 'Reminder: referral waiting for an answer',
   'recipient.expired': 'Referral expired without an answer',
@@ -47,7 +48,7 @@ export const slackMessage = (
   address: Pick<SlackAddress, 'mentions' | 'detail'> = {},
 ): { readonly text: string; readonly blocks: KnownBlock[] } => {
   const ref = field(n.payload.referralId)
-  const headline = HEADLINES[n.kind] ?? 'Referral update'
+  const headline = CHAT_HEADLINES[n.kind] ?? 'Referral update'
   const icon = FOLLOW_UP_ICON[n.kind]
   const mentions = (address.mentions ?? []).filter((id) => SLACK_USER_ID.test(id)).map((id) => `<@${id}>`)
   const lead = [...mentions, icon, `*${headline}*`, `#${ref}`].filter(Boolean).join(' ')

@@ -225,6 +225,9 @@ describe('notification routes (inject, in-memory engine)', () => {
       channels: { webhook: 'https://hooks.example.com/in', email: 'office@spec-a.example' },
       quietHours: { start: '22:00', end: '07:00', timeZone: 'America/Toronto' },
       webhookSecretSet: true,
+      slackUserId: null,
+      teamsUserId: null,
+      chatDetail: 'minimal',
     })
     expect(ok.body).not.toContain(secret)
     expect((await call('ownerA', 'GET', url)).json()).toEqual(ok.json())
@@ -250,6 +253,73 @@ describe('notification routes (inject, in-memory engine)', () => {
       channels: {},
       quietHours: null,
       webhookSecretSet: false,
+      slackUserId: null,
+      teamsUserId: null,
+      chatDetail: 'minimal',
+    })
+  })
+
+  it('sets the chat and SMS channels over HTTP: Slack and Teams URLs pass the address policy, ids and numbers are checked', async () => {
+    const { call, preferences } = await setup()
+    const url = '/practices/spec-a/notification-preferences'
+    for (const [name, value] of [
+      ['slack', 'https://10.1.2.3/services/T/B/x'],
+      ['teams', 'https://localhost/workflows/x'],
+      ['teams', 'https://user:pw@prod.westus.logic.azure.com/workflows/x'],
+    ] as const) {
+      const res = await call('ownerA', 'PUT', url, { channels: { [name]: value } })
+      expect(res.statusCode, value).toBe(400)
+      expect(res.json().errors).toEqual([{ path: `body.channels.${name}`, expected: expect.any(String) }])
+      expect(res.body).not.toContain(value)
+    }
+    const bad = await call('ownerA', 'PUT', url, {
+      channels: { sms: '5145550123' },
+      slackUserId: '<!channel>',
+      teamsUserId: 'not-an-id',
+    })
+    expect(bad.statusCode).toBe(400)
+    expect(bad.json().errors.map((e: { path: string }) => e.path)).toEqual([
+      'body.channels.sms',
+      'body.slackUserId',
+      'body.teamsUserId',
+    ])
+    const badDetail = await call('ownerA', 'PUT', url, { chatDetail: 'everything' })
+    expect(badDetail.statusCode).toBe(400)
+    expect(badDetail.body).not.toContain('everything')
+    expect(bad.body).not.toMatch(/5145550123|<!channel>|not-an-id/)
+    expect(await preferences.get({ kind: 'practice', practiceId: unsafeId<PracticeId>('spec-a') })).toBeNull()
+
+    const body = {
+      channels: {
+        slack: 'https://hooks.slack.com/services/T0/B0/x',
+        teams: 'https://prod.westus.logic.azure.com/workflows/abc',
+        sms: '+15145550123',
+      },
+      chatDetail: 'full',
+    }
+    const ok = await call('ownerA', 'PUT', url, body)
+    expect(ok.statusCode).toBe(200)
+    expect(ok.json()).toEqual({
+      channels: body.channels,
+      quietHours: null,
+      webhookSecretSet: false,
+      slackUserId: null,
+      teamsUserId: null,
+      chatDetail: 'full',
+    })
+    expect(await preferences.get({ kind: 'practice', practiceId: unsafeId<PracticeId>('spec-a') })).toEqual(
+      body,
+    )
+    const mine = await call('staffA', 'PUT', '/me/notification-preferences', {
+      channels: {},
+      slackUserId: 'U0123ABC',
+      teamsUserId: 'dr.a@spec-a.example',
+    })
+    expect(mine.json()).toMatchObject({ slackUserId: 'U0123ABC', teamsUserId: 'dr.a@spec-a.example' })
+    expect(await preferences.get({ kind: 'user', userId: unsafeId<UserId>('staff-a') })).toEqual({
+      channels: {},
+      slackUserId: 'U0123ABC',
+      teamsUserId: 'dr.a@spec-a.example',
     })
   })
 

@@ -52,14 +52,29 @@ const TokenParams = t.type({ '*': t.string })
 const TokenQuery = t.partial({ token: t.string })
 const DeadLetterQuery = t.partial({ limit: IntFromQuery })
 
+/** Where notifications go: email address, signed-webhook URL, Slack and Teams incoming-webhook URLs, E.164 phone number for SMS. */
+const ChannelAddresses = t.partial({
+  email: t.string,
+  webhook: t.string,
+  slack: t.string,
+  teams: t.string,
+  sms: t.string,
+})
+const ChatDetail = t.keyof({ minimal: null, full: null })
 const QuietHours = nameSchema(t.type({ start: t.string, end: t.string, timeZone: t.string }), 'QuietHours')
 /** Request body of the preference routes; unknown fields are dropped. */
 export const NotificationPreferencesBody = nameSchema(
   t.exact(
     t.partial({
-      channels: t.exact(t.partial({ email: t.string, webhook: t.string })),
+      channels: t.exact(ChannelAddresses),
       /** Signs this subscriber's webhooks (16-256 characters). Omitted: the current one is kept. */
       webhookSecret: t.string,
+      /** A Slack member id (`U…`), @-mentioned in the practice channel when this user is the preferred provider. */
+      slackUserId: t.string,
+      /** A Teams user principal name or Entra object id, @-mentioned like `slackUserId`. */
+      teamsUserId: t.string,
+      /** What chat (Slack, Teams) may show: `minimal` (default; no practice names) or `full`. */
+      chatDetail: ChatDetail,
       quietHours: t.exact(QuietHours),
     }),
   ),
@@ -69,9 +84,12 @@ export const NotificationPreferencesBody = nameSchema(
 /** What the preference routes answer: the webhook secret is never sent back, only whether one is set. */
 export const NotificationPreferencesView = nameSchema(
   t.type({
-    channels: t.partial({ email: t.string, webhook: t.string }),
+    channels: ChannelAddresses,
     quietHours: t.union([QuietHours, t.null]),
     webhookSecretSet: t.boolean,
+    slackUserId: t.union([t.string, t.null]),
+    teamsUserId: t.union([t.string, t.null]),
+    chatDetail: ChatDetail,
   }),
   'NotificationPreferences',
 )
@@ -98,6 +116,9 @@ const preferencesView = (
   channels: { ...(prefs?.channels ?? {}) },
   quietHours: prefs?.quietHours === undefined ? null : { ...prefs.quietHours },
   webhookSecretSet: prefs?.webhookSecret !== undefined,
+  slackUserId: prefs?.slackUserId ?? null,
+  teamsUserId: prefs?.teamsUserId ?? null,
+  chatDetail: prefs?.chatDetail ?? 'minimal',
 })
 
 /** Failure reasons recorded by the channels, reduced to a class (no addresses, no free text). */
@@ -244,13 +265,17 @@ export const registerNotificationRoutes =
             const at = e.indexOf(': ')
             return { path: `body.${e.slice(0, at)}`, expected: e.slice(at + 2).replace(/^expected /, '') }
           })
-      const webhook = body.channels?.webhook
-      if (
-        webhook !== undefined &&
-        !errors.some((e) => e.path === 'body.channels.webhook') &&
-        !checkWebhookUrl(webhook, webhookPolicy).ok
-      )
-        errors.push({ path: 'body.channels.webhook', expected: describeWebhookUrlPolicy(webhookPolicy) })
+      // Every URL the service will call (webhook, Slack, Teams) must pass the address policy.
+      for (const name of ['webhook', 'slack', 'teams'] as const) {
+        const url = body.channels?.[name]
+        const path = `body.channels.${name}`
+        if (
+          url !== undefined &&
+          !errors.some((e) => e.path === path) &&
+          !checkWebhookUrl(url, webhookPolicy).ok
+        )
+          errors.push({ path, expected: describeWebhookUrlPolicy(webhookPolicy) })
+      }
       if (!parsed.ok || errors.length > 0)
         throw new ProblemError(httpProblem('validation_failed', 'The request body is invalid.', { errors }))
       const value = parsed.value

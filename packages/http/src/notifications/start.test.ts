@@ -161,6 +161,67 @@ describe('startNotifications on the in-memory runtime', () => {
     expect(received[0]?.body).not.toContain('Canary')
   })
 
+  it("delivers to a practice's Teams incoming webhook (an Adaptive Card, minimal facts, decision buttons) through the same address policy", async () => {
+    const world = await createWorld()
+    const specA = await world.addSpecialist('spec-a', 1)
+    notifications = await startNotifications(
+      { config: testConfig({ REFERRALS_MASTER_KEY: MASTER_KEY }), store: world.store, engine: world.engine },
+      {
+        clock: world.clock,
+        env: { NOTIFY_ALLOW_PRIVATE_WEBHOOKS: 'true', PUBLIC_BASE_URL: 'https://referrals.example/app' },
+        schedulerIntervalMs: 10,
+        deliveryIntervalMs: 10,
+      },
+    )
+    await notifications.preferences.put(
+      { kind: 'practice', practiceId: specA },
+      { channels: { teams: url.replace('/hook', '/teams') } },
+    )
+    await world.send('r-8')
+    await vi.waitFor(() => expect(received.length).toBeGreaterThan(0), { timeout: 5_000, interval: 20 })
+    const message = JSON.parse(received[0]?.body ?? '{}') as {
+      type: string
+      summary: string
+      attachments: { contentType: string; content: { actions?: { type: string; url: string }[] } }[]
+    }
+    expect([message.type, message.summary, message.attachments[0]?.contentType]).toEqual([
+      'message',
+      'New referral #r-8',
+      'application/vnd.microsoft.card.adaptive',
+    ])
+    const buttons = message.attachments[0]?.content.actions ?? []
+    expect(
+      buttons.map(
+        (b) =>
+          b.type === 'Action.OpenUrl' &&
+          b.url.startsWith('https://referrals.example/app/decision-links?token=v1.'),
+      ),
+    ).toEqual([true, true])
+    expect(received[0]?.body).not.toContain('Canary')
+  })
+
+  it("does not call a practice's Teams URL on a private address unless private webhooks are allowed", async () => {
+    const world = await createWorld()
+    const specA = await world.addSpecialist('spec-a', 1)
+    notifications = await startNotifications(
+      { config: testConfig({ REFERRALS_MASTER_KEY: MASTER_KEY }), store: world.store, engine: world.engine },
+      { clock: world.clock, env: {}, schedulerIntervalMs: 10, deliveryIntervalMs: 10 },
+    )
+    await notifications.preferences.put(
+      { kind: 'practice', practiceId: specA },
+      { channels: { teams: url.replace('/hook', '/teams') } },
+    )
+    await world.send('r-7')
+    await vi.waitFor(
+      async () =>
+        expect((await notifications?.outbox.list({ status: 'dead_letter' }))?.[0]?.state).toMatchObject({
+          lastError: 'blocked address',
+        }),
+      { timeout: 5_000, interval: 20 },
+    )
+    expect(received).toEqual([])
+  })
+
   it("delivers a practice's SMS through the configured HTTP gateway: the number and the fixed wording, no patient data", async () => {
     const world = await createWorld()
     const specA = await world.addSpecialist('spec-a', 1)

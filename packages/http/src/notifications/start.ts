@@ -30,6 +30,7 @@ import {
   slackChannel,
   smppChannel,
   smtpChannel,
+  teamsChannel,
   webhookChannel,
 } from '@referrals/notify'
 import type { FastifyInstance } from 'fastify'
@@ -98,8 +99,8 @@ export interface Notifications {
 /**
  * Starts notifications on a runtime: the deadline scheduler loop (reminders and expiries), the
  * outbox projector (a checkpointed subscription turning committed events into deliveries) and the
- * delivery loop over the webhook and Slack channels (always; both behind the webhook address
- * policy), email (when `SMTP_URL` is set) and SMS through an SMSC over SMPP (when `SMPP_URL` is set)
+ * delivery loop over the webhook, Slack and Teams channels (always; all behind the webhook
+ * address policy), email (when `SMTP_URL` is set) and SMS through an SMSC over SMPP (when `SMPP_URL` is set)
  * or an HTTP gateway (when `SMS_GATEWAY_URL` is set): practices' and users' `channels.sms`, and
  * consenting patients' phones outside quiet hours when `NOTIFY_PATIENT_SMS` is true. With a
  * PostgreSQL pool the outbox, preferences and used links are tables in schema `notify`, shared by
@@ -156,9 +157,15 @@ export const startNotifications = async (
     settings.webhookPolicy,
     ...(options.resolveHost === undefined ? [] : [options.resolveHost]),
   )
-  // Slack incoming webhooks are URLs from the preferences too: the same address policy applies.
+  // Slack and Teams incoming webhooks are URLs from the preferences too: the same address policy applies.
   const slack = guardUrlChannel(
     slackChannel(),
+    (a) => a.webhookUrl,
+    settings.webhookPolicy,
+    ...(options.resolveHost === undefined ? [] : [options.resolveHost]),
+  )
+  const teams = guardUrlChannel(
+    teamsChannel(),
     (a) => a.webhookUrl,
     settings.webhookPolicy,
     ...(options.resolveHost === undefined ? [] : [options.resolveHost]),
@@ -166,6 +173,7 @@ export const startNotifications = async (
   const channels = new Map<string, Channel<never>>([
     ['webhook', webhook],
     ['slack', slack as Channel<never>],
+    ['teams', teams as Channel<never>],
   ])
   if (smtp !== undefined) channels.set('email', smtp)
   if (settings.smsGateway !== undefined)

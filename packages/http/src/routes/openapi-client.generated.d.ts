@@ -1938,16 +1938,30 @@ export interface components {
             channels: {
                 email?: string;
                 webhook?: string;
+                slack?: string;
+                teams?: string;
+                sms?: string;
             };
             quietHours: components["schemas"]["QuietHours"] | null;
             webhookSecretSet: boolean;
+            slackUserId: string | null;
+            teamsUserId: string | null;
+            /** @enum {string} */
+            chatDetail: "minimal" | "full";
         };
         NotificationPreferencesRequest: {
             channels?: {
                 email?: string;
                 webhook?: string;
+                slack?: string;
+                teams?: string;
+                sms?: string;
             };
             webhookSecret?: string;
+            slackUserId?: string;
+            teamsUserId?: string;
+            /** @enum {string} */
+            chatDetail?: "minimal" | "full";
             quietHours?: components["schemas"]["QuietHours"];
         };
         PauseReceivingRequest: {
