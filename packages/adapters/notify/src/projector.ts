@@ -215,33 +215,21 @@ export const createOutboxProjector = (options: OutboxProjectorOptions) => {
           notBeforeMs,
         })
       }
-      if (prefs.channels.slack !== undefined) {
-        const own = key.startsWith('user-')
-        const address: SlackAddress = {
-          webhookUrl: prefs.channels.slack,
-          mentions: own ? mentions.filter((m) => m === prefs.slackUserId) : mentions,
+      // Chat (Slack, Teams): a member's own channel mentions only that member; the practice
+      // channel mentions every member who set an id, with the practice's detail setting.
+      const own = key.startsWith('user-')
+      const chats = [
+        ['slack', prefs.channels.slack, mentions, prefs.slackUserId],
+        ['teams', prefs.channels.teams, teamsMentions, prefs.teamsUserId],
+      ] as const
+      for (const [channel, webhookUrl, all, ownId] of chats) {
+        if (webhookUrl === undefined) continue
+        const address: SlackAddress & TeamsAddress = {
+          webhookUrl,
+          mentions: own ? all.filter((m) => m === ownId) : all,
           detail: (own ? prefs.chatDetail : practiceDetail) ?? 'minimal',
         }
-        entries.push({
-          notification: withTarget(notification, 'slack', key),
-          channel: 'slack',
-          address,
-          notBeforeMs,
-        })
-      }
-      if (prefs.channels.teams !== undefined) {
-        const own = key.startsWith('user-')
-        const address: TeamsAddress = {
-          webhookUrl: prefs.channels.teams,
-          mentions: own ? teamsMentions.filter((m) => m === prefs.teamsUserId) : teamsMentions,
-          detail: (own ? prefs.chatDetail : practiceDetail) ?? 'minimal',
-        }
-        entries.push({
-          notification: withTarget(notification, 'teams', key),
-          channel: 'teams',
-          address,
-          notBeforeMs,
-        })
+        entries.push({ notification: withTarget(notification, channel, key), channel, address, notBeforeMs })
       }
       if (prefs.channels.sms !== undefined) {
         const address: SmsAddress = { phone: prefs.channels.sms }
