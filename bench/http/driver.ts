@@ -226,6 +226,7 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     append: number
     readStream: number
     readAll: number
+    writeTransactions: number
   }[] = []
   const counted = async (scenario: string, body: () => Promise<void>) => {
     const before = await storeCounts()
@@ -245,6 +246,7 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
       append: per(delta('append')),
       readStream: per(delta('readStream')),
       readAll: per(delta('readAll')),
+      writeTransactions: per(delta('writeTransactions')),
     })
   }
 
@@ -403,11 +405,11 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
       .join('\n') +
     '\n'
   const perSendTable =
-    '| scenario | sends | store transactions | appendMany | append | stream reads | readAll |\n|---|--:|--:|--:|--:|--:|--:|\n' +
+    '| scenario | sends | store transactions | appendMany | append | stream reads | readAll | PostgreSQL write transactions (commits) |\n|---|--:|--:|--:|--:|--:|--:|--:|\n' +
     perSend
       .map(
         (p) =>
-          `| ${p.scenario} | ${p.sends} | ${p.transactions} | ${p.appendMany} | ${p.append} | ${p.readStream} | ${p.readAll} |`,
+          `| ${p.scenario} | ${p.sends} | ${p.transactions} | ${p.appendMany} | ${p.append} | ${p.readStream} | ${p.readAll} | ${p.writeTransactions} |`,
       )
       .join('\n') +
     '\n'
@@ -444,7 +446,7 @@ export const runHttpBench = async (argv: readonly string[]): Promise<number> => 
     'Targets (issue 11):\n\n' +
     `${targetLines.join('\n')}\n` +
     `\nWhat stands in the way (counted in this run):\n\n${obstacles.lines.map((l) => `- ${l}`).join('\n')}\n` +
-    '\nEvent-store calls per acknowledged send (counted at the store port under the hash chain; each append or appendMany is one PostgreSQL transaction; idempotency records are written apart):\n\n' +
+    '\nEvent-store calls per acknowledged send (counted at the store port under the hash chain; each append or appendMany is one PostgreSQL transaction; idempotency records are written apart). The last column counts every write transaction of the database (transaction ids assigned, `bench/http/commits.ts`): event store, idempotency records, keys, projections:\n\n' +
     perSendTable +
     '\nSend latency against the number of referrals the pool had already routed, per scenario:\n\n' +
     poolTable +

@@ -28,6 +28,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { rawCommitsPerSecond as measureRawCommits } from '../store/raw-insert.js'
+import { nextTransactionId } from './commits.js'
 import { relaunch } from './relaunch.js'
 
 const CHILD = 'REFERRALS_HTTP_PROFILE_CHILD'
@@ -161,7 +162,24 @@ const child = async (): Promise<void> => {
       return { rows, total: Math.round(rows.reduce((sum, r) => sum + r.perSend, 0) * 100) / 100 }
     }
     const countedSends = 20
-    const sendStatements = await countStatements(send, countedSends)
+    // PostgreSQL write transactions (WAL-flushing commits, every table) per request, counted on the database.
+    const writesOf = async (run: () => Promise<void>) => {
+      const pool = runtime.pool
+      if (pool === undefined) return null
+      const before = await nextTransactionId(pool)
+      await run()
+      return (await nextTransactionId(pool)) - before
+    }
+    const perRequest = (n: number | null, times: number) =>
+      n === null ? null : Math.round((n / times) * 100) / 100
+    let sendStatements: Awaited<ReturnType<typeof countStatements>> | undefined
+    const sendCommits = perRequest(
+      await writesOf(async () => {
+        sendStatements = await countStatements(send, countedSends)
+      }),
+      countedSends,
+    )
+    if (sendStatements === undefined) throw new Error('the counted sends did not run')
     const statementsPerSend = sendStatements.rows
     const totalStatements = sendStatements.total
     const getStatements = await countStatements(get, countedSends)
@@ -200,7 +218,14 @@ const child = async (): Promise<void> => {
     const rawBefore = await rawCommitsPerSecond(2000)
     // Unprofiled: one at a time (the latency path), then `concurrency` at a time (the throughput path).
     const sequential = await cpuOf(send, sends)
-    const concurrent = await cpuOf(send, sends, concurrency)
+    let concurrent: Awaited<ReturnType<typeof cpuOf>> | undefined
+    const concurrentCommits = perRequest(
+      await writesOf(async () => {
+        concurrent = await cpuOf(send, sends, concurrency)
+      }),
+      sends,
+    )
+    if (concurrent === undefined) throw new Error('the concurrent sends did not run')
     const getSequential = await cpuOf(get, sends)
     const getConcurrent = await cpuOf(get, sends, concurrency)
     const noopSequential = await cpuOf(noop, sends)
@@ -281,7 +306,12 @@ const child = async (): Promise<void> => {
       targetRequestsPerSecond: targetRate,
       cpuBudgetMsPerRequest: budgetMs,
       concurrency,
-      send: { sequential, concurrent, statements: totalStatements },
+      send: {
+        sequential,
+        concurrent,
+        statements: totalStatements,
+        writeTransactions: { sequential: sendCommits, concurrent: concurrentCommits },
+      },
       get: { sequential: getSequential, concurrent: getConcurrent, statements: getStatements.total },
       noop: { sequential: noopSequential, statements: noopStatements.total },
       getStatements: getStatements.rows,
@@ -305,13 +335,13 @@ const child = async (): Promise<void> => {
       '',
       `Machine: ${cores} cores, 1-minute load average ${result.loadAverage.before} before, ${result.loadAverage.after} after (other work on the machine makes wall times longer, not CPU times). Raw one-client INSERT commit rate of the same database: ${rawBefore ?? '—'} commits/s before, ${rawAfter ?? '—'} after; target ${targetRate === null ? '—' : Math.round(targetRate)} requests/s, which leaves at most **${budgetMs ?? '—'} ms of CPU per request** on ${cores} cores — for the service, PostgreSQL and (in the load benchmark) the load generator together.`,
       '',
-      `| request | SQL statements | CPU ms (user + system) | user | system | × budget | wall ms | requests/s here |`,
-      '|---|--:|--:|--:|--:|--:|--:|--:|',
-      `| noop (authenticated, no domain work: the framework floor), one at a time | ${noopStatements.total} | ${noopSequential.cpuMs} | ${noopSequential.userMs} | ${noopSequential.systemMs} | ${vsBudget(noopSequential.cpuMs)} | ${noopSequential.wallMs} | ${noopSequential.perSecond} |`,
-      `| send, one at a time | ${totalStatements} | ${sequential.cpuMs} | ${sequential.userMs} | ${sequential.systemMs} | ${vsBudget(sequential.cpuMs)} | ${sequential.wallMs} | ${sequential.perSecond} |`,
-      `| send, ${concurrency} at a time (group commit) | — | ${concurrent.cpuMs} | ${concurrent.userMs} | ${concurrent.systemMs} | ${vsBudget(concurrent.cpuMs)} | ${concurrent.wallMs} | ${concurrent.perSecond} |`,
-      `| GET /referrals/:id, one at a time | ${getStatements.total} | ${getSequential.cpuMs} | ${getSequential.userMs} | ${getSequential.systemMs} | ${vsBudget(getSequential.cpuMs)} | ${getSequential.wallMs} | ${getSequential.perSecond} |`,
-      `| GET /referrals/:id, ${concurrency} at a time | — | ${getConcurrent.cpuMs} | ${getConcurrent.userMs} | ${getConcurrent.systemMs} | ${vsBudget(getConcurrent.cpuMs)} | ${getConcurrent.wallMs} | ${getConcurrent.perSecond} |`,
+      `| request | SQL statements | PostgreSQL write transactions | CPU ms (user + system) | user | system | × budget | wall ms | requests/s here |`,
+      '|---|--:|--:|--:|--:|--:|--:|--:|--:|',
+      `| noop (authenticated, no domain work: the framework floor), one at a time | ${noopStatements.total} | — | ${noopSequential.cpuMs} | ${noopSequential.userMs} | ${noopSequential.systemMs} | ${vsBudget(noopSequential.cpuMs)} | ${noopSequential.wallMs} | ${noopSequential.perSecond} |`,
+      `| send, one at a time | ${totalStatements} | ${sendCommits ?? '—'} | ${sequential.cpuMs} | ${sequential.userMs} | ${sequential.systemMs} | ${vsBudget(sequential.cpuMs)} | ${sequential.wallMs} | ${sequential.perSecond} |`,
+      `| send, ${concurrency} at a time (group commit) | — | ${concurrentCommits ?? '—'} | ${concurrent.cpuMs} | ${concurrent.userMs} | ${concurrent.systemMs} | ${vsBudget(concurrent.cpuMs)} | ${concurrent.wallMs} | ${concurrent.perSecond} |`,
+      `| GET /referrals/:id, one at a time | ${getStatements.total} | — | ${getSequential.cpuMs} | ${getSequential.userMs} | ${getSequential.systemMs} | ${vsBudget(getSequential.cpuMs)} | ${getSequential.wallMs} | ${getSequential.perSecond} |`,
+      `| GET /referrals/:id, ${concurrency} at a time | — | — | ${getConcurrent.cpuMs} | ${getConcurrent.userMs} | ${getConcurrent.systemMs} | ${vsBudget(getConcurrent.cpuMs)} | ${getConcurrent.wallMs} | ${getConcurrent.perSecond} |`,
       '',
       `Requests go through \`app.inject\` (no socket, no HTTP parsing): a real connection costs more. The noop row is the floor any route pays; \`× budget\` above 1 means that request alone, with nothing else on the machine, cannot reach the target rate.`,
       '',
@@ -333,7 +363,7 @@ const child = async (): Promise<void> => {
       '',
       '- the tables below split the measured CPU time by the V8 profiler’s shares of its non-idle samples. The profiler samples wall time: a native call during which the process was descheduled (`writev` of a statement, while the kernel switches to the PostgreSQL backend it woke) collects samples without using this process’s CPU, so `writev` is overstated and every other row understated (`process.cpuUsage` put system time at a fraction of what `writev` shows).',
       '',
-      `- SQL statements per send: **${result.statementsPerSend}** (counted over ${countedSends} sends before profiling)`,
+      `- SQL statements per send: **${result.statementsPerSend}** (counted over ${countedSends} sends before profiling); PostgreSQL write transactions (WAL-flushing commits, every table, counted on the database by \`bench/http/commits.ts\`) per send: **${sendCommits ?? '—'}** one at a time, **${concurrentCommits ?? '—'}** ${concurrency} at a time`,
       '',
       '| statement (first 60 characters) | per send |',
       '|---|--:|',

@@ -242,6 +242,8 @@ export const obstaclesOf = (
     readonly transactions: number
     readonly readStream: number
     readonly readAll: number
+    /** PostgreSQL write transactions (commits that flush WAL) per send, counted on the database. */
+    readonly writeTransactions?: number
   }[],
   cores: number,
 ): Obstacles => {
@@ -274,5 +276,10 @@ export const obstaclesOf = (
     lines.push(
       `store calls per send (send): ${send.transactions} transactions, ${send.readStream} stream reads, ${send.readAll} readAll; SQL statements per send (idempotency and keys included): \`npx tsx bench/http/profile.ts\``,
     )
+  for (const p of perSend)
+    if (p.writeTransactions !== undefined)
+      lines.push(
+        `PostgreSQL write transactions (WAL-flushing commits, all tables) per ${p.scenario} send: ${p.writeTransactions}`,
+      )
   return { targetRate, cpuBudgetMs, noopCeilingRatio, lines }
 }

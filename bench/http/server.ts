@@ -16,6 +16,7 @@ import { DEMO, seedDemo } from '../../packages/http/src/demo.js'
 import { registerResourceRoutes } from '../../packages/http/src/routes/resources.js'
 import { openRuntime, stopServer } from '../../packages/http/src/server.js'
 import { rawCommitsPerSecond } from '../store/raw-insert.js'
+import { nextTransactionId } from './commits.js'
 import { SPREAD, seedSpreadPools } from './spread.js'
 
 export interface ReadyMessage {
@@ -32,6 +33,8 @@ export interface StoreCounts {
   readonly appendMany: number
   readonly readStream: number
   readonly readAll: number
+  /** PostgreSQL transaction ids assigned so far: write transactions, each a WAL-flushing commit (`commits.ts`). */
+  readonly writeTransactions: number
   /** The server process's CPU time so far (user + system, µs, `process.cpuUsage`). */
   readonly cpuMicros: number
   /** Responses sent so far (every route, the bench routes included). */
@@ -81,6 +84,7 @@ export const serveForBench = async (): Promise<void> => {
           appendMany: calls?.appendMany ?? 0,
           readStream,
           readAll: calls?.readAll ?? 0,
+          writeTransactions: runtime.pool === undefined ? 0 : await nextTransactionId(runtime.pool),
           cpuMicros: (() => {
             const cpu = process.cpuUsage()
             return cpu.user + cpu.system

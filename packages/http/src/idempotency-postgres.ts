@@ -1,10 +1,18 @@
 import pg from 'pg'
+import { groupCommit } from './group-commit.js'
 import type { BeginResult, IdempotencyStore, StoredResponse } from './idempotency.js'
 
 /**
  * `IdempotencyStore` on PostgreSQL, in its own schema (default `referrals_http`) so it never
- * mixes with event tables. Claims are single statements: an insert that also takes over an
- * expired record, so two processes racing on one key see exactly one `started`.
+ * mixes with event tables. A claim is an insert that also takes over an expired record, so two
+ * processes racing on one key see exactly one `started`.
+ *
+ * Claims and completions are group-committed (`group-commit.ts`): while one statement of claims
+ * is in flight, the claims that arrive queue and the next statement writes them all (one
+ * multi-row `INSERT … ON CONFLICT`, one commit), and likewise for completions (one multi-row
+ * `UPDATE`). Each caller is answered only when the statement holding its row has committed, so
+ * a claim or a completion is exactly as durable as with a statement of its own; two requests with
+ * the same key never share a statement (the second sees what the first wrote).
  *
  * An in-flight claim holds a lease (`inFlightLeaseMs`, 60 s by default): if its process dies
  * before answering (`kill -9`), a retry after the lease takes the key over instead of getting 409
@@ -19,6 +27,8 @@ export interface PostgresIdempotencyOptions {
   readonly schema?: string
   /** How long an unanswered claim blocks its key (default 60 s). */
   readonly inFlightLeaseMs?: number
+  /** Most claims (and most completions) written in one statement (default 256; 1 turns group commit off). */
+  readonly maxBatch?: number
 }
 
 export const IN_FLIGHT_LEASE_MS = 60_000
@@ -33,6 +43,9 @@ export const postgresIdempotencyStore = async (
   const leaseMs = options.inFlightLeaseMs ?? IN_FLIGHT_LEASE_MS
   if (!Number.isSafeInteger(leaseMs) || leaseMs <= 0)
     throw new TypeError('inFlightLeaseMs must be a positive integer')
+  const maxBatch = options.maxBatch ?? 256
+  if (!Number.isSafeInteger(maxBatch) || maxBatch < 1)
+    throw new TypeError('maxBatch must be a positive integer')
   const ownsPool = options.pool === undefined
   const pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: 5 })
   const table = `"${schema}".idempotency_keys`
@@ -69,57 +82,126 @@ export const postgresIdempotencyStore = async (
     client.release()
   }
 
-  const begin = async (
-    scope: string,
-    key: string,
-    fingerprint: string,
-    now: Date,
-    ttlMs: number,
-  ): Promise<BeginResult> => {
-    const expiresAt = new Date(now.getTime() + ttlMs)
-    const leaseUntil = new Date(now.getTime() + Math.min(leaseMs, ttlMs))
-    const claimed = await pool.query(
+  interface ClaimItem {
+    readonly scope: string
+    readonly key: string
+    readonly fingerprint: string
+    readonly now: Date
+    readonly ttlMs: number
+  }
+  interface CompletionItem {
+    readonly scope: string
+    readonly key: string
+    readonly response: StoredResponse
+    readonly claimedAt: Date | undefined
+  }
+  const idOf = (item: { readonly scope: string; readonly key: string }) =>
+    `${item.scope.length}:${item.scope}${item.key}`
+  // Rows in one order in every batch of every process (scope, then key; JavaScript order, the same
+  // everywhere), so two batches that overlap lock their rows in the same order and cannot deadlock.
+  const byId = <I extends { readonly scope: string; readonly key: string }>(items: readonly I[]) =>
+    items
+      .map((item, index) => ({ item, index, id: idOf(item) }))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+
+  // One statement claims every key of the batch (an insert that also takes over an expired record
+  // or a claim whose lease ran out); the keys it did not claim are then read in one statement.
+  const writeClaims = async (items: readonly ClaimItem[]): Promise<BeginResult[]> => {
+    const rows = byId(items)
+    const claimed = await pool.query<{ scope: string; key: string }>(
       `INSERT INTO ${table} AS k (scope, key, fingerprint, created_at, expires_at, lease_until)
-       VALUES ($1, $2, $3, $4, $5, $6)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[])
        ON CONFLICT (scope, key) DO UPDATE
          SET fingerprint = EXCLUDED.fingerprint, status = NULL, headers = NULL, body = NULL,
              created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
              lease_until = EXCLUDED.lease_until
          WHERE k.expires_at <= EXCLUDED.created_at
             OR (k.status IS NULL AND k.lease_until <= EXCLUDED.created_at)
-       RETURNING 1`,
-      [scope, key, fingerprint, now, expiresAt, leaseUntil],
+       RETURNING k.scope, k.key`,
+      [
+        rows.map((r) => r.item.scope),
+        rows.map((r) => r.item.key),
+        rows.map((r) => r.item.fingerprint),
+        rows.map((r) => r.item.now),
+        rows.map((r) => new Date(r.item.now.getTime() + r.item.ttlMs)),
+        rows.map((r) => new Date(r.item.now.getTime() + Math.min(leaseMs, r.item.ttlMs))),
+      ],
     )
-    if (claimed.rowCount === 1) return { kind: 'started' }
+    const won = new Set(claimed.rows.map(idOf))
+    const results: BeginResult[] = items.map(() => ({ kind: 'started' }))
+    const lost = rows.filter((r) => !won.has(r.id))
+    if (lost.length === 0) return results
     const existing = await pool.query<{
+      scope: string
+      key: string
       fingerprint: string
       status: number | null
       headers: Record<string, string> | null
       body: string | null
-    }>(`SELECT fingerprint, status, headers, body FROM ${table} WHERE scope = $1 AND key = $2`, [scope, key])
-    const row = existing.rows[0]
-    // Released between the two statements: the caller may simply retry; report it as in flight.
-    if (row === undefined) return { kind: 'in_flight' }
-    if (row.fingerprint !== fingerprint) return { kind: 'mismatch' }
-    if (row.status === null) return { kind: 'in_flight' }
-    return {
-      kind: 'replay',
-      response: { status: row.status, headers: row.headers ?? {}, body: row.body ?? '' },
+    }>(
+      `SELECT k.scope, k.key, k.fingerprint, k.status, k.headers, k.body
+       FROM ${table} AS k JOIN unnest($1::text[], $2::text[]) AS w(scope, key)
+         ON k.scope = w.scope AND k.key = w.key`,
+      [lost.map((r) => r.item.scope), lost.map((r) => r.item.key)],
+    )
+    const found = new Map(existing.rows.map((row) => [idOf(row), row]))
+    for (const r of lost) {
+      const row = found.get(r.id)
+      results[r.index] =
+        // Released between the two statements: the caller may simply retry; report it as in flight.
+        row === undefined
+          ? { kind: 'in_flight' }
+          : row.fingerprint !== r.item.fingerprint
+            ? { kind: 'mismatch' }
+            : row.status === null
+              ? { kind: 'in_flight' }
+              : {
+                  kind: 'replay',
+                  response: { status: row.status, headers: row.headers ?? {}, body: row.body ?? '' },
+                }
     }
+    return results
   }
 
-  // With `claimedAt`, only that claim is ended: one taken over after its lease is left alone.
+  // With a `claimedAt`, only that claim is ended: one taken over after its lease is left alone.
+  const writeCompletions = async (items: readonly CompletionItem[]): Promise<undefined[]> => {
+    const rows = byId(items)
+    await pool.query(
+      `UPDATE ${table} AS k
+       SET status = v.status, headers = v.headers, body = v.body, lease_until = NULL
+       FROM unnest($1::text[], $2::text[], $3::integer[], $4::jsonb[], $5::text[], $6::timestamptz[])
+         AS v(scope, key, status, headers, body, claimed_at)
+       WHERE k.scope = v.scope AND k.key = v.key AND k.status IS NULL
+         AND (v.claimed_at IS NULL OR k.created_at = v.claimed_at)`,
+      [
+        rows.map((r) => r.item.scope),
+        rows.map((r) => r.item.key),
+        rows.map((r) => r.item.response.status),
+        rows.map((r) => JSON.stringify(r.item.response.headers)),
+        rows.map((r) => r.item.response.body),
+        rows.map((r) => r.item.claimedAt ?? null),
+      ],
+    )
+    return items.map(() => undefined)
+  }
+
+  const claims = groupCommit<ClaimItem, BeginResult>({ write: writeClaims, keyOf: idOf, maxBatch })
+  const completions = groupCommit<CompletionItem, undefined>({
+    write: writeCompletions,
+    keyOf: idOf,
+    maxBatch,
+  })
+
+  const begin = (scope: string, key: string, fingerprint: string, now: Date, ttlMs: number) =>
+    claims.submit({ scope, key, fingerprint, now, ttlMs })
+
   const complete = async (
     scope: string,
     key: string,
     response: StoredResponse,
     claimedAt?: Date,
   ): Promise<void> => {
-    await pool.query(
-      `UPDATE ${table} SET status = $3, headers = $4, body = $5, lease_until = NULL
-       WHERE scope = $1 AND key = $2 AND status IS NULL AND ($6::timestamptz IS NULL OR created_at = $6)`,
-      [scope, key, response.status, JSON.stringify(response.headers), response.body, claimedAt ?? null],
-    )
+    await completions.submit({ scope, key, response, claimedAt })
   }
 
   const release = async (scope: string, key: string, claimedAt?: Date): Promise<void> => {

@@ -80,6 +80,64 @@ describe('PostgreSQL patient key store', () => {
     expect(count.rows[0].n).toBe(1)
   })
 
+  it('creates the keys of concurrent new patients in shared statements, each its own, a forgotten one refused', async () => {
+    const store = await open()
+    await store.destroy(patient('gc-forgotten'))
+    const names = [...Array.from({ length: 40 }, (_, i) => `gc-${i}`), 'gc-forgotten', 'gc-3', 'gc-7']
+    let creating = 0
+    const query = pool.query.bind(pool)
+    pool.query = ((...args: Parameters<typeof pool.query>) => {
+      if (String(args[0]).includes('create_patient_key')) creating++
+      return (query as (...a: unknown[]) => unknown)(...args)
+    }) as typeof pool.query
+    let results: PromiseSettledResult<{ kid: string; key: Uint8Array }>[]
+    try {
+      results = await Promise.allSettled(names.map((n) => store.getOrCreate(patient(n))))
+    } finally {
+      pool.query = query as typeof pool.query
+    }
+    // The first alone, the other 40 distinct patients together, the two repeated ones after them.
+    expect(creating).toBeLessThanOrEqual(4)
+    const byName = new Map(names.map((n, i) => [n, results[i]]))
+    expect(byName.get('gc-forgotten')).toMatchObject({ status: 'rejected' })
+    expect((byName.get('gc-forgotten') as PromiseRejectedResult).reason).toBeInstanceOf(PatientForgottenError)
+    const fulfilled = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
+    expect(fulfilled).toHaveLength(42)
+    // 40 patients, 40 keys; a repeated patient got the key stored for it the first time.
+    expect(new Set(fulfilled.map((k) => k.kid)).size).toBe(40)
+    const kidOf = (i: number) => (results[i] as PromiseFulfilledResult<{ kid: string }>).value.kid
+    expect(kidOf(41)).toBe(kidOf(3))
+    expect(kidOf(42)).toBe(kidOf(7))
+    for (const k of fulfilled)
+      expect(Buffer.from((await store.get(k.kid)) ?? []).equals(Buffer.from(k.key))).toBe(true)
+    const stored = await pool.query(
+      `SELECT count(*)::int AS n FROM referrals_keys.patient_keys WHERE patient_id LIKE 'pat-gc-%'`,
+    )
+    expect(stored.rows[0].n).toBe(40)
+  })
+
+  it('never leaves a key behind when batched creations race forgets from another instance, and never deadlocks', async () => {
+    const store = await open({ vacuumOnDestroy: 'none' })
+    const other = await open({ vacuumOnDestroy: 'none' })
+    for (let round = 0; round < 5; round++) {
+      const ps = Array.from({ length: 30 }, (_, i) => patient(`gc-race-${round}-${i}`))
+      const forgotten = ps.filter((_, i) => i % 3 === 0)
+      const results = await Promise.allSettled([
+        ...ps.map((p) => store.getOrCreate(p)),
+        ...forgotten.map((p) => other.destroy(p)),
+        ...[...ps].reverse().map((p) => other.getOrCreate(p)),
+      ])
+      for (const r of results)
+        if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(PatientForgottenError)
+      const keys = await pool.query<{ patient_id: string }>(
+        `SELECT patient_id FROM referrals_keys.patient_keys WHERE patient_id = ANY ($1)`,
+        [ps],
+      )
+      const kept = new Set(keys.rows.map((r) => r.patient_id))
+      for (const p of ps) expect(kept.has(p)).toBe(!forgotten.includes(p))
+    }
+  })
+
   it('stores keys only wrapped, in its own schema', async () => {
     const store = await open()
     const { kid, key } = await store.getOrCreate(patient(3))

@@ -108,6 +108,37 @@ export const createPostgresPatientKeyStore = async (
        END
        $fn$`,
     )
+    // The same for many patients in one statement (group commit of key creation): the patients'
+    // locks are taken in the order of their lock ids, the same in every batch of every process, so
+    // two batches (or a batch and a forget) cannot deadlock. Each lock is held until the commit.
+    await client.query(
+      `CREATE OR REPLACE FUNCTION "${schema}".create_patient_keys(
+         p_patient_ids text[], p_kids text[], p_wrapped_keys bytea[], p_master_key_ids text[])
+       RETURNS TABLE (kid text, patient_id text, wrapped_key bytea, master_key_id text, forgotten boolean)
+       LANGUAGE plpgsql VOLATILE AS $fn$
+       #variable_conflict use_column
+       DECLARE
+         r record;
+       BEGIN
+         FOR r IN
+           SELECT u.p, u.k, u.w, u.m, hashtext('referrals-key-store:${schema}:patient:' || u.p) AS lock_id
+           FROM unnest(p_patient_ids, p_kids, p_wrapped_keys, p_master_key_ids) AS u(p, k, w, m)
+           ORDER BY 5, 1
+         LOOP
+           PERFORM pg_advisory_xact_lock(r.lock_id);
+           IF EXISTS (SELECT 1 FROM ${forgottenTable} f WHERE f.patient_id = r.p) THEN
+             RETURN QUERY SELECT NULL::text, r.p, NULL::bytea, NULL::text, true;
+             CONTINUE;
+           END IF;
+           INSERT INTO ${table} AS k (patient_id, kid, wrapped_key, master_key_id)
+             VALUES (r.p, r.k, r.w, r.m)
+             ON CONFLICT (patient_id) DO NOTHING;
+           RETURN QUERY SELECT k.kid, k.patient_id, k.wrapped_key, k.master_key_id, false
+             FROM ${table} k WHERE k.patient_id = r.p;
+         END LOOP;
+       END
+       $fn$`,
+    )
     await client.query('COMMIT')
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined)
@@ -181,6 +212,85 @@ export const createPostgresPatientKeyStore = async (
     }
   }
 
+  /**
+   * Key creation is group-committed like the lookups: while one creating statement is in flight,
+   * the creations that arrive queue, and the next statement (`create_patient_keys`) creates them
+   * all in one transaction, one commit instead of one each. Each caller is answered when that
+   * statement has committed, so an answered key is as durable as before. Two creations for one
+   * patient never share a statement (the later one waits and gets the key the first stored), and
+   * a statement that fails is retried one patient at a time, so a bad one fails only its caller.
+   */
+  type CreatedRow = KeyRow & { readonly forgotten: boolean }
+  interface Creation {
+    readonly patientId: string
+    readonly kid: string
+    readonly wrapped: Buffer
+    readonly resolve: (row: CreatedRow) => void
+    readonly reject: (error: unknown) => void
+  }
+  let creations: Creation[] = []
+  let creating = false
+  const MAX_CREATIONS = 256
+  const createOne = async (c: Creation): Promise<void> => {
+    try {
+      const created = await pool.query<CreatedRow>(
+        `SELECT kid, patient_id, wrapped_key, master_key_id, forgotten FROM "${schema}".create_patient_key($1, $2, $3, $4)`,
+        [c.patientId, c.kid, c.wrapped, currentId],
+      )
+      const row = created.rows[0]
+      if (row === undefined) c.reject(new Error('patient data key vanished while being created'))
+      else c.resolve(row)
+    } catch (error) {
+      c.reject(error)
+    }
+  }
+  const createMany = async (batch: readonly Creation[]): Promise<void> => {
+    let rows: readonly CreatedRow[]
+    try {
+      rows = (
+        await pool.query<CreatedRow>(
+          `SELECT kid, patient_id, wrapped_key, master_key_id, forgotten FROM "${schema}".create_patient_keys($1::text[], $2::text[], $3::bytea[], $4::text[])`,
+          [
+            batch.map((c) => c.patientId),
+            batch.map((c) => c.kid),
+            batch.map((c) => c.wrapped),
+            batch.map(() => currentId),
+          ],
+        )
+      ).rows
+    } catch {
+      for (const c of batch) await createOne(c)
+      return
+    }
+    const byPatient = new Map(rows.map((r) => [r.patient_id, r]))
+    for (const c of batch) {
+      const row = byPatient.get(c.patientId)
+      if (row === undefined) c.reject(new Error('patient data key vanished while being created'))
+      else c.resolve(row)
+    }
+  }
+  const create = async (): Promise<void> => {
+    creating = true
+    try {
+      while (creations.length > 0) {
+        const batch: Creation[] = []
+        const later: Creation[] = []
+        const patients = new Set<string>()
+        for (const c of creations) {
+          if (batch.length < MAX_CREATIONS && !patients.has(c.patientId)) {
+            patients.add(c.patientId)
+            batch.push(c)
+          } else later.push(c)
+        }
+        creations = later
+        if (batch.length === 1 && batch[0] !== undefined) await createOne(batch[0])
+        else await createMany(batch)
+      }
+    } finally {
+      creating = false
+    }
+  }
+
   /** Runs `work` in a transaction holding the patient's advisory lock (key creation vs forgetting). */
   const lockedForPatient = async <A>(patientId: PatientId, work: (c: pg.PoolClient) => Promise<A>) => {
     const c = await pool.connect()
@@ -202,30 +312,30 @@ export const createPostgresPatientKeyStore = async (
 
   return {
     getOrCreate: async (patientId) => {
-      // One round trip whether or not the patient has a key: `create_patient_key` inserts a new
+      // One round trip whether or not the patient has a key: `create_patient_key(s)` inserts a new
       // key unless one exists and returns the stored one either way (a lookup first cost a second
       // statement for every new patient, and most sends name a new one). For an existing patient
       // the fresh key is discarded unused. Under the patient's lock (in the function): no forget
       // can run between the tombstone check, the insert and reading a concurrent creator's key.
       const { kid, key } = newDataKey()
-      const row = await pool
-        .query<KeyRow & { readonly forgotten: boolean }>(
-          `SELECT kid, patient_id, wrapped_key, master_key_id, forgotten FROM "${schema}".create_patient_key($1, $2, $3, $4)`,
-          [patientId, kid, wrapDataKey(current, kid, patientId, key), currentId],
-        )
-        .then((created) => {
-          const first = created.rows[0]
-          if (first?.forgotten === true) throw new PatientForgottenError()
+      const row = await new Promise<CreatedRow>((resolve, reject) => {
+        creations.push({
+          patientId,
+          kid,
+          wrapped: wrapDataKey(current, kid, patientId, key),
+          resolve,
+          reject,
+        })
+        if (!creating) void create()
+      })
+        .then((first) => {
+          if (first.forgotten) throw new PatientForgottenError()
           return first
         })
         .catch((error: unknown) => {
           key.fill(0)
           throw error
         })
-      if (row === undefined) {
-        key.fill(0)
-        throw new Error('patient data key vanished while being created')
-      }
       if (row.kid === kid) return { kid, key }
       key.fill(0)
       return { kid: row.kid, key: unwrap(row) }
