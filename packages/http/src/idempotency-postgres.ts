@@ -1,5 +1,5 @@
+import { groupCommit } from '@referrals/core'
 import pg from 'pg'
-import { groupCommit } from './group-commit.js'
 import type { BeginResult, IdempotencyStore, StoredResponse } from './idempotency.js'
 
 /**
@@ -7,7 +7,7 @@ import type { BeginResult, IdempotencyStore, StoredResponse } from './idempotenc
  * mixes with event tables. A claim is an insert that also takes over an expired record, so two
  * processes racing on one key see exactly one `started`.
  *
- * Claims and completions are group-committed (`group-commit.ts`): while one statement of claims
+ * Claims and completions are group-committed (`groupCommit` from `@referrals/core`): while one statement of claims
  * is in flight, the claims that arrive queue and the next statement writes them all (one
  * multi-row `INSERT … ON CONFLICT`, one commit), and likewise for completions (one multi-row
  * `UPDATE`). Each caller is answered only when the statement holding its row has committed, so

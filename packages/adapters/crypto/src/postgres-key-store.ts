@@ -1,4 +1,4 @@
-import { PatientForgottenError, type PatientId, type PatientKeyStore } from '@referrals/core'
+import { groupCommit, PatientForgottenError, type PatientId, type PatientKeyStore } from '@referrals/core'
 import pg from 'pg'
 import { KeyUnwrapError, type MasterKey, newDataKey, unwrapDataKey, wrapDataKey } from './master-key.js'
 
@@ -213,8 +213,9 @@ export const createPostgresPatientKeyStore = async (
   }
 
   /**
-   * Key creation is group-committed like the lookups: while one creating statement is in flight,
-   * the creations that arrive queue, and the next statement (`create_patient_keys`) creates them
+   * Key creation is group-committed (`groupCommit` from the core, as the HTTP idempotency records
+   * are): while one creating statement is in flight, the creations that arrive queue, and the next
+   * statement (`create_patient_keys`; one alone: `create_patient_key`) creates them
    * all in one transaction, one commit instead of one each. Each caller is answered when that
    * statement has committed, so an answered key is as durable as before. Two creations for one
    * patient never share a statement (the later one waits and gets the key the first stored), and
@@ -225,71 +226,35 @@ export const createPostgresPatientKeyStore = async (
     readonly patientId: string
     readonly kid: string
     readonly wrapped: Buffer
-    readonly resolve: (row: CreatedRow) => void
-    readonly reject: (error: unknown) => void
   }
-  let creations: Creation[] = []
-  let creating = false
-  const MAX_CREATIONS = 256
-  const createOne = async (c: Creation): Promise<void> => {
-    try {
-      const created = await pool.query<CreatedRow>(
-        `SELECT kid, patient_id, wrapped_key, master_key_id, forgotten FROM "${schema}".create_patient_key($1, $2, $3, $4)`,
-        [c.patientId, c.kid, c.wrapped, currentId],
-      )
-      const row = created.rows[0]
-      if (row === undefined) c.reject(new Error('patient data key vanished while being created'))
-      else c.resolve(row)
-    } catch (error) {
-      c.reject(error)
-    }
-  }
-  const createMany = async (batch: readonly Creation[]): Promise<void> => {
-    let rows: readonly CreatedRow[]
-    try {
-      rows = (
-        await pool.query<CreatedRow>(
-          `SELECT kid, patient_id, wrapped_key, master_key_id, forgotten FROM "${schema}".create_patient_keys($1::text[], $2::text[], $3::bytea[], $4::text[])`,
-          [
-            batch.map((c) => c.patientId),
-            batch.map((c) => c.kid),
-            batch.map((c) => c.wrapped),
-            batch.map(() => currentId),
-          ],
-        )
+  const creations = groupCommit<Creation, CreatedRow>({
+    keyOf: (c) => c.patientId,
+    write: async (batch) => {
+      const [only] = batch
+      const rows = (
+        batch.length === 1 && only !== undefined
+          ? await pool.query<CreatedRow>(
+              `SELECT ${columns}, forgotten FROM "${schema}".create_patient_key($1, $2, $3, $4)`,
+              [only.patientId, only.kid, only.wrapped, currentId],
+            )
+          : await pool.query<CreatedRow>(
+              `SELECT ${columns}, forgotten FROM "${schema}".create_patient_keys($1::text[], $2::text[], $3::bytea[], $4::text[])`,
+              [
+                batch.map((c) => c.patientId),
+                batch.map((c) => c.kid),
+                batch.map((c) => c.wrapped),
+                batch.map(() => currentId),
+              ],
+            )
       ).rows
-    } catch {
-      for (const c of batch) await createOne(c)
-      return
-    }
-    const byPatient = new Map(rows.map((r) => [r.patient_id, r]))
-    for (const c of batch) {
-      const row = byPatient.get(c.patientId)
-      if (row === undefined) c.reject(new Error('patient data key vanished while being created'))
-      else c.resolve(row)
-    }
-  }
-  const create = async (): Promise<void> => {
-    creating = true
-    try {
-      while (creations.length > 0) {
-        const batch: Creation[] = []
-        const later: Creation[] = []
-        const patients = new Set<string>()
-        for (const c of creations) {
-          if (batch.length < MAX_CREATIONS && !patients.has(c.patientId)) {
-            patients.add(c.patientId)
-            batch.push(c)
-          } else later.push(c)
-        }
-        creations = later
-        if (batch.length === 1 && batch[0] !== undefined) await createOne(batch[0])
-        else await createMany(batch)
-      }
-    } finally {
-      creating = false
-    }
-  }
+      const byPatient = new Map(rows.map((r) => [r.patient_id, r]))
+      return batch.map((c) => {
+        const row = byPatient.get(c.patientId)
+        if (row === undefined) throw new Error('patient data key vanished while being created')
+        return row
+      })
+    },
+  })
 
   /** Runs `work` in a transaction holding the patient's advisory lock (key creation vs forgetting). */
   const lockedForPatient = async <A>(patientId: PatientId, work: (c: pg.PoolClient) => Promise<A>) => {
@@ -318,16 +283,8 @@ export const createPostgresPatientKeyStore = async (
       // the fresh key is discarded unused. Under the patient's lock (in the function): no forget
       // can run between the tombstone check, the insert and reading a concurrent creator's key.
       const { kid, key } = newDataKey()
-      const row = await new Promise<CreatedRow>((resolve, reject) => {
-        creations.push({
-          patientId,
-          kid,
-          wrapped: wrapDataKey(current, kid, patientId, key),
-          resolve,
-          reject,
-        })
-        if (!creating) void create()
-      })
+      const row = await creations
+        .submit({ patientId, kid, wrapped: wrapDataKey(current, kid, patientId, key) })
         .then((first) => {
           if (first.forgotten) throw new PatientForgottenError()
           return first
