@@ -166,6 +166,21 @@ describe('referral facts in PostgreSQL', () => {
     }
   })
 
+  it('a rebuild leaves the same indexes it found (it drops the secondary ones while it writes)', async () => {
+    const indexes = async () =>
+      (
+        await store.pool.query<{ def: string }>(
+          `SELECT pg_get_indexdef(indexrelid) AS def FROM pg_index
+           WHERE indrelid = $1::regclass ORDER BY 1`,
+          [`"${store.schema}".referral_facts`],
+        )
+      ).rows.map((r) => r.def)
+    const before = await indexes()
+    expect(before.length).toBeGreaterThanOrEqual(4)
+    await facts.rebuild()
+    expect(await indexes()).toEqual(before)
+  })
+
   it('a rebuild that meets an undecodable event fails with its stream named and changes nothing', async () => {
     const rowsBefore = await store.pool.query<{ t: string }>(
       `SELECT string_agg(f::text, '|' ORDER BY referral_id) AS t FROM ${store.schema}.referral_facts f`,
