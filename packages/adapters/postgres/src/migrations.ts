@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { type CheckedOutClient, checkout, PostgresStoreError, toStoreError } from './errors.js'
+import { ROLLUP_KEY_COLUMNS, rollupFillSql } from './referral-facts-rollup.js'
 
 /** A schema name safe to splice into SQL once quoted: lower-case identifier, at most 63 bytes. */
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/
@@ -357,6 +358,50 @@ ALTER TABLE ${s}.referral_facts
     // reads one ordered range per prefix (`categoryPrefixSql` in event-store.ts).
     sql: (s) => `
 CREATE INDEX events_category_position ON ${s}.events ((split_part(stream_id, '-', 1)), global_position);
+`,
+  },
+  {
+    version: 6,
+    name: 'referral_facts_monthly: the funnel counts per month and dimensions, for the reports',
+    // Kept by the referral-facts projection in the same transaction as the facts rows (no trigger;
+    // referral-facts-rollup.ts). Filled here from the rows already there. NULLS NOT DISTINCT: a
+    // null dimension (no subcategory, no campaign, unassigned) is one key, as in the reports.
+    // The partial index serves the funnel's backlog (its unassigned rows of the covered months).
+    sql: (s) => `
+CREATE TABLE ${s}.referral_facts_monthly (
+  month text NOT NULL,
+  sender_practice_id text NOT NULL,
+  receiving_practice_id text,
+  region_id text NOT NULL,
+  specialty_id text NOT NULL,
+  category_id text NOT NULL,
+  subcategory_id text,
+  urgency text NOT NULL,
+  route text NOT NULL,
+  channel text,
+  campaign text,
+  location text,
+  service_line text,
+  referring_practice_id text,
+  n integer NOT NULL,
+  delivered integer NOT NULL,
+  accepted integer NOT NULL,
+  scheduled integer NOT NULL,
+  completed integer NOT NULL,
+  deliveries bigint NOT NULL,
+  declines bigint NOT NULL,
+  expiries bigint NOT NULL,
+  no_shows bigint NOT NULL,
+  cancelled_before_accept integer NOT NULL,
+  cancelled_after_accept integer NOT NULL,
+  cancelled_after_schedule integer NOT NULL,
+  returned integer NOT NULL,
+  unassigned integer NOT NULL
+);
+CREATE UNIQUE INDEX referral_facts_monthly_key ON ${s}.referral_facts_monthly
+  (${ROLLUP_KEY_COLUMNS.join(', ')}) NULLS NOT DISTINCT;
+CREATE INDEX referral_facts_unassigned ON ${s}.referral_facts (sent_at COLLATE "C") WHERE status = 'unassigned';
+${rollupFillSql(`${s}.referral_facts`, `${s}.referral_facts_monthly`)};
 `,
   },
 ]

@@ -10,6 +10,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import type pg from 'pg'
 import { checkout, PostgresStoreError, toStoreError } from './errors.js'
 import { POSITION_TX_SHIFT, quoteSchema } from './migrations.js'
+import { rollupFillSql } from './referral-facts-rollup.js'
 
 /** Progress of a rebuild, after each page (the benchmark prints RSS against it). */
 export interface FactsRebuildProgress {
@@ -43,9 +44,24 @@ const OCCURRED_AT_RE = /"occurredAt":"([^"]*)"/
  * parses the whole `json` text of every row (~3 µs a row, most of a page's read); here a fast
  * path takes the value with one search when the answer cannot differ from a parse: the text has no
  * backslash (so every `"` delimits a string) and `"occurredAt"` occurs once, as a key followed by
- * `:"` — the metadata codec requires a top-level `occurredAt`, so that one is it. Any other text
+ * `:"` at the top level (depth 1). Any other text
  * (escapes, spacing, a second `"occurredAt"`) is parsed with `JSON.parse`: same answer, slower.
  */
+/** How many objects/arrays are open at `end` in a JSON text without backslashes (strings skipped). */
+const depthAt = (text: string, end: number): number => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < end; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 34) inString = !inString
+    else if (!inString) {
+      if (c === 123 || c === 91) depth++
+      else if (c === 125 || c === 93) depth--
+    }
+  }
+  return depth
+}
+
 export const occurredAtOf = (metadata: string): string | null => {
   const first = metadata.indexOf(OCCURRED_AT_KEY)
   if (
@@ -54,7 +70,7 @@ export const occurredAtOf = (metadata: string): string | null => {
     metadata.indexOf(OCCURRED_AT_KEY, first + OCCURRED_AT_KEY.length) < 0
   ) {
     const m = OCCURRED_AT_RE.exec(metadata)
-    if (m !== null && m.index === first) return m[1] as string
+    if (m !== null && m.index === first && depthAt(metadata, first) === 1) return m[1] as string
   }
   const parsed: unknown = JSON.parse(metadata)
   if (typeof parsed !== 'object' || parsed === null) return null
@@ -98,6 +114,7 @@ export const rebuildReferralFactsByStream = async (options: {
   const { pool, projectionName } = options
   const s = quoteSchema(options.schema)
   const table = `${s}.referral_facts`
+  const rollup = `${s}.referral_facts_monthly`
   const pageSize = options.pageSize ?? 20_000
   if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
     throw new PostgresStoreError({
@@ -127,7 +144,7 @@ export const rebuildReferralFactsByStream = async (options: {
     await client.query(`SELECT position FROM ${s}.projection_checkpoints WHERE name = $1 FOR UPDATE`, [
       projectionName,
     ])
-    await client.query(`TRUNCATE ${table}`)
+    await client.query(`TRUNCATE ${table}, ${rollup}`)
     // The secondary indexes are dropped here and built again (sorted, in one pass each) before the
     // commit: inserting ~1 M rows into three random-order indexes costs more than building them.
     // Inside the transaction (DDL is transactional in PostgreSQL): a failure rolls the drop back
@@ -253,6 +270,8 @@ export const rebuildReferralFactsByStream = async (options: {
       await client.query(`SET LOCAL maintenance_work_mem = '256MB'`)
       for (const index of secondary.rows) await client.query(index.def)
     }
+    // The monthly rollup of the reports, from the rebuilt rows (one GROUP BY).
+    await client.query(rollupFillSql(table, rollup))
     if (last !== null) {
       await client.query(
         `UPDATE ${s}.projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1`,

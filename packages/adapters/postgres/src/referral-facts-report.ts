@@ -12,6 +12,7 @@ import {
   suppressSmallSpecialists,
 } from '@referrals/core'
 import type pg from 'pg'
+import { ROLLUP_COUNTS } from './referral-facts-rollup.js'
 
 // The fact reports aggregated in SQL over `<schema>.referral_facts`: one statement per report
 // (GROUP BY the dimensions, counts with FILTER, nearest-rank percentiles with `percentile_disc`),
@@ -135,12 +136,48 @@ const funnelOfRow = (r: Row) => {
   }
 }
 
-/** The cells of one fact report over the rows `q` selects, aggregated in SQL. */
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
+const monthStart = (month: string) => `${month}-01T00:00:00.000Z`
+const nextMonth = (month: string): string | undefined => {
+  const y = Number(month.slice(0, 4))
+  const m = Number(month.slice(5, 7))
+  if (m < 12) return `${month.slice(0, 4)}-${String(m + 1).padStart(2, '0')}`
+  return y >= 9999 ? undefined : `${String(y + 1).padStart(4, '0')}-01`
+}
+
+/**
+ * The whole months of `[from, to)` (`YYYY-MM`, `lo` ≤ month < `hi`; undefined: unbounded), or null
+ * when there is none or the bounds are not canonical instants (`Instant`, what the routes pass:
+ * then text order is time order, and a month is whole when its first and last millisecond are in).
+ */
+export const wholeMonths = (
+  from: string | undefined,
+  to: string | undefined,
+): { readonly lo: string | undefined; readonly hi: string | undefined } | null => {
+  if ((from !== undefined && !INSTANT.test(from)) || (to !== undefined && !INSTANT.test(to))) return null
+  const lo =
+    from === undefined
+      ? undefined
+      : from === monthStart(from.slice(0, 7))
+        ? from.slice(0, 7)
+        : nextMonth(from.slice(0, 7))
+  if (from !== undefined && lo === undefined) return null
+  const hi = to?.slice(0, 7)
+  if (lo !== undefined && hi !== undefined && lo >= hi) return null
+  return { lo, hi }
+}
+
+/**
+ * The cells of one fact report over the rows `q` selects, aggregated in SQL. With `rollup` (the
+ * `referral_facts_monthly` table, in step with `table`), the funnel and attribution read the whole
+ * months of the period from it and the rest from `table` (see `rollupCounts`).
+ */
 export const sqlFactReport = async (
   db: pg.Pool | pg.PoolClient,
   table: string,
   q: ReferralFactsQuery,
   options: FactReportOptions,
+  rollup?: string,
 ): Promise<readonly unknown[]> => {
   const threshold = options.threshold ?? DEFAULT_SUPPRESSION_THRESHOLD
   const marker = suppressedFigure(threshold)
@@ -173,6 +210,30 @@ export const sqlFactReport = async (
     cells.sort((a, b) => compareCodeUnits(a.id, b.id))
   const idOf = (r: Row) => JSON.stringify(by.map((_, i) => String(r[`g${i}`])))
   const suppressed = (r: Row) => num(r.n) < threshold && r.own !== true
+
+  const cellsOf = (resultRows: Row[]) => {
+    const rows = ordered(resultRows.filter((row) => num(row.n) > 0).map((row) => ({ id: idOf(row), row })))
+    return rows.map(({ row }) => {
+      const figures =
+        options.report === 'timings'
+          ? {
+              timeToAccept: distribution(row, 'accept'),
+              timeToSchedule: distribution(row, 'schedule'),
+              timeToComplete: distribution(row, 'complete'),
+            }
+          : options.report === 'funnel'
+            ? {
+                ...funnelOfRow(row),
+                backlog: {
+                  unassigned: num(row.age_n),
+                  age: distribution(row, 'age'),
+                  oldestHours: orNull(row.oldest),
+                },
+              }
+            : funnelOfRow(row)
+      return reportCell(keyOf(row), num(row.n), suppressed(row), figures, marker)
+    })
+  }
 
   if (options.report === 'wait-times') {
     // One statement, one grouping: the cell per receiving practice (null included). A cell's
@@ -228,6 +289,78 @@ export const sqlFactReport = async (
     })
   }
 
+  const months =
+    rollup !== undefined &&
+    (options.report === 'funnel' || options.report === 'attribution') &&
+    !by.includes('week') &&
+    options.filters?.week === undefined
+      ? wholeMonths(q.sentFrom, q.sentTo)
+      : null
+  if (rollup !== undefined && months !== null) {
+    // Three sources of per-row (or per-key) counts under the same column names, summed per cell:
+    // the rollup's keys of the whole months, the facts rows of the partial months at either end,
+    // and (funnel) the unassigned facts rows of the whole months for the backlog's ages. The cell's
+    // figures are the sums — the same as counting the facts rows (ROLLUP_COUNTS defines both).
+    const lo = months.lo === undefined ? undefined : monthStart(months.lo)
+    const hi = months.hi === undefined ? undefined : monthStart(months.hi)
+    const inWhole = [
+      ...(lo === undefined ? [] : [`sent_at COLLATE "C" >= ${p(lo)}`]),
+      ...(hi === undefined ? [] : [`sent_at COLLATE "C" < ${p(hi)}`]),
+    ]
+    const keyCols =
+      'sender_practice_id, receiving_practice_id, region_id, specialty_id, category_id, subcategory_id, urgency, route, channel, campaign, location, service_line, referring_practice_id'
+    const counts = ROLLUP_COUNTS.map(([c]) => c).join(', ')
+    const age =
+      options.report === 'funnel'
+        ? between(ms('unassigned_since'), epochMs(p(options.now)), HOURS)
+        : 'NULL::float8'
+    const factsWhere = (extra: string[]) => {
+      const all = [...where, ...extra]
+      return all.length === 0 ? '' : `WHERE ${all.join(' AND ')}`
+    }
+    const rollupWhere = [
+      'n > 0',
+      ...(months.lo === undefined ? [] : [`month >= ${p(months.lo)}`]),
+      ...(months.hi === undefined ? [] : [`month < ${p(months.hi)}`]),
+      ...where.filter((w) => !w.startsWith('sent_at ')),
+    ]
+    const sources = [
+      `SELECT ${keyCols}, ${counts}, NULL::float8 AS age FROM ${rollup} WHERE ${rollupWhere.join(' AND ')}`,
+      ...(inWhole.length === 0
+        ? []
+        : [
+            `SELECT ${keyCols}, ${ROLLUP_COUNTS.map(([c, sql]) => `${sql} AS ${c}`).join(', ')},
+               CASE WHEN ${BACKLOG_WHERE} THEN ${age} END AS age
+             FROM ${table} ${factsWhere([`NOT (${inWhole.join(' AND ')})`])}`,
+          ]),
+      ...(options.report === 'funnel'
+        ? [
+            `SELECT ${keyCols}, ${ROLLUP_COUNTS.map(([c]) => `0 AS ${c}`).join(', ')}, ${age} AS age
+             FROM ${table} ${factsWhere([...inWhole, BACKLOG_WHERE])}`,
+          ]
+        : []),
+    ]
+    const sums = ROLLUP_COUNTS.filter(([c]) => c !== 'n')
+      .map(([c, , t]) => `sum(${c})::${t === 'bigint' ? 'float8' : 'int'} AS ${c}`)
+      .join(', ')
+    const backlog =
+      options.report === 'funnel'
+        ? `, count(age)::int AS age_n, ${percentilesSql('age', 'age IS NOT NULL')} AS age_p, max(age) AS oldest`
+        : ''
+    const r = await db.query<Row>(
+      `SELECT ${[
+        ...groups,
+        `coalesce(sum(n), 0)::int AS n,
+        coalesce(bool_and(coalesce(receiving_practice_id = ANY(${viewer}::text[]), false)), false) AS own`,
+      ].join(', ')},
+        ${sums}${backlog}
+       FROM (${sources.join('\n UNION ALL\n')}) AS src
+       ${by.length === 0 ? '' : `GROUP BY ${groupKeys.join(', ')}`}`,
+      params,
+    )
+    return cellsOf(r.rows)
+  }
+
   const figuresSql =
     options.report === 'timings'
       ? [
@@ -257,25 +390,5 @@ export const sqlFactReport = async (
      ${by.length === 0 ? '' : `GROUP BY ${groupKeys.join(', ')}`}`,
     params,
   )
-  const rows = ordered(r.rows.filter((row) => num(row.n) > 0).map((row) => ({ id: idOf(row), row })))
-  return rows.map(({ row }) => {
-    const figures =
-      options.report === 'timings'
-        ? {
-            timeToAccept: distribution(row, 'accept'),
-            timeToSchedule: distribution(row, 'schedule'),
-            timeToComplete: distribution(row, 'complete'),
-          }
-        : options.report === 'funnel'
-          ? {
-              ...funnelOfRow(row),
-              backlog: {
-                unassigned: num(row.age_n),
-                age: distribution(row, 'age'),
-                oldestHours: orNull(row.oldest),
-              },
-            }
-          : funnelOfRow(row)
-    return reportCell(keyOf(row), num(row.n), suppressed(row), figures, marker)
-  })
+  return cellsOf(r.rows)
 }

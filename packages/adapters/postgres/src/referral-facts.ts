@@ -19,6 +19,7 @@ import { quoteSchema } from './migrations.js'
 import { createPostgresProjection, type PostgresProjection } from './projection.js'
 import { type FactsRebuildProgress, rebuildReferralFactsByStream } from './referral-facts-rebuild.js'
 import { sqlFactReport } from './referral-facts-report.js'
+import { applyRollupDelta } from './referral-facts-rollup.js'
 
 /** The projection's name: keys its checkpoint in `<schema>.projection_checkpoints`. */
 export const REFERRAL_FACTS_PROJECTION = 'referral_facts_v1'
@@ -77,6 +78,7 @@ export const createPostgresReferralFacts = async (options: {
     return d.right
   }
   const table = `${quoteSchema(store.schema)}.referral_facts`
+  const rollup = `${quoteSchema(store.schema)}.referral_facts_monthly`
   const columns = COLUMNS.join(', ')
   const placeholders = COLUMNS.map((_, i) => `$${i + 1}`).join(', ')
   const unnestParams = REFERRAL_FACT_FIELDS.map(
@@ -93,7 +95,11 @@ export const createPostgresReferralFacts = async (options: {
     // the facts' own `rebuild` below reads in stream order.
     rebuildBatchSize: 5_000,
     // The table comes from migration 3; this only checks it is there (and names it for the rebuild).
-    tables: { [`${store.schema}.referral_facts`]: `SELECT 1 FROM ${table} LIMIT 0` },
+    // (The generic rebuild truncates both and replays through `handleBatch`, which keeps the rollup.)
+    tables: {
+      [`${store.schema}.referral_facts`]: `SELECT 1 FROM ${table} LIMIT 0`,
+      [`${store.schema}.referral_facts_monthly`]: `SELECT 1 FROM ${rollup} LIMIT 0`,
+    },
     handle: async (stored, client) => {
       const event = decode(stored)
       if (event === null) return
@@ -108,6 +114,7 @@ export const createPostgresReferralFacts = async (options: {
          ON CONFLICT (referral_id) DO UPDATE SET ${updates}`,
         rowOf(next),
       )
+      await applyRollupDelta(client, rollup, [{ before, after: next }])
     },
     // The same fold over a batch: one SELECT of the rows it touches, the events folded in memory in
     // store order, one multi-row upsert of the rows that changed (each referral once).
@@ -125,6 +132,7 @@ export const createPostgresReferralFacts = async (options: {
       )
       const rows = new Map<string, ReferralFacts | null>(ids.map((id) => [id, null]))
       for (const row of current.rows) rows.set(String(row.referral_id), factsOf(row))
+      const initial = new Map(rows)
       const changed = new Set<string>()
       for (const { event, at } of decoded) {
         const before = rows.get(event.data.referralId) ?? null
@@ -145,6 +153,11 @@ export const createPostgresReferralFacts = async (options: {
         `INSERT INTO ${table} (${columns}) SELECT * FROM unnest(${unnestParams})
          ON CONFLICT (referral_id) DO UPDATE SET ${updates}`,
         REFERRAL_FACT_FIELDS.map((k) => ready.map((f) => f[k])),
+      )
+      await applyRollupDelta(
+        client,
+        rollup,
+        ready.map((after) => ({ before: initial.get(after.referralId) ?? null, after })),
       )
     },
   })
@@ -186,7 +199,10 @@ export const createPostgresReferralFacts = async (options: {
     facts,
     report: async (q, options) => {
       await projection.catchUp()
-      return sqlFactReport(store.pool, table, q, options)
+      // The rollup sums what the projection wrote; before its first event (position 0) the facts
+      // table is empty for the projection, and whatever is in it was not written by it.
+      const useRollup = (await projection.position()) > 0n
+      return sqlFactReport(store.pool, table, q, options, useRollup ? rollup : undefined)
     },
   }
 }

@@ -1,0 +1,223 @@
+import {
+  compareFacts,
+  dimensionValue,
+  FACT_REPORTS,
+  type FactReportOptions,
+  factReport,
+  type Instant,
+  matchesFactsQuery,
+  type PracticeId,
+  REFERRAL_FACT_FIELDS,
+  REPORT_DIMENSIONS,
+  type ReferralFacts,
+  type ReferralFactsQuery,
+  referralAggregate,
+} from '@referrals/core'
+import fc from 'fast-check'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createPostgresEventStore, type PostgresEventStore } from './event-store.js'
+import { createPostgresReferralFacts } from './referral-facts.js'
+import { sqlFactReport } from './referral-facts-report.js'
+import { applyRollupDelta, rollupFillSql } from './referral-facts-rollup.js'
+import { createTestDatabase, type TestDatabase } from './testing/index.js'
+
+// The monthly rollup (referral-facts-rollup.ts) read by the funnel and attribution for the whole
+// months of a period: random facts rows over four months, the rollup filled from them, and every
+// report, grouping, filter, period (often on a month boundary), practice scope, viewer and
+// threshold must give the core's `factReport` cells. And the projection's batch deltas must keep
+// the rollup equal to a fill from the final rows.
+
+let db: TestDatabase
+let store: PostgresEventStore
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+  store = await createPostgresEventStore({ connectionString: db.url })
+  await createPostgresReferralFacts({ store, aggregate: referralAggregate() })
+})
+afterAll(async () => {
+  await store?.close()
+  await db?.drop()
+})
+
+const START = Date.parse('2026-01-20T00:00:00.000Z')
+const SPAN = 100 * 86_400_000
+const practices = ['p-a', 'p-b', 'p-c', 'p-d'] as PracticeId[]
+
+const instant = fc
+  .integer({ min: START, max: START + SPAN })
+  .map((ms) => new Date(ms).toISOString() as Instant)
+// Some instants repeat (ties in the percentiles), some are on the hour (whole-hour durations).
+const someInstant = fc.oneof(
+  instant,
+  fc.constantFrom(
+    '2026-02-01T00:00:00.000Z',
+    '2026-03-01T00:00:00.000Z',
+    '2026-04-01T00:00:00.000Z',
+    '2026-02-28T23:59:59.999Z',
+  ) as fc.Arbitrary<Instant>,
+  fc.integer({ min: 0, max: 100 * 24 }).map((h) => new Date(START + h * 3_600_000).toISOString() as Instant),
+)
+const maybe = <A>(a: fc.Arbitrary<A>) => fc.option(a, { nil: null, freq: 2 })
+const small = (values: readonly string[]) => fc.constantFrom(...values)
+
+const factsRow = (i: number): fc.Arbitrary<ReferralFacts> =>
+  fc.record({
+    referralId: fc.constant(`r-${i.toString().padStart(3, '0')}`),
+    senderPracticeId: small(practices),
+    receivingPracticeId: maybe(small(practices)),
+    regionId: small(['north', 'south']),
+    specialtyId: small(['cardio', 'derm']),
+    categoryId: small(['c1', 'c2']),
+    subcategoryId: maybe(small(['s1', 's2'])),
+    urgency: small(['routine', 'urgent', 'emergent']),
+    route: small(['direct', 'pooled']),
+    status: small(['unassigned', 'pending', 'accepted', 'scheduled', 'completed', 'cancelled', 'returned']),
+    sentAt: someInstant,
+    firstDeliveredAt: maybe(someInstant),
+    deliveredAt: maybe(someInstant),
+    acceptedAt: maybe(someInstant),
+    scheduledAt: maybe(someInstant),
+    appointmentAt: maybe(someInstant),
+    completedAt: maybe(someInstant),
+    cancelledAt: maybe(someInstant),
+    returnedAt: maybe(someInstant),
+    returnReason: maybe(small(['wrong-specialty', 'other'])),
+    unassignedSince: maybe(someInstant),
+    deliveryCount: fc.integer({ min: 0, max: 4 }),
+    declineCount: fc.integer({ min: 0, max: 3 }),
+    expiryCount: fc.integer({ min: 0, max: 3 }),
+    noShowCount: fc.integer({ min: 0, max: 2 }),
+    channel: maybe(small(['web', 'fax', 'ç-ü'])),
+    campaign: maybe(small(['spring', 'Autumn'])),
+    location: maybe(small(['loc-1', 'loc-2'])),
+    serviceLine: maybe(small(['sl-1'])),
+    referringPracticeId: maybe(small(practices)),
+    updatedAt: someInstant,
+  }) as unknown as fc.Arbitrary<ReferralFacts>
+
+const rowsArb = fc
+  .integer({ min: 0, max: 40 })
+  .chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => factsRow(i))))
+
+const requestArb = fc.record({
+  report: fc.constantFrom(...FACT_REPORTS),
+  groupBy: fc.shuffledSubarray([...REPORT_DIMENSIONS], { maxLength: 3 }),
+  from: fc.option(someInstant, { nil: undefined }),
+  to: fc.option(someInstant, { nil: undefined }),
+  practiceId: fc.option(fc.constantFrom(...practices), { nil: undefined }),
+  viewer: fc.subarray([...practices]),
+  threshold: fc.integer({ min: 1, max: 6 }),
+  now: someInstant,
+  // A filter on a dimension with the value of one of the rows (or one no row has).
+  filter: fc.option(fc.tuple(fc.constantFrom(...REPORT_DIMENSIONS), fc.nat(), fc.boolean()), {
+    nil: undefined,
+  }),
+})
+
+const snake = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+
+const writeRows = async (rows: readonly ReferralFacts[]) => {
+  const table = `"${store.schema}".referral_facts`
+  await store.pool.query(`TRUNCATE ${table}`)
+  if (rows.length === 0) return
+  const values: unknown[] = []
+  const tuples = rows.map((r) => {
+    const start = values.length
+    values.push(...REFERRAL_FACT_FIELDS.map((k) => r[k]))
+    return `(${REFERRAL_FACT_FIELDS.map((_, i) => `$${start + i + 1}`).join(', ')})`
+  })
+  await store.pool.query(
+    `INSERT INTO ${table} (${REFERRAL_FACT_FIELDS.map(snake).join(', ')}) VALUES ${tuples.join(', ')}`,
+    values,
+  )
+}
+
+const tables = () => ({
+  table: `"${store.schema}".referral_facts`,
+  rollup: `"${store.schema}".referral_facts_monthly`,
+})
+const refill = async () => {
+  const { table, rollup } = tables()
+  await store.pool.query(`TRUNCATE ${rollup}`)
+  await store.pool.query(rollupFillSql(table, rollup))
+}
+const rollupRows = async () =>
+  (
+    await store.pool.query<Record<string, unknown>>(
+      `SELECT * FROM ${tables().rollup} WHERE n <> 0 ORDER BY ${Array.from({ length: 28 }, (_, i) => i + 1).join(', ')}`,
+    )
+  ).rows
+
+describe('fact reports over the monthly rollup', () => {
+  it('equal the core computation over the same rows, for any report, grouping, filter and viewer', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        rowsArb,
+        fc.array(requestArb, { minLength: 1, maxLength: 6 }),
+        async (rows, requests) => {
+          await writeRows(rows)
+          await refill()
+          for (const r of requests) {
+            const q: ReferralFactsQuery = {
+              ...(r.from === undefined ? {} : { sentFrom: r.from }),
+              ...(r.to === undefined ? {} : { sentTo: r.to }),
+              ...(r.practiceId === undefined ? {} : { practiceId: r.practiceId }),
+            }
+            const [d, index, hit] = r.filter ?? []
+            const filterRow = rows.length === 0 ? undefined : rows[(index ?? 0) % rows.length]
+            const filters =
+              d === undefined
+                ? {}
+                : { [d]: hit && filterRow !== undefined ? dimensionValue(filterRow, d) : 'no-such-value' }
+            const options: FactReportOptions = {
+              report: r.report,
+              now: r.now,
+              groupBy: r.groupBy,
+              filters,
+              viewer: { practiceIds: r.viewer },
+              threshold: r.threshold,
+            }
+            const reference = factReport(
+              rows.filter((f) => matchesFactsQuery(f, q)).sort(compareFacts),
+              options,
+            )
+            const { table, rollup } = tables()
+            expect(await sqlFactReport(store.pool, table, q, options, rollup)).toEqual(reference)
+          }
+        },
+      ),
+      { numRuns: 150 },
+    )
+  }, 120_000)
+
+  it('is kept by batch deltas equal to a fill from the final rows', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(rowsArb, { minLength: 1, maxLength: 4 }), async (versions) => {
+        // Each batch writes new versions of some referrals (ids r-000…): before = the last version.
+        const { rollup } = tables()
+        await store.pool.query(`TRUNCATE ${rollup}`)
+        const current = new Map<string, ReferralFacts>()
+        const client = await store.pool.connect()
+        try {
+          for (const batch of versions) {
+            const changes = batch.map((after) => ({ before: current.get(after.referralId) ?? null, after }))
+            await applyRollupDelta(client, rollup, changes)
+            for (const after of batch) current.set(after.referralId, after)
+          }
+        } finally {
+          client.release()
+        }
+        const kept = await rollupRows()
+        const zero = await store.pool.query(
+          `SELECT * FROM ${rollup} WHERE n = 0 AND (delivered, accepted, scheduled, completed, deliveries, declines, expiries, no_shows, cancelled_before_accept, cancelled_after_accept, cancelled_after_schedule, returned, unassigned) <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)`,
+        )
+        expect(zero.rows).toEqual([])
+        await writeRows([...current.values()])
+        await refill()
+        expect(kept).toEqual(await rollupRows())
+      }),
+      { numRuns: 60 },
+    )
+  }, 120_000)
+})
