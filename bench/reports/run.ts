@@ -309,6 +309,10 @@ if (flag('rebuild-only') >= 0) {
   await runtime.close()
   process.exit(0)
 }
+const rollupRows = Number(
+  (await pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${schema}.referral_facts_monthly WHERE n > 0`))
+    .rows[0]?.n,
+)
 const factRows = Number(
   (await pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${schema}.referral_facts`)).rows[0]?.n,
 )
@@ -433,6 +437,7 @@ const result = {
   events: written,
   referralEvents: totalEvents,
   factRows,
+  rollupRows,
   templates: {
     streams: shapes.length,
     events: rows.rows.length,
@@ -465,10 +470,11 @@ const result = {
 const routeGapText = [
   'In the way: the fact routes aggregate in SQL (packages/adapters/postgres/src/referral-facts-report.ts;',
   `in process above, p50 ${compare.map((c) => `${c.report} ${c.sqlP50.toFixed(0)} ms`).join(', ') || 'not measured (--no-compare)'}),`,
-  'one statement that reads every facts row of the period once, so a route grows linearly with the rows',
-  '(wait-times sorts them twice: two grouping sets with `percentile_disc`, and returns ~1,000 specialist rows).',
+  'timings and wait-times: one statement that reads every facts row of the period once, so they grow linearly with the rows',
+  '(wait-times: one sort by cell and receiving practice, `percentile_disc` per specialist, ~1,000 specialist rows);',
+  `funnel and attribution read the whole months from the monthly rollup (${rollupRows.toLocaleString('en')} rows for ${factRows.toLocaleString('en')} facts rows here; referral-facts-rollup.ts) and the partial months from the facts.`,
   `Resolving the caller takes p50 ${actorP50.toFixed(0)} ms (the directory's category read, migration 5).`,
-  'Bounding it needs pre-aggregated cells or a result cache keyed by the checkpoint — not built.',
+  'Bounding the percentiles needs exact per-cell value lists or a result cache keyed by the checkpoint — not built.',
   "Then the machine's load (Noise). The plan of the rows a fact report scans:",
 ].join(' ')
 const md = [
