@@ -16,6 +16,7 @@ import {
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPostgresEventStore, type PostgresEventStore } from './event-store.js'
+import { migrate } from './migrations.js'
 import { createPostgresReferralFacts } from './referral-facts.js'
 import { sqlFactReport } from './referral-facts-report.js'
 import { applyRollupDelta, rollupFillSql } from './referral-facts-rollup.js'
@@ -220,4 +221,39 @@ describe('fact reports over the monthly rollup', () => {
       { numRuns: 60 },
     )
   }, 120_000)
+
+  it('migration 6 fills the rollup from the facts rows already there', async () => {
+    const schema = 'rollup_upgrade'
+    await migrate(store.pool, { schema, upTo: 5 })
+    const rows =
+      fc.sample(fc.tuple(...Array.from({ length: 30 }, (_, i) => factsRow(i))), { numRuns: 1, seed: 7 })[0] ??
+      []
+    const values: unknown[] = []
+    const tuples = rows.map((r) => {
+      const start = values.length
+      values.push(...REFERRAL_FACT_FIELDS.map((k) => r[k]))
+      return `(${REFERRAL_FACT_FIELDS.map((_, i) => `$${start + i + 1}`).join(', ')})`
+    })
+    await store.pool.query(
+      `INSERT INTO "${schema}".referral_facts (${REFERRAL_FACT_FIELDS.map(snake).join(', ')}) VALUES ${tuples.join(', ')}`,
+      values,
+    )
+    expect((await migrate(store.pool, { schema })).applied).toContain(6)
+    const all = `SELECT * FROM "${schema}".referral_facts_monthly ORDER BY ${Array.from({ length: 28 }, (_, i) => i + 1).join(', ')}`
+    const filled = (await store.pool.query(all)).rows
+    expect(filled.length).toBeGreaterThan(0)
+    // The same as the projection's deltas would have written, every row new.
+    await store.pool.query(`TRUNCATE "${schema}".referral_facts_monthly`)
+    const client = await store.pool.connect()
+    try {
+      await applyRollupDelta(
+        client,
+        `"${schema}".referral_facts_monthly`,
+        rows.map((after) => ({ before: null, after })),
+      )
+    } finally {
+      client.release()
+    }
+    expect((await store.pool.query(all)).rows).toEqual(filled)
+  })
 })
