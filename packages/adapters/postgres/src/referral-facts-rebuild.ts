@@ -39,14 +39,6 @@ interface PageRow {
 const OCCURRED_AT_KEY = '"occurredAt"'
 const OCCURRED_AT_RE = /"occurredAt":"([^"]*)"/
 
-/**
- * The metadata's `occurredAt`, from its stored JSON text. PostgreSQL's `metadata->>'occurredAt'`
- * parses the whole `json` text of every row (~3 µs a row, most of a page's read); here a fast
- * path takes the value with one search when the answer cannot differ from a parse: the text has no
- * backslash (so every `"` delimits a string) and `"occurredAt"` occurs once, as a key followed by
- * `:"` at the top level (depth 1). Any other text
- * (escapes, spacing, a second `"occurredAt"`) is parsed with `JSON.parse`: same answer, slower.
- */
 /** How many objects/arrays are open at `end` in a JSON text without backslashes (strings skipped). */
 const depthAt = (text: string, end: number): number => {
   let depth = 0
@@ -62,6 +54,14 @@ const depthAt = (text: string, end: number): number => {
   return depth
 }
 
+/**
+ * The metadata's `occurredAt`, from its stored JSON text. PostgreSQL's `metadata->>'occurredAt'`
+ * parses the whole `json` text of every row (~3 µs a row, most of a page's read); here a fast
+ * path takes the value with one search when the answer cannot differ from a parse: the text has no
+ * backslash (so every `"` delimits a string) and `"occurredAt"` occurs once, as a key followed by
+ * `:"` at the top level (depth 1). Any other text (escapes, spacing, a second `"occurredAt"`) is
+ * parsed with `JSON.parse`: same answer, slower. (A `json` column always holds valid JSON.)
+ */
 export const occurredAtOf = (metadata: string): string | null => {
   const first = metadata.indexOf(OCCURRED_AT_KEY)
   if (
@@ -90,13 +90,14 @@ export const occurredAtOf = (metadata: string): string | null => {
  * page and the rows folded from it: it does not grow with the history.
  *
  * What is read: the event's type, schema version, its metadata as text (`occurredAtOf` takes
- * `occurredAt` from it) and its data — not for the four types the facts ignore (`FACTS_IGNORED_EVENT_TYPES`), whose data stays in
- * PostgreSQL. The data is decoded with the narrow `decodeFactsEvent` (no PHI is opened: no key, no
+ * `occurredAt` from it) and its data — not for the four types the facts ignore
+ * (`FACTS_IGNORED_EVENT_TYPES`), whose data stays in PostgreSQL. The data is decoded with the narrow `decodeFactsEvent` (no PHI is opened: no key, no
  * AES-GCM). The next page is requested before the current one is folded, and the insert of a page
  * is sent without waiting, so PostgreSQL reads and writes while the process folds.
  *
  * Consistency: the transaction first locks the projection's checkpoint row (`FOR UPDATE`: a
- * concurrent batch finishes first, and later ones wait for the rebuild), truncates the table, and
+ * concurrent batch finishes first, and later ones wait for the rebuild), truncates the table (and
+ * the monthly rollup, filled again from the new rows at the end), and
  * fixes a horizon — the position below which every transaction has finished — as of that moment;
  * it replays exactly the referral events below it (each statement, in READ COMMITTED, sees all of
  * them: they are committed and never change) and sets the checkpoint to the last of them. Readers
