@@ -311,8 +311,11 @@ if (flag('rebuild-only') >= 0) {
   process.exit(0)
 }
 const rollupRows = Number(
-  (await pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${schema}.referral_facts_monthly WHERE n > 0`))
-    .rows[0]?.n,
+  (
+    await pool.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM ${schema}.referral_facts_monthly WHERE n > 0`,
+    )
+  ).rows[0]?.n,
 )
 const factRows = Number(
   (await pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${schema}.referral_facts`)).rows[0]?.n,
