@@ -30,13 +30,20 @@ import { fteMilli, type PoolKey, poolStreamName, receivesCategory } from '../sha
 import type { IdGenerator } from '../shared/id-generator.js'
 import { type PracticeId, type ReferralId, type StreamId, unsafeId } from '../shared/ids.js'
 import type { Instant } from '../shared/time.js'
-import { type AppendRequest, type EventStore, expected, type NewEvent } from '../store/port.js'
+import {
+  type AppendRequest,
+  type CompanionWrite,
+  type EventStore,
+  expected,
+  type NewEvent,
+} from '../store/port.js'
 import {
   type Aggregate,
   appendDecided,
   type CommandFailure,
   type Commit,
   type Committed,
+  companionFor,
   type Decided,
   decodeStored,
   loadAggregate,
@@ -466,7 +473,21 @@ export const createRouter = (deps: RouterDeps) => {
           events: [...d.newEvents, ...step.referralNewEvents],
         })
       }
-      const written = await store.appendMany(requests)()
+      // Each command's companion (its HTTP answer), for the outcome `executeCommand` will return.
+      const companions: CompanionWrite[] = []
+      const withCompanion = new Set<Batcher['waiting'][number]>()
+      for (const { w, step } of steps) {
+        const { d, after } = w.item
+        const companion = companionFor(store, d, {
+          state: step.referralEvents.reduce(referral.decider.evolve, after),
+          version: d.version + d.newEvents.length + step.referralNewEvents.length,
+          updatedAt: step.referralEvents.length === 0 ? d.decidedAt : step.at,
+        })
+        if (companion === undefined) continue
+        companions.push(companion)
+        withCompanion.add(w)
+      }
+      const written = await store.appendMany(requests, companions.length === 0 ? undefined : { companions })()
       if (E.isRight(written)) {
         const poolResult = written.right.find((r) => r.streamId === poolStream)
         if (poolResult !== undefined) remember(poolStream, loaded.right, state, poolResult.version)
@@ -478,6 +499,7 @@ export const createRouter = (deps: RouterDeps) => {
               version: result?.version ?? d.version + d.newEvents.length + step.referralNewEvents.length,
               added: step.referralEvents,
               ...(step.referralEvents.length === 0 ? {} : { addedAt: step.at }),
+              ...(withCompanion.has(w) ? { companionWritten: true as const } : {}),
             }),
           )
         }

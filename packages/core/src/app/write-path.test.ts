@@ -1,10 +1,12 @@
 import * as E from 'fp-ts/lib/Either.js'
 import { describe, expect, it } from 'vitest'
+import type { ReferralState } from '../referral/index.js'
 import type { ReferralId } from '../shared/ids.js'
 import { unsafeId } from '../shared/ids.js'
-import { createInMemoryEventStore } from '../store/in-memory.js'
+import { createInMemoryEventStore, IN_MEMORY_COMPANION } from '../store/in-memory.js'
 import { countingStore } from '../testing/counting-store.js'
 import { createWorld } from '../testing/world.js'
+import type { CommandOutcome } from './command-handler.js'
 
 describe('the write path of a choose-for-me command (issue 11)', () => {
   it('a send is one appendMany (command + routing + pool decision), does not read its new referral stream and answers the routed state', async () => {
@@ -129,5 +131,72 @@ describe('the write path of a choose-for-me command (issue 11)', () => {
     expect(calls.appendMany).toBe(0)
     expect(calls.append).toBeGreaterThanOrEqual(2) // the send, then pool and referral on their own
     expect(sent.right.state.exists && sent.right.state.recipientPracticeId).toBe('spec-a')
+  })
+
+  it('a companion write is committed with the send and its routing (one appendMany), built from the outcome the command returns', async () => {
+    const { store, calls, reset } = countingStore(createInMemoryEventStore())
+    const w = await createWorld({ store })
+    await w.addSpecialist('spec-a', 1)
+    await w.send('warm-up')
+    reset()
+    const seen: CommandOutcome<ReferralState>[] = []
+    let applied = 0
+    const sent = await w.engine.referrals.execute(
+      unsafeId<ReferralId>('c-1'),
+      { type: 'SendReferral', data: w.sendData('c-1') },
+      await w.as(w.ownerOf(w.ids.clinic)),
+      {
+        companion: (outcome) => {
+          seen.push(outcome)
+          return { kind: IN_MEMORY_COMPANION, apply: () => applied++ }
+        },
+      },
+    )()
+    if (E.isLeft(sent)) throw new Error(sent.left.message)
+    expect(sent.right.companionWritten).toBe(true)
+    expect(applied).toBe(1)
+    expect(calls.appendMany + calls.append).toBe(1)
+    // The outcome it was built from is the result: routed state, version and updatedAt.
+    expect(seen.at(-1)).toEqual({
+      state: sent.right.state,
+      version: sent.right.version,
+      updatedAt: sent.right.updatedAt,
+    })
+    expect(sent.right.state.exists && sent.right.state.status).toBe('pending')
+  })
+
+  it('a companion of a kind the store does not take is left to the caller, and a refused command writes none', async () => {
+    const { store } = countingStore(createInMemoryEventStore())
+    const w = await createWorld({ store })
+    await w.addSpecialist('spec-a', 1)
+    const ctx = await w.as(w.ownerOf(w.ids.clinic))
+    const other = await w.engine.referrals.execute(
+      unsafeId<ReferralId>('c-2'),
+      { type: 'SendReferral', data: w.sendData('c-2') },
+      ctx,
+      { companion: () => ({ kind: 'elsewhere' }) },
+    )()
+    expect(E.isRight(other) && other.right.companionWritten).toBeUndefined()
+    let applied = 0
+    const again = await w.engine.referrals.execute(
+      unsafeId<ReferralId>('c-2'),
+      { type: 'SendReferral', data: w.sendData('c-2') },
+      ctx,
+      { companion: () => ({ kind: IN_MEMORY_COMPANION, apply: () => applied++ }) },
+    )()
+    expect(E.isLeft(again)).toBe(true)
+    expect(applied).toBe(0)
+    const refused = await store.appendMany(
+      [
+        {
+          streamId: unsafeId('x-1'),
+          expected: { kind: 'no_stream' },
+          events: [{ id: unsafeId('e-1'), type: 'X', schemaVersion: 1, data: {}, metadata: {} as never }],
+        },
+      ],
+      { companions: [{ kind: 'elsewhere' }] },
+    )()
+    expect(E.isLeft(refused) && refused.left.message).toContain('companion writes of kind elsewhere')
+    expect(await store.readStream(unsafeId('x-1'))()).toEqual(E.right([]))
   })
 })
