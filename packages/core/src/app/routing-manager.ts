@@ -179,15 +179,27 @@ export const createRouter = (deps: RouterDeps) => {
   interface CachedPool {
     state: PoolState
     version: number
+    /**
+     * This process wrote the pool's last known version and its read before found nothing new: the
+     * next batch is planned on the cache without reading the stream (`loadPool(…, true)`), and the
+     * append's expected version checks the guess — a conflict reads the stream and plans again.
+     */
+    sole?: boolean
   }
   /** A pool as read for a decision: `caughtUp` counts the events read from the store just now. */
   interface LoadedPool extends CachedPool {
     readonly caughtUp: number
   }
   const pools = new Map<StreamId, CachedPool>()
-  const loadPool = async (streamId: StreamId): Promise<E.Either<CommandFailure, LoadedPool>> => {
-    const entry = pools.get(streamId) ?? { state: pool.decider.initialState, version: 0 }
+  const loadPool = async (
+    streamId: StreamId,
+    optimistic = false,
+  ): Promise<E.Either<CommandFailure, LoadedPool>> => {
+    const entry: CachedPool = pools.get(streamId) ?? { state: pool.decider.initialState, version: 0 }
     pools.set(streamId, entry)
+    if (optimistic && entry.sole === true)
+      return E.right({ state: forkPoolState(entry.state), version: entry.version, caughtUp: 0 })
+    entry.sole = false
     const read = await store.readStream(streamId, { fromVersion: entry.version + 1 })()
     if (E.isLeft(read)) return read
     for (const stored of read.right) {
@@ -199,12 +211,21 @@ export const createRouter = (deps: RouterDeps) => {
     // A snapshot: routing evolves its own copy of `state` and only writes back after its append.
     return E.right({ state: forkPoolState(entry.state), version: entry.version, caughtUp: read.right.length })
   }
-  /** After a successful append, the decided state is the pool's state at `version`. */
-  const remember = (streamId: StreamId, from: CachedPool, state: PoolState, version: number) => {
+  /**
+   * After a successful append, the decided state is the pool's state at `version`. `sole`: the pool
+   * was planned on without finding another writer's events (read nothing new, or not read).
+   */
+  const remember = (streamId: StreamId, from: LoadedPool | CachedPool, state: PoolState, version: number) => {
     const entry = pools.get(streamId)
     if (entry === undefined || entry.version !== from.version) return
     entry.state = state
     entry.version = version
+    entry.sole = 'caughtUp' in from && from.caughtUp === 0
+  }
+  /** Another writer got to the pool first: the next batch reads it. */
+  const distrust = (streamId: StreamId) => {
+    const entry = pools.get(streamId)
+    if (entry !== undefined) entry.sole = false
   }
 
   /** The id of the last decision that assigned `referralId` in a pool stream ('repaired' if none is found). */
@@ -418,7 +439,8 @@ export const createRouter = (deps: RouterDeps) => {
     for (let attempt = 0; attempt < POOL_ATTEMPTS && items.length > 0; attempt++) {
       const first = items[0] as Batcher['waiting'][number]
       const poolStream = unsafeId<StreamId>(poolStreamName(poolKeyOf(first.item.after)))
-      const loaded = await loadPool(poolStream).catch(
+      // The first attempt plans on the cache where this process is the pool's only writer so far.
+      const loaded = await loadPool(poolStream, attempt === 0).catch(
         (): E.Either<CommandFailure, LoadedPool> => E.left(unreadable),
       )
       if (E.isLeft(loaded)) {
@@ -506,7 +528,10 @@ export const createRouter = (deps: RouterDeps) => {
         return
       }
       const failure = written.left
-      if (poolConflict(failure, poolStream)) continue
+      if (poolConflict(failure, poolStream)) {
+        distrust(poolStream)
+        continue
+      }
       if (failure._tag === 'WrongExpectedVersion') {
         // One referral changed meanwhile: its command is decided again; the others are planned again.
         const stale = items.filter((w) => w.item.d.streamId === failure.streamId)

@@ -1,12 +1,14 @@
 import * as E from 'fp-ts/lib/Either.js'
 import { describe, expect, it } from 'vitest'
 import type { ReferralState } from '../referral/index.js'
+import { sequentialUuids } from '../shared/id-generator.js'
 import type { ReferralId } from '../shared/ids.js'
 import { unsafeId } from '../shared/ids.js'
 import { createInMemoryEventStore, IN_MEMORY_COMPANION } from '../store/in-memory.js'
 import { countingStore } from '../testing/counting-store.js'
 import { createWorld } from '../testing/world.js'
 import type { CommandOutcome } from './command-handler.js'
+import { createEngine } from './engine.js'
 
 describe('the write path of a choose-for-me command (issue 11)', () => {
   it('a send is one appendMany (command + routing + pool decision), does not read its new referral stream and answers the routed state', async () => {
@@ -198,5 +200,40 @@ describe('the write path of a choose-for-me command (issue 11)', () => {
     )()
     expect(E.isLeft(refused) && refused.left.message).toContain('companion writes of kind elsewhere')
     expect(await store.readStream(unsafeId('x-1'))()).toEqual(E.right([]))
+  })
+
+  it('plans on the cached pool without reading it while this engine is its only writer; another writer is found by the append', async () => {
+    const { store, calls, reset } = countingStore(createInMemoryEventStore())
+    const w = await createWorld({ store })
+    await w.addSpecialist('spec-a', 1)
+    await w.addSpecialist('spec-b', 1)
+    const ctx = await w.as(w.ownerOf(w.ids.clinic))
+    const send = (engine: typeof w.engine, id: string) =>
+      w.must(
+        engine.referrals.execute(
+          unsafeId<ReferralId>(id),
+          { type: 'SendReferral', data: w.sendData(id) },
+          ctx,
+        ),
+      )
+    await send(w.engine, 'o-0') // reads the pool
+    await send(w.engine, 'o-1') // reads it again and finds nothing new: the cache is the pool
+    reset()
+    await send(w.engine, 'o-2')
+    const poolReads = () => [...calls.reads].filter(([id]) => id.startsWith('pool-'))
+    expect(poolReads()).toEqual([])
+    expect(calls.appendMany).toBe(1)
+    // Another process decides in the pool: this engine's guess fails at the append, it reads and plans again.
+    const other = createEngine({ store, clock: w.clock, ids: sequentialUuids(7) })
+    await send(other, 'o-3')
+    reset()
+    await send(w.engine, 'o-4')
+    expect(calls.appendMany).toBe(2)
+    expect(poolReads().map(([, n]) => n)).toEqual([1])
+    const verified = await w.routing.verifyPoolOf(unsafeId<ReferralId>('o-0'))
+    expect(E.isRight(verified) && verified.right?.ok).toBe(true)
+    const holders = await Promise.all(['o-0', 'o-1', 'o-2', 'o-3', 'o-4'].map((id) => w.holderOf(id)))
+    expect(holders.filter((h) => h === 'spec-a').length).toBeGreaterThanOrEqual(2)
+    expect(holders.filter((h) => h === 'spec-b').length).toBeGreaterThanOrEqual(2)
   })
 })

@@ -30,12 +30,16 @@ const lane = async (n: number) => {
         {
           streamId: unsafeId(`kill-${key}`),
           expected: { kind: 'no_stream' },
-          events: [{ id: `e-${key}`, type: 'Sent', schemaVersion: 1, data: {}, metadata: {} }],
+          events: [
+            { id: unsafeId(`e-${key}`), type: 'Sent', schemaVersion: 1, data: {}, metadata: {} as never },
+          ],
         },
         {
           streamId: unsafeId(`lane-${n}`),
           expected: i === 0 ? { kind: 'no_stream' } : { kind: 'exact', version: i },
-          events: [{ id: `l-${key}`, type: 'Routed', schemaVersion: 1, data: {}, metadata: {} }],
+          events: [
+            { id: unsafeId(`l-${key}`), type: 'Routed', schemaVersion: 1, data: {}, metadata: {} as never },
+          ],
         },
       ],
       { companions: [completionWrite('user:kill', key, { status: 201, headers: {}, body: key }, now)] },
