@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPostgresCheckpointStore } from './checkpoints.js'
 import { PostgresStoreError, toStoreError } from './errors.js'
 import { createPostgresEventStore, type PostgresEventStore } from './event-store.js'
-import { fail, newEvent, ok, uniqueCategory } from './testing/fixtures.js'
+import { fail, newEvent, ok, testMetadata, uniqueCategory } from './testing/fixtures.js'
 import { createTestDatabase, type TestDatabase } from './testing/index.js'
 
 let db: TestDatabase
@@ -294,6 +294,45 @@ describe('adapter-specific append rules', () => {
     )
     expect(rows.rows.map((r) => r.id)).toEqual([`${cat}-1`, `${cat}-2`])
     expect(await ok(store.streamVersion(stream(cat, 'b')))).toBe(0)
+  })
+
+  it('stores data and metadata as the exact JSON text it was given (each event read once from the array, migration 6)', async () => {
+    const cat = uniqueCategory()
+    const data = {
+      z: 1,
+      a: { y: [1, 2, { b: 'é "q" \\ \u2028' }], x: null },
+      sealed: 'A'.repeat(3000),
+    }
+    const meta = { ...testMetadata, integrity: { hash: 'h', previous: 'p' } }
+    const events = [
+      { ...newEvent('First', data), metadata: meta },
+      { ...newEvent('Second', { n: 2 }), schemaVersion: 3 },
+    ]
+    await ok(
+      store.appendMany([
+        { streamId: stream(cat, 'a'), expected: expected.noStream, events },
+        { streamId: stream(cat, 'b'), expected: expected.noStream, events: [newEvent()] },
+      ]),
+    )
+    const rows = await store.pool.query<{
+      event_id: string
+      type: string
+      schema_version: number
+      data: string
+      metadata: string
+    }>(
+      `SELECT event_id, type, schema_version, data::text AS data, metadata::text AS metadata FROM referrals.events WHERE stream_id = $1 ORDER BY version`,
+      [stream(cat, 'a')],
+    )
+    expect(rows.rows).toEqual(
+      events.map((e) => ({
+        event_id: e.id,
+        type: e.type,
+        schema_version: e.schemaVersion,
+        data: JSON.stringify(e.data),
+        metadata: JSON.stringify(e.metadata),
+      })),
+    )
   })
 
   it('appendMany takes at most one request per stream, like the in-memory store', async () => {
