@@ -572,7 +572,8 @@ export const createRouter = (deps: RouterDeps) => {
       const refiles = d.decided.some((e) => e.type === 'ReferralCategoryChanged')
       if (!routes || refiles || !store.capabilities.atomicMultiStreamAppend || !after.exists) {
         followUp = routes || refiles
-        return appendOnly(d)
+        // The command's answer is only final without a follow-up: else its companion is written apart.
+        return appendOnly(followUp ? withoutCompanion(d) : d)
       }
       const outcome = await groupCommit(poolStreamName(poolKeyOf(after)), {
         d,
@@ -585,7 +586,7 @@ export const createRouter = (deps: RouterDeps) => {
         // Routing never refuses the command: if the pool cannot be read or planned, the command
         // is written alone and routed right after or by `repairAll`.
         followUp = true
-        return appendOnly(d)
+        return appendOnly(withoutCompanion(d))
       }
       return outcome
     }
@@ -593,6 +594,11 @@ export const createRouter = (deps: RouterDeps) => {
   }
 
   const appendOnly = appendDecided(store)
+  /** A command routed after its commit returns a later state than its commit: no companion with it. */
+  const withoutCompanion = ({
+    companion: _,
+    ...d
+  }: Decided<ReferralEvent, ReferralState>): Decided<ReferralEvent, ReferralState> => d
   const unreadable: CommandFailure = {
     _tag: 'StoreUnavailable',
     reason: 'unavailable',

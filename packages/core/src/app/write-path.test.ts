@@ -236,4 +236,27 @@ describe('the write path of a choose-for-me command (issue 11)', () => {
     expect(holders.filter((h) => h === 'spec-a').length).toBeGreaterThanOrEqual(2)
     expect(holders.filter((h) => h === 'spec-b').length).toBeGreaterThanOrEqual(2)
   })
+
+  it('a command routed after its commit (the pool could not be read) writes no companion: its answer is not final at the commit', async () => {
+    const inner = createInMemoryEventStore()
+    const flaky: typeof inner = {
+      ...inner,
+      readStream: (streamId, options) =>
+        streamId.startsWith('pool-')
+          ? () => Promise.reject(new Error('connection reset'))
+          : inner.readStream(streamId, options),
+    }
+    const w = await createWorld({ store: flaky })
+    await w.addSpecialist('spec-a', 1)
+    let applied = 0
+    const sent = await w.engine.referrals.execute(
+      unsafeId<ReferralId>('f-1'),
+      { type: 'SendReferral', data: w.sendData('f-1') },
+      await w.as(w.ownerOf(w.ids.clinic)),
+      { companion: () => ({ kind: IN_MEMORY_COMPANION, apply: () => applied++ }) },
+    )()
+    if (E.isLeft(sent)) throw new Error(sent.left.message)
+    expect(sent.right.companionWritten).toBeUndefined()
+    expect(applied).toBe(0)
+  })
 })
