@@ -1,4 +1,5 @@
 import { groupCommit } from '@referrals/core'
+import { type PostgresCompanionWrite, postgresCompanionKind } from '@referrals/postgres'
 import pg from 'pg'
 import type { BeginResult, IdempotencyStore, StoredResponse } from './idempotency.js'
 
@@ -204,6 +205,29 @@ export const postgresIdempotencyStore = async (
     await completions.submit({ scope, key, response, claimedAt })
   }
 
+  // The completion as a companion of an event-store append on the same database: the statement of
+  // `writeCompletions`, run after the append in its transaction (it reads `appended`, so it waits
+  // for the append's stream locks; see `PostgresCompanionWrite`).
+  const companionKind = await postgresCompanionKind(pool)
+  const companionText = `UPDATE ${table} AS k
+       SET status = v.status, headers = v.headers, body = v.body, lease_until = NULL
+       FROM unnest($1::text[], $2::text[], $3::integer[], $4::jsonb[], $5::text[], $6::timestamptz[])
+         AS v(scope, key, status, headers, body, claimed_at)
+       WHERE k.scope = v.scope AND k.key = v.key AND k.status IS NULL
+         AND (v.claimed_at IS NULL OR k.created_at = v.claimed_at)
+         AND EXISTS (SELECT 1 FROM appended)`
+  const completionWrite = (
+    scope: string,
+    key: string,
+    response: StoredResponse,
+    claimedAt?: Date,
+  ): PostgresCompanionWrite => ({
+    kind: companionKind,
+    text: companionText,
+    row: [scope, key, response.status, JSON.stringify(response.headers), response.body, claimedAt ?? null],
+    sortKey: idOf({ scope, key }),
+  })
+
   const release = async (scope: string, key: string, claimedAt?: Date): Promise<void> => {
     await pool.query(
       `DELETE FROM ${table}
@@ -215,6 +239,7 @@ export const postgresIdempotencyStore = async (
   return {
     begin,
     complete,
+    completionWrite,
     release,
     close: async () => {
       if (ownsPool) await pool.end()

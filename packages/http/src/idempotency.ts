@@ -1,5 +1,10 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto'
-import type { Actor } from '@referrals/core'
+import {
+  type Actor,
+  type CompanionWrite,
+  IN_MEMORY_COMPANION,
+  type InMemoryCompanionWrite,
+} from '@referrals/core'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { httpProblem, ProblemError } from './problem.js'
 
@@ -40,6 +45,18 @@ export interface IdempotencyStore {
    * that one.
    */
   readonly complete: (scope: string, key: string, response: StoredResponse, claimedAt?: Date) => Promise<void>
+  /**
+   * `complete` as a write for the event store to commit in a command's own transaction
+   * (`CompanionWrite`), where the event store takes its kind: the answer is then stored exactly
+   * when the command's events are, so a crash between the two cannot leave a committed command
+   * without its answer. Absent: completions are always written apart.
+   */
+  readonly completionWrite?: (
+    scope: string,
+    key: string,
+    response: StoredResponse,
+    claimedAt?: Date,
+  ) => CompanionWrite
   /** Forgets an in-flight claim (the request failed with a server error or was aborted). */
   readonly release: (scope: string, key: string, claimedAt?: Date) => Promise<void>
   readonly close?: () => Promise<void>
@@ -77,6 +94,14 @@ export const inMemoryIdempotencyStore = (): IdempotencyStore => {
       const record = records.get(id(scope, key))
       if (record !== undefined) record.response = response
     },
+    // With the in-memory event store: applied in the append, synchronously after its events.
+    completionWrite: (scope, key, response): InMemoryCompanionWrite => ({
+      kind: IN_MEMORY_COMPANION,
+      apply: () => {
+        const record = records.get(id(scope, key))
+        if (record !== undefined && record.response === undefined) record.response = response
+      },
+    }),
     release: async (scope, key) => {
       const record = records.get(id(scope, key))
       if (record !== undefined && record.response === undefined) records.delete(id(scope, key))
@@ -163,8 +188,36 @@ interface Claim {
   readonly scope: string
   readonly key: string
   readonly claimedAt: Date
+  readonly store: IdempotencyStore
   settled: boolean
 }
+
+/**
+ * The completion of a request's claim as a write for the command's own transaction
+ * (`IdempotencyStore.completionWrite`): `write(response)` gives the companion to pass to the engine,
+ * and `written(response)` — called only when the engine reports it committed — settles the claim
+ * so `onSend` does not store it again. The handler must then send exactly `response`.
+ */
+export interface TransactionalCompletion {
+  readonly write: (response: StoredResponse) => CompanionWrite
+  readonly written: () => void
+}
+
+/** For a request holding a fresh claim on a store that offers `completionWrite`; otherwise undefined. */
+export const transactionalCompletion = (request: FastifyRequest): TransactionalCompletion | undefined => {
+  const claim = claims.get(request)
+  const completionWrite = claim?.store.completionWrite
+  if (claim === undefined || claim.settled || completionWrite === undefined) return undefined
+  return {
+    write: (response) => completionWrite(claim.scope, claim.key, response, claim.claimedAt),
+    written: () => {
+      claim.settled = true
+    },
+  }
+}
+
+/** The `Content-Type` Fastify sends with a JSON body (and `onSend` stores). */
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
 
 const claims = new WeakMap<FastifyRequest, Claim>()
 const replays = new WeakSet<FastifyRequest>()
@@ -214,7 +267,7 @@ export const idempotencyHooks = (options: IdempotencyOptions) => {
     const result = await options.store.begin(scope, header, fingerprint, claimedAt, ttlMs)
     switch (result.kind) {
       case 'started':
-        claims.set(request, { scope, key: header, claimedAt, settled: false })
+        claims.set(request, { scope, key: header, claimedAt, store: options.store, settled: false })
         return undefined
       case 'in_flight':
         throw new ProblemError(
@@ -306,6 +359,17 @@ export const encryptedIdempotencyStore = (store: IdempotencyStore, masterKey: Bu
     },
     complete: (scope, k, response, claimedAt) =>
       store.complete(scope, k, { ...response, body: seal(scope, k, response.body) }, claimedAt),
+    ...(store.completionWrite === undefined
+      ? {}
+      : {
+          completionWrite: (scope: string, k: string, response: StoredResponse, claimedAt?: Date) =>
+            (store.completionWrite as NonNullable<IdempotencyStore['completionWrite']>)(
+              scope,
+              k,
+              { ...response, body: seal(scope, k, response.body) },
+              claimedAt,
+            ),
+        }),
     release: (scope, k, claimedAt) => store.release(scope, k, claimedAt),
     ...(store.close === undefined ? {} : { close: store.close }),
   }

@@ -70,4 +70,73 @@ describe('the write path of the HTTP service on PostgreSQL', () => {
       expect(counting.calls.reads.get(`referral-${referralId}`)).toBeUndefined()
     }
   })
+
+  /** The transaction that last wrote the key's idempotency record, and the one of the referral's events. */
+  const writers = async (key: string, referralId: string) => {
+    const pool = runtime.pool
+    if (pool === undefined) throw new Error('no pool')
+    const record = await pool.query<{ xmin: string; status: number | null }>(
+      `SELECT xmin::text, status FROM referrals_http.idempotency_keys WHERE key = $1`,
+      [key],
+    )
+    const events = await pool.query<{ xid: string }>(
+      `SELECT DISTINCT transaction_id::xid::text AS xid FROM referrals.events WHERE stream_id = $1`,
+      [`referral-${referralId}`],
+    )
+    return { record: record.rows, events: events.rows.map((r) => r.xid) }
+  }
+
+  it('stores the idempotency answer in the transaction of the referral and pool events, and replays it', async () => {
+    const key = randomUUID()
+    const referralId = randomUUID()
+    const headers = { authorization: `Bearer ${token}`, 'idempotency-key': key }
+    const first = await app.inject({
+      method: 'POST',
+      url: '/referrals',
+      headers,
+      payload: demoReferralBody(referralId),
+    })
+    expect(first.statusCode).toBe(201)
+    expect(first.json().status).toBe('pending')
+    const { record, events } = await writers(key, referralId)
+    // One transaction wrote the send, its routing events and the answer: a crash cannot separate them.
+    expect(events).toHaveLength(1)
+    expect(record).toEqual([{ xmin: events[0], status: 201 }])
+    // A retry with the same key gets the same answer, from the record, without a second referral.
+    counting.reset()
+    const again = await app.inject({
+      method: 'POST',
+      url: '/referrals',
+      headers,
+      payload: demoReferralBody(referralId),
+    })
+    expect(again.statusCode).toBe(201)
+    expect(again.headers['idempotent-replayed']).toBe('true')
+    expect(again.body).toBe(first.body)
+    for (const name of ['content-type', 'location', 'etag'])
+      expect([name, again.headers[name]]).toEqual([name, first.headers[name]])
+    expect(counting.calls.append + counting.calls.appendMany).toBe(0)
+  })
+
+  it('an action with a key (accept) stores its answer in the transaction of its event', async () => {
+    const referralId = randomUUID()
+    const sent = await send(referralId)
+    expect(sent.statusCode).toBe(201)
+    const recipient = sent.json().recipientPracticeId as string
+    const owner = DEMO.specialists.find((p) => p.practiceId === recipient)?.owner
+    if (owner === undefined) throw new Error(`no demo owner for ${recipient}`)
+    const ownerToken = await issueDevToken(runtime.config, { userId: owner }, { ttlSeconds: 600 })
+    const key = randomUUID()
+    const accepted = await app.inject({
+      method: 'POST',
+      url: `/referrals/${referralId}/accept`,
+      headers: { authorization: `Bearer ${ownerToken}`, 'idempotency-key': key },
+      payload: {},
+    })
+    expect(accepted.statusCode).toBe(200)
+    expect(accepted.json().status).toBe('accepted')
+    const { record, events } = await writers(key, referralId)
+    expect(events).toHaveLength(2)
+    expect(record).toEqual([{ xmin: events[1], status: 200 }])
+  })
 })

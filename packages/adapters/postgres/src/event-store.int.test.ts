@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPostgresCheckpointStore } from './checkpoints.js'
 import { PostgresStoreError, toStoreError } from './errors.js'
 import { createPostgresEventStore, type PostgresEventStore } from './event-store.js'
-import { fail, newEvent, ok, uniqueCategory } from './testing/fixtures.js'
+import { fail, newEvent, ok, testMetadata, uniqueCategory } from './testing/fixtures.js'
 import { createTestDatabase, type TestDatabase } from './testing/index.js'
 
 let db: TestDatabase
@@ -201,6 +201,138 @@ describe('adapter-specific append rules', () => {
     )
     expect(results.map((r) => r.version)).toEqual([1, 1])
     expect((await ok(store.readStream(stream(cat, 'z')))).map((e) => e.id)).toEqual([stored.id])
+  })
+
+  it('appendMany numbers streams after their versions, and an id shared by two requests is a mismatch of the later', async () => {
+    const cat = uniqueCategory()
+    await ok(
+      store.append({
+        streamId: stream(cat, 'b'),
+        expected: expected.noStream,
+        events: [newEvent(), newEvent()],
+      }),
+    )
+    const results = await ok(
+      store.appendMany([
+        { streamId: stream(cat, 'c'), expected: expected.any, events: [newEvent('C1')] },
+        { streamId: stream(cat, 'b'), expected: expected.exact(2), events: [newEvent('B3'), newEvent('B4')] },
+        { streamId: stream(cat, 'a'), expected: expected.noStream, events: [newEvent('A1')] },
+      ]),
+    )
+    expect(results.map((r) => [r.streamId, r.version])).toEqual([
+      [stream(cat, 'c'), 1],
+      [stream(cat, 'b'), 4],
+      [stream(cat, 'a'), 1],
+    ])
+    const b = await ok(store.readStream(stream(cat, 'b')))
+    expect(b.map((e) => [e.version, e.type])).toEqual([
+      [1, 'Happened'],
+      [2, 'Happened'],
+      [3, 'B3'],
+      [4, 'B4'],
+    ])
+    // Sorted by stream id: a, b, c — consecutive positions in that order; each result its last event's.
+    const written = (await ok(store.readAll({ streamPrefixes: [`${cat}-`] }))).slice(2)
+    expect(written.map((e) => e.type)).toEqual(['A1', 'B3', 'B4', 'C1'])
+    for (let i = 1; i < written.length; i++)
+      expect(written[i]?.globalPosition).toBe((written[i - 1]?.globalPosition as bigint) + 1n)
+    expect(results[1]?.position).toBe(written[2]?.globalPosition)
+    const shared = newEvent('Shared')
+    const err = await fail(
+      store.appendMany([
+        { streamId: stream(cat, 'd'), expected: expected.noStream, events: [shared] },
+        { streamId: stream(cat, 'e'), expected: expected.noStream, events: [newEvent(), shared] },
+      ]),
+    )
+    expect(err).toMatchObject({ _tag: 'IdempotencyMismatch', streamId: stream(cat, 'e') })
+    expect(await ok(store.streamVersion(stream(cat, 'd')))).toBe(0)
+  })
+
+  it('a companion write commits with its appendMany, not without it, and must read `appended`', async () => {
+    const cat = uniqueCategory()
+    await store.pool.query(`CREATE TABLE IF NOT EXISTS companion_test (id text PRIMARY KEY, n integer)`)
+    const kind = store.capabilities.companionKinds?.[0] ?? ''
+    const companion = (
+      id: string,
+      text = `INSERT INTO companion_test (id, n) SELECT v.id, v.n FROM unnest($1::text[], $2::integer[]) AS v(id, n) WHERE EXISTS (SELECT 1 FROM appended)`,
+    ) => ({
+      kind,
+      text,
+      row: [id, 1],
+    })
+    await ok(
+      store.appendMany([{ streamId: stream(cat, 'a'), expected: expected.noStream, events: [newEvent()] }], {
+        companions: [companion(`${cat}-1`), companion(`${cat}-2`)],
+      }),
+    )
+    const conflict = await fail(
+      store.appendMany([{ streamId: stream(cat, 'a'), expected: expected.noStream, events: [newEvent()] }], {
+        companions: [companion(`${cat}-3`)],
+      }),
+    )
+    expect(conflict._tag).toBe('WrongExpectedVersion')
+    const unordered = await fail(
+      store.appendMany([{ streamId: stream(cat, 'b'), expected: expected.noStream, events: [newEvent()] }], {
+        companions: [
+          companion(
+            `${cat}-4`,
+            'INSERT INTO companion_test (id, n) SELECT * FROM unnest($1::text[], $2::integer[])',
+          ),
+        ],
+      }),
+    )
+    expect(unordered._tag).toBe('InvalidAppend')
+    const other = await fail(
+      store.appendMany([{ streamId: stream(cat, 'b'), expected: expected.noStream, events: [newEvent()] }], {
+        companions: [{ ...companion(`${cat}-5`), kind: 'postgres:elsewhere' }],
+      }),
+    )
+    expect(other._tag).toBe('InvalidAppend')
+    const rows = await store.pool.query<{ id: string }>(
+      `SELECT id FROM companion_test WHERE id LIKE $1 ORDER BY id`,
+      [`${cat}-%`],
+    )
+    expect(rows.rows.map((r) => r.id)).toEqual([`${cat}-1`, `${cat}-2`])
+    expect(await ok(store.streamVersion(stream(cat, 'b')))).toBe(0)
+  })
+
+  it('stores data and metadata as the exact JSON text it was given (each event read once from the array, migration 7)', async () => {
+    const cat = uniqueCategory()
+    const data = {
+      z: 1,
+      a: { y: [1, 2, { b: 'é "q" \\ \u2028' }], x: null },
+      sealed: 'A'.repeat(3000),
+    }
+    const meta = { ...testMetadata, integrity: { hash: 'h', previous: 'p' } }
+    const events = [
+      { ...newEvent('First', data), metadata: meta },
+      { ...newEvent('Second', { n: 2 }), schemaVersion: 3 },
+    ]
+    await ok(
+      store.appendMany([
+        { streamId: stream(cat, 'a'), expected: expected.noStream, events },
+        { streamId: stream(cat, 'b'), expected: expected.noStream, events: [newEvent()] },
+      ]),
+    )
+    const rows = await store.pool.query<{
+      event_id: string
+      type: string
+      schema_version: number
+      data: string
+      metadata: string
+    }>(
+      `SELECT event_id, type, schema_version, data::text AS data, metadata::text AS metadata FROM referrals.events WHERE stream_id = $1 ORDER BY version`,
+      [stream(cat, 'a')],
+    )
+    expect(rows.rows).toEqual(
+      events.map((e) => ({
+        event_id: e.id,
+        type: e.type,
+        schema_version: e.schemaVersion,
+        data: JSON.stringify(e.data),
+        metadata: JSON.stringify(e.metadata),
+      })),
+    )
   })
 
   it('appendMany takes at most one request per stream, like the in-memory store', async () => {

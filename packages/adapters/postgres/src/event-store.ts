@@ -1,4 +1,5 @@
 import {
+  type AppendManyOptions,
   type AppendRequest,
   type AppendResult,
   type CheckpointStore,
@@ -9,6 +10,7 @@ import {
   type Instant,
   type ReadAllOptions,
   type ReadStreamOptions,
+  refusedCompanion,
   type StoredEvent,
   type StoreError,
   StreamId,
@@ -19,6 +21,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import type { TaskEither } from 'fp-ts/lib/TaskEither.js'
 import pg from 'pg'
 import { createPostgresCheckpointStore } from './checkpoints.js'
+import { companionStatements, type PostgresCompanionWrite, postgresCompanionKind } from './companion.js'
 import { isRetryable, PostgresStoreError, toStoreError } from './errors.js'
 import { DEFAULT_SCHEMA, migrate, POSITION_TX_SHIFT, quoteSchema } from './migrations.js'
 import { startSubscription } from './subscription.js'
@@ -256,9 +259,11 @@ export const createPostgresEventStore = async (
   // An idle client losing its connection must not crash the process; the next query reports it.
   if (ownsPool) pool.on('error', () => undefined)
 
+  let companionKind: string
   try {
     if (options.migrate !== false) await migrate(pool, { schema })
     else await pool.query(`SELECT 1 FROM ${s}.events LIMIT 0`)
+    companionKind = await postgresCompanionKind(pool)
   } catch (error) {
     if (ownsPool) await pool.end().catch(() => undefined)
     throw error instanceof PostgresStoreError
@@ -431,9 +436,40 @@ export const createPostgresEventStore = async (
     }
   }
 
+  /*
+   * appendMany with companion writes (`PostgresCompanionWrite`): still one statement, so one round
+   * trip and one implicit transaction. The append is the materialised CTE `appended`; each
+   * companion statement is a data-modifying CTE that reads it, so it runs after the append (once
+   * its stream locks are held and its transaction id drawn) and commits or rolls back with it.
+   */
+  const companionSql = new Map<string, string>()
+  const companionQuery = (
+    values: readonly unknown[],
+    companions: readonly PostgresCompanionWrite[],
+  ): pg.QueryConfig | string => {
+    const extra = companionStatements(companions, values.length + 1)
+    if (typeof extra === 'string') return extra
+    const text = `WITH appended AS MATERIALIZED (SELECT status, stream_version, last_position FROM ${s}.append_many($1::text[], $2::text[], $3::integer[], $4::json[])),
+      ${extra.ctes.join(',\n      ')}
+      SELECT a.status, a.stream_version, a.last_position${
+        options.notify === true ? `, pg_notify('${notifyChannel}', '') AS notified` : ''
+      } FROM appended AS a`
+    // Named per distinct text (a handful: one per companion statement kind), parsed once per connection.
+    let name = companionSql.get(text)
+    if (name === undefined && companionSql.size < 64) {
+      name = `referrals.append_many.c${companionSql.size}${options.notify === true ? '.notify' : ''}.${schema}`
+      companionSql.set(text, name)
+    }
+    return { ...(name === undefined ? {} : { name }), text, values: [...values, ...extra.values] }
+  }
+
   const appendMany = (
     requests: readonly AppendRequest[],
+    manyOptions: AppendManyOptions = {},
   ): TaskEither<StoreError, readonly AppendResult[]> => {
+    const refused = refusedCompanion(manyOptions.companions, [companionKind])
+    if (refused !== undefined) return async () => E.left(refused)
+    const companions = (manyOptions.companions ?? []) as readonly PostgresCompanionWrite[]
     const encoded: string[] = []
     for (const request of requests) {
       const valid = validateRequest(request)
@@ -460,10 +496,16 @@ export const createPostgresEventStore = async (
       sorted.map((r) => (r.expected.kind === 'exact' ? r.expected.version : null)),
       order.map((i) => encoded[i] as string),
     ]
+    const query =
+      companions.length === 0
+        ? { name: appendManyStatement, text: appendManySql, values }
+        : companionQuery(values, companions)
+    if (typeof query === 'string')
+      return async () => E.left({ _tag: 'InvalidAppend', message: `appendMany: ${query}` })
     return attempt('appendMany', async () => {
       let rows: AppendRow[]
       try {
-        rows = (await pool.query<AppendRow>({ name: appendManyStatement, text: appendManySql, values })).rows
+        rows = (await pool.query<AppendRow>(query)).rows
       } catch (error) {
         const refused = refusedRequest(error)
         if (refused === undefined) throw error
@@ -566,7 +608,7 @@ export const createPostgresEventStore = async (
     onClose: (stop) => {
       closers.push(stop)
     },
-    capabilities: { atomicMultiStreamAppend: true },
+    capabilities: { atomicMultiStreamAppend: true, companionKinds: [companionKind] },
     append,
     appendMany,
     readStream,

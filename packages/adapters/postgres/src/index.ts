@@ -1,4 +1,5 @@
 export * from './checkpoints.js'
+export * from './companion.js'
 export * from './embedded.js'
 export * from './errors.js'
 export * from './event-store.js'

@@ -404,6 +404,93 @@ CREATE INDEX referral_facts_unassigned ON ${s}.referral_facts (sent_at COLLATE "
 ${rollupFillSql(`${s}.referral_facts`, `${s}.referral_facts_monthly`)};
 `,
   },
+  {
+    version: 7,
+    name: "append_events reads each event's JSON once",
+    // The events arrive as one json array. The insert took id, type, schemaVersion, data and
+    // metadata with five `->` operators per event, and the idempotency probe the id with another:
+    // on the `json` type each operator parses the event's text again from its start, and an event
+    // with sealed PHI and a hash-chained envelope is kilobytes. `json_to_recordset` parses the array
+    // once and yields every field (the nested data and metadata as their exact text, as `->` did),
+    // so the insert parses each event once and the probe once. Same signature, results and stored
+    // rows; nothing else changes (append_many calls this function per stream).
+    sql: (s) => `
+CREATE OR REPLACE FUNCTION ${s}.append_events(p_stream_id text, p_expected_kind text, p_expected_version integer, p_events json)
+RETURNS TABLE (status text, stream_version integer, last_position bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_xid xid8;
+  v_count integer := json_array_length(p_events);
+  v_current integer;
+  v_last_writer xid8;
+  v_in_stream integer;
+  v_anywhere integer;
+  v_version integer;
+  v_position bigint;
+  v_ordinal integer;
+  v_base bigint;
+BEGIN
+  -- Stream lock first, transaction id second (see migration 1 and the README): a transaction that
+  -- appends to a stream after another one committed there gets a larger id. Under READ COMMITTED
+  -- every statement below takes a new snapshot, so it sees what the lock's previous holder
+  -- committed; under a stale snapshot the unique (stream_id, version) index refuses the insert
+  -- (23505, retried by the client).
+  PERFORM pg_advisory_xact_lock(hashtextextended(p_stream_id, 0));
+  v_xid := pg_current_xact_id();
+
+  SELECT ev.version, ev.transaction_id INTO v_current, v_last_writer
+    FROM ${s}.events ev WHERE ev.stream_id = p_stream_id ORDER BY ev.version DESC LIMIT 1;
+  v_current := coalesce(v_current, 0);
+
+  SELECT count(*) FILTER (WHERE ev.stream_id = p_stream_id), count(*),
+         max(ev.version) FILTER (WHERE ev.stream_id = p_stream_id),
+         max(ev.global_position) FILTER (WHERE ev.stream_id = p_stream_id)
+    INTO v_in_stream, v_anywhere, v_version, v_position
+    FROM ${s}.events ev
+   WHERE ev.event_id = ANY (ARRAY(SELECT x.id FROM json_to_recordset(p_events) AS x(id text)));
+  IF v_in_stream = v_count AND v_count > 0 THEN
+    RETURN QUERY SELECT 'idempotent'::text, v_version, v_position;
+    RETURN;
+  END IF;
+  IF v_anywhere > 0 THEN
+    RETURN QUERY SELECT 'mismatch'::text, v_current, NULL::bigint;
+    RETURN;
+  END IF;
+
+  IF (p_expected_kind = 'no_stream' AND v_current <> 0)
+     OR (p_expected_kind = 'stream_exists' AND v_current = 0)
+     OR (p_expected_kind = 'exact' AND v_current <> p_expected_version) THEN
+    RETURN QUERY SELECT 'conflict'::text, v_current, NULL::bigint;
+    RETURN;
+  END IF;
+
+  -- A caller whose transaction already had an id when it got the stream lock could be older than
+  -- the stream's last writer; placing its events would break the stream's order: retry.
+  IF v_last_writer > v_xid THEN
+    RAISE EXCEPTION 'append to a stream from a transaction older than its last writer; retry'
+      USING ERRCODE = '40001';
+  END IF;
+
+  v_ordinal := coalesce(nullif(current_setting('referrals.tx_ordinal', true), '')::integer, 0);
+  IF v_ordinal + v_count > ${MAX_EVENTS_PER_TRANSACTION} THEN
+    RETURN QUERY SELECT 'too_many'::text, v_current, NULL::bigint;
+    RETURN;
+  END IF;
+  PERFORM set_config('referrals.tx_ordinal', (v_ordinal + v_count)::text, true);
+  v_base := (v_xid::text::bigint << ${POSITION_TX_SHIFT}) + v_ordinal;
+
+  INSERT INTO ${s}.events (global_position, transaction_id, stream_id, version, event_id, type, schema_version, data, metadata)
+  SELECT v_base + e.n - 1, v_xid, p_stream_id, v_current + e.n::integer, e.id, e.type, e.schema_version,
+         e.data, e.metadata
+    FROM ROWS FROM (json_to_recordset(p_events)
+           AS (id text, type text, "schemaVersion" integer, data json, metadata json))
+         WITH ORDINALITY AS e(id, type, schema_version, data, metadata, n);
+
+  RETURN QUERY SELECT 'ok'::text, v_current + v_count, v_base + v_count - 1;
+END
+$fn$;
+`,
+  },
 ]
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0)

@@ -7,7 +7,16 @@ import { type DomainError, domainError } from '../shared/errors.js'
 import type { IdGenerator } from '../shared/id-generator.js'
 import { type EventId, type StreamId, unsafeId } from '../shared/ids.js'
 import type { Instant } from '../shared/time.js'
-import { type EventStore, expected, type NewEvent, type StoredEvent, type StoreError } from '../store/port.js'
+import {
+  type AppendRequest,
+  acceptsCompanion,
+  type CompanionWrite,
+  type EventStore,
+  expected,
+  type NewEvent,
+  type StoredEvent,
+  type StoreError,
+} from '../store/port.js'
 import type { EventCatalog } from './event-catalog.js'
 
 /** Where an event's data goes through on its way to and from the store (PHI encryption hooks here). */
@@ -55,6 +64,8 @@ export interface CommandResult<Ev, S> extends Loaded<Ev, S> {
    * `recordedAt` of the last stored event if it wrote none (undefined for an empty stream).
    */
   readonly updatedAt?: Instant
+  /** The commit wrote `options.companion`'s write in the command's transaction. */
+  readonly companionWritten?: true
 }
 
 const metadataOf = (meta: CommandMeta): EventMetadata => ({
@@ -166,7 +177,27 @@ export interface Decided<Ev, S> {
   readonly decided: readonly Ev[]
   /** `decided`, encoded and sealed. */
   readonly newEvents: readonly NewEvent[]
+  /** The command's `meta.now` (the decided events' occurredAt). */
+  readonly decidedAt: Instant
+  /** From `PreloadedExecuteOptions.companion`: the caller's write for the command's transaction. */
+  readonly companion?: CompanionOf<S>
 }
+
+/** What a command's answer is built from: the state, version and last change it leaves (its commit's events included). */
+export interface CommandOutcome<S> {
+  readonly state: S
+  readonly version: number
+  readonly updatedAt: Instant
+}
+
+/**
+ * Given the outcome a commit is about to write, a write of the caller's to commit in the same
+ * transaction (the HTTP layer's idempotency completion: the answer stored exactly when the events
+ * are), or undefined. A commit passes it to the store only where the store takes its kind
+ * (`acceptsCompanion`) and reports that in `companionWritten`; otherwise the caller writes it apart.
+ * It may be called once per attempt (a conflict decides again): only the committed attempt's counts.
+ */
+export type CompanionOf<S> = (outcome: CommandOutcome<S>) => CompanionWrite | undefined
 
 /** A commit that wrote the decided events, possibly with events of its own in the same transaction. */
 export interface Committed<Ev> {
@@ -176,6 +207,8 @@ export interface Committed<Ev> {
   readonly added: readonly Ev[]
   /** The `occurredAt` of the last added event (when there are any). */
   readonly addedAt?: Instant
+  /** The decided command's companion was written in this transaction. */
+  readonly companionWritten?: true
 }
 
 /**
@@ -190,19 +223,45 @@ export type Commit<Ev, S> = (decided: Decided<Ev, S>) => Promise<E.Either<Comman
 export interface PreloadedExecuteOptions<Ev, S> extends ExecuteOptions {
   readonly preloaded?: Loaded<Ev, S>
   readonly commit?: Commit<Ev, S>
+  readonly companion?: CompanionOf<S>
 }
 
 /** The default commit: the decided events alone, at the version they were decided on. */
 export const appendDecided =
   (store: EventStore) =>
   async <Ev, S>(d: Decided<Ev, S>): Promise<E.Either<CommandFailure, Committed<Ev>>> => {
-    const appended = await store.append({
+    const request: AppendRequest = {
       streamId: d.streamId,
       expected: d.version === 0 ? expected.noStream : expected.exact(d.version),
       events: d.newEvents,
-    })()
+    }
+    const companion = companionFor(store, d, {
+      state: d.stateAfter,
+      version: d.version + d.newEvents.length,
+      updatedAt: d.decidedAt,
+    })
+    if (companion !== undefined) {
+      const appended = await store.appendMany([request], { companions: [companion] })()
+      if (E.isLeft(appended)) return appended
+      return E.right({
+        version: appended.right[0]?.version ?? request.events.length + d.version,
+        added: [],
+        companionWritten: true,
+      })
+    }
+    const appended = await store.append(request)()
     return E.isLeft(appended) ? appended : E.right({ version: appended.right.version, added: [] })
   }
+
+/** The decided command's companion for `outcome`, if it has one the store takes. */
+export const companionFor = <S>(
+  store: Pick<EventStore, 'capabilities'>,
+  d: Pick<Decided<unknown, S>, 'companion'>,
+  outcome: CommandOutcome<S>,
+): CompanionWrite | undefined => {
+  const companion = d.companion?.(outcome)
+  return companion !== undefined && acceptsCompanion(store, companion.kind) ? companion : undefined
+}
 
 /**
  * Load → decide → append with `exact(version)`. Business rules run against the state the append
@@ -263,6 +322,8 @@ export const executeCommand =
         events,
         decided: decided.right,
         newEvents: newEvents.right,
+        decidedAt: command.meta.now,
+        ...(options.companion === undefined ? {} : { companion: options.companion }),
       })
       if (E.isRight(committed)) {
         const { added } = committed.right
@@ -274,6 +335,7 @@ export const executeCommand =
           stored: loaded.right.stored,
           produced: added.length === 0 ? decided.right : [...decided.right, ...added],
           updatedAt: committed.right.addedAt ?? command.meta.now,
+          ...(committed.right.companionWritten === true ? { companionWritten: true as const } : {}),
         })
       }
       if (committed.left._tag !== 'WrongExpectedVersion' || committed.left.streamId !== streamId)

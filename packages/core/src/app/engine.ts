@@ -54,6 +54,7 @@ import {
   type Aggregate,
   type CommandFailure,
   type CommandResult,
+  type CompanionOf,
   type ExecuteOptions,
   executeCommand,
   type Loaded,
@@ -153,6 +154,11 @@ const afterCommit = async (work: () => Promise<void> | undefined): Promise<void>
 /** `execute`'s options: `preloaded` is the referral as the caller just read it (no second read). */
 export interface ReferralExecuteOptions extends ExecuteOptions {
   readonly preloaded?: Loaded<ReferralEvent, ReferralState>
+  /**
+   * A write of the caller's committed in the command's transaction (routing included) where the
+   * store takes its kind; `companionWritten` in the result says whether it was (see `CompanionOf`).
+   */
+  readonly companion?: CompanionOf<ReferralState>
 }
 
 /** Options for reading an aggregate as it was: events recorded after `asOf` are left out. */

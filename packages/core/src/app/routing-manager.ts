@@ -30,13 +30,20 @@ import { fteMilli, type PoolKey, poolStreamName, receivesCategory } from '../sha
 import type { IdGenerator } from '../shared/id-generator.js'
 import { type PracticeId, type ReferralId, type StreamId, unsafeId } from '../shared/ids.js'
 import type { Instant } from '../shared/time.js'
-import { type AppendRequest, type EventStore, expected, type NewEvent } from '../store/port.js'
+import {
+  type AppendRequest,
+  type CompanionWrite,
+  type EventStore,
+  expected,
+  type NewEvent,
+} from '../store/port.js'
 import {
   type Aggregate,
   appendDecided,
   type CommandFailure,
   type Commit,
   type Committed,
+  companionFor,
   type Decided,
   decodeStored,
   loadAggregate,
@@ -172,15 +179,27 @@ export const createRouter = (deps: RouterDeps) => {
   interface CachedPool {
     state: PoolState
     version: number
+    /**
+     * This process wrote the pool's last known version and its read before found nothing new: the
+     * next batch is planned on the cache without reading the stream (`loadPool(…, true)`), and the
+     * append's expected version checks the guess — a conflict reads the stream and plans again.
+     */
+    sole?: boolean
   }
   /** A pool as read for a decision: `caughtUp` counts the events read from the store just now. */
   interface LoadedPool extends CachedPool {
     readonly caughtUp: number
   }
   const pools = new Map<StreamId, CachedPool>()
-  const loadPool = async (streamId: StreamId): Promise<E.Either<CommandFailure, LoadedPool>> => {
-    const entry = pools.get(streamId) ?? { state: pool.decider.initialState, version: 0 }
+  const loadPool = async (
+    streamId: StreamId,
+    optimistic = false,
+  ): Promise<E.Either<CommandFailure, LoadedPool>> => {
+    const entry: CachedPool = pools.get(streamId) ?? { state: pool.decider.initialState, version: 0 }
     pools.set(streamId, entry)
+    if (optimistic && entry.sole === true)
+      return E.right({ state: forkPoolState(entry.state), version: entry.version, caughtUp: 0 })
+    entry.sole = false
     const read = await store.readStream(streamId, { fromVersion: entry.version + 1 })()
     if (E.isLeft(read)) return read
     for (const stored of read.right) {
@@ -192,12 +211,21 @@ export const createRouter = (deps: RouterDeps) => {
     // A snapshot: routing evolves its own copy of `state` and only writes back after its append.
     return E.right({ state: forkPoolState(entry.state), version: entry.version, caughtUp: read.right.length })
   }
-  /** After a successful append, the decided state is the pool's state at `version`. */
-  const remember = (streamId: StreamId, from: CachedPool, state: PoolState, version: number) => {
+  /**
+   * After a successful append, the decided state is the pool's state at `version`. `sole`: the pool
+   * was planned on without finding another writer's events (read nothing new, or not read).
+   */
+  const remember = (streamId: StreamId, from: LoadedPool | CachedPool, state: PoolState, version: number) => {
     const entry = pools.get(streamId)
     if (entry === undefined || entry.version !== from.version) return
     entry.state = state
     entry.version = version
+    entry.sole = 'caughtUp' in from && from.caughtUp === 0
+  }
+  /** Another writer got to the pool first: the next batch reads it. */
+  const distrust = (streamId: StreamId) => {
+    const entry = pools.get(streamId)
+    if (entry !== undefined) entry.sole = false
   }
 
   /** The id of the last decision that assigned `referralId` in a pool stream ('repaired' if none is found). */
@@ -411,7 +439,8 @@ export const createRouter = (deps: RouterDeps) => {
     for (let attempt = 0; attempt < POOL_ATTEMPTS && items.length > 0; attempt++) {
       const first = items[0] as Batcher['waiting'][number]
       const poolStream = unsafeId<StreamId>(poolStreamName(poolKeyOf(first.item.after)))
-      const loaded = await loadPool(poolStream).catch(
+      // The first attempt plans on the cache where this process is the pool's only writer so far.
+      const loaded = await loadPool(poolStream, attempt === 0).catch(
         (): E.Either<CommandFailure, LoadedPool> => E.left(unreadable),
       )
       if (E.isLeft(loaded)) {
@@ -466,7 +495,21 @@ export const createRouter = (deps: RouterDeps) => {
           events: [...d.newEvents, ...step.referralNewEvents],
         })
       }
-      const written = await store.appendMany(requests)()
+      // Each command's companion (its HTTP answer), for the outcome `executeCommand` will return.
+      const companions: CompanionWrite[] = []
+      const withCompanion = new Set<Batcher['waiting'][number]>()
+      for (const { w, step } of steps) {
+        const { d, after } = w.item
+        const companion = companionFor(store, d, {
+          state: step.referralEvents.reduce(referral.decider.evolve, after),
+          version: d.version + d.newEvents.length + step.referralNewEvents.length,
+          updatedAt: step.referralEvents.length === 0 ? d.decidedAt : step.at,
+        })
+        if (companion === undefined) continue
+        companions.push(companion)
+        withCompanion.add(w)
+      }
+      const written = await store.appendMany(requests, companions.length === 0 ? undefined : { companions })()
       if (E.isRight(written)) {
         const poolResult = written.right.find((r) => r.streamId === poolStream)
         if (poolResult !== undefined) remember(poolStream, loaded.right, state, poolResult.version)
@@ -478,13 +521,17 @@ export const createRouter = (deps: RouterDeps) => {
               version: result?.version ?? d.version + d.newEvents.length + step.referralNewEvents.length,
               added: step.referralEvents,
               ...(step.referralEvents.length === 0 ? {} : { addedAt: step.at }),
+              ...(withCompanion.has(w) ? { companionWritten: true as const } : {}),
             }),
           )
         }
         return
       }
       const failure = written.left
-      if (poolConflict(failure, poolStream)) continue
+      if (poolConflict(failure, poolStream)) {
+        distrust(poolStream)
+        continue
+      }
       if (failure._tag === 'WrongExpectedVersion') {
         // One referral changed meanwhile: its command is decided again; the others are planned again.
         const stale = items.filter((w) => w.item.d.streamId === failure.streamId)
@@ -525,7 +572,8 @@ export const createRouter = (deps: RouterDeps) => {
       const refiles = d.decided.some((e) => e.type === 'ReferralCategoryChanged')
       if (!routes || refiles || !store.capabilities.atomicMultiStreamAppend || !after.exists) {
         followUp = routes || refiles
-        return appendOnly(d)
+        // The command's answer is only final without a follow-up: else its companion is written apart.
+        return appendOnly(followUp ? withoutCompanion(d) : d)
       }
       const outcome = await groupCommit(poolStreamName(poolKeyOf(after)), {
         d,
@@ -538,7 +586,7 @@ export const createRouter = (deps: RouterDeps) => {
         // Routing never refuses the command: if the pool cannot be read or planned, the command
         // is written alone and routed right after or by `repairAll`.
         followUp = true
-        return appendOnly(d)
+        return appendOnly(withoutCompanion(d))
       }
       return outcome
     }
@@ -546,6 +594,11 @@ export const createRouter = (deps: RouterDeps) => {
   }
 
   const appendOnly = appendDecided(store)
+  /** A command routed after its commit returns a later state than its commit: no companion with it. */
+  const withoutCompanion = ({
+    companion: _,
+    ...d
+  }: Decided<ReferralEvent, ReferralState>): Decided<ReferralEvent, ReferralState> => d
   const unreadable: CommandFailure = {
     _tag: 'StoreUnavailable',
     reason: 'unavailable',

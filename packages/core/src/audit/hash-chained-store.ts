@@ -3,6 +3,7 @@ import type { TaskEither } from 'fp-ts/lib/TaskEither.js'
 import { StreamId } from '../shared/ids.js'
 import { checkRequestShape, describeExpected, expectedVersionHolds } from '../store/append-rules.js'
 import type {
+  AppendManyOptions,
   AppendRequest,
   AppendResult,
   EventStore,
@@ -187,7 +188,10 @@ export const hashChainedStore = (
 
   const appendMany = async (
     requests: readonly AppendRequest[],
+    options?: AppendManyOptions,
   ): Promise<E.Either<StoreError, readonly AppendResult[]>> => {
+    // Companions need the inner store's appendMany (its transaction), even for one request.
+    const companions = (options?.companions?.length ?? 0) > 0
     let useHints = true
     for (let attempt = 0; ; attempt++) {
       const prepared: (Prepared & { readonly hinted?: true })[] = []
@@ -197,11 +201,14 @@ export const hashChainedStore = (
         prepared.push(one.right)
       }
       const result =
-        prepared.length === 1 && prepared[0] !== undefined
+        prepared.length === 1 && prepared[0] !== undefined && !companions
           ? await inner
               .append(prepared[0].request)()
               .then(E.map((r): readonly AppendResult[] => [r]))
-          : await inner.appendMany(prepared.map((p) => p.request))()
+          : await inner.appendMany(
+              prepared.map((p) => p.request),
+              options,
+            )()
       if (E.isRight(result)) {
         for (const p of prepared) {
           const last = p.kind === 'write' ? p.request.events[p.request.events.length - 1] : undefined
@@ -249,7 +256,7 @@ export const hashChainedStore = (
           ? E.left({ _tag: 'InvalidAppend', message: 'the store returned no append result' })
           : E.right(only)
       },
-    appendMany: (requests) => () => appendMany(requests),
+    appendMany: (requests, options) => () => appendMany(requests, options),
     readStream,
     readAll: inner.readAll,
     streamVersion: inner.streamVersion,

@@ -3,19 +3,32 @@ import type { TaskEither } from 'fp-ts/lib/TaskEither.js'
 import { StreamId } from '../shared/ids.js'
 import { type Clock, type Instant, instantFromMillis } from '../shared/time.js'
 import { checkRequestShape, describeExpected, expectedVersionHolds } from './append-rules.js'
-import type {
-  AppendRequest,
-  AppendResult,
-  CheckpointStore,
-  EventStore,
-  GlobalPosition,
-  ReadAllOptions,
-  ReadStreamOptions,
-  StoredEvent,
-  StoreError,
-  SubscribeOptions,
-  Subscription,
+import {
+  type AppendManyOptions,
+  type AppendRequest,
+  type AppendResult,
+  type CheckpointStore,
+  type EventStore,
+  type GlobalPosition,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  refusedCompanion,
+  type StoredEvent,
+  type StoreError,
+  type SubscribeOptions,
+  type Subscription,
 } from './port.js'
+
+/**
+ * The companion write the in-memory store takes (`CompanionWrite` of kind `in-memory`): `apply` runs
+ * synchronously right after the append's events are stored, so nothing observes one without the
+ * other. It must not throw.
+ */
+export interface InMemoryCompanionWrite {
+  readonly kind: typeof IN_MEMORY_COMPANION
+  readonly apply: () => void
+}
+export const IN_MEMORY_COMPANION = 'in-memory'
 
 export interface InMemoryEventStoreOptions {
   /**
@@ -109,10 +122,15 @@ export const createInMemoryEventStore = (options: InMemoryEventStoreOptions = {}
   }
 
   const appendMany =
-    (requests: readonly AppendRequest[]): TaskEither<StoreError, readonly AppendResult[]> =>
+    (
+      requests: readonly AppendRequest[],
+      options: AppendManyOptions = {},
+    ): TaskEither<StoreError, readonly AppendResult[]> =>
     async () => {
       if (closed)
         return E.left({ _tag: 'StoreUnavailable', reason: 'unavailable', message: 'store is closed' })
+      const refused = refusedCompanion(options.companions, [IN_MEMORY_COMPANION])
+      if (refused !== undefined) return E.left(refused)
       const streamIds = new Set(requests.map((r) => r.streamId))
       if (streamIds.size !== requests.length) {
         return E.left({ _tag: 'InvalidAppend', message: 'appendMany takes at most one request per stream' })
@@ -124,6 +142,7 @@ export const createInMemoryEventStore = (options: InMemoryEventStoreOptions = {}
         checks.push(c.right)
       }
       const results = requests.map((r, i) => checks[i] ?? write(r))
+      for (const c of options.companions ?? []) (c as InMemoryCompanionWrite).apply()
       if (checks.some((c) => c === null)) notify()
       return E.right(results)
     }
@@ -241,7 +260,7 @@ export const createInMemoryEventStore = (options: InMemoryEventStoreOptions = {}
     readAll,
     streamVersion: (streamId) => right(streams.get(streamId)?.length ?? 0),
     subscribe,
-    capabilities: { atomicMultiStreamAppend: true },
+    capabilities: { atomicMultiStreamAppend: true, companionKinds: [IN_MEMORY_COMPANION] },
     close: async () => {
       closed = true
       notify()

@@ -115,7 +115,10 @@ export interface EventStore {
    * whose store cannot do this set `capabilities.atomicMultiStreamAppend = false` and the engine
    * uses its idempotent process manager instead.
    */
-  readonly appendMany: (requests: readonly AppendRequest[]) => TaskEither<StoreError, readonly AppendResult[]>
+  readonly appendMany: (
+    requests: readonly AppendRequest[],
+    options?: AppendManyOptions,
+  ) => TaskEither<StoreError, readonly AppendResult[]>
   readonly readStream: (
     streamId: StreamId,
     options?: ReadStreamOptions,
@@ -125,8 +128,54 @@ export interface EventStore {
   /** Current version of a stream (0 when it does not exist). */
   readonly streamVersion: (streamId: StreamId) => TaskEither<StoreError, number>
   readonly subscribe: (options: SubscribeOptions) => Subscription
-  readonly capabilities: { readonly atomicMultiStreamAppend: boolean }
+  readonly capabilities: StoreCapabilities
   readonly close: () => Promise<void>
+}
+
+export interface StoreCapabilities {
+  readonly atomicMultiStreamAppend: boolean
+  /**
+   * The `CompanionWrite` kinds `appendMany` commits in its own transaction (absent: none). A caller
+   * passes a companion only of a kind listed here and writes it apart otherwise.
+   */
+  readonly companionKinds?: readonly string[]
+}
+
+/**
+ * A write owned by another component that a store commits in the same transaction as an
+ * `appendMany` — all or nothing with the events. The HTTP layer uses it for an idempotency
+ * completion, so a command's answer is durable exactly when its events are. Opaque to the core:
+ * the store that lists `kind` in `capabilities.companionKinds` defines the shape
+ * (`PostgresCompanionWrite` in `@referrals/postgres`, `InMemoryCompanionWrite` here).
+ */
+export interface CompanionWrite {
+  readonly kind: string
+}
+
+export interface AppendManyOptions {
+  /**
+   * Written in the append's transaction, after its events; each kind must be one of
+   * `capabilities.companionKinds` (else the append is refused with `InvalidAppend`).
+   */
+  readonly companions?: readonly CompanionWrite[]
+}
+
+/** Whether `store` commits companions of `kind` with its appends. */
+export const acceptsCompanion = (store: Pick<EventStore, 'capabilities'>, kind: string): boolean =>
+  store.capabilities.companionKinds?.includes(kind) === true
+
+/** The refusal of a companion the store does not take (a caller's bug: check `acceptsCompanion`). */
+export const refusedCompanion = (
+  companions: readonly CompanionWrite[] | undefined,
+  accepted: readonly string[],
+): StoreError | undefined => {
+  const bad = companions?.find((c) => !accepted.includes(c.kind))
+  return bad === undefined
+    ? undefined
+    : {
+        _tag: 'InvalidAppend',
+        message: `appendMany: this store does not take companion writes of kind ${bad.kind}`,
+      }
 }
 
 /**

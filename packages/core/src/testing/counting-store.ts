@@ -9,9 +9,9 @@ export const countingStore = (inner: EventStore) => {
       calls.append++
       return inner.append(request)
     },
-    appendMany: (requests) => {
+    appendMany: (requests, options) => {
       calls.appendMany++
-      return inner.appendMany(requests)
+      return inner.appendMany(requests, options)
     },
     readStream: (streamId, options) => {
       calls.reads.set(streamId, (calls.reads.get(streamId) ?? 0) + 1)

@@ -2,6 +2,7 @@ import {
   CancelReferralData,
   ChangeCategoryData,
   ChangeUrgencyData,
+  type CommandOutcome,
   type CommandResult,
   CompleteReferralData,
   DeclineReferralData,
@@ -18,11 +19,12 @@ import {
   ScheduleAppointmentData,
   SendReferralData,
 } from '@referrals/core'
-import type { FastifyPluginAsync, FastifyReply } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { requireActor } from '../auth.js'
-import { setEtag } from '../etag.js'
+import { setEtag, weakEtag } from '../etag.js'
+import { JSON_CONTENT_TYPE, type StoredResponse, transactionalCompletion } from '../idempotency.js'
 import { nameSchema } from '../openapi/io-ts-schema.js'
 import { operationIdOf, route } from '../openapi/route.js'
 import { httpProblem, ProblemError } from '../problem.js'
@@ -64,6 +66,42 @@ export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app,
     return summaryFromState(result.state, result.version, result.updatedAt ?? result.state.sentAt)
   }
 
+  /**
+   * With an `Idempotency-Key` on a store that can (PostgreSQL), the answer is stored in the
+   * command's own transaction: `companion` builds it from the outcome the commit is about to write
+   * (the same summary, ETag and Location the handler would send), and when the engine reports it
+   * written, `sendWritten` sends exactly that (the claim is settled; `onSend` stores nothing).
+   * Otherwise (no key, another store, routed after the commit) the answer is stored apart by `onSend`.
+   */
+  const answerInTransaction = (request: FastifyRequest, status: number, location?: string) => {
+    const completion = transactionalCompletion(request)
+    if (completion === undefined) return { options: {}, sendWritten: () => undefined }
+    let answer: StoredResponse | undefined
+    const companion = (outcome: CommandOutcome<ReferralState>) => {
+      answer = undefined
+      if (!outcome.state.exists) return undefined
+      const body = JSON.stringify(
+        ReferralSummaryView.encode(summaryFromState(outcome.state, outcome.version, outcome.updatedAt)),
+      )
+      const headers: Record<string, string> = {
+        'content-type': JSON_CONTENT_TYPE,
+        ...(location === undefined ? {} : { location }),
+        etag: weakEtag(outcome.version),
+      }
+      answer = { status, headers, body }
+      return completion.write(answer)
+    }
+    return {
+      options: { companion },
+      /** The reply, sent, when the answer was written with the command; else undefined. */
+      sendWritten: (result: CommandResult<ReferralEvent, ReferralState>, reply: FastifyReply) => {
+        if (result.companionWritten !== true || answer === undefined) return undefined
+        completion.written()
+        return reply.code(answer.status).headers(answer.headers).send(answer.body)
+      },
+    }
+  }
+
   route(app, {
     method: 'POST',
     url: '/referrals',
@@ -78,14 +116,19 @@ export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app,
     response: ReferralSummaryView,
     handler: async ({ body }, request, reply) => {
       const patientId = scopedPatientId(body.senderPracticeId, body.patientId)
+      const location = `/referrals/${body.referralId}`
+      const inTransaction = answerInTransaction(request, 201, location)
       const sent = must(
         await engine.referrals.execute(
           body.referralId,
           { type: 'SendReferral', data: { ...body, patientId } },
           requestContext(request),
+          inTransaction.options,
         )(),
       )
-      reply.header('location', `/referrals/${body.referralId}`)
+      const written = inTransaction.sendWritten(sent, reply)
+      if (written !== undefined) return written
+      reply.header('location', location)
       return commandResponse(sent, reply)
     },
   })
@@ -169,13 +212,16 @@ export const referralRoutes: FastifyPluginAsync<ReferralRouteDeps> = async (app,
         const loaded = must(await engine.referrals.load(params.referralId)())
         requireReferralVisible(requireActor(request), loaded.state)
         const pinned = pinnedVersion(request, loaded.version)
+        const inTransaction = answerInTransaction(request, 200)
         const r = await engine.referrals.execute(params.referralId, payload.right, requestContext(request), {
           preloaded: loaded,
           ...(pinned === undefined ? {} : { expectedVersion: pinned }),
+          ...inTransaction.options,
         })()
         if (E.isLeft(r) && isDomainError(r.left) && r.left.code === 'referral.not_found')
           throw notFound('Referral')
-        return commandResponse(must(r, pinned), reply)
+        const result = must(r, pinned)
+        return inTransaction.sendWritten(result, reply) ?? commandResponse(result, reply)
       },
     })
   }
