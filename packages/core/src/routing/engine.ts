@@ -26,7 +26,10 @@ import {
  *   pick:  among members with S_i ≤ V ("eligible"), the smallest F_i; ties by the smaller S_i,
  *          then practiceId (lexicographic). If nobody is eligible, V first jumps to the smallest S_i.
  *   serve: p_c += W (S_c moves to F_c), then V += 1.
- *   place: joins, leaves, pauses, resumes and FTE changes start a new period. A newcomer is placed
+ *   place: joins, leaves, pauses, resumes (any status change, a paused member's leave included)
+ *          and FTE changes of active members start a new period. A paused member's FTE change
+ *          does not: nobody active changes rate, so V runs on and no lag moves; the member's kept
+ *          lag (in referrals) comes back with it at its new FTE. A newcomer is placed
  *          at the current virtual time (λ = 0): no catch-up burst. Everyone else keeps its lag (an
  *          FTE change only changes the rate from now on: no burst either). Policy v2: a member
  *          that pauses or leaves takes its lag with it, keeping it only if negative (what it is

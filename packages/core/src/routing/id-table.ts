@@ -19,7 +19,8 @@ export const MAX_PROBE = 64
 /** Marks a slot whose value is a string (kept in `strings`). */
 const STRING = -2
 
-const hashOf = (s: string): number => {
+/** The table's hash of an id (never 0: 0 marks an empty slot); exported for the collision tests. */
+export const hashOf = (s: string): number => {
   let h = 0x811c9dc5 | 0
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
   // Murmur3 finalizer: ids that differ in their last characters spread over the whole table.
