@@ -13,7 +13,7 @@
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import path from 'node:path'
-import { expected, type StreamId, unsafeId } from '@referrals/core'
+import { type EventId, expected, type NewEvent, type StreamId, unsafeId } from '@referrals/core'
 import { createPostgresEventStore, migrate, startEmbeddedPostgres } from '@referrals/postgres'
 import * as E from 'fp-ts/lib/Either.js'
 import pg from 'pg'
@@ -31,8 +31,8 @@ const metadata = {
   integrity: { hash: 'h'.repeat(64), previous: 'p'.repeat(64), algorithm: 'sha256' },
 }
 const sealed = 'S'.repeat(1600) // the base64 of an AES-GCM sealed PHI object
-const ev = (type: string, i: number, phi: boolean) => ({
-  id: unsafeId(globalThis.crypto.randomUUID()),
+const ev = (type: string, i: number, phi: boolean): NewEvent => ({
+  id: unsafeId<EventId>(globalThis.crypto.randomUUID()),
   type,
   schemaVersion: 1,
   data: {

@@ -303,7 +303,7 @@ describe('adapter-specific append rules', () => {
       a: { y: [1, 2, { b: 'é "q" \\ \u2028' }], x: null },
       sealed: 'A'.repeat(3000),
     }
-    const meta = { ...testMetadata, integrity: { hash: 'h', previous: 'p' } }
+    const meta = { ...testMetadata, integrity: { prev: 'p', hash: 'h' } }
     const events = [
       { ...newEvent('First', data), metadata: meta },
       { ...newEvent('Second', { n: 2 }), schemaVersion: 3 },
