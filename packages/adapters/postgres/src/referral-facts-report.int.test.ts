@@ -1,14 +1,11 @@
 import {
   compareFacts,
   dimensionValue,
-  FACT_REPORTS,
   type FactReportOptions,
   factReport,
   type Instant,
   matchesFactsQuery,
   type PracticeId,
-  REFERRAL_FACT_FIELDS,
-  REPORT_DIMENSIONS,
   type ReferralFacts,
   type ReferralFactsQuery,
   referralAggregate,
@@ -17,6 +14,7 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPostgresEventStore, type PostgresEventStore } from './event-store.js'
 import { createPostgresReferralFacts, type PostgresReferralFacts } from './referral-facts.js'
+import { factArbitraries, writeFactsRows } from './referral-facts.test-support.js'
 import { createTestDatabase, type TestDatabase } from './testing/index.js'
 
 // The SQL aggregation of the fact reports (referral-facts-report.ts) against the reference, the
@@ -37,92 +35,10 @@ afterAll(async () => {
   await db?.drop()
 })
 
-const START = Date.parse('2026-03-01T00:00:00.000Z')
-const SPAN = 40 * 86_400_000
-const practices = ['p-a', 'p-b', 'p-c', 'p-d'] as PracticeId[]
+const { rowsArb, requestArb } = factArbitraries('2026-03-01T00:00:00.000Z', 40)
 
-const instant = fc
-  .integer({ min: START, max: START + SPAN })
-  .map((ms) => new Date(ms).toISOString() as Instant)
-// Some instants repeat (ties in the percentiles), some are on the hour (whole-hour durations).
-const someInstant = fc.oneof(
-  instant,
-  fc.integer({ min: 0, max: 40 * 24 }).map((h) => new Date(START + h * 3_600_000).toISOString() as Instant),
-)
-const maybe = <A>(a: fc.Arbitrary<A>) => fc.option(a, { nil: null, freq: 2 })
-const small = (values: readonly string[]) => fc.constantFrom(...values)
-
-const factsRow = (i: number): fc.Arbitrary<ReferralFacts> =>
-  fc.record({
-    referralId: fc.constant(`r-${i.toString().padStart(3, '0')}`),
-    senderPracticeId: small(practices),
-    receivingPracticeId: maybe(small(practices)),
-    regionId: small(['north', 'south']),
-    specialtyId: small(['cardio', 'derm']),
-    categoryId: small(['c1', 'c2']),
-    subcategoryId: maybe(small(['s1', 's2'])),
-    urgency: small(['routine', 'urgent', 'emergent']),
-    route: small(['direct', 'pooled']),
-    status: small(['unassigned', 'pending', 'accepted', 'scheduled', 'completed', 'cancelled', 'returned']),
-    sentAt: someInstant,
-    firstDeliveredAt: maybe(someInstant),
-    deliveredAt: maybe(someInstant),
-    acceptedAt: maybe(someInstant),
-    scheduledAt: maybe(someInstant),
-    appointmentAt: maybe(someInstant),
-    completedAt: maybe(someInstant),
-    cancelledAt: maybe(someInstant),
-    returnedAt: maybe(someInstant),
-    returnReason: maybe(small(['wrong-specialty', 'other'])),
-    unassignedSince: maybe(someInstant),
-    deliveryCount: fc.integer({ min: 0, max: 4 }),
-    declineCount: fc.integer({ min: 0, max: 3 }),
-    expiryCount: fc.integer({ min: 0, max: 3 }),
-    noShowCount: fc.integer({ min: 0, max: 2 }),
-    channel: maybe(small(['web', 'fax', 'ç-ü'])),
-    campaign: maybe(small(['spring', 'Autumn'])),
-    location: maybe(small(['loc-1', 'loc-2'])),
-    serviceLine: maybe(small(['sl-1'])),
-    referringPracticeId: maybe(small(practices)),
-    updatedAt: someInstant,
-  }) as unknown as fc.Arbitrary<ReferralFacts>
-
-const rowsArb = fc
-  .integer({ min: 0, max: 40 })
-  .chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => factsRow(i))))
-
-const requestArb = fc.record({
-  report: fc.constantFrom(...FACT_REPORTS),
-  groupBy: fc.shuffledSubarray([...REPORT_DIMENSIONS], { maxLength: 3 }),
-  from: fc.option(someInstant, { nil: undefined }),
-  to: fc.option(someInstant, { nil: undefined }),
-  practiceId: fc.option(fc.constantFrom(...practices), { nil: undefined }),
-  viewer: fc.subarray([...practices]),
-  threshold: fc.integer({ min: 1, max: 6 }),
-  now: someInstant,
-  // A filter on a dimension with the value of one of the rows (or one no row has).
-  filter: fc.option(fc.tuple(fc.constantFrom(...REPORT_DIMENSIONS), fc.nat(), fc.boolean()), {
-    nil: undefined,
-  }),
-})
-
-const snake = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
-
-const writeRows = async (rows: readonly ReferralFacts[]) => {
-  const table = `"${store.schema}".referral_facts`
-  await store.pool.query(`TRUNCATE ${table}`)
-  if (rows.length === 0) return
-  const values: unknown[] = []
-  const tuples = rows.map((r) => {
-    const start = values.length
-    values.push(...REFERRAL_FACT_FIELDS.map((k) => r[k]))
-    return `(${REFERRAL_FACT_FIELDS.map((_, i) => `$${start + i + 1}`).join(', ')})`
-  })
-  await store.pool.query(
-    `INSERT INTO ${table} (${REFERRAL_FACT_FIELDS.map(snake).join(', ')}) VALUES ${tuples.join(', ')}`,
-    values,
-  )
-}
+const writeRows = (rows: readonly ReferralFacts[]) =>
+  writeFactsRows(store.pool, `"${store.schema}".referral_facts`, rows)
 
 describe('fact reports aggregated in SQL', () => {
   it('equal the core computation over the same rows, for any report, grouping, filter and viewer', async () => {

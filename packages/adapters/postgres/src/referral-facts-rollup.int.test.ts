@@ -1,14 +1,9 @@
 import {
   compareFacts,
   dimensionValue,
-  FACT_REPORTS,
   type FactReportOptions,
   factReport,
-  type Instant,
   matchesFactsQuery,
-  type PracticeId,
-  REFERRAL_FACT_FIELDS,
-  REPORT_DIMENSIONS,
   type ReferralFacts,
   type ReferralFactsQuery,
   referralAggregate,
@@ -18,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPostgresEventStore, type PostgresEventStore } from './event-store.js'
 import { migrate } from './migrations.js'
 import { createPostgresReferralFacts } from './referral-facts.js'
+import { factArbitraries, factsInsert, writeFactsRows } from './referral-facts.test-support.js'
 import { sqlFactReport } from './referral-facts-report.js'
 import { applyRollupDelta, rollupFillSql } from './referral-facts-rollup.js'
 import { createTestDatabase, type TestDatabase } from './testing/index.js'
@@ -41,98 +37,16 @@ afterAll(async () => {
   await db?.drop()
 })
 
-const START = Date.parse('2026-01-20T00:00:00.000Z')
-const SPAN = 100 * 86_400_000
-const practices = ['p-a', 'p-b', 'p-c', 'p-d'] as PracticeId[]
+// Four months, with instants pinned on month boundaries (whole months read from the rollup).
+const { factsRow, rowsArb, requestArb } = factArbitraries('2026-01-20T00:00:00.000Z', 100, [
+  '2026-02-01T00:00:00.000Z',
+  '2026-03-01T00:00:00.000Z',
+  '2026-04-01T00:00:00.000Z',
+  '2026-02-28T23:59:59.999Z',
+])
 
-const instant = fc
-  .integer({ min: START, max: START + SPAN })
-  .map((ms) => new Date(ms).toISOString() as Instant)
-// Some instants repeat (ties in the percentiles), some are on the hour (whole-hour durations).
-const someInstant = fc.oneof(
-  instant,
-  fc.constantFrom(
-    '2026-02-01T00:00:00.000Z',
-    '2026-03-01T00:00:00.000Z',
-    '2026-04-01T00:00:00.000Z',
-    '2026-02-28T23:59:59.999Z',
-  ) as fc.Arbitrary<Instant>,
-  fc.integer({ min: 0, max: 100 * 24 }).map((h) => new Date(START + h * 3_600_000).toISOString() as Instant),
-)
-const maybe = <A>(a: fc.Arbitrary<A>) => fc.option(a, { nil: null, freq: 2 })
-const small = (values: readonly string[]) => fc.constantFrom(...values)
-
-const factsRow = (i: number): fc.Arbitrary<ReferralFacts> =>
-  fc.record({
-    referralId: fc.constant(`r-${i.toString().padStart(3, '0')}`),
-    senderPracticeId: small(practices),
-    receivingPracticeId: maybe(small(practices)),
-    regionId: small(['north', 'south']),
-    specialtyId: small(['cardio', 'derm']),
-    categoryId: small(['c1', 'c2']),
-    subcategoryId: maybe(small(['s1', 's2'])),
-    urgency: small(['routine', 'urgent', 'emergent']),
-    route: small(['direct', 'pooled']),
-    status: small(['unassigned', 'pending', 'accepted', 'scheduled', 'completed', 'cancelled', 'returned']),
-    sentAt: someInstant,
-    firstDeliveredAt: maybe(someInstant),
-    deliveredAt: maybe(someInstant),
-    acceptedAt: maybe(someInstant),
-    scheduledAt: maybe(someInstant),
-    appointmentAt: maybe(someInstant),
-    completedAt: maybe(someInstant),
-    cancelledAt: maybe(someInstant),
-    returnedAt: maybe(someInstant),
-    returnReason: maybe(small(['wrong-specialty', 'other'])),
-    unassignedSince: maybe(someInstant),
-    deliveryCount: fc.integer({ min: 0, max: 4 }),
-    declineCount: fc.integer({ min: 0, max: 3 }),
-    expiryCount: fc.integer({ min: 0, max: 3 }),
-    noShowCount: fc.integer({ min: 0, max: 2 }),
-    channel: maybe(small(['web', 'fax', 'ç-ü'])),
-    campaign: maybe(small(['spring', 'Autumn'])),
-    location: maybe(small(['loc-1', 'loc-2'])),
-    serviceLine: maybe(small(['sl-1'])),
-    referringPracticeId: maybe(small(practices)),
-    updatedAt: someInstant,
-  }) as unknown as fc.Arbitrary<ReferralFacts>
-
-const rowsArb = fc
-  .integer({ min: 0, max: 40 })
-  .chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => factsRow(i))))
-
-const requestArb = fc.record({
-  report: fc.constantFrom(...FACT_REPORTS),
-  groupBy: fc.shuffledSubarray([...REPORT_DIMENSIONS], { maxLength: 3 }),
-  from: fc.option(someInstant, { nil: undefined }),
-  to: fc.option(someInstant, { nil: undefined }),
-  practiceId: fc.option(fc.constantFrom(...practices), { nil: undefined }),
-  viewer: fc.subarray([...practices]),
-  threshold: fc.integer({ min: 1, max: 6 }),
-  now: someInstant,
-  // A filter on a dimension with the value of one of the rows (or one no row has).
-  filter: fc.option(fc.tuple(fc.constantFrom(...REPORT_DIMENSIONS), fc.nat(), fc.boolean()), {
-    nil: undefined,
-  }),
-})
-
-const snake = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
-
-const writeRows = async (rows: readonly ReferralFacts[]) => {
-  const table = `"${store.schema}".referral_facts`
-  await store.pool.query(`TRUNCATE ${table}`)
-  if (rows.length === 0) return
-  const values: unknown[] = []
-  const tuples = rows.map((r) => {
-    const start = values.length
-    values.push(...REFERRAL_FACT_FIELDS.map((k) => r[k]))
-    return `(${REFERRAL_FACT_FIELDS.map((_, i) => `$${start + i + 1}`).join(', ')})`
-  })
-  await store.pool.query(
-    `INSERT INTO ${table} (${REFERRAL_FACT_FIELDS.map(snake).join(', ')}) VALUES ${tuples.join(', ')}`,
-    values,
-  )
-}
+const writeRows = (rows: readonly ReferralFacts[]) =>
+  writeFactsRows(store.pool, `"${store.schema}".referral_facts`, rows)
 
 const tables = () => ({
   table: `"${store.schema}".referral_facts`,
@@ -228,16 +142,7 @@ describe('fact reports over the monthly rollup', () => {
     const rows =
       fc.sample(fc.tuple(...Array.from({ length: 30 }, (_, i) => factsRow(i))), { numRuns: 1, seed: 7 })[0] ??
       []
-    const values: unknown[] = []
-    const tuples = rows.map((r) => {
-      const start = values.length
-      values.push(...REFERRAL_FACT_FIELDS.map((k) => r[k]))
-      return `(${REFERRAL_FACT_FIELDS.map((_, i) => `$${start + i + 1}`).join(', ')})`
-    })
-    await store.pool.query(
-      `INSERT INTO "${schema}".referral_facts (${REFERRAL_FACT_FIELDS.map(snake).join(', ')}) VALUES ${tuples.join(', ')}`,
-      values,
-    )
+    await store.pool.query(...factsInsert(`"${schema}".referral_facts`, rows))
     expect((await migrate(store.pool, { schema })).applied).toContain(6)
     const all = `SELECT * FROM "${schema}".referral_facts_monthly ORDER BY ${Array.from({ length: 28 }, (_, i) => i + 1).join(', ')}`
     const filled = (await store.pool.query(all)).rows
