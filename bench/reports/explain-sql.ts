@@ -1,6 +1,12 @@
 /**
  * The SQL of each fact report over N random facts rows, with EXPLAIN ANALYZE (a probe for tuning
  * referral-facts-report.ts): npx tsx bench/reports/explain-sql.ts [--rows 20000]
+ *
+ * Or over the database a `run.ts` left behind (its data directory is printed by nothing; it is the
+ * newest /tmp/bench-reports-*), with the routes' own options (the year 2026 as the demo clinic,
+ * the default groupings, the rollup): times of the SQL alone and of the whole `sqlFactReport` plus
+ * `JSON.stringify` of its cells, then EXPLAIN (ANALYZE, BUFFERS):
+ *   npx tsx bench/reports/explain-sql.ts --data-dir /tmp/bench-reports-XXXXXX/postgres [--only timings,wait-times]
  */
 
 import { mkdtempSync } from 'node:fs'
@@ -20,6 +26,11 @@ import {
 import { sqlFactReport } from '../../packages/adapters/postgres/src/referral-facts-report.js'
 
 const argv = process.argv.slice(2)
+const dataDirArg = argv.indexOf('--data-dir') >= 0 ? argv[argv.indexOf('--data-dir') + 1] : undefined
+if (dataDirArg !== undefined) {
+  await explainExisting(dataDirArg)
+  process.exit(0)
+}
 const N = Number(argv[argv.indexOf('--rows') + 1] ?? 0) || 20_000
 const pg = await startEmbeddedPostgres({ dataDir: mkdtempSync(path.join(tmpdir(), 'explain-sql-')) })
 const store = await createPostgresEventStore({ connectionString: pg.connectionString })
@@ -97,3 +108,74 @@ for (const report of ['funnel', 'timings', 'wait-times', 'attribution'] as const
 }
 await store.close()
 await pg.stop()
+
+/** The report SQL of the routes over an existing bench database (see the header). */
+async function explainExisting(dataDir: string): Promise<void> {
+  const only = argv.indexOf('--only') >= 0 ? (argv[argv.indexOf('--only') + 1] ?? '').split(',') : undefined
+  const server = await startEmbeddedPostgres({ dataDir })
+  const { default: pgLib } = await import('pg')
+  const pool = new pgLib.Pool({ connectionString: server.connectionString, max: 2 })
+  const schemaRow = await pool.query<{ s: string }>(
+    `SELECT table_schema AS s FROM information_schema.columns
+     WHERE table_name = 'referral_facts' AND column_name = 'sent_at' LIMIT 1`,
+  )
+  const s = `"${schemaRow.rows[0]?.s}"`
+  const table = `${s}.referral_facts`
+  const rollup = `${s}.referral_facts_monthly`
+  const q = {
+    sentFrom: '2026-01-01T00:00:00.000Z' as Instant,
+    sentTo: '2027-01-01T00:00:00.000Z' as Instant,
+    practiceId: 'demo-clinic' as never,
+  }
+  const groupBy = { funnel: [], timings: [], 'wait-times': ['pool'], attribution: ['channel'] } as const
+  for (const report of ['funnel', 'timings', 'wait-times', 'attribution'] as const) {
+    if (only !== undefined && !only.includes(report)) continue
+    const options: FactReportOptions = {
+      report,
+      now: '2026-12-31T00:00:00.000Z' as Instant,
+      viewer: { practiceIds: ['demo-clinic' as never] },
+      threshold: 5,
+      groupBy: groupBy[report],
+      filters: {},
+    }
+    let captured: { text: string; values: unknown[] }[] = []
+    const spy = {
+      query: async (text: string, values: unknown[]) => {
+        captured.push({ text, values })
+        return pool.query(text, values)
+      },
+    }
+    const whole: number[] = []
+    const sqlOnly: number[] = []
+    const json: number[] = []
+    let bytes = 0
+    let resultRows = 0
+    for (let i = 0; i < 6; i++) {
+      captured = []
+      let t = performance.now()
+      const cells = await sqlFactReport(spy as never, table, q, options, rollup)
+      const w = performance.now() - t
+      t = performance.now()
+      const body = JSON.stringify({ cells })
+      const j = performance.now() - t
+      bytes = body.length
+      t = performance.now()
+      for (const c of captured) resultRows = (await pool.query(c.text, c.values)).rows.length
+      if (i > 0) {
+        whole.push(w)
+        json.push(j)
+        sqlOnly.push(performance.now() - t)
+      }
+    }
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN
+    console.log(
+      `\n== ${report}: sqlFactReport median ${med(whole).toFixed(0)} ms (${whole.map((x) => x.toFixed(0)).join(', ')}); the same SQL alone ${med(sqlOnly).toFixed(0)} ms (${resultRows} result rows); JSON.stringify ${med(json).toFixed(1)} ms for ${bytes} B`,
+    )
+    for (const c of captured) {
+      const plan = await pool.query(`EXPLAIN (ANALYZE, BUFFERS) ${c.text}`, c.values)
+      console.log(plan.rows.map((r) => r['QUERY PLAN']).join('\n'))
+    }
+  }
+  await pool.end()
+  await server.stop()
+}

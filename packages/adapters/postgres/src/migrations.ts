@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { type CheckedOutClient, checkout, PostgresStoreError, toStoreError } from './errors.js'
+import { durationsFillSql } from './referral-facts-durations.js'
 import { ROLLUP_KEY_COLUMNS, rollupFillSql } from './referral-facts-rollup.js'
 
 /** A schema name safe to splice into SQL once quoted: lower-case identifier, at most 63 bytes. */
@@ -489,6 +490,29 @@ BEGIN
   RETURN QUERY SELECT 'ok'::text, v_current + v_count, v_base + v_count - 1;
 END
 $fn$;
+`,
+  },
+  {
+    version: 8,
+    name: 'referral_facts_durations: the timings and wait-times columns of the facts, narrow',
+    // Kept by the referral-facts projection in the same transaction as the facts rows (no trigger;
+    // referral-facts-durations.ts), one row per facts row; filled here from the rows already there.
+    // Text keys in "C" collation: the reports group and compare them by code units anyway, and
+    // equality is the same in every deterministic collation.
+    sql: (s) => `
+CREATE TABLE ${s}.referral_facts_durations (
+  referral_id text PRIMARY KEY,
+  sent_at text COLLATE "C" NOT NULL,
+  sender_practice_id text COLLATE "C" NOT NULL,
+  receiving_practice_id text COLLATE "C",
+  pool text COLLATE "C" NOT NULL,
+  accept_ms bigint,
+  schedule_ms bigint,
+  complete_ms bigint,
+  wait_ms bigint
+);
+CREATE INDEX referral_facts_durations_sent ON ${s}.referral_facts_durations (sent_at);
+${durationsFillSql(`${s}.referral_facts`, `${s}.referral_facts_durations`)};
 `,
   },
 ]

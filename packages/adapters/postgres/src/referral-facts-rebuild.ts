@@ -10,6 +10,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import type pg from 'pg'
 import { checkout, PostgresStoreError, toStoreError } from './errors.js'
 import { POSITION_TX_SHIFT, quoteSchema } from './migrations.js'
+import { durationsFillSql } from './referral-facts-durations.js'
 import { rollupFillSql } from './referral-facts-rollup.js'
 
 /** Progress of a rebuild, after each page (the benchmark prints RSS against it). */
@@ -97,7 +98,7 @@ export const occurredAtOf = (metadata: string): string | null => {
  *
  * Consistency: the transaction first locks the projection's checkpoint row (`FOR UPDATE`: a
  * concurrent batch finishes first, and later ones wait for the rebuild), truncates the table (and
- * the monthly rollup, filled again from the new rows at the end), and
+ * the monthly rollup and the durations table, filled again from the new rows at the end), and
  * fixes a horizon — the position below which every transaction has finished — as of that moment;
  * it replays exactly the referral events below it (each statement, in READ COMMITTED, sees all of
  * them: they are committed and never change) and sets the checkpoint to the last of them. Readers
@@ -116,6 +117,7 @@ export const rebuildReferralFactsByStream = async (options: {
   const s = quoteSchema(options.schema)
   const table = `${s}.referral_facts`
   const rollup = `${s}.referral_facts_monthly`
+  const durations = `${s}.referral_facts_durations`
   const pageSize = options.pageSize ?? 20_000
   if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
     throw new PostgresStoreError({
@@ -145,7 +147,7 @@ export const rebuildReferralFactsByStream = async (options: {
     await client.query(`SELECT position FROM ${s}.projection_checkpoints WHERE name = $1 FOR UPDATE`, [
       projectionName,
     ])
-    await client.query(`TRUNCATE ${table}, ${rollup}`)
+    await client.query(`TRUNCATE ${table}, ${rollup}, ${durations}`)
     // The secondary indexes are dropped here and built again (sorted, in one pass each) before the
     // commit: inserting ~1 M rows into three random-order indexes costs more than building them.
     // Inside the transaction (DDL is transactional in PostgreSQL): a failure rolls the drop back
@@ -154,10 +156,10 @@ export const rebuildReferralFactsByStream = async (options: {
     const secondary = await client.query<{ name: string; def: string }>(
       `SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS def
        FROM pg_index i
-       WHERE i.indrelid = $1::regclass AND NOT i.indisprimary
+       WHERE i.indrelid = ANY(ARRAY[$1::regclass, $2::regclass]) AND NOT i.indisprimary
          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
        ORDER BY 1`,
-      [table],
+      [table, durations],
     )
     for (const index of secondary.rows) await client.query(`DROP INDEX ${index.name}`)
     const bounds = await client.query<{ horizon: string; last: string | null; total: string }>(
@@ -267,6 +269,9 @@ export const rebuildReferralFactsByStream = async (options: {
     }
     await Promise.all(pending)
     pending.length = 0
+    // The narrow durations table of timings and wait-times, from the rebuilt rows (its index,
+    // dropped above with the others, is built after it).
+    await client.query(durationsFillSql(table, durations))
     if (secondary.rows.length > 0) {
       await client.query(`SET LOCAL maintenance_work_mem = '256MB'`)
       for (const index of secondary.rows) await client.query(index.def)

@@ -12,6 +12,7 @@ import {
   suppressSmallSpecialists,
 } from '@referrals/core'
 import type pg from 'pg'
+import { POOL_SQL } from './referral-facts-durations.js'
 import { ROLLUP_COUNTS } from './referral-facts-rollup.js'
 
 // The fact reports aggregated in SQL over `<schema>.referral_facts`: one statement per report
@@ -34,7 +35,7 @@ const dimensionSql = (d: ReportDimension): string => {
     case 'subcategory':
       return `coalesce(subcategory_id, ${none})`
     case 'pool':
-      return `region_id || ':' || specialty_id || ':' || category_id || ':' || coalesce(subcategory_id, '*')`
+      return POOL_SQL
     case 'urgency':
       return 'urgency'
     case 'route':
@@ -104,12 +105,18 @@ type Row = Record<string, string | number | boolean | null | unknown[]>
 const num = (v: Row[string] | undefined): number => Number(v)
 const orNull = (v: Row[string] | undefined): number | null =>
   v === null || v === undefined ? null : Number(v)
+const orNullPer = (v: number | null, unit: number): number | null => (v === null ? null : v / unit)
 const ratio = (a: number, b: number): number | null => (b === 0 ? null : a / b)
 const percentiles = (v: unknown): [number | null, number | null] =>
   Array.isArray(v) ? [orNull(v[0]), orNull(v[1])] : [null, null]
-const distribution = (r: Row, name: string) => {
+/** `unit`: the percentiles are in milliseconds (the durations table), to divide by it. */
+const distribution = (r: Row, name: string, unit = 1) => {
   const [p50, p90] = percentiles(r[`${name}_p`])
-  return { n: num(r[`${name}_n`]), p50, p90 }
+  return {
+    n: num(r[`${name}_n`]),
+    p50: p50 === null ? null : p50 / unit,
+    p90: p90 === null ? null : p90 / unit,
+  }
 }
 
 const funnelOfRow = (r: Row) => {
@@ -167,10 +174,19 @@ export const wholeMonths = (
   return { lo, hi }
 }
 
+/** The dimensions the durations table holds (referral-facts-durations.ts), as its SQL. */
+const DURATIONS_DIMENSIONS: Partial<Record<ReportDimension, string>> = {
+  pool: 'pool',
+  senderPractice: dimensionSql('senderPractice'),
+  receivingPractice: dimensionSql('receivingPractice'),
+}
+
 /**
  * The cells of one fact report over the rows `q` selects, aggregated in SQL. With `rollup` (the
  * `referral_facts_monthly` table, in step with `table`), the funnel and attribution read the whole
- * months of the period from it and the rest from `table` (see `rollupCounts`).
+ * months of the period from it and the rest from `table` (see `rollupCounts`). With `durations`
+ * (the `referral_facts_durations` table, in step with `table`), timings and wait-times read it
+ * instead of `table` when they group and filter only by dimensions it holds.
  */
 export const sqlFactReport = async (
   db: pg.Pool | pg.PoolClient,
@@ -178,7 +194,16 @@ export const sqlFactReport = async (
   q: ReferralFactsQuery,
   options: FactReportOptions,
   rollup?: string,
+  durations?: string,
 ): Promise<readonly unknown[]> => {
+  const narrow =
+    durations !== undefined &&
+    (options.report === 'timings' || options.report === 'wait-times') &&
+    options.groupBy.every((d) => DURATIONS_DIMENSIONS[d] !== undefined) &&
+    Object.entries(options.filters ?? {}).every(
+      ([d, v]) => v === undefined || DURATIONS_DIMENSIONS[d as ReportDimension] !== undefined,
+    )
+  const dim = (d: ReportDimension) => (narrow ? (DURATIONS_DIMENSIONS[d] as string) : dimensionSql(d))
   const threshold = options.threshold ?? DEFAULT_SUPPRESSION_THRESHOLD
   const marker = suppressedFigure(threshold)
   const by = options.groupBy
@@ -195,15 +220,15 @@ export const sqlFactReport = async (
     where.push(`(sender_practice_id = ${id} OR receiving_practice_id = ${id})`)
   }
   for (const [d, v] of Object.entries(options.filters ?? {}) as [ReportDimension, string | undefined][]) {
-    if (v !== undefined) where.push(`${dimensionSql(d)} = ${p(v)}`)
+    if (v !== undefined) where.push(`${dim(d)} = ${p(v)}`)
   }
   const viewer = p(options.viewer.practiceIds)
-  const groups = by.map((d, i) => `${dimensionSql(d)} AS g${i}`)
-  const groupKeys = by.map(dimensionSql)
+  const groups = by.map((d, i) => `${dim(d)} AS g${i}`)
+  const groupKeys = by.map(dim)
   // Is every row of the cell held by one of the viewer's practices (its cells are never hidden)?
   const common = `count(*)::int AS n,
   coalesce(bool_and(coalesce(receiving_practice_id = ANY(${viewer}::text[]), false)), false) AS own`
-  const from = `FROM ${table} ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`}`
+  const from = `FROM ${narrow ? durations : table} ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`}`
 
   const keyOf = (r: Row) => Object.fromEntries(by.map((d, i) => [d, String(r[`g${i}`])]))
   const ordered = <T extends { readonly id: string }>(cells: T[]) =>
@@ -217,9 +242,9 @@ export const sqlFactReport = async (
       const figures =
         options.report === 'timings'
           ? {
-              timeToAccept: distribution(row, 'accept'),
-              timeToSchedule: distribution(row, 'schedule'),
-              timeToComplete: distribution(row, 'complete'),
+              timeToAccept: distribution(row, 'accept', narrow ? HOURS : 1),
+              timeToSchedule: distribution(row, 'schedule', narrow ? HOURS : 1),
+              timeToComplete: distribution(row, 'complete', narrow ? HOURS : 1),
             }
           : options.report === 'funnel'
             ? {
@@ -241,8 +266,12 @@ export const sqlFactReport = async (
     // rows are sorted once (a second grouping set of the cell alone cost a second sort of every
     // row, for percentiles this report never shows). Only referrals with a booked appointment and
     // a holder count for a specialist, as in `waitTimesOf`.
-    const hasWait = 'appointment_at IS NOT NULL AND receiving_practice_id IS NOT NULL'
-    const days = between(ms('sent_at'), ms('appointment_at'), DAYS)
+    // (The durations table's wait_ms is null without a holder: the same rows, in milliseconds.)
+    const hasWait = narrow
+      ? 'wait_ms IS NOT NULL'
+      : 'appointment_at IS NOT NULL AND receiving_practice_id IS NOT NULL'
+    const days = narrow ? 'wait_ms' : between(ms('sent_at'), ms('appointment_at'), DAYS)
+    const unit = narrow ? DAYS : 1
     const r = await db.query<Row>(
       `SELECT ${[...groups, 'receiving_practice_id AS practice'].join(', ')},
         ${common},
@@ -269,8 +298,8 @@ export const sqlFactReport = async (
         cell.specialists.push({
           practiceId: String(row.practice) as SpecialistWait['practiceId'],
           n: num(row.waits),
-          p50Days: percentiles(row.p)[0],
-          p90Days: percentiles(row.p)[1],
+          p50Days: orNullPer(percentiles(row.p)[0], unit),
+          p90Days: orNullPer(percentiles(row.p)[1], unit),
         })
       }
     }
@@ -362,28 +391,34 @@ export const sqlFactReport = async (
   }
 
   const figuresSql =
-    options.report === 'timings'
+    options.report === 'timings' && narrow
       ? [
-          distributionSql(
-            'accept',
-            between(ms('sent_at'), ms('accepted_at'), HOURS),
-            'accepted_at IS NOT NULL',
-          ),
-          distributionSql(
-            'schedule',
-            between(ms('sent_at'), ms('scheduled_at'), HOURS),
-            'scheduled_at IS NOT NULL',
-          ),
-          distributionSql(
-            'complete',
-            between(ms('sent_at'), ms('completed_at'), HOURS),
-            'completed_at IS NOT NULL',
-          ),
+          distributionSql('accept', 'accept_ms', 'accept_ms IS NOT NULL'),
+          distributionSql('schedule', 'schedule_ms', 'schedule_ms IS NOT NULL'),
+          distributionSql('complete', 'complete_ms', 'complete_ms IS NOT NULL'),
         ].join(',')
-      : options.report === 'funnel'
-        ? `${FUNNEL_SQL}, ${distributionSql('age', between(ms('unassigned_since'), epochMs(p(options.now)), HOURS), BACKLOG_WHERE)},
+      : options.report === 'timings'
+        ? [
+            distributionSql(
+              'accept',
+              between(ms('sent_at'), ms('accepted_at'), HOURS),
+              'accepted_at IS NOT NULL',
+            ),
+            distributionSql(
+              'schedule',
+              between(ms('sent_at'), ms('scheduled_at'), HOURS),
+              'scheduled_at IS NOT NULL',
+            ),
+            distributionSql(
+              'complete',
+              between(ms('sent_at'), ms('completed_at'), HOURS),
+              'completed_at IS NOT NULL',
+            ),
+          ].join(',')
+        : options.report === 'funnel'
+          ? `${FUNNEL_SQL}, ${distributionSql('age', between(ms('unassigned_since'), epochMs(p(options.now)), HOURS), BACKLOG_WHERE)},
            max(${between(ms('unassigned_since'), epochMs(p(options.now)), HOURS)}) FILTER (WHERE ${BACKLOG_WHERE}) AS oldest`
-        : FUNNEL_SQL
+          : FUNNEL_SQL
   const r = await db.query<Row>(
     `SELECT ${[...groups, common, figuresSql].join(', ')}
      ${from}

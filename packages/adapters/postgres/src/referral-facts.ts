@@ -17,6 +17,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import type { PostgresEventStore } from './event-store.js'
 import { quoteSchema } from './migrations.js'
 import { createPostgresProjection, type PostgresProjection } from './projection.js'
+import { refreshDurations } from './referral-facts-durations.js'
 import { type FactsRebuildProgress, rebuildReferralFactsByStream } from './referral-facts-rebuild.js'
 import { sqlFactReport } from './referral-facts-report.js'
 import { applyRollupDelta } from './referral-facts-rollup.js'
@@ -79,6 +80,7 @@ export const createPostgresReferralFacts = async (options: {
   }
   const table = `${quoteSchema(store.schema)}.referral_facts`
   const rollup = `${quoteSchema(store.schema)}.referral_facts_monthly`
+  const durations = `${quoteSchema(store.schema)}.referral_facts_durations`
   const columns = COLUMNS.join(', ')
   const placeholders = COLUMNS.map((_, i) => `$${i + 1}`).join(', ')
   const unnestParams = REFERRAL_FACT_FIELDS.map(
@@ -99,6 +101,7 @@ export const createPostgresReferralFacts = async (options: {
     tables: {
       [`${store.schema}.referral_facts`]: `SELECT 1 FROM ${table} LIMIT 0`,
       [`${store.schema}.referral_facts_monthly`]: `SELECT 1 FROM ${rollup} LIMIT 0`,
+      [`${store.schema}.referral_facts_durations`]: `SELECT 1 FROM ${durations} LIMIT 0`,
     },
     handle: async (stored, client) => {
       const event = decode(stored)
@@ -115,6 +118,7 @@ export const createPostgresReferralFacts = async (options: {
         rowOf(next),
       )
       await applyRollupDelta(client, rollup, [{ before, after: next }])
+      await refreshDurations(client, table, durations, [next.referralId])
     },
     // The same fold over a batch: one SELECT of the rows it touches, the events folded in memory in
     // store order, one multi-row upsert of the rows that changed (each referral once).
@@ -159,6 +163,12 @@ export const createPostgresReferralFacts = async (options: {
         rollup,
         ready.map((after) => ({ before: initial.get(after.referralId) ?? null, after })),
       )
+      await refreshDurations(
+        client,
+        table,
+        durations,
+        ready.map((f) => f.referralId),
+      )
     },
   })
 
@@ -202,7 +212,9 @@ export const createPostgresReferralFacts = async (options: {
       // The rollup sums what the projection wrote; before its first event (position 0) the facts
       // table is empty for the projection, and whatever is in it was not written by it.
       const useRollup = (await projection.position()) > 0n
-      return sqlFactReport(store.pool, table, q, options, useRollup ? rollup : undefined)
+      return useRollup
+        ? sqlFactReport(store.pool, table, q, options, rollup, durations)
+        : sqlFactReport(store.pool, table, q, options)
     },
   }
 }
