@@ -145,6 +145,7 @@ async function explainExisting(dataDir: string): Promise<void> {
         return pool.query(text, values)
       },
     }
+    const durations = process.env.FACTS_ONLY ? undefined : `${s}.referral_facts_durations`
     const whole: number[] = []
     const sqlOnly: number[] = []
     const json: number[] = []
@@ -153,7 +154,7 @@ async function explainExisting(dataDir: string): Promise<void> {
     for (let i = 0; i < 6; i++) {
       captured = []
       let t = performance.now()
-      const cells = await sqlFactReport(spy as never, table, q, options, rollup)
+      const cells = await sqlFactReport(spy as never, table, q, options, rollup, durations)
       const w = performance.now() - t
       t = performance.now()
       const body = JSON.stringify({ cells })

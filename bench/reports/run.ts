@@ -322,7 +322,7 @@ const factRows = Number(
 )
 
 // Fresh statistics for the planner (autovacuum would get there; a benchmark should not wait).
-await pool.query(`ANALYZE ${schema}.referral_facts`)
+await pool.query(`ANALYZE ${schema}.referral_facts, ${schema}.referral_facts_durations`)
 
 // 4. Report routes through the real application, over one year, as the referring clinic.
 const app = await buildApp({
