@@ -474,8 +474,8 @@ const result = {
 const routeGapText = [
   'In the way: the fact routes aggregate in SQL (packages/adapters/postgres/src/referral-facts-report.ts;',
   `in process above, p50 ${compare.map((c) => `${c.report} ${c.sqlP50.toFixed(0)} ms`).join(', ') || 'not measured (--no-compare)'}),`,
-  'timings and wait-times: one statement that reads every facts row of the period once, so they grow linearly with the rows',
-  '(wait-times: one sort by cell and receiving practice, `percentile_disc` per specialist, ~1,000 specialist rows);',
+  'timings and wait-times: one statement that reads every row of the period once from the narrow durations table (migration 8, referral-facts-durations.ts), so they grow linearly with the rows',
+  "(timings: three `percentile_disc` sorts of the period's durations; wait-times: one sort by pool and receiving practice, `percentile_disc` per specialist, ~1,000 specialist rows);",
   `funnel and attribution read the whole months from the monthly rollup (${rollupRows.toLocaleString('en')} rows for ${factRows.toLocaleString('en')} facts rows here; referral-facts-rollup.ts) and the partial months from the facts.`,
   `Resolving the caller takes p50 ${actorP50.toFixed(0)} ms (the directory's category read, migration 5).`,
   'Bounding the percentiles needs exact per-cell value lists or a result cache keyed by the checkpoint — not built.',
