@@ -21,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPostgresEventStore, type PostgresEventStore } from './event-store.js'
 import { migrate } from './migrations.js'
 import { createPostgresReferralFacts, type PostgresReferralFacts } from './referral-facts.js'
+import { FACT_PRACTICES, factArbitraries, factColumn, factsInsert } from './referral-facts.test-support.js'
 import { durationsFillSql, refreshDurations } from './referral-facts-durations.js'
 import { sqlFactReport } from './referral-facts-report.js'
 import { createTestDatabase, type TestDatabase } from './testing/index.js'
@@ -45,60 +46,12 @@ afterAll(async () => {
   await db?.drop()
 })
 
-const START = Date.parse('2026-01-20T00:00:00.000Z')
-const SPAN = 100 * 86_400_000
-const practices = ['p-a', 'p-b', 'p-c', 'p-d'] as PracticeId[]
-
-const instant = fc
-  .integer({ min: START, max: START + SPAN })
-  .map((ms) => new Date(ms).toISOString() as Instant)
-// Some instants repeat (ties in the percentiles), some are on the hour (whole-hour durations).
-const someInstant = fc.oneof(
-  instant,
-  fc.constantFrom('2026-02-01T00:00:00.000Z', '2026-03-01T00:00:00.000Z') as fc.Arbitrary<Instant>,
-  fc.integer({ min: 0, max: 100 * 24 }).map((h) => new Date(START + h * 3_600_000).toISOString() as Instant),
-)
-const maybe = <A>(a: fc.Arbitrary<A>) => fc.option(a, { nil: null, freq: 2 })
-const small = (values: readonly string[]) => fc.constantFrom(...values)
-
-const factsRow = (i: number): fc.Arbitrary<ReferralFacts> =>
-  fc.record({
-    referralId: fc.constant(`r-${i.toString().padStart(3, '0')}`),
-    senderPracticeId: small(practices),
-    receivingPracticeId: maybe(small(practices)),
-    regionId: small(['north', 'south']),
-    specialtyId: small(['cardio', 'derm']),
-    categoryId: small(['c1', 'c2']),
-    subcategoryId: maybe(small(['s1', 's2'])),
-    urgency: small(['routine', 'urgent']),
-    route: small(['direct', 'pooled']),
-    status: small(['unassigned', 'pending', 'accepted', 'scheduled', 'completed', 'cancelled']),
-    sentAt: someInstant,
-    firstDeliveredAt: maybe(someInstant),
-    deliveredAt: maybe(someInstant),
-    acceptedAt: maybe(someInstant),
-    scheduledAt: maybe(someInstant),
-    appointmentAt: maybe(someInstant),
-    completedAt: maybe(someInstant),
-    cancelledAt: maybe(someInstant),
-    returnedAt: maybe(someInstant),
-    returnReason: maybe(small(['other'])),
-    unassignedSince: maybe(someInstant),
-    deliveryCount: fc.integer({ min: 0, max: 4 }),
-    declineCount: fc.integer({ min: 0, max: 3 }),
-    expiryCount: fc.integer({ min: 0, max: 3 }),
-    noShowCount: fc.integer({ min: 0, max: 2 }),
-    channel: maybe(small(['web', 'fax'])),
-    campaign: maybe(small(['spring'])),
-    location: maybe(small(['loc-1'])),
-    serviceLine: maybe(small(['sl-1'])),
-    referringPracticeId: maybe(small(practices)),
-    updatedAt: someInstant,
-  }) as unknown as fc.Arbitrary<ReferralFacts>
-
-const rowsArb = fc
-  .integer({ min: 0, max: 40 })
-  .chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => factsRow(i))))
+// Rows over 100 days from 2026-01-20 (the shared arbitraries of the fact-report tests).
+const { factsRow, rowsArb, someInstant } = factArbitraries('2026-01-20T00:00:00.000Z', 100, [
+  '2026-02-01T00:00:00.000Z',
+  '2026-03-01T00:00:00.000Z',
+])
+const practices = FACT_PRACTICES
 
 const NARROW = ['pool', 'senderPractice', 'receivingPractice'] as const
 const requestArb = fc.record({
@@ -116,7 +69,6 @@ const requestArb = fc.record({
   ),
 })
 
-const snake = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 const tables = () => ({
   table: `"${store.schema}".referral_facts`,
   durations: `"${store.schema}".referral_facts_durations`,
@@ -125,17 +77,11 @@ const tables = () => ({
 /** Upserts facts rows as the projection does (a later version replaces the row). */
 const upsertRows = async (db: pg.Pool | pg.PoolClient, table: string, rows: readonly ReferralFacts[]) => {
   if (rows.length === 0) return
-  const values: unknown[] = []
-  const tuples = rows.map((r) => {
-    const start = values.length
-    values.push(...REFERRAL_FACT_FIELDS.map((k) => r[k]))
-    return `(${REFERRAL_FACT_FIELDS.map((_, i) => `$${start + i + 1}`).join(', ')})`
-  })
+  const [insert, values] = factsInsert(table, rows)
   await db.query(
-    `INSERT INTO ${table} (${REFERRAL_FACT_FIELDS.map(snake).join(', ')}) VALUES ${tuples.join(', ')}
-     ON CONFLICT (referral_id) DO UPDATE SET ${REFERRAL_FACT_FIELDS.slice(1)
-       .map((k) => `${snake(k)} = EXCLUDED.${snake(k)}`)
-       .join(', ')}`,
+    `${insert} ON CONFLICT (referral_id) DO UPDATE SET ${REFERRAL_FACT_FIELDS.slice(1)
+      .map((k) => `${factColumn(k)} = EXCLUDED.${factColumn(k)}`)
+      .join(', ')}`,
     values,
   )
 }

@@ -1,4 +1,4 @@
-// Shared by the fact-report tests (referral-facts-report.int.test.ts, referral-facts-rollup.int.test.ts):
+// Shared by the fact-report tests (referral-facts-report, -rollup and -durations .int.test.ts):
 // random facts rows and report requests, and writing rows straight into a facts table. Test-only
 // (excluded from the build: it needs fast-check).
 import {
