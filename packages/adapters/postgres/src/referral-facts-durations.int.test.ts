@@ -1,16 +1,11 @@
 import {
-  compareFacts,
   createReferralFactsIndex,
-  dimensionValue,
-  type FactReportOptions,
   factReport,
   type Instant,
-  matchesFactsQuery,
   type PracticeId,
   REFERRAL_FACT_FIELDS,
   REPORT_DIMENSIONS,
   type ReferralFacts,
-  type ReferralFactsQuery,
   type ReferralId,
   referralAggregate,
 } from '@referrals/core'
@@ -21,7 +16,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPostgresEventStore, type PostgresEventStore } from './event-store.js'
 import { migrate } from './migrations.js'
 import { createPostgresReferralFacts, type PostgresReferralFacts } from './referral-facts.js'
-import { FACT_PRACTICES, factArbitraries, factColumn, factsInsert } from './referral-facts.test-support.js'
+import {
+  FACT_PRACTICES,
+  factArbitraries,
+  factCase,
+  factColumn,
+  factsInsert,
+} from './referral-facts.test-support.js'
 import { durationsFillSql, refreshDurations } from './referral-facts-durations.js'
 import { sqlFactReport } from './referral-facts-report.js'
 import { createTestDatabase, type TestDatabase } from './testing/index.js'
@@ -114,29 +115,7 @@ describe('fact reports over the durations table', () => {
           await upsertRows(store.pool, table, rows)
           await store.pool.query(durationsFillSql(table, durations))
           for (const r of requests) {
-            const q: ReferralFactsQuery = {
-              ...(r.from === undefined ? {} : { sentFrom: r.from }),
-              ...(r.to === undefined ? {} : { sentTo: r.to }),
-              ...(r.practiceId === undefined ? {} : { practiceId: r.practiceId }),
-            }
-            const [d, index, hit] = r.filter ?? []
-            const filterRow = rows.length === 0 ? undefined : rows[(index ?? 0) % rows.length]
-            const filters =
-              d === undefined
-                ? {}
-                : { [d]: hit && filterRow !== undefined ? dimensionValue(filterRow, d) : 'no-such-value' }
-            const options: FactReportOptions = {
-              report: r.report,
-              now: '2026-06-01T00:00:00.000Z' as Instant,
-              groupBy: r.groupBy,
-              filters,
-              viewer: { practiceIds: r.viewer },
-              threshold: r.threshold,
-            }
-            const reference = factReport(
-              rows.filter((f) => matchesFactsQuery(f, q)).sort(compareFacts),
-              options,
-            )
+            const { query: q, options, reference } = factCase(rows, r, '2026-06-01T00:00:00.000Z' as Instant)
             const texts: string[] = []
             const spy = {
               query: (text: string, values: unknown[]) => {
@@ -147,6 +126,7 @@ describe('fact reports over the durations table', () => {
             expect(
               await sqlFactReport(spy as unknown as pg.Pool, table, q, options, undefined, durations),
             ).toEqual(reference)
+            const d = r.filter?.[0]
             const narrow = d === undefined || (NARROW as readonly string[]).includes(d)
             expect(texts.every((t) => t.includes('referral_facts_durations'))).toBe(narrow)
           }

@@ -1,20 +1,9 @@
-import {
-  compareFacts,
-  dimensionValue,
-  type FactReportOptions,
-  factReport,
-  type Instant,
-  matchesFactsQuery,
-  type PracticeId,
-  type ReferralFacts,
-  type ReferralFactsQuery,
-  referralAggregate,
-} from '@referrals/core'
+import { type Instant, type PracticeId, type ReferralFacts, referralAggregate } from '@referrals/core'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPostgresEventStore, type PostgresEventStore } from './event-store.js'
 import { createPostgresReferralFacts, type PostgresReferralFacts } from './referral-facts.js'
-import { factArbitraries, writeFactsRows } from './referral-facts.test-support.js'
+import { factArbitraries, factCase, writeFactsRows } from './referral-facts.test-support.js'
 import { createTestDatabase, type TestDatabase } from './testing/index.js'
 
 // The SQL aggregation of the fact reports (referral-facts-report.ts) against the reference, the
@@ -49,29 +38,7 @@ describe('fact reports aggregated in SQL', () => {
         async (rows, requests) => {
           await writeRows(rows)
           for (const r of requests) {
-            const q: ReferralFactsQuery = {
-              ...(r.from === undefined ? {} : { sentFrom: r.from }),
-              ...(r.to === undefined ? {} : { sentTo: r.to }),
-              ...(r.practiceId === undefined ? {} : { practiceId: r.practiceId }),
-            }
-            const [d, index, hit] = r.filter ?? []
-            const filterRow = rows.length === 0 ? undefined : rows[(index ?? 0) % rows.length]
-            const filters =
-              d === undefined
-                ? {}
-                : { [d]: hit && filterRow !== undefined ? dimensionValue(filterRow, d) : 'no-such-value' }
-            const options: FactReportOptions = {
-              report: r.report,
-              now: r.now,
-              groupBy: r.groupBy,
-              filters,
-              viewer: { practiceIds: r.viewer },
-              threshold: r.threshold,
-            }
-            const reference = factReport(
-              rows.filter((f) => matchesFactsQuery(f, q)).sort(compareFacts),
-              options,
-            )
+            const { query: q, options, reference } = factCase(rows, r, r.now)
             expect(await facts.report(q, options)).toEqual(reference)
           }
         },

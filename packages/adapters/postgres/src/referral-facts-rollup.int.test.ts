@@ -1,19 +1,10 @@
-import {
-  compareFacts,
-  dimensionValue,
-  type FactReportOptions,
-  factReport,
-  matchesFactsQuery,
-  type ReferralFacts,
-  type ReferralFactsQuery,
-  referralAggregate,
-} from '@referrals/core'
+import { type ReferralFacts, referralAggregate } from '@referrals/core'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPostgresEventStore, type PostgresEventStore } from './event-store.js'
 import { migrate } from './migrations.js'
 import { createPostgresReferralFacts } from './referral-facts.js'
-import { factArbitraries, factsInsert, writeFactsRows } from './referral-facts.test-support.js'
+import { factArbitraries, factCase, factsInsert, writeFactsRows } from './referral-facts.test-support.js'
 import { sqlFactReport } from './referral-facts-report.js'
 import { applyRollupDelta, rollupFillSql } from './referral-facts-rollup.js'
 import { createTestDatabase, type TestDatabase } from './testing/index.js'
@@ -74,29 +65,7 @@ describe('fact reports over the monthly rollup', () => {
           await writeRows(rows)
           await refill()
           for (const r of requests) {
-            const q: ReferralFactsQuery = {
-              ...(r.from === undefined ? {} : { sentFrom: r.from }),
-              ...(r.to === undefined ? {} : { sentTo: r.to }),
-              ...(r.practiceId === undefined ? {} : { practiceId: r.practiceId }),
-            }
-            const [d, index, hit] = r.filter ?? []
-            const filterRow = rows.length === 0 ? undefined : rows[(index ?? 0) % rows.length]
-            const filters =
-              d === undefined
-                ? {}
-                : { [d]: hit && filterRow !== undefined ? dimensionValue(filterRow, d) : 'no-such-value' }
-            const options: FactReportOptions = {
-              report: r.report,
-              now: r.now,
-              groupBy: r.groupBy,
-              filters,
-              viewer: { practiceIds: r.viewer },
-              threshold: r.threshold,
-            }
-            const reference = factReport(
-              rows.filter((f) => matchesFactsQuery(f, q)).sort(compareFacts),
-              options,
-            )
+            const { query: q, options, reference } = factCase(rows, r, r.now)
             const { table, rollup } = tables()
             expect(await sqlFactReport(store.pool, table, q, options, rollup)).toEqual(reference)
           }

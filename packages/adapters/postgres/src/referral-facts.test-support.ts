@@ -2,12 +2,19 @@
 // random facts rows and report requests, and writing rows straight into a facts table. Test-only
 // (excluded from the build: it needs fast-check).
 import {
+  compareFacts,
+  dimensionValue,
   FACT_REPORTS,
+  type FactReportOptions,
+  factReport,
   type Instant,
+  matchesFactsQuery,
   type PracticeId,
   REFERRAL_FACT_FIELDS,
   REPORT_DIMENSIONS,
   type ReferralFacts,
+  type ReferralFactsQuery,
+  type ReportDimension,
 } from '@referrals/core'
 import fc from 'fast-check'
 import type pg from 'pg'
@@ -115,4 +122,44 @@ export const writeFactsRows = async (pool: pg.Pool, table: string, rows: readonl
   await pool.query(`TRUNCATE ${table}`)
   if (rows.length === 0) return
   await pool.query(...factsInsert(table, rows))
+}
+
+/** A report request as the arbitraries draw it (a filter is a dimension, a row index, hit or miss). */
+export interface FactRequest {
+  readonly report: FactReportOptions['report']
+  readonly groupBy: FactReportOptions['groupBy']
+  readonly from?: Instant | undefined
+  readonly to?: Instant | undefined
+  readonly practiceId?: PracticeId | undefined
+  readonly viewer: readonly PracticeId[]
+  readonly threshold: number
+  readonly filter?: readonly [ReportDimension, number, boolean] | undefined
+}
+
+/**
+ * The query and options of request `r` over `rows` (a filter takes the value of one of the rows, or
+ * one no row has), and the reference answer: the core's `factReport` over the matching rows.
+ */
+export const factCase = (rows: readonly ReferralFacts[], r: FactRequest, now: Instant) => {
+  const query: ReferralFactsQuery = {
+    ...(r.from === undefined ? {} : { sentFrom: r.from }),
+    ...(r.to === undefined ? {} : { sentTo: r.to }),
+    ...(r.practiceId === undefined ? {} : { practiceId: r.practiceId }),
+  }
+  const [d, index, hit] = r.filter ?? []
+  const filterRow = rows.length === 0 ? undefined : rows[(index ?? 0) % rows.length]
+  const filters =
+    d === undefined
+      ? {}
+      : { [d]: hit && filterRow !== undefined ? dimensionValue(filterRow, d) : 'no-such-value' }
+  const options: FactReportOptions = {
+    report: r.report,
+    now,
+    groupBy: r.groupBy,
+    filters,
+    viewer: { practiceIds: r.viewer },
+    threshold: r.threshold,
+  }
+  const reference = factReport(rows.filter((f) => matchesFactsQuery(f, query)).sort(compareFacts), options)
+  return { query, options, reference }
 }
