@@ -116,6 +116,22 @@ describe('the write path of the HTTP service on PostgreSQL', () => {
     for (const name of ['content-type', 'location', 'etag'])
       expect([name, again.headers[name]]).toEqual([name, first.headers[name]])
     expect(counting.calls.append + counting.calls.appendMany).toBe(0)
+    // The answer built for the transaction has the shape and headers of the one the handler sends
+    // without a key (Fastify's serializer): same fields with the same types, same content type.
+    const plain = await app.inject({
+      method: 'POST',
+      url: '/referrals',
+      headers: { authorization: `Bearer ${token}` },
+      payload: demoReferralBody(randomUUID()),
+    })
+    expect(plain.statusCode).toBe(201)
+    expect(plain.headers['idempotent-replayed']).toBeUndefined()
+    const shape = (body: Record<string, unknown>) =>
+      Object.fromEntries(Object.entries(body).map(([k, v]) => [k, v === null ? 'null' : typeof v]))
+    expect(shape(first.json())).toEqual(shape(plain.json()))
+    expect(first.headers['content-type']).toBe(plain.headers['content-type'])
+    expect(first.headers.etag).toBe(plain.headers.etag)
+    expect(first.headers.location).toBe(`/referrals/${referralId}`)
   })
 
   it('an action with a key (accept) stores its answer in the transaction of its event', async () => {
