@@ -16,13 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPostgresEventStore, type PostgresEventStore } from './event-store.js'
 import { migrate } from './migrations.js'
 import { createPostgresReferralFacts, type PostgresReferralFacts } from './referral-facts.js'
-import {
-  FACT_PRACTICES,
-  factArbitraries,
-  factCase,
-  factColumn,
-  factsInsert,
-} from './referral-facts.test-support.js'
+import { FACT_PRACTICES, factArbitraries, factCase, factsInsert } from './referral-facts.test-support.js'
+import { factColumn } from './referral-facts-columns.js'
 import { durationsFillSql, refreshDurations } from './referral-facts-durations.js'
 import { sqlFactReport } from './referral-facts-report.js'
 import { createTestDatabase, type TestDatabase } from './testing/index.js'

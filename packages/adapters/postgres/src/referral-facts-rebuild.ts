@@ -10,6 +10,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import type pg from 'pg'
 import { checkout, PostgresStoreError, toStoreError } from './errors.js'
 import { POSITION_TX_SHIFT, quoteSchema } from './migrations.js'
+import { FACT_COLUMNS } from './referral-facts-columns.js'
 import { durationsFillSql } from './referral-facts-durations.js'
 import { rollupFillSql } from './referral-facts-rollup.js'
 
@@ -22,9 +23,6 @@ export interface FactsRebuildProgress {
   readonly readWaitMs: number
   readonly insertWaitMs: number
 }
-
-const snake = (field: string): string => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
-const COLUMNS = REFERRAL_FACT_FIELDS.map(snake)
 
 interface PageRow {
   readonly stream_id: string
@@ -125,7 +123,7 @@ export const rebuildReferralFactsByStream = async (options: {
       message: 'rebuild: pageSize must be a positive integer',
     })
   }
-  const columns = COLUMNS.join(', ')
+  const columns = FACT_COLUMNS.join(', ')
   // Fresh statistics (a bulk import or restore leaves none): best effort, as the generic rebuild.
   await pool.query(`ANALYZE ${s}.events`).catch(() => undefined)
 
@@ -216,8 +214,8 @@ export const rebuildReferralFactsByStream = async (options: {
       const flush = () => {
         if (facts === null) return
         const row: Record<string, unknown> = {}
-        for (let i = 0; i < COLUMNS.length; i++) {
-          row[COLUMNS[i] as string] = facts[REFERRAL_FACT_FIELDS[i] as keyof ReferralFacts]
+        for (let i = 0; i < FACT_COLUMNS.length; i++) {
+          row[FACT_COLUMNS[i] as string] = facts[REFERRAL_FACT_FIELDS[i] as keyof ReferralFacts]
         }
         ready.push(row)
         facts = null

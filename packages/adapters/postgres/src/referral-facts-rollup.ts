@@ -1,5 +1,6 @@
 import type { ReferralFacts } from '@referrals/core'
 import type pg from 'pg'
+import { factColumn } from './referral-facts-columns.js'
 
 /**
  * The monthly rollup of the referral facts (`<schema>.referral_facts_monthly`, migration 6): per
@@ -11,8 +12,6 @@ import type pg from 'pg'
  * takes away the old ones' (`applyRollupDelta`); the rebuild fills it from the rebuilt rows with
  * one `GROUP BY` (`ROLLUP_FILL_SQL`). Writing `referral_facts` by hand does not update it.
  */
-
-const snake = (field: string): string => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
 /** The dimensions of a rollup row, as facts fields (the month comes from `sentAt`). */
 export const ROLLUP_KEY_FIELDS = [
@@ -30,7 +29,7 @@ export const ROLLUP_KEY_FIELDS = [
   'serviceLine',
   'referringPracticeId',
 ] as const satisfies readonly (keyof ReferralFacts)[]
-export const ROLLUP_KEY_COLUMNS = ['month', ...ROLLUP_KEY_FIELDS.map(snake)] as const
+export const ROLLUP_KEY_COLUMNS = ['month', ...ROLLUP_KEY_FIELDS.map(factColumn)] as const
 
 /** Each count column and its definition over one facts row, in SQL (used to fill and to read). */
 export const ROLLUP_COUNTS = [

@@ -18,6 +18,7 @@ import {
 } from '@referrals/core'
 import fc from 'fast-check'
 import type pg from 'pg'
+import { factColumn } from './referral-facts-columns.js'
 
 export const FACT_PRACTICES = ['p-a', 'p-b', 'p-c', 'p-d'] as PracticeId[]
 
@@ -99,9 +100,6 @@ export const factArbitraries = (start: string, days: number, pinned: readonly st
 
   return { someInstant, factsRow, rowsArb, requestArb }
 }
-
-/** A facts field's column name. */
-export const factColumn = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
 /** The `INSERT` of `rows` into `table` (a quoted, schema-qualified name), with its parameters. */
 export const factsInsert = (table: string, rows: readonly ReferralFacts[]): [string, unknown[]] => {

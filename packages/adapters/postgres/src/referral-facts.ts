@@ -17,6 +17,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import type { PostgresEventStore } from './event-store.js'
 import { quoteSchema } from './migrations.js'
 import { createPostgresProjection, type PostgresProjection } from './projection.js'
+import { FACT_COLUMNS } from './referral-facts-columns.js'
 import { refreshDurations } from './referral-facts-durations.js'
 import { type FactsRebuildProgress, rebuildReferralFactsByStream } from './referral-facts-rebuild.js'
 import { sqlFactReport } from './referral-facts-report.js'
@@ -42,9 +43,6 @@ export interface PostgresReferralFacts extends ReferralFactsReadModel {
   readonly report: NonNullable<ReferralFactsReadModel['report']>
 }
 
-const snake = (field: string): string => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
-const COLUMNS = REFERRAL_FACT_FIELDS.map(snake)
-
 const COUNT_FIELDS: ReadonlySet<string> = new Set([
   'deliveryCount',
   'declineCount',
@@ -58,7 +56,7 @@ const rowOf = (f: ReferralFacts): (string | number | null)[] => REFERRAL_FACT_FI
 
 const factsOf = (row: Row): ReferralFacts =>
   Object.fromEntries(
-    REFERRAL_FACT_FIELDS.map((k, i) => [k, row[COLUMNS[i] as string] ?? null]),
+    REFERRAL_FACT_FIELDS.map((k, i) => [k, row[FACT_COLUMNS[i] as string] ?? null]),
   ) as unknown as ReferralFacts
 
 export const createPostgresReferralFacts = async (options: {
@@ -81,12 +79,12 @@ export const createPostgresReferralFacts = async (options: {
   const table = `${quoteSchema(store.schema)}.referral_facts`
   const rollup = `${quoteSchema(store.schema)}.referral_facts_monthly`
   const durations = `${quoteSchema(store.schema)}.referral_facts_durations`
-  const columns = COLUMNS.join(', ')
-  const placeholders = COLUMNS.map((_, i) => `$${i + 1}`).join(', ')
+  const columns = FACT_COLUMNS.join(', ')
+  const placeholders = FACT_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')
   const unnestParams = REFERRAL_FACT_FIELDS.map(
     (k, i) => `$${i + 1}::${COUNT_FIELDS.has(k) ? 'integer' : 'text'}[]`,
   ).join(', ')
-  const updates = COLUMNS.filter((c) => c !== 'referral_id')
+  const updates = FACT_COLUMNS.filter((c) => c !== 'referral_id')
     .map((c) => `${c} = EXCLUDED.${c}`)
     .join(', ')
 
